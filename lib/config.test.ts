@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, loadDeployConfig, loadRuntimeConfig } from './config.ts';
+
+function problemsOf(fn: () => unknown): readonly string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('every configuration problem is reported at once', () => {
+  const problems = problemsOf(() =>
+    loadDeployConfig({ STAGE: 'Prod!', FUNCTION_TIMEOUT_SECONDS: 'ten', FUNCTION_MEMORY_MB: '64' }),
+  );
+  assert.equal(problems.length, 4);
+  assert.match(problems.join('\n'), /AWS_REGION is not set/);
+  assert.match(problems.join('\n'), /STAGE=Prod!/);
+  assert.match(problems.join('\n'), /FUNCTION_TIMEOUT_SECONDS=ten/);
+  assert.match(problems.join('\n'), /FUNCTION_MEMORY_MB=64/);
+});
+
+test('a visibility timeout below 6 × function timeout + batching window is refused', () => {
+  const problems = problemsOf(() =>
+    loadDeployConfig({
+      AWS_REGION: 'eu-west-1',
+      FUNCTION_TIMEOUT_SECONDS: '30',
+      BATCHING_WINDOW_SECONDS: '5',
+      QUEUE_VISIBILITY_TIMEOUT_SECONDS: '184',
+    }),
+  );
+  assert.deepEqual(problems, [
+    'QUEUE_VISIBILITY_TIMEOUT_SECONDS=184 must be at least 6 × FUNCTION_TIMEOUT_SECONDS + BATCHING_WINDOW_SECONDS = 185',
+  ]);
+});
+
+test('defaults satisfy the queue rules', () => {
+  const config = loadDeployConfig({ AWS_REGION: 'eu-west-1' });
+  assert.equal(config.stack.app, 'ada-linecount');
+  assert.equal(config.stack.stage, 'dev');
+  assert.ok(
+    config.fn.visibilityTimeoutSeconds >= 6 * config.fn.timeoutSeconds + config.fn.batchingWindowSeconds,
+  );
+  assert.ok(config.fn.dlqRetentionSeconds > config.fn.queueRetentionSeconds);
+  assert.ok(config.fn.maxReceiveCount >= 5);
+});
+
+test('per-service endpoints override the shared one', () => {
+  const config = loadDeployConfig({
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+    AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000',
+  });
+  assert.equal(config.aws.endpoints.s3, 'http://127.0.0.1:9000');
+  assert.equal(config.aws.endpoints.sqs, 'http://127.0.0.1:4566');
+  assert.equal(config.aws.s3ForcePathStyle, true);
+});
+
+test('the function needs either URLs or hosts with secret ARNs', () => {
+  const problems = problemsOf(() => loadRuntimeConfig({ DB_SCHEMA: 'Bad-Name' }));
+  assert.equal(problems.length, 3);
+  const config = loadRuntimeConfig({
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+  });
+  assert.equal(config.buffer.keyPrefix, 'ada-linecount:dev:');
+});

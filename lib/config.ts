@@ -1,0 +1,380 @@
+// The only module that reads process.env. Every entry point calls one of the
+// load functions once, at its edge; everything else receives plain objects.
+// Each load function collects every problem before it throws, so a user fixes
+// them all in one pass.
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+// Services whose endpoint can be overridden, keyed by the SDK's service id as it
+// appears in AWS_ENDPOINT_URL_<SERVICE> (AWS shared config "services" section).
+export const Service = {
+  s3: 'S3',
+  sns: 'SNS',
+  sqs: 'SQS',
+  sts: 'STS',
+  ec2: 'EC2',
+  iam: 'IAM',
+  ecr: 'ECR',
+  lambda: 'LAMBDA',
+  elasticache: 'ELASTICACHE',
+  rds: 'RDS',
+  secretsManager: 'SECRETS_MANAGER',
+  scheduler: 'SCHEDULER',
+  logs: 'CLOUDWATCH_LOGS',
+  cloudwatch: 'CLOUDWATCH',
+} as const;
+export type ServiceName = keyof typeof Service;
+
+export interface AwsConfig {
+  region: string | undefined;
+  // undefined: the SDK's own endpoint resolution (real AWS)
+  endpoints: Partial<Record<ServiceName, string>>;
+  // emulators serve buckets by path (http://host/bucket/key), not by virtual host
+  s3ForcePathStyle: boolean;
+}
+
+export interface StackConfig {
+  app: string;
+  stage: string;
+}
+
+export const Architecture = { arm64: 'arm64', x86_64: 'x86_64' } as const;
+export type Architecture = (typeof Architecture)[keyof typeof Architecture];
+
+export interface FunctionSettings {
+  timeoutSeconds: number;
+  memoryMb: number;
+  architecture: Architecture;
+  batchSize: number;
+  batchingWindowSeconds: number;
+  maxConcurrency: number;
+  maxReceiveCount: number;
+  visibilityTimeoutSeconds: number;
+  queueRetentionSeconds: number;
+  dlqRetentionSeconds: number;
+  logRetentionDays: number;
+}
+
+export interface BufferSettings {
+  // Redis key prefix shared by the dedupe marks, the stream and the flush lock
+  keyPrefix: string;
+  // how long a seen-event mark lives: longer than any redelivery (SQS keeps a message ≤ 14 days)
+  dedupeTtlSeconds: number;
+  flushMaxEntries: number;
+  flushLockMs: number;
+  claimIdleMs: number;
+}
+
+export interface RedisSettings {
+  url?: string | undefined;
+  host?: string | undefined;
+  port: number;
+  tls: boolean;
+  authSecretArn?: string | undefined;
+}
+
+export interface DatabaseSettings {
+  url?: string | undefined;
+  host?: string | undefined;
+  port: number;
+  name: string;
+  secretArn?: string | undefined;
+  caFile?: string | undefined;
+  schema: string;
+  poolMax: number;
+}
+
+export interface RuntimeConfig {
+  aws: AwsConfig;
+  stack: StackConfig;
+  buffer: BufferSettings;
+  redis: RedisSettings;
+  database: DatabaseSettings;
+}
+
+export interface ProvisionSettings {
+  cacheNodeType: string;
+  cacheEngine: 'valkey' | 'redis';
+  dbInstanceClass: string;
+  dbAllocatedStorageGb: number;
+  dbBackupRetentionDays: number;
+  dbDeletionProtection: boolean;
+  ecrKeepImages: number;
+  alertEmail?: string | undefined;
+  vpcCidr: string;
+}
+
+export interface DeployConfig {
+  aws: AwsConfig;
+  stack: StackConfig;
+  fn: FunctionSettings;
+  provision: ProvisionSettings;
+}
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number, why = ''): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(
+        `${name}=${value} must be a whole number from ${min} to ${max}${why ? ` (${why})` : ''}`,
+      );
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+    if (['0', 'false', 'no', 'off'].includes(value)) return false;
+    this.problems.push(`${name}=${value} must be true or false`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    this.problems.push(`${name}=${value} must be one of ${allowed.join(', ')}`);
+    return fallback;
+  }
+
+  url(name: string, protocols: readonly string[]): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (!protocols.includes(parsed.protocol)) {
+        this.problems.push(`${name} must use ${protocols.join(' or ')} (got ${parsed.protocol})`);
+      }
+    } catch {
+      this.problems.push(`${name} is not a URL (e.g. ${protocols[0]}//127.0.0.1)`);
+    }
+    return value;
+  }
+
+  check(): void {
+    if (this.problems.length > 0) throw new ConfigError(this.problems);
+  }
+}
+
+// Lowercase, digits and hyphens: every AWS name derived from it (S3 bucket,
+// RDS identifier, ElastiCache id) accepts that alphabet, and the stage must fit
+// within the 63-character S3 bucket limit beside the account id and region.
+const namePattern = /^[a-z][a-z0-9-]*[a-z0-9]$/;
+
+function readStack(r: Reader): StackConfig {
+  const app = r.string('APP', 'ada-linecount');
+  const stage = r.string('STAGE', 'dev');
+  if (!namePattern.test(app) || app.length > 20) {
+    r.problems.push(`APP=${app} must be 2-20 lowercase letters, digits or hyphens, starting with a letter`);
+  }
+  if (!namePattern.test(stage) || stage.length > 10) {
+    r.problems.push(
+      `STAGE=${stage} must be 2-10 lowercase letters, digits or hyphens, starting with a letter`,
+    );
+  }
+  return { app, stage };
+}
+
+function readAws(r: Reader): AwsConfig {
+  const region = r.raw('AWS_REGION') ?? r.raw('AWS_DEFAULT_REGION');
+  const shared = r.url('AWS_ENDPOINT_URL', ['http:', 'https:']);
+  const endpoints: Partial<Record<ServiceName, string>> = {};
+  for (const [name, id] of Object.entries(Service) as [ServiceName, string][]) {
+    const endpoint = r.url(`AWS_ENDPOINT_URL_${id}`, ['http:', 'https:']) ?? shared;
+    if (endpoint !== undefined) endpoints[name] = endpoint;
+  }
+  const s3ForcePathStyle = r.bool('AWS_S3_FORCE_PATH_STYLE', endpoints.s3 !== undefined);
+  return { region, endpoints, s3ForcePathStyle };
+}
+
+// Every command that calls AWS needs a region; say so before the first call
+// instead of letting the SDK fail with "Region is missing" mid-run.
+function requireRegion(r: Reader, aws: AwsConfig): void {
+  if (aws.region === undefined) {
+    r.problems.push(
+      'AWS_REGION is not set (e.g. export AWS_REGION=us-east-1, or set region in ~/.aws/config)',
+    );
+  }
+}
+
+export function loadAwsConfig(env: Env = process.env): AwsConfig {
+  const r = new Reader(env);
+  const aws = readAws(r);
+  requireRegion(r, aws);
+  r.check();
+  return aws;
+}
+
+export function loadStackConfig(env: Env = process.env): StackConfig {
+  const r = new Reader(env);
+  const stack = readStack(r);
+  r.check();
+  return stack;
+}
+
+// CloudWatch Logs accepts only these retention values (PutRetentionPolicy)
+const logRetentionChoices = ['1', '3', '5', '7', '14', '30', '60', '90', '180', '365'] as const;
+
+function readFunction(r: Reader): FunctionSettings {
+  const timeoutSeconds = r.int('FUNCTION_TIMEOUT_SECONDS', 60, 3, 900);
+  const batchingWindowSeconds = r.int('BATCHING_WINDOW_SECONDS', 5, 0, 300);
+  // AWS: a queue's visibility timeout must be at least 6 × the function timeout
+  // plus the batching window, or messages reappear while still being processed.
+  const minimumVisibility = 6 * timeoutSeconds + batchingWindowSeconds;
+  const visibilityTimeoutSeconds = r.int('QUEUE_VISIBILITY_TIMEOUT_SECONDS', minimumVisibility, 0, 43_200);
+  if (visibilityTimeoutSeconds < minimumVisibility) {
+    r.problems.push(
+      `QUEUE_VISIBILITY_TIMEOUT_SECONDS=${visibilityTimeoutSeconds} must be at least 6 × FUNCTION_TIMEOUT_SECONDS + BATCHING_WINDOW_SECONDS = ${minimumVisibility}`,
+    );
+  }
+  const queueRetentionSeconds = r.int('QUEUE_RETENTION_SECONDS', 4 * 86_400, 60, 1_209_600);
+  const dlqRetentionSeconds = r.int('DLQ_RETENTION_SECONDS', 1_209_600, 60, 1_209_600);
+  // A message moved to the DLQ keeps its original enqueue time, so the DLQ
+  // must keep messages longer than the source queue or they expire on arrival.
+  if (dlqRetentionSeconds <= queueRetentionSeconds) {
+    r.problems.push(
+      `DLQ_RETENTION_SECONDS=${dlqRetentionSeconds} must be longer than QUEUE_RETENTION_SECONDS=${queueRetentionSeconds}`,
+    );
+  }
+  return {
+    timeoutSeconds,
+    memoryMb: r.int('FUNCTION_MEMORY_MB', 512, 128, 10_240),
+    architecture: r.oneOf(
+      'FUNCTION_ARCHITECTURE',
+      [Architecture.arm64, Architecture.x86_64],
+      Architecture.arm64,
+    ),
+    batchSize: r.int('BATCH_SIZE', 10, 1, 10_000),
+    batchingWindowSeconds,
+    maxConcurrency: r.int('MAX_CONCURRENCY', 5, 2, 1_000, 'the event source mapping minimum is 2'),
+    maxReceiveCount: r.int(
+      'MAX_RECEIVE_COUNT',
+      5,
+      5,
+      1_000,
+      'AWS recommends at least 5 so throttles do not dead-letter',
+    ),
+    visibilityTimeoutSeconds,
+    queueRetentionSeconds,
+    dlqRetentionSeconds,
+    logRetentionDays: Number(r.oneOf('LOG_RETENTION_DAYS', logRetentionChoices, '30')),
+  };
+}
+
+export function loadDeployConfig(env: Env = process.env): DeployConfig {
+  const r = new Reader(env);
+  const aws = readAws(r);
+  requireRegion(r, aws);
+  const stack = readStack(r);
+  const fn = readFunction(r);
+  const alertEmail = r.raw('ALERT_EMAIL');
+  if (alertEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alertEmail)) {
+    r.problems.push(`ALERT_EMAIL=${alertEmail} is not an e-mail address`);
+  }
+  const provision: ProvisionSettings = {
+    cacheNodeType: r.string('CACHE_NODE_TYPE', 'cache.t4g.micro'),
+    cacheEngine: r.oneOf('CACHE_ENGINE', ['valkey', 'redis'] as const, 'valkey'),
+    dbInstanceClass: r.string('DB_INSTANCE_CLASS', 'db.t4g.micro'),
+    dbAllocatedStorageGb: r.int('DB_ALLOCATED_STORAGE_GB', 20, 20, 65_536),
+    dbBackupRetentionDays: r.int('DB_BACKUP_RETENTION_DAYS', 7, 1, 35, 'backups stay on'),
+    dbDeletionProtection: r.bool('DB_DELETION_PROTECTION', false),
+    ecrKeepImages: r.int('ECR_KEEP_IMAGES', 10, 1, 1_000),
+    alertEmail,
+    vpcCidr: r.string('VPC_CIDR', '10.42.0.0/16'),
+  };
+  if (!/^\d+\.\d+\.0\.0\/16$/.test(provision.vpcCidr)) {
+    r.problems.push(`VPC_CIDR=${provision.vpcCidr} must be a /16 such as 10.42.0.0/16`);
+  }
+  r.check();
+  return { aws, stack, fn, provision };
+}
+
+export function loadRuntimeConfig(env: Env = process.env): RuntimeConfig {
+  const r = new Reader(env);
+  const aws = readAws(r);
+  const stack = readStack(r);
+  const redis: RedisSettings = {
+    url: r.url('REDIS_URL', ['redis:', 'rediss:']),
+    host: r.raw('REDIS_HOST'),
+    port: r.int('REDIS_PORT', 6379, 1, 65_535),
+    tls: r.bool('REDIS_TLS', true),
+    authSecretArn: r.raw('REDIS_AUTH_SECRET_ARN'),
+  };
+  if (redis.url === undefined && redis.host === undefined) {
+    r.problems.push(
+      'set REDIS_URL (e.g. redis://127.0.0.1:6379) or REDIS_HOST with REDIS_AUTH_SECRET_ARN (as the deployed function does)',
+    );
+  }
+  const database: DatabaseSettings = {
+    url: r.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    host: r.raw('DB_HOST'),
+    port: r.int('DB_PORT', 5432, 1, 65_535),
+    name: r.string('DB_NAME', 'linecount'),
+    secretArn: r.raw('DB_SECRET_ARN'),
+    caFile: r.raw('DB_CA_FILE'),
+    schema: r.string('DB_SCHEMA', 'public'),
+    poolMax: r.int('DB_POOL_MAX', 2, 1, 100),
+  };
+  if (database.url === undefined && (database.host === undefined || database.secretArn === undefined)) {
+    r.problems.push(
+      'set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) or DB_HOST with DB_SECRET_ARN (as the deployed function does)',
+    );
+  }
+  if (!/^[a-z_][a-z0-9_]*$/.test(database.schema)) {
+    r.problems.push(`DB_SCHEMA=${database.schema} must be a lowercase SQL identifier`);
+  }
+  const buffer: BufferSettings = {
+    keyPrefix: r.string('REDIS_KEY_PREFIX', `${stack.app}:${stack.stage}:`),
+    dedupeTtlSeconds: r.int('DEDUPE_TTL_SECONDS', 15 * 86_400, 60, 365 * 86_400),
+    flushMaxEntries: r.int('FLUSH_MAX_ENTRIES', 5_000, 1, 100_000),
+    flushLockMs: r.int('FLUSH_LOCK_MS', 30_000, 1_000, 900_000),
+    claimIdleMs: r.int('FLUSH_CLAIM_IDLE_MS', 60_000, 1_000, 3_600_000),
+  };
+  r.check();
+  return { aws, stack, buffer, redis, database };
+}
+
+// Local tools (the demo, tests, ops commands pointed at the emulator) only need
+// the optional service URLs; they choose embedded defaults when these are absent.
+export interface LocalConfig {
+  redisUrl?: string | undefined;
+  databaseUrl?: string | undefined;
+  emulatorPort: number;
+}
+
+export function loadLocalConfig(env: Env = process.env): LocalConfig {
+  const r = new Reader(env);
+  const config: LocalConfig = {
+    redisUrl: r.url('REDIS_URL', ['redis:', 'rediss:']),
+    databaseUrl: r.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    emulatorPort: r.int('LOCAL_AWS_PORT', 4566, 0, 65_535),
+  };
+  r.check();
+  return config;
+}

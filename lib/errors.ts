@@ -1,0 +1,33 @@
+// The project's few error classes. Each message says what failed and what to
+// do about it; the SDK error that caused it rides along as `cause`.
+
+export class AwsStepError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AwsStepError';
+  }
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export class TimeoutError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TimeoutError';
+  }
+}
+
+// Wraps a failed AWS call: `cannot create queue ada-uploads: <sdk message> (check sqs:CreateQueue permission)`
+export function stepError(what: string, error: unknown, hint?: string): AwsStepError {
+  const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new AwsStepError(`cannot ${what}: ${detail}${hint ? ` (${hint})` : ''}`, { cause: error });
+}
+
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,49 @@
+import type { StackConfig } from './config.ts';
+
+export interface Identity {
+  accountId: string;
+  region: string;
+  partition: string;
+}
+
+// Every AWS name derives from APP and STAGE, so two stages never collide and
+// teardown can find everything from the configuration alone.
+export function stackNames(stack: StackConfig, identity: Identity) {
+  const base = `${stack.app}-${stack.stage}`;
+  return {
+    base,
+    // bucket names are global: the account and region make them unique (≤ 63 chars)
+    bucket: `${base}-${identity.accountId}-${identity.region}`,
+    uploadsPrefix: 'uploads/',
+    topic: `${base}-uploads`,
+    queue: `${base}-uploads`,
+    dlq: `${base}-uploads-dlq`,
+    alertsTopic: `${base}-alerts`,
+    vpc: `${base}-vpc`,
+    cacheSubnetGroup: `${base}-cache`,
+    cacheParameterGroup: `${base}-cache-noeviction`,
+    // ElastiCache replication-group ids are ≤ 40 characters
+    cache: `${base}-cache`,
+    cacheAuthSecret: `${base}/cache-auth`,
+    dbSubnetGroup: `${base}-db`,
+    dbParameterGroup: `${base}-db-force-ssl`,
+    db: `${base}-db`,
+    dbName: 'linecount',
+    dbUser: 'linecount',
+    repository: base,
+    function: `${base}-count`,
+    flushFunctionAlias: 'flush',
+    logGroup: `/aws/lambda/${base}-count`,
+    role: `${base}-function`,
+    schedulerRole: `${base}-scheduler`,
+    schedule: `${base}-flush`,
+    dashboard: base,
+    tags: { app: stack.app, stage: stack.stage, 'managed-by': 'ada-linecount' } as Record<string, string>,
+  };
+}
+
+export type StackNames = ReturnType<typeof stackNames>;
+
+export function arn(identity: Identity, service: string, resource: string, regional = true): string {
+  return `arn:${identity.partition}:${service}:${regional ? identity.region : ''}:${identity.accountId}:${resource}`;
+}
