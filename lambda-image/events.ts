@@ -77,7 +77,7 @@ export function parseMessageBody(body: string): ParsedMessage {
 function parseSnsEnvelope(envelope: Json): ParsedMessage {
   if (envelope.Type !== 'Notification') {
     throw new MalformedMessageError(
-      `SNS envelope Type is ${describeValue(envelope.Type)}, expected "Notification"; only S3 event notifications are processed`,
+      `SNS envelope Type is ${JSON.stringify(envelope.Type) ?? 'missing'}, expected "Notification"; only S3 event notifications are processed`,
     );
   }
   if (typeof envelope.Message !== 'string') {
@@ -120,7 +120,7 @@ function parseS3Event(event: Json, at: string): ParsedMessage {
     }
     if (record.eventSource !== undefined && record.eventSource !== 'aws:s3') {
       throw new MalformedMessageError(
-        `${path}.eventSource is ${describeValue(record.eventSource)}, expected "aws:s3"`,
+        `${path}.eventSource is ${JSON.stringify(record.eventSource)}, expected "aws:s3"`,
       );
     }
     if (eventName.startsWith(createdPrefix)) uploads.push(parseCreatedRecord(record, eventName, path));
