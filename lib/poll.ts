@@ -49,3 +49,29 @@ export async function retryWhile<T>(
     }
   }
 }
+
+// SDK waiters report nothing while they wait (RDS and ElastiCache take
+// minutes): this reports what is being waited on and for how long, every
+// `everyMs`, until `work` settles.
+export async function withProgress<T>(
+  what: string,
+  progress: (message: string) => void,
+  work: Promise<T>,
+  everyMs = 10_000,
+): Promise<T> {
+  const started = Date.now();
+  const timer = setInterval(
+    () => progress(`waiting for ${what}: ${formatElapsed(Date.now() - started)}`),
+    everyMs,
+  );
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function formatElapsed(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
