@@ -33,7 +33,11 @@ export function stackNames(stack: StackConfig, identity: Identity) {
     repository: base,
     function: `${base}-count`,
     flushFunctionAlias: 'flush',
+    // the flush handler runs as a second function from the same image
+    // (ImageConfig.Command), so each has its own configuration and logs
+    flushFunction: `${base}-flush`,
     logGroup: `/aws/lambda/${base}-count`,
+    flushLogGroup: `/aws/lambda/${base}-flush`,
     role: `${base}-function`,
     schedulerRole: `${base}-scheduler`,
     schedule: `${base}-flush`,
