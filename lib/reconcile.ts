@@ -107,3 +107,12 @@ export function canonical(value: unknown): unknown {
   }
   return value;
 }
+
+// Tags are merged, never replaced: tags someone else added (cost allocation)
+// stay; only ours are enforced. Returns ours that are missing or different.
+export function missingTags(
+  desired: Record<string, string>,
+  actual: Record<string, string>,
+): Record<string, string> {
+  return Object.fromEntries(Object.entries(desired).filter(([key, value]) => actual[key] !== value));
+}
