@@ -1,0 +1,426 @@
+import {
+  CreateFunctionCommand,
+  DeleteFunctionCommand,
+  type FunctionConfiguration,
+  GetFunctionCommand,
+  InvalidParameterValueException,
+  LastUpdateStatus,
+  LogFormat,
+  PackageType,
+  ResourceConflictException,
+  ResourceNotFoundException,
+  TagResourceCommand,
+  UpdateFunctionCodeCommand,
+  UpdateFunctionConfigurationCommand,
+  waitUntilFunctionActiveV2,
+  waitUntilFunctionUpdatedV2,
+} from '@aws-sdk/client-lambda';
+import type { Architecture } from '../../lib/config.ts';
+import { stepError } from '../../lib/errors.ts';
+import { metricNamespace, serviceName } from '../../lib/metrics.ts';
+import { arn } from '../../lib/names.ts';
+import { retryWhile } from '../../lib/poll.ts';
+import { Action, type Ctx, diffFields, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import { reportElapsed, withProgress } from '../progress.ts';
+import { type Tags, tagDrift, tagsToApply } from '../tags.ts';
+
+const kind = 'lambda function';
+
+// Where the image keeps the RDS CA bundle the function verifies PostgreSQL with
+// (the Dockerfile copies it into the task root, /var/task).
+export const databaseCaFile = '/var/task/rds-global-bundle.pem';
+
+// The image's CMD is the SQS handler; the flush function runs the same image
+// with another entry point, so one build serves both and they cannot diverge.
+export const FlushCommand = ['index.flushHandler'] as const;
+
+// IAM is eventually consistent: for a while after a role (or its inline
+// policy) is created, CreateFunction answers InvalidParameterValueException
+// with one of these messages (Lambda API reference, CreateFunction; AWS
+// re:Post "The role defined for the function cannot be assumed by Lambda").
+const roleNotReadyMessages = [
+  /cannot be assumed by Lambda/i,
+  /execution role does not have permissions to call/i,
+];
+const roleReadyTimeoutMs = 120_000;
+// VPC functions create Hyperplane ENIs before becoming Active: minutes, not seconds
+const activeTimeoutSeconds = 900;
+const updatedTimeoutSeconds = 900;
+
+export interface FunctionInputs {
+  roleArn: string;
+  imageUri: string;
+  subnetIds: string[];
+  securityGroupId: string;
+  environment: Record<string, string>;
+}
+
+export interface DesiredFunction {
+  name: string;
+  description: string;
+  imageUri: string;
+  architecture: Architecture;
+  role: string;
+  timeout: number;
+  memorySize: number;
+  environment: Record<string, string>;
+  subnetIds: string[];
+  securityGroupIds: string[];
+  logGroup: string;
+  // [] = the image's CMD
+  command: string[];
+  tags: Tags;
+}
+
+export interface LiveFunction {
+  name: string;
+  arn: string;
+  imageUri: string | undefined;
+  architecture: string | undefined;
+  role: string | undefined;
+  timeout: number | undefined;
+  memorySize: number | undefined;
+  environment: Record<string, string>;
+  subnetIds: string[];
+  securityGroupIds: string[];
+  logGroup: string | undefined;
+  logFormat: string | undefined;
+  command: string[];
+  state: string | undefined;
+  lastUpdateStatus: string | undefined;
+  tags: Tags;
+}
+
+export interface ConnectionInputs {
+  cache: { host: string; port: number; authSecretArn: string };
+  database: { host: string; port: number; name: string; secretArn: string };
+}
+
+// Settings only, never secret values: the function reads the secrets by ARN at
+// cold start, so the values never appear in GetFunctionConfiguration.
+export function functionEnvironment(
+  ctx: Pick<Ctx, 'config'>,
+  inputs: ConnectionInputs,
+): Record<string, string> {
+  const { app, stage } = ctx.config.stack;
+  return {
+    APP: app,
+    STAGE: stage,
+    REDIS_HOST: inputs.cache.host,
+    REDIS_PORT: String(inputs.cache.port),
+    REDIS_AUTH_SECRET_ARN: inputs.cache.authSecretArn,
+    DB_HOST: inputs.database.host,
+    DB_PORT: String(inputs.database.port),
+    DB_NAME: inputs.database.name,
+    DB_SECRET_ARN: inputs.database.secretArn,
+    DB_CA_FILE: databaseCaFile,
+    POWERTOOLS_SERVICE_NAME: serviceName(app, stage),
+    POWERTOOLS_METRICS_NAMESPACE: metricNamespace,
+  };
+}
+
+function desiredFunction(
+  ctx: Pick<Ctx, 'config' | 'names'>,
+  inputs: FunctionInputs,
+  which: { name: string; logGroup: string; command: string[]; description: string },
+): DesiredFunction {
+  const { fn } = ctx.config;
+  return {
+    ...which,
+    imageUri: inputs.imageUri,
+    architecture: fn.architecture,
+    role: inputs.roleArn,
+    timeout: fn.timeoutSeconds,
+    memorySize: fn.memoryMb,
+    environment: inputs.environment,
+    subnetIds: [...inputs.subnetIds].sort(),
+    securityGroupIds: [inputs.securityGroupId],
+    tags: ctx.names.tags,
+  };
+}
+
+export function desiredCountFunction(
+  ctx: Pick<Ctx, 'config' | 'names'>,
+  inputs: FunctionInputs,
+): DesiredFunction {
+  return desiredFunction(ctx, inputs, {
+    name: ctx.names.function,
+    logGroup: ctx.names.logGroup,
+    command: [],
+    description: `${ctx.names.base}: counts the lines of uploaded files`,
+  });
+}
+
+export function desiredFlushFunction(
+  ctx: Pick<Ctx, 'config' | 'names'>,
+  inputs: FunctionInputs,
+): DesiredFunction {
+  return desiredFunction(ctx, inputs, {
+    name: ctx.names.flushFunction,
+    logGroup: ctx.names.flushLogGroup,
+    command: [...FlushCommand],
+    description: `${ctx.names.base}: flushes buffered counts to PostgreSQL on a schedule`,
+  });
+}
+
+export function functionArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
+  return arn(ctx.identity, 'lambda', `function:${name}`);
+}
+
+function toLive(
+  name: string,
+  configuration: FunctionConfiguration,
+  imageUri: string | undefined,
+  tags: Tags,
+): LiveFunction {
+  return {
+    name,
+    arn: configuration.FunctionArn ?? '',
+    imageUri,
+    architecture: configuration.Architectures?.[0],
+    role: configuration.Role,
+    timeout: configuration.Timeout,
+    memorySize: configuration.MemorySize,
+    environment: configuration.Environment?.Variables ?? {},
+    subnetIds: [...(configuration.VpcConfig?.SubnetIds ?? [])].sort(),
+    securityGroupIds: [...(configuration.VpcConfig?.SecurityGroupIds ?? [])].sort(),
+    logGroup: configuration.LoggingConfig?.LogGroup,
+    logFormat: configuration.LoggingConfig?.LogFormat,
+    command: configuration.ImageConfigResponse?.ImageConfig?.Command ?? [],
+    state: configuration.State,
+    lastUpdateStatus: configuration.LastUpdateStatus,
+    tags,
+  };
+}
+
+export async function findFunction(ctx: Ctx, name: string): Promise<LiveFunction | undefined> {
+  try {
+    const answer = await ctx.clients.lambda.send(new GetFunctionCommand({ FunctionName: name }));
+    if (answer.Configuration === undefined) return undefined;
+    return toLive(name, answer.Configuration, answer.Code?.ImageUri, answer.Tags ?? {});
+  } catch (error) {
+    if (error instanceof ResourceNotFoundException) return undefined;
+    throw stepError(`read ${kind} ${name}`, error, 'check lambda:GetFunction permission');
+  }
+}
+
+// Configuration and code are changed by two different calls, so the drift is
+// split the same way.
+export function functionConfigurationDrift(desired: DesiredFunction, actual: LiveFunction): FieldChange[] {
+  return diffFields(
+    {
+      role: desired.role,
+      timeout: desired.timeout,
+      memorySize: desired.memorySize,
+      environment: desired.environment,
+      subnetIds: desired.subnetIds,
+      securityGroupIds: [...desired.securityGroupIds].sort(),
+      logGroup: desired.logGroup,
+      // Text keeps Powertools' JSON lines and EMF documents exactly as printed
+      logFormat: LogFormat.Text,
+      command: desired.command,
+    },
+    actual as unknown as Record<string, unknown>,
+  );
+}
+
+export function functionCodeDrift(desired: DesiredFunction, actual: LiveFunction): FieldChange[] {
+  return diffFields(
+    { imageUri: desired.imageUri, architecture: desired.architecture },
+    { imageUri: actual.imageUri, architecture: actual.architecture },
+  );
+}
+
+export function functionDrift(desired: DesiredFunction, actual: LiveFunction): FieldChange[] {
+  return [
+    ...functionConfigurationDrift(desired, actual),
+    ...functionCodeDrift(desired, actual),
+    ...tagDrift(desired.tags, actual.tags),
+  ];
+}
+
+export function isRoleNotReady(error: unknown): boolean {
+  return (
+    error instanceof InvalidParameterValueException &&
+    roleNotReadyMessages.some((pattern) => pattern.test(error.message))
+  );
+}
+
+function configurationRequest(desired: DesiredFunction) {
+  return {
+    FunctionName: desired.name,
+    Description: desired.description,
+    Role: desired.role,
+    Timeout: desired.timeout,
+    MemorySize: desired.memorySize,
+    Environment: { Variables: desired.environment },
+    VpcConfig: { SubnetIds: desired.subnetIds, SecurityGroupIds: desired.securityGroupIds },
+    LoggingConfig: { LogFormat: LogFormat.Text, LogGroup: desired.logGroup },
+    // an empty Command resets to the image's CMD
+    ImageConfig: { Command: desired.command },
+  };
+}
+
+export async function ensureFunction(
+  ctx: Ctx,
+  desired: DesiredFunction,
+): Promise<{ name: string; arn: string }> {
+  const actual = await findFunction(ctx, desired.name);
+  if (actual === undefined) {
+    record(ctx, { kind, name: desired.name, action: Action.create });
+    if (isPlan(ctx)) return { name: desired.name, arn: functionArn(ctx, desired.name) };
+    return createFunction(ctx, desired);
+  }
+  const changes = functionDrift(desired, actual);
+  record(ctx, {
+    kind,
+    name: desired.name,
+    action: changes.length ? Action.update : Action.unchanged,
+    fields: changes,
+  });
+  if (isPlan(ctx)) return { name: desired.name, arn: actual.arn };
+  // an update still running (an interrupted earlier run) blocks the next one
+  // with ResourceConflictException, so let it finish first
+  if (actual.state === 'Pending') await waitActive(ctx, desired.name);
+  if (actual.lastUpdateStatus === LastUpdateStatus.InProgress) await waitUpdated(ctx, desired.name);
+  await updateFunction(ctx, desired, actual);
+  return { name: desired.name, arn: actual.arn };
+}
+
+async function createFunction(ctx: Ctx, desired: DesiredFunction): Promise<{ name: string; arn: string }> {
+  const { lambda } = ctx.clients;
+  try {
+    await retryWhile(
+      () =>
+        lambda.send(
+          new CreateFunctionCommand({
+            ...configurationRequest(desired),
+            PackageType: PackageType.Image,
+            Code: { ImageUri: desired.imageUri },
+            Architectures: [desired.architecture],
+            Tags: desired.tags,
+          }),
+        ),
+      isRoleNotReady,
+      {
+        what: `IAM role ${desired.role} to become assumable by Lambda`,
+        timeoutMs: roleReadyTimeoutMs,
+        onProgress: reportElapsed(ctx.log, `IAM role ${desired.role} to become assumable by Lambda`),
+      },
+    );
+  } catch (error) {
+    // ResourceConflictException on create: the function exists (another run won the race)
+    if (!(error instanceof ResourceConflictException)) {
+      throw stepError(
+        `create ${kind} ${desired.name}`,
+        error,
+        'check lambda:CreateFunction, lambda:TagResource and iam:PassRole permissions, and that the image exists in ECR',
+      );
+    }
+    const existing = await findFunction(ctx, desired.name);
+    if (existing === undefined) throw stepError(`find ${kind} ${desired.name} after creating it`, error);
+    await waitActive(ctx, desired.name);
+    await updateFunction(ctx, desired, existing);
+    return { name: desired.name, arn: existing.arn };
+  }
+  await waitActive(ctx, desired.name);
+  return { name: desired.name, arn: functionArn(ctx, desired.name) };
+}
+
+async function updateFunction(ctx: Ctx, desired: DesiredFunction, actual: LiveFunction): Promise<void> {
+  const { lambda } = ctx.clients;
+  if (functionConfigurationDrift(desired, actual).length > 0) {
+    try {
+      await lambda.send(new UpdateFunctionConfigurationCommand(configurationRequest(desired)));
+    } catch (error) {
+      throw stepError(
+        `update the configuration of ${kind} ${desired.name}`,
+        error,
+        'check lambda:UpdateFunctionConfiguration and iam:PassRole permissions',
+      );
+    }
+    await waitUpdated(ctx, desired.name);
+  }
+  if (functionCodeDrift(desired, actual).length > 0) {
+    try {
+      await lambda.send(
+        new UpdateFunctionCodeCommand({
+          FunctionName: desired.name,
+          ImageUri: desired.imageUri,
+          Architectures: [desired.architecture],
+        }),
+      );
+    } catch (error) {
+      throw stepError(
+        `update the image of ${kind} ${desired.name}`,
+        error,
+        'check lambda:UpdateFunctionCode and ECR pull permissions',
+      );
+    }
+    await waitUpdated(ctx, desired.name);
+  }
+  const missing = tagsToApply(desired.tags, actual.tags);
+  if (Object.keys(missing).length > 0) {
+    await lambda.send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }));
+  }
+}
+
+async function waitActive(ctx: Ctx, name: string): Promise<void> {
+  await withProgress(
+    ctx.log,
+    `${kind} ${name} to become Active`,
+    waitUntilFunctionActiveV2(
+      { client: ctx.clients.lambda, maxWaitTime: activeTimeoutSeconds },
+      { FunctionName: name },
+    ),
+  ).catch((error: unknown) => {
+    throw stepError(
+      `wait for ${kind} ${name} to become Active`,
+      error,
+      "see the function's StateReason in the Lambda console",
+    );
+  });
+}
+
+async function waitUpdated(ctx: Ctx, name: string): Promise<void> {
+  await withProgress(
+    ctx.log,
+    `${kind} ${name} to finish updating`,
+    waitUntilFunctionUpdatedV2(
+      { client: ctx.clients.lambda, maxWaitTime: updatedTimeoutSeconds },
+      { FunctionName: name },
+    ),
+  ).catch((error: unknown) => {
+    throw stepError(
+      `wait for ${kind} ${name} to finish updating`,
+      error,
+      "see the function's LastUpdateStatusReason",
+    );
+  });
+}
+
+export async function ensureFunctions(
+  ctx: Ctx,
+  inputs: FunctionInputs,
+): Promise<{ count: { name: string; arn: string }; flush: { name: string; arn: string } }> {
+  const count = await ensureFunction(ctx, desiredCountFunction(ctx, inputs));
+  const flush = await ensureFunction(ctx, desiredFlushFunction(ctx, inputs));
+  return { count, flush };
+}
+
+// Deleting a VPC function leaves its ENIs behind for a while; teardown waits
+// for them before deleting the security groups (see teardown/down.ts).
+export async function deleteFunction(ctx: Ctx, name: string): Promise<void> {
+  if ((await findFunction(ctx, name)) === undefined) {
+    record(ctx, { kind, name, action: Action.absent });
+    return;
+  }
+  try {
+    await ctx.clients.lambda.send(new DeleteFunctionCommand({ FunctionName: name }));
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) {
+      throw stepError(`delete ${kind} ${name}`, error, 'check lambda:DeleteFunction permission');
+    }
+  }
+  record(ctx, { kind, name, action: Action.delete });
+}

@@ -1,0 +1,336 @@
+import {
+  CreateRoleCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
+  EntityAlreadyExistsException,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
+  ListRoleTagsCommand,
+  NoSuchEntityException,
+  PutRolePolicyCommand,
+  TagRoleCommand,
+  UpdateAssumeRolePolicyCommand,
+} from '@aws-sdk/client-iam';
+import { stepError } from '../../lib/errors.ts';
+import { arn } from '../../lib/names.ts';
+import { Action, type Ctx, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
+import { fromTagList, type Tags, tagDrift, tagsToApply, toTagList } from '../tags.ts';
+import { logGroupStreamsArn } from './log-group.ts';
+
+const kind = 'iam role';
+
+export interface DesiredRole {
+  name: string;
+  description: string;
+  trustPolicy: PolicyDocument;
+  // one inline policy per role: it lives and dies with the role, so nothing
+  // is left attached to a deleted role and nothing else can grow to use it
+  policyName: string;
+  policy: PolicyDocument;
+  tags: Tags;
+}
+
+export interface LiveRole {
+  name: string;
+  arn: string;
+  trustPolicy: unknown;
+  policy: unknown;
+  tags: Tags;
+}
+
+export interface FunctionRoleInputs {
+  bucket: string;
+  queueArn: string;
+  secretArns: string[];
+  logGroups: string[];
+}
+
+export interface SchedulerRoleInputs {
+  functionArn: string;
+}
+
+function trustPolicy(ctx: Pick<Ctx, 'identity'>, service: string): PolicyDocument {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: { Service: service },
+        Action: 'sts:AssumeRole',
+        // confused-deputy guard: only this account's use of the service may
+        // assume the role (IAM User Guide, "The confused deputy problem")
+        Condition: { StringEquals: { 'aws:SourceAccount': ctx.identity.accountId } },
+      },
+    ],
+  };
+}
+
+export function desiredFunctionRole(
+  ctx: Pick<Ctx, 'identity' | 'names'>,
+  inputs: FunctionRoleInputs,
+): DesiredRole {
+  const { identity, names } = ctx;
+  return {
+    name: names.role,
+    description: `${names.base}: the line-counting functions`,
+    trustPolicy: trustPolicy(ctx, 'lambda.amazonaws.com'),
+    policyName: 'least-privilege',
+    policy: {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'ReadUploads',
+          Effect: 'Allow',
+          Action: 's3:GetObject',
+          Resource: `arn:${identity.partition}:s3:::${inputs.bucket}/${names.uploadsPrefix}*`,
+        },
+        {
+          // what the event source mapping does on the function's behalf
+          Sid: 'ConsumeQueue',
+          Effect: 'Allow',
+          Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+          Resource: inputs.queueArn,
+        },
+        {
+          Sid: 'ReadConnectionSecrets',
+          Effect: 'Allow',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: [...inputs.secretArns].sort(),
+        },
+        {
+          Sid: 'WriteLogs',
+          Effect: 'Allow',
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Resource: inputs.logGroups.map((group) => logGroupStreamsArn(ctx, group)).sort(),
+        },
+        {
+          // ec2:DescribeNetworkInterfaces has no resource-level permissions:
+          // it only works on "*" (Lambda developer guide, VPC permissions).
+          Sid: 'DescribeVpcNetworkInterfaces',
+          Effect: 'Allow',
+          Action: 'ec2:DescribeNetworkInterfaces',
+          Resource: '*',
+        },
+        {
+          // The rest is kept to this account and region, the scope the Lambda
+          // developer guide gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*);
+          // Lambda creates and removes the ENIs itself, with ids nobody knows in advance.
+          Sid: 'ManageVpcNetworkInterfaces',
+          Effect: 'Allow',
+          Action: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          Resource: arn(identity, 'ec2', '*/*'),
+        },
+      ],
+    },
+    tags: names.tags,
+  };
+}
+
+export function desiredSchedulerRole(
+  ctx: Pick<Ctx, 'identity' | 'names'>,
+  inputs: SchedulerRoleInputs,
+): DesiredRole {
+  const { names } = ctx;
+  return {
+    name: names.schedulerRole,
+    description: `${names.base}: EventBridge Scheduler invoking the flush function`,
+    trustPolicy: trustPolicy(ctx, 'scheduler.amazonaws.com'),
+    policyName: 'invoke-flush',
+    policy: {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'InvokeFlush',
+          Effect: 'Allow',
+          Action: 'lambda:InvokeFunction',
+          Resource: inputs.functionArn,
+        },
+      ],
+    },
+    tags: names.tags,
+  };
+}
+
+export function roleArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
+  return arn(ctx.identity, 'iam', `role/${name}`, false);
+}
+
+export async function findRole(ctx: Ctx, name: string, policyName: string): Promise<LiveRole | undefined> {
+  const { iam } = ctx.clients;
+  let role: { Arn?: string | undefined; AssumeRolePolicyDocument?: string | undefined } | undefined;
+  try {
+    role = (await iam.send(new GetRoleCommand({ RoleName: name }))).Role;
+  } catch (error) {
+    if (error instanceof NoSuchEntityException) return undefined;
+    throw stepError(`read ${kind} ${name}`, error, 'check iam:GetRole permission');
+  }
+  if (role?.Arn === undefined) return undefined;
+  let policy: unknown;
+  try {
+    policy = parsePolicy(
+      (await iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: policyName }))).PolicyDocument,
+    );
+  } catch (error) {
+    if (!(error instanceof NoSuchEntityException)) {
+      throw stepError(
+        `read the inline policy ${policyName} of ${kind} ${name}`,
+        error,
+        'check iam:GetRolePolicy permission',
+      );
+    }
+  }
+  const tags = fromTagList((await iam.send(new ListRoleTagsCommand({ RoleName: name }))).Tags);
+  return { name, arn: role.Arn, trustPolicy: parsePolicy(role.AssumeRolePolicyDocument), policy, tags };
+}
+
+export function roleDrift(desired: DesiredRole, actual: LiveRole): FieldChange[] {
+  const changes: FieldChange[] = [];
+  if (!samePolicy(desired.trustPolicy, actual.trustPolicy ?? null)) {
+    changes.push({ field: 'trustPolicy', from: actual.trustPolicy, to: desired.trustPolicy });
+  }
+  if (!samePolicy(desired.policy, actual.policy ?? null)) {
+    changes.push({ field: `policy:${desired.policyName}`, from: actual.policy, to: desired.policy });
+  }
+  return [...changes, ...tagDrift(desired.tags, actual.tags)];
+}
+
+export async function ensureRole(ctx: Ctx, desired: DesiredRole): Promise<{ name: string; arn: string }> {
+  const { iam } = ctx.clients;
+  let actual = await findRole(ctx, desired.name, desired.policyName);
+  if (actual === undefined) {
+    record(ctx, { kind, name: desired.name, action: Action.create });
+    if (isPlan(ctx)) return { name: desired.name, arn: roleArn(ctx, desired.name) };
+    try {
+      await iam.send(
+        new CreateRoleCommand({
+          RoleName: desired.name,
+          Description: desired.description,
+          AssumeRolePolicyDocument: JSON.stringify(desired.trustPolicy),
+          Tags: toTagList(desired.tags),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof EntityAlreadyExistsException)) {
+        throw stepError(
+          `create ${kind} ${desired.name}`,
+          error,
+          'check iam:CreateRole and iam:TagRole permissions',
+        );
+      }
+    }
+    actual = await findRole(ctx, desired.name, desired.policyName);
+    if (actual === undefined) throw stepError(`find ${kind} ${desired.name} after creating it`, 'not found');
+    await updateRole(ctx, desired, actual, roleDrift(desired, actual));
+    return { name: desired.name, arn: actual.arn };
+  }
+  const changes = roleDrift(desired, actual);
+  record(ctx, {
+    kind,
+    name: desired.name,
+    action: changes.length ? Action.update : Action.unchanged,
+    fields: changes,
+  });
+  if (!isPlan(ctx)) await updateRole(ctx, desired, actual, changes);
+  return { name: desired.name, arn: actual.arn };
+}
+
+async function updateRole(
+  ctx: Ctx,
+  desired: DesiredRole,
+  actual: LiveRole,
+  changes: FieldChange[],
+): Promise<void> {
+  const { iam } = ctx.clients;
+  const fields = new Set(changes.map((c) => c.field));
+  try {
+    if (fields.has('trustPolicy')) {
+      await iam.send(
+        new UpdateAssumeRolePolicyCommand({
+          RoleName: desired.name,
+          PolicyDocument: JSON.stringify(desired.trustPolicy),
+        }),
+      );
+    }
+    if (fields.has(`policy:${desired.policyName}`)) {
+      await iam.send(
+        new PutRolePolicyCommand({
+          RoleName: desired.name,
+          PolicyName: desired.policyName,
+          PolicyDocument: JSON.stringify(desired.policy),
+        }),
+      );
+    }
+    if (fields.has('tags')) {
+      await iam.send(
+        new TagRoleCommand({
+          RoleName: desired.name,
+          Tags: toTagList(tagsToApply(desired.tags, actual.tags)),
+        }),
+      );
+    }
+  } catch (error) {
+    throw stepError(
+      `update ${kind} ${desired.name}`,
+      error,
+      'check iam:UpdateAssumeRolePolicy, iam:PutRolePolicy and iam:TagRole permissions',
+    );
+  }
+}
+
+export function ensureFunctionRole(
+  ctx: Ctx,
+  inputs: FunctionRoleInputs,
+): Promise<{ name: string; arn: string }> {
+  return ensureRole(ctx, desiredFunctionRole(ctx, inputs));
+}
+
+export function ensureSchedulerRole(
+  ctx: Ctx,
+  inputs: SchedulerRoleInputs,
+): Promise<{ name: string; arn: string }> {
+  return ensureRole(ctx, desiredSchedulerRole(ctx, inputs));
+}
+
+// IAM refuses to delete a role that still has policies (DeleteConflictException):
+// inline policies are deleted and managed ones detached first.
+export async function deleteRole(ctx: Ctx, name: string): Promise<void> {
+  const { iam } = ctx.clients;
+  try {
+    await iam.send(new GetRoleCommand({ RoleName: name }));
+  } catch (error) {
+    if (error instanceof NoSuchEntityException) {
+      record(ctx, { kind, name, action: Action.absent });
+      return;
+    }
+    throw stepError(`read ${kind} ${name}`, error, 'check iam:GetRole permission');
+  }
+  try {
+    const inline = await iam.send(new ListRolePoliciesCommand({ RoleName: name }));
+    for (const policyName of inline.PolicyNames ?? []) {
+      await iam.send(new DeleteRolePolicyCommand({ RoleName: name, PolicyName: policyName }));
+    }
+    const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: name }));
+    for (const policy of attached.AttachedPolicies ?? []) {
+      await iam.send(new DetachRolePolicyCommand({ RoleName: name, PolicyArn: policy.PolicyArn }));
+    }
+    await iam.send(new DeleteRoleCommand({ RoleName: name }));
+  } catch (error) {
+    if (!(error instanceof NoSuchEntityException)) {
+      throw stepError(
+        `delete ${kind} ${name}`,
+        error,
+        'check iam:DeleteRolePolicy, iam:DetachRolePolicy and iam:DeleteRole permissions',
+      );
+    }
+  }
+  record(ctx, { kind, name, action: Action.delete });
+}
