@@ -1,0 +1,569 @@
+import {
+  ComparisonOperator,
+  DeleteAlarmsCommand,
+  ListTagsForResourceCommand,
+  type MetricAlarm,
+  PutMetricAlarmCommand,
+  type PutMetricAlarmInput,
+  paginateDescribeAlarms,
+  TagResourceCommand,
+} from '@aws-sdk/client-cloudwatch';
+import type { FunctionSettings } from '../../lib/config.ts';
+import { stepError } from '../../lib/errors.ts';
+import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
+import { arn, type StackNames } from '../../lib/names.ts';
+import {
+  Action,
+  type Ctx,
+  diffFields,
+  type FieldChange,
+  isPlan,
+  missingTags,
+  record,
+} from '../../lib/reconcile.ts';
+
+type Tags = Record<string, string>;
+
+function toTagList(tags: Tags): { Key: string; Value: string }[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+// What the alarms watch. Everything else (the uploads topic, the service
+// dimension of the function's own metrics) derives from the stack names.
+export interface MonitoredResources {
+  queueName: string;
+  dlqName: string;
+  functionName: string;
+  // the flush handler's own function (default: names.flushFunction); when it is
+  // the counting function itself, that function's alarms already cover it
+  flushFunctionName?: string | undefined;
+  // the cache's member clusters: ElastiCache publishes node metrics per
+  // CacheClusterId, and a replication group's members are `<group id>-001`, `-002`, …
+  cacheClusterIds?: string[] | undefined;
+  dbInstanceId: string;
+}
+
+export interface AlarmInputs extends MonitoredResources {
+  alertsTopicArn: string;
+}
+
+export interface AlarmOutputs {
+  alarmNames: string[];
+  alarmArns: string[];
+}
+
+interface AlarmContext {
+  names: StackNames;
+  config: { fn: FunctionSettings };
+}
+
+type Dimensions = Record<string, string>;
+
+// The fields of PutMetricAlarm this project manages; actions are added from the inputs.
+export interface AlarmDefinition {
+  AlarmName: string;
+  AlarmDescription: string;
+  Namespace: string;
+  MetricName: string;
+  Dimensions: { Name: string; Value: string }[];
+  Statistic?: 'Sum' | 'Maximum' | 'Minimum' | 'Average';
+  ExtendedStatistic?: string;
+  Period: number;
+  EvaluationPeriods: number;
+  DatapointsToAlarm: number;
+  Threshold: number;
+  ComparisonOperator: ComparisonOperator;
+  TreatMissingData: TreatMissingData;
+}
+
+export type DesiredAlarm = AlarmDefinition & {
+  ActionsEnabled: boolean;
+  AlarmActions: string[];
+  OKActions: string[];
+  InsufficientDataActions: string[];
+};
+
+export const TreatMissingData = {
+  breaching: 'breaching',
+  notBreaching: 'notBreaching',
+  ignore: 'ignore',
+  missing: 'missing',
+} as const;
+export type TreatMissingData = (typeof TreatMissingData)[keyof typeof TreatMissingData];
+
+export const Threshold = {
+  // the queue's oldest message: with a 60 s function timeout a healthy message
+  // is gone in seconds; 15 minutes means a backlog or a message retried over and over
+  queueOldestAgeSeconds: 15 * 60,
+  // share of the function timeout at which slow invocations become an alarm
+  durationShareOfTimeout: 0.8,
+  cacheMemoryPercent: 80,
+  dbCpuPercent: 80,
+  // below 2 GiB PostgreSQL is hours from refusing writes on a 20 GiB volume
+  dbFreeStorageBytes: 2 * 1024 ** 3,
+  // the flush schedule runs every minute: five minutes of age means about five missed flushes
+  oldestBufferedAgeSeconds: 5 * 60,
+} as const;
+
+// Connections each function instance holds (DB_POOL_MAX default) and the
+// headroom above the expected total before the connection count is alarming.
+const connectionsPerInstance = 2;
+const connectionHeadroom = 2;
+
+// Alarm names start with `<app>-<stage>.`: APP and STAGE cannot contain a dot
+// (lib/config.ts), so no other stage's alarms share this prefix.
+export function alarmPrefix(names: StackNames): string {
+  return `${names.base}.`;
+}
+
+// ElastiCache numbers a replication group's member clusters from 001
+// (CreateReplicationGroup: "<replication group id>-001", "-002", ...).
+export function memberClusterIds(replicationGroupId: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${replicationGroupId}-${String(i + 1).padStart(3, '0')}`);
+}
+
+// the primary and one replica, as provisioned by resources/cache.ts
+const defaultCacheNodes = 2;
+
+function dimensions(values: Dimensions): { Name: string; Value: string }[] {
+  return Object.entries(values).map(([Name, Value]) => ({ Name, Value }));
+}
+
+export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): AlarmDefinition[] {
+  const { names, config } = ctx;
+  const name = (suffix: string) => `${alarmPrefix(names)}${suffix}`;
+  const service = { [serviceDimension]: names.base };
+  const timeoutMs = config.fn.timeoutSeconds * 1000;
+  const expectedConnections = (config.fn.maxConcurrency + 1) * connectionsPerInstance;
+  const cacheIds = resources.cacheClusterIds ?? memberClusterIds(names.cache, defaultCacheNodes);
+  const functions = [resources.functionName];
+  const flushFunction = resources.flushFunctionName ?? names.flushFunction;
+  if (flushFunction !== resources.functionName) functions.push(flushFunction);
+
+  const alarms: AlarmDefinition[] = [
+    {
+      AlarmName: name('dlq-messages'),
+      AlarmDescription:
+        `Messages are waiting in the dead-letter queue ${resources.dlqName}: uploads the function failed to record ${config.fn.maxReceiveCount} times. ` +
+        'Find the cause in the function logs (npx tsx ops/status.ts shows the depth), fix it, then move them back with npx tsx ops/redrive.ts. ' +
+        'Missing data is not breaching: SQS stops publishing for an idle, empty queue.',
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: dimensions({ QueueName: resources.dlqName }),
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: 0,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.notBreaching,
+    },
+    {
+      AlarmName: name('queue-oldest-message-age'),
+      AlarmDescription:
+        `The oldest upload event in ${resources.queueName} has waited more than ${Threshold.queueOldestAgeSeconds / 60} minutes: the function is not keeping up, is failing and retrying, or is not polling. ` +
+        'Check npx tsx ops/status.ts and the function alarms; a message that keeps failing ends in the DLQ (then ops/redrive.ts). ' +
+        'Missing data is not breaching: an idle queue publishes nothing.',
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Dimensions: dimensions({ QueueName: resources.queueName }),
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      Threshold: Threshold.queueOldestAgeSeconds,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.notBreaching,
+    },
+    {
+      AlarmName: name('topic-delivery-failures'),
+      AlarmDescription:
+        `SNS could not deliver upload notifications from ${names.topic} to a subscriber (the queue policy or the subscription is broken), so uploads are not being counted. ` +
+        'Run the provisioning again (npx tsx provision/up.ts) to restore the policy, then npx tsx ops/reconcile.ts --fix to enqueue the uploads that were missed. ' +
+        'Missing data is not breaching: no uploads, no deliveries.',
+      Namespace: 'AWS/SNS',
+      MetricName: 'NumberOfNotificationsFailed',
+      Dimensions: dimensions({ TopicName: names.topic }),
+      Statistic: 'Sum',
+      Period: 60,
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: 0,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.notBreaching,
+    },
+  ];
+
+  for (const fn of functions) {
+    const suffix = fn === resources.functionName ? 'function' : 'flush-function';
+    alarms.push(
+      {
+        AlarmName: name(`${suffix}-errors`),
+        AlarmDescription:
+          `Invocations of ${fn} failed as a whole (a thrown error, a timeout, or a crash), so their batch returns to the queue. ` +
+          'Read the function logs for the error; npx tsx ops/status.ts shows whether messages are piling up or reaching the DLQ (then ops/redrive.ts after the fix). ' +
+          'Missing data is not breaching: no invocations, no errors.',
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: dimensions({ FunctionName: fn }),
+        Statistic: 'Sum',
+        Period: 60,
+        EvaluationPeriods: 1,
+        DatapointsToAlarm: 1,
+        Threshold: 0,
+        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+        TreatMissingData: TreatMissingData.notBreaching,
+      },
+      {
+        AlarmName: name(`${suffix}-throttles`),
+        AlarmDescription:
+          `Invocations of ${fn} were throttled: the account or function concurrency is exhausted, so the queue drains slower. ` +
+          'Check the account concurrency and MAX_CONCURRENCY; npx tsx ops/status.ts shows the queue age. ' +
+          'Missing data is not breaching: no invocations, no throttles.',
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Throttles',
+        Dimensions: dimensions({ FunctionName: fn }),
+        Statistic: 'Sum',
+        Period: 60,
+        EvaluationPeriods: 1,
+        DatapointsToAlarm: 1,
+        Threshold: 0,
+        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+        TreatMissingData: TreatMissingData.notBreaching,
+      },
+      {
+        AlarmName: name(`${suffix}-duration-near-timeout`),
+        AlarmDescription:
+          `The slowest 1% of ${fn} invocations take more than ${Threshold.durationShareOfTimeout * 100}% of its ${config.fn.timeoutSeconds} s timeout: ` +
+          'larger files, a slow cache or database, or a smaller batch would soon time out and retry. Raise FUNCTION_TIMEOUT_SECONDS or lower BATCH_SIZE; ' +
+          'npx tsx ops/status.ts shows whether the queue is falling behind. Missing data is not breaching: no invocations.',
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Duration',
+        Dimensions: dimensions({ FunctionName: fn }),
+        ExtendedStatistic: 'p99',
+        Period: 300,
+        EvaluationPeriods: 1,
+        DatapointsToAlarm: 1,
+        Threshold: Math.round(timeoutMs * Threshold.durationShareOfTimeout),
+        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+        TreatMissingData: TreatMissingData.notBreaching,
+      },
+    );
+  }
+
+  for (const id of cacheIds) {
+    alarms.push(
+      {
+        AlarmName: name(`cache-memory-${id}`),
+        AlarmDescription:
+          `Cache node ${id} uses more than ${Threshold.cacheMemoryPercent}% of its memory. With maxmemory-policy noeviction a full cache refuses new buffered records, ` +
+          'so the function fails: check that the flush keeps up (npx tsx ops/status.ts shows the buffer backlog) or choose a larger CACHE_NODE_TYPE. ' +
+          'Missing data is not breaching: a node that does not report is not full (the flush-lag alarm catches a cache that is down).',
+        Namespace: 'AWS/ElastiCache',
+        MetricName: 'DatabaseMemoryUsagePercentage',
+        Dimensions: dimensions({ CacheClusterId: id }),
+        Statistic: 'Maximum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        DatapointsToAlarm: 1,
+        Threshold: Threshold.cacheMemoryPercent,
+        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+        TreatMissingData: TreatMissingData.notBreaching,
+      },
+      {
+        AlarmName: name(`cache-evictions-${id}`),
+        AlarmDescription:
+          `Cache node ${id} evicted keys. The parameter group must set maxmemory-policy noeviction, so an eviction means buffered records or dedupe marks may be lost. ` +
+          'Run the provisioning again (npx tsx provision/up.ts) to restore the parameter group, then npx tsx ops/reconcile.ts --fix to record any upload that was lost. ' +
+          'Missing data is not breaching: no evictions reported.',
+        Namespace: 'AWS/ElastiCache',
+        MetricName: 'Evictions',
+        Dimensions: dimensions({ CacheClusterId: id }),
+        Statistic: 'Sum',
+        Period: 60,
+        EvaluationPeriods: 1,
+        DatapointsToAlarm: 1,
+        Threshold: 0,
+        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+        TreatMissingData: TreatMissingData.notBreaching,
+      },
+    );
+  }
+
+  alarms.push(
+    {
+      AlarmName: name('db-cpu'),
+      AlarmDescription:
+        `Database ${resources.dbInstanceId} CPU has been above ${Threshold.dbCpuPercent}% for 15 minutes: the group commits or the ops queries are too heavy for the instance. ` +
+        'Check npx tsx ops/status.ts and Performance Insights; choose a larger DB_INSTANCE_CLASS if it persists. Missing data is not breaching: the storage alarm catches a stopped instance.',
+      Namespace: 'AWS/RDS',
+      MetricName: 'CPUUtilization',
+      Dimensions: dimensions({ DBInstanceIdentifier: resources.dbInstanceId }),
+      Statistic: 'Average',
+      Period: 300,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      Threshold: Threshold.dbCpuPercent,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.notBreaching,
+    },
+    {
+      AlarmName: name('db-free-storage'),
+      AlarmDescription:
+        `Database ${resources.dbInstanceId} has less than 2 GiB of free storage; when it runs out PostgreSQL refuses writes and the flush fails. ` +
+        'Raise DB_ALLOCATED_STORAGE_GB and run npx tsx provision/up.ts; npx tsx ops/report.ts shows what is stored. ' +
+        'Missing data is breaching: RDS publishes this every minute while the instance runs, so silence means it is stopped or gone.',
+      Namespace: 'AWS/RDS',
+      MetricName: 'FreeStorageSpace',
+      Dimensions: dimensions({ DBInstanceIdentifier: resources.dbInstanceId }),
+      Statistic: 'Minimum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: Threshold.dbFreeStorageBytes,
+      ComparisonOperator: ComparisonOperator.LessThanThreshold,
+      TreatMissingData: TreatMissingData.breaching,
+    },
+    {
+      AlarmName: name('db-connections'),
+      AlarmDescription:
+        `Database ${resources.dbInstanceId} has more than ${expectedConnections * connectionHeadroom} connections, twice what ${config.fn.maxConcurrency} concurrent functions ` +
+        `and the flush hold (${connectionsPerInstance} each): connections are leaking or something else is connecting. ` +
+        'Look at pg_stat_activity; npx tsx ops/status.ts shows the function concurrency. Missing data is not breaching: the storage alarm catches a stopped instance.',
+      Namespace: 'AWS/RDS',
+      MetricName: 'DatabaseConnections',
+      Dimensions: dimensions({ DBInstanceIdentifier: resources.dbInstanceId }),
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: expectedConnections * connectionHeadroom,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.notBreaching,
+    },
+    {
+      AlarmName: name('flush-lag'),
+      AlarmDescription:
+        `The oldest counted record has waited in the cache buffer for more than ${Threshold.oldestBufferedAgeSeconds / 60} minutes, or the flush has published nothing for 5 minutes: ` +
+        'counts are not reaching the database. Check the schedule and the flush logs; npx tsx ops/status.ts shows the backlog; if the cache lost records, npx tsx ops/reconcile.ts --fix restores them. ' +
+        'Missing data is breaching: the flush publishes OldestBufferedAge every minute (0 when the buffer is empty), so a silent flush is a failing flush.',
+      Namespace: metricNamespace,
+      MetricName: MetricName.oldestBufferedAge,
+      Dimensions: dimensions(service),
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 5,
+      DatapointsToAlarm: 5,
+      Threshold: Threshold.oldestBufferedAgeSeconds,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.breaching,
+    },
+    {
+      AlarmName: name('flush-failures'),
+      AlarmDescription:
+        'A flush of the cache buffer to PostgreSQL failed; the records stay buffered and the next flush retries them. ' +
+        'If it repeats, the database is unreachable or refusing writes: check the database alarms and npx tsx ops/status.ts. ' +
+        'Missing data is not breaching: the metric is only published when a flush fails (the flush-lag alarm catches a flush that never runs).',
+      Namespace: metricNamespace,
+      MetricName: MetricName.flushFailures,
+      Dimensions: dimensions(service),
+      Statistic: 'Sum',
+      Period: 60,
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: 0,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.notBreaching,
+    },
+  );
+  return alarms;
+}
+
+export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs): DesiredAlarm[] {
+  const actions = [inputs.alertsTopicArn];
+  return defineAlarms(ctx, inputs).map((alarm) => ({
+    ...alarm,
+    ActionsEnabled: true,
+    // OK actions too, so whoever was paged also learns that it is over
+    AlarmActions: actions,
+    OKActions: actions,
+    InsufficientDataActions: [],
+  }));
+}
+
+const managedFields = [
+  'AlarmDescription',
+  'ActionsEnabled',
+  'AlarmActions',
+  'OKActions',
+  'InsufficientDataActions',
+  'Namespace',
+  'MetricName',
+  'Dimensions',
+  'Statistic',
+  'ExtendedStatistic',
+  'Period',
+  'EvaluationPeriods',
+  'DatapointsToAlarm',
+  'Threshold',
+  'ComparisonOperator',
+  'TreatMissingData',
+] as const;
+
+// CloudWatch returns lists in its own order; order carries no meaning here.
+function normalize(alarm: Partial<DesiredAlarm> | MetricAlarm): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const field of managedFields) fields[field] = (alarm as Record<string, unknown>)[field];
+  for (const list of ['AlarmActions', 'OKActions', 'InsufficientDataActions'] as const) {
+    fields[list] = [...((alarm[list] as string[] | undefined) ?? [])].sort();
+  }
+  fields.Dimensions = [...(alarm.Dimensions ?? [])]
+    .map((d) => ({ Name: d.Name, Value: d.Value }))
+    .sort((a, b) => String(a.Name).localeCompare(String(b.Name)));
+  return fields;
+}
+
+export function alarmDrift(desired: DesiredAlarm, actual: MetricAlarm): FieldChange[] {
+  const want = normalize(desired);
+  // a statistic not used by the desired alarm must be absent (p99 replaced by Maximum is drift too)
+  if (desired.Statistic === undefined) want.Statistic = null;
+  if (desired.ExtendedStatistic === undefined) want.ExtendedStatistic = null;
+  const have = normalize(actual);
+  have.Statistic ??= null;
+  have.ExtendedStatistic ??= null;
+  return diffFields(want, have);
+}
+
+export async function findAlarms(ctx: Ctx): Promise<Map<string, MetricAlarm>> {
+  const found = new Map<string, MetricAlarm>();
+  try {
+    for await (const page of paginateDescribeAlarms(
+      { client: ctx.clients.cloudwatch },
+      { AlarmNamePrefix: alarmPrefix(ctx.names), AlarmTypes: ['MetricAlarm'] },
+    )) {
+      for (const alarm of page.MetricAlarms ?? []) {
+        if (alarm.AlarmName) found.set(alarm.AlarmName, alarm);
+      }
+    }
+  } catch (error) {
+    throw stepError(
+      `list alarms ${alarmPrefix(ctx.names)}*`,
+      error,
+      'check cloudwatch:DescribeAlarms permission',
+    );
+  }
+  return found;
+}
+
+function alarmArn(ctx: Ctx, alarmName: string): string {
+  return arn(ctx.identity, 'cloudwatch', `alarm:${alarmName}`);
+}
+
+async function readTags(ctx: Ctx, alarm: MetricAlarm): Promise<Tags> {
+  const resource = alarm.AlarmArn ?? alarmArn(ctx, alarm.AlarmName ?? '');
+  try {
+    const { Tags } = await ctx.clients.cloudwatch.send(
+      new ListTagsForResourceCommand({ ResourceARN: resource }),
+    );
+    return Object.fromEntries((Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+  } catch (error) {
+    throw stepError(
+      `read tags of alarm ${alarm.AlarmName}`,
+      error,
+      'check cloudwatch:ListTagsForResource permission',
+    );
+  }
+}
+
+async function putAlarm(ctx: Ctx, alarm: DesiredAlarm, withTags: boolean): Promise<void> {
+  const input: PutMetricAlarmInput = { ...alarm };
+  // PutMetricAlarm applies Tags only when it creates the alarm; later tag
+  // changes go through TagResource (PutMetricAlarm API reference)
+  if (withTags) input.Tags = toTagList(ctx.names.tags);
+  try {
+    await ctx.clients.cloudwatch.send(new PutMetricAlarmCommand(input));
+  } catch (error) {
+    throw stepError(`put alarm ${alarm.AlarmName}`, error, 'check cloudwatch:PutMetricAlarm permission');
+  }
+}
+
+// DeleteAlarms takes at most 100 names per call (DeleteAlarms API reference)
+const deleteBatch = 100;
+
+async function removeAlarms(ctx: Ctx, alarmNames: string[]): Promise<void> {
+  for (let i = 0; i < alarmNames.length; i += deleteBatch) {
+    const batch = alarmNames.slice(i, i + deleteBatch);
+    try {
+      // names that no longer exist do not stop the others from being deleted
+      await ctx.clients.cloudwatch.send(new DeleteAlarmsCommand({ AlarmNames: batch }));
+    } catch (error) {
+      throw stepError(`delete alarms ${batch.join(', ')}`, error, 'check cloudwatch:DeleteAlarms permission');
+    }
+  }
+}
+
+export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs): Promise<AlarmOutputs> {
+  const desired = desiredAlarms(ctx, inputs);
+  const actual = await findAlarms(ctx);
+  for (const alarm of desired) {
+    const live = actual.get(alarm.AlarmName);
+    if (live === undefined) {
+      record(ctx, { kind: 'alarm', name: alarm.AlarmName, action: Action.create });
+      if (!isPlan(ctx)) await putAlarm(ctx, alarm, true);
+      continue;
+    }
+    const drift = alarmDrift(alarm, live);
+    const liveTags = await readTags(ctx, live);
+    const addTags = missingTags(ctx.names.tags, liveTags);
+    const tags: FieldChange[] =
+      Object.keys(addTags).length === 0
+        ? []
+        : [
+            {
+              field: 'tags',
+              from: Object.fromEntries(Object.keys(addTags).map((k) => [k, liveTags[k]])),
+              to: addTags,
+            },
+          ];
+    if (drift.length === 0 && tags.length === 0) {
+      record(ctx, { kind: 'alarm', name: alarm.AlarmName, action: Action.unchanged });
+      continue;
+    }
+    record(ctx, { kind: 'alarm', name: alarm.AlarmName, action: Action.update, fields: [...drift, ...tags] });
+    if (isPlan(ctx)) continue;
+    // PutMetricAlarm replaces the whole definition, so the full desired alarm is sent
+    if (drift.length > 0) await putAlarm(ctx, alarm, false);
+    if (tags.length > 0) {
+      try {
+        await ctx.clients.cloudwatch.send(
+          new TagResourceCommand({
+            ResourceARN: live.AlarmArn ?? alarmArn(ctx, alarm.AlarmName),
+            Tags: toTagList(addTags),
+          }),
+        );
+      } catch (error) {
+        throw stepError(`tag alarm ${alarm.AlarmName}`, error, 'check cloudwatch:TagResource permission');
+      }
+    }
+  }
+
+  // ours (by prefix) but no longer wanted: a cache node or function that went away
+  const wanted = new Set(desired.map((a) => a.AlarmName));
+  const stale = [...actual.keys()].filter((alarmName) => !wanted.has(alarmName));
+  for (const alarmName of stale) record(ctx, { kind: 'alarm', name: alarmName, action: Action.delete });
+  if (!isPlan(ctx) && stale.length > 0) await removeAlarms(ctx, stale);
+
+  const alarmNames = desired.map((a) => a.AlarmName);
+  return { alarmNames, alarmArns: alarmNames.map((alarmName) => alarmArn(ctx, alarmName)) };
+}
+
+export async function deleteAlarms(ctx: Ctx): Promise<void> {
+  const actual = await findAlarms(ctx);
+  if (actual.size === 0) {
+    record(ctx, { kind: 'alarm', name: `${alarmPrefix(ctx.names)}*`, action: Action.absent });
+    return;
+  }
+  for (const alarmName of actual.keys())
+    record(ctx, { kind: 'alarm', name: alarmName, action: Action.delete });
+  if (!isPlan(ctx)) await removeAlarms(ctx, [...actual.keys()]);
+}
