@@ -6,6 +6,7 @@ import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { RDSClient } from '@aws-sdk/client-rds';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -43,6 +44,8 @@ const factories = {
   scheduler: (aws: AwsConfig) => new SchedulerClient(options(aws, 'scheduler')),
   logs: (aws: AwsConfig) => new CloudWatchLogsClient(options(aws, 'logs')),
   cloudwatch: (aws: AwsConfig) => new CloudWatchClient(options(aws, 'cloudwatch')),
+  // teardown lists whatever still carries the stack's tags
+  tagging: (aws: AwsConfig) => new ResourceGroupsTaggingAPIClient(options(aws, 'tagging')),
 } as const;
 
 export type Clients = { [K in keyof typeof factories]: ReturnType<(typeof factories)[K]> };

@@ -31,6 +31,7 @@ export const Service = {
   scheduler: 'SCHEDULER',
   logs: 'CLOUDWATCH_LOGS',
   cloudwatch: 'CLOUDWATCH',
+  tagging: 'RESOURCE_GROUPS_TAGGING_API',
 } as const;
 export type ServiceName = keyof typeof Service;
 
