@@ -1,0 +1,143 @@
+import {
+  type Event,
+  GetBucketNotificationConfigurationCommand,
+  NoSuchBucket,
+  type NotificationConfiguration,
+  PutBucketNotificationConfigurationCommand,
+  type TopicConfiguration,
+} from '@aws-sdk/client-s3';
+import { stepError } from '../../lib/errors.ts';
+import { Action, type Ctx, type FieldChange, isPlan, record, sameValue } from '../../lib/reconcile.ts';
+
+const kind = 'bucket notification';
+
+export const objectCreatedEvents: Event[] = ['s3:ObjectCreated:*'];
+
+export function notificationId(ctx: Pick<Ctx, 'names'>): string {
+  return `${ctx.names.base}-uploads`;
+}
+
+export function desiredNotification(
+  ctx: Pick<Ctx, 'names'>,
+  inputs: { topicArn: string },
+): TopicConfiguration {
+  return {
+    Id: notificationId(ctx),
+    TopicArn: inputs.topicArn,
+    // every ObjectCreated variant: Put, Post, Copy, CompleteMultipartUpload
+    Events: objectCreatedEvents,
+    Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: ctx.names.uploadsPrefix }] } },
+  };
+}
+
+// S3 may echo filter rule names as Prefix/prefix and events in any order.
+function comparable(entry: TopicConfiguration | undefined): unknown {
+  if (entry === undefined) return undefined;
+  return {
+    TopicArn: entry.TopicArn,
+    Events: [...(entry.Events ?? [])].sort(),
+    FilterRules: (entry.Filter?.Key?.FilterRules ?? [])
+      .map((rule) => ({ Name: String(rule.Name).toLowerCase(), Value: rule.Value ?? '' }))
+      .sort((a, b) => a.Name.localeCompare(b.Name)),
+  };
+}
+
+export function notificationDrift(
+  desired: TopicConfiguration,
+  actual: NotificationConfiguration,
+): FieldChange[] {
+  const ours = actual.TopicConfigurations?.find((entry) => entry.Id === desired.Id);
+  const from = comparable(ours);
+  const to = comparable(desired);
+  return sameValue(from, to) ? [] : [{ field: `TopicConfiguration ${desired.Id}`, from, to }];
+}
+
+// PutBucketNotificationConfiguration replaces the whole configuration: keep
+// every entry that is not ours (other teams' queues, Lambda, EventBridge) and
+// replace ours, identified by its Id.
+export function mergeNotification(
+  actual: NotificationConfiguration,
+  ours: TopicConfiguration | undefined,
+  id: string,
+): NotificationConfiguration {
+  const topics = (actual.TopicConfigurations ?? []).filter((entry) => entry.Id !== id);
+  if (ours !== undefined) topics.push(ours);
+  const merged: NotificationConfiguration = {};
+  if (topics.length > 0) merged.TopicConfigurations = topics;
+  if (actual.QueueConfigurations?.length) merged.QueueConfigurations = actual.QueueConfigurations;
+  if (actual.LambdaFunctionConfigurations?.length) {
+    merged.LambdaFunctionConfigurations = actual.LambdaFunctionConfigurations;
+  }
+  if (actual.EventBridgeConfiguration !== undefined) {
+    merged.EventBridgeConfiguration = actual.EventBridgeConfiguration;
+  }
+  return merged;
+}
+
+export async function findNotification(
+  ctx: Ctx,
+  bucket: string,
+): Promise<NotificationConfiguration | undefined> {
+  try {
+    const { $metadata: _, ...configuration } = await ctx.clients.s3.send(
+      new GetBucketNotificationConfigurationCommand({ Bucket: bucket }),
+    );
+    return configuration;
+  } catch (error) {
+    if (error instanceof NoSuchBucket) return undefined;
+    throw stepError(
+      `read the notification configuration of ${bucket}`,
+      error,
+      'check s3:GetBucketNotification permission',
+    );
+  }
+}
+
+async function writeNotification(ctx: Ctx, bucket: string, configuration: NotificationConfiguration) {
+  try {
+    await ctx.clients.s3.send(
+      new PutBucketNotificationConfigurationCommand({
+        Bucket: bucket,
+        NotificationConfiguration: configuration,
+      }),
+    );
+  } catch (error) {
+    throw stepError(
+      `write the notification configuration of ${bucket}`,
+      error,
+      'S3 validates destinations: the topic policy must let this bucket publish; foreign entries must not overlap uploads/',
+    );
+  }
+}
+
+// Run after ensureTopic: S3 validates that it may publish to the topic when
+// the configuration is saved, and sends an s3:TestEvent there.
+export async function ensureNotification(
+  ctx: Ctx,
+  inputs: { bucket: string; topicArn: string },
+): Promise<{}> {
+  const desired = desiredNotification(ctx, inputs);
+  const name = `${inputs.bucket} ${desired.Id}`;
+  const actual = (await findNotification(ctx, inputs.bucket)) ?? {};
+  const drift = notificationDrift(desired, actual);
+  const exists = actual.TopicConfigurations?.some((entry) => entry.Id === desired.Id) ?? false;
+  const action = drift.length === 0 ? Action.unchanged : exists ? Action.update : Action.create;
+  record(ctx, { kind, name, action, ...(drift.length > 0 ? { fields: drift } : {}) });
+  if (isPlan(ctx) || drift.length === 0) return {};
+  await writeNotification(ctx, inputs.bucket, mergeNotification(actual, desired, desired.Id ?? ''));
+  return {};
+}
+
+export async function deleteNotification(ctx: Ctx): Promise<void> {
+  const bucket = ctx.names.bucket;
+  const id = notificationId(ctx);
+  const name = `${bucket} ${id}`;
+  const actual = await findNotification(ctx, bucket);
+  if (actual === undefined || !actual.TopicConfigurations?.some((entry) => entry.Id === id)) {
+    record(ctx, { kind, name, action: Action.absent });
+    return;
+  }
+  record(ctx, { kind, name, action: Action.delete });
+  if (isPlan(ctx)) return;
+  await writeNotification(ctx, bucket, mergeNotification(actual, undefined, id));
+}
