@@ -1,0 +1,309 @@
+import {
+  DashboardNotFoundError,
+  DeleteDashboardsCommand,
+  GetDashboardCommand,
+  PutDashboardCommand,
+  ResourceNotFound,
+} from '@aws-sdk/client-cloudwatch';
+import { stepError } from '../../lib/errors.ts';
+import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
+import { arn } from '../../lib/names.ts';
+import { Action, type Ctx, isPlan, record, sameValue } from '../../lib/reconcile.ts';
+import { defineAlarms, type MonitoredResources, memberClusterIds, Threshold } from './alarms.ts';
+
+const kind = 'dashboard';
+
+// A CloudWatch dashboard is a grid 24 units wide (dashboard body structure)
+const gridWidth = 24;
+const panelWidth = 6;
+const panelHeight = 6;
+
+type MetricRow = (string | Record<string, unknown>)[];
+
+interface Widget {
+  type: 'metric' | 'alarm' | 'text';
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  properties: Record<string, unknown>;
+}
+
+export interface DashboardBody {
+  start: string;
+  periodOverride: 'inherit' | 'auto';
+  widgets: Widget[];
+}
+
+type DashboardContext = Pick<Ctx, 'config' | 'identity' | 'names'>;
+
+// The dashboard reads the flow left to right, top to bottom, in the order an
+// upload travels. Uploads are shown as the uploads topic's
+// NumberOfMessagesPublished (one per S3 ObjectCreated notification) beside the
+// function's FilesCounted: S3's own PutRequests metric needs a paid request
+// metrics configuration on the bucket, and the notification is what starts
+// the flow anyway.
+export function desiredDashboard(ctx: DashboardContext, resources: MonitoredResources): DashboardBody {
+  const { names, identity } = ctx;
+  const region = identity.region;
+  const service = [serviceDimension, names.base];
+  const fn = resources.functionName;
+  const flushFn = resources.flushFunctionName ?? names.flushFunction;
+  const queue = ['QueueName', resources.queueName];
+  const dlq = ['QueueName', resources.dlqName];
+  const db = ['DBInstanceIdentifier', resources.dbInstanceId];
+  const cacheIds = resources.cacheClusterIds ?? memberClusterIds(names.cache, 2);
+  const ownMetric = (metric: string, options: Record<string, unknown>): MetricRow => [
+    metricNamespace,
+    metric,
+    ...service,
+    options,
+  ];
+
+  const panels: { title: string; metrics: MetricRow[]; extra?: Record<string, unknown> }[] = [
+    {
+      title: '1 Uploads (S3 notifications → SNS)',
+      metrics: [
+        [
+          'AWS/SNS',
+          'NumberOfMessagesPublished',
+          'TopicName',
+          names.topic,
+          { stat: 'Sum', label: 'notifications' },
+        ],
+        [
+          'AWS/SNS',
+          'NumberOfNotificationsFailed',
+          'TopicName',
+          names.topic,
+          { stat: 'Sum', label: 'delivery failures' },
+        ],
+        ownMetric(MetricName.filesCounted, { stat: 'Sum', label: 'files counted' }),
+        ownMetric(MetricName.duplicatesSkipped, { stat: 'Sum', label: 'duplicates skipped' }),
+      ],
+    },
+    {
+      title: '2 Queue depth and age',
+      metrics: [
+        ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', ...queue, { stat: 'Maximum', label: 'waiting' }],
+        [
+          'AWS/SQS',
+          'ApproximateNumberOfMessagesNotVisible',
+          ...queue,
+          { stat: 'Maximum', label: 'in flight' },
+        ],
+        [
+          'AWS/SQS',
+          'ApproximateAgeOfOldestMessage',
+          ...queue,
+          { stat: 'Maximum', label: 'oldest age (s)', yAxis: 'right' },
+        ],
+      ],
+      extra: {
+        annotations: {
+          horizontal: [{ label: 'age alarm', value: Threshold.queueOldestAgeSeconds, yAxis: 'right' }],
+        },
+      },
+    },
+    {
+      title: '3 Dead-letter queue',
+      metrics: [
+        ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', ...dlq, { stat: 'Maximum', label: 'dead letters' }],
+      ],
+    },
+    {
+      title: '4 Function invocations, errors, duration',
+      metrics: [
+        ['AWS/Lambda', 'Invocations', 'FunctionName', fn, { stat: 'Sum' }],
+        ['AWS/Lambda', 'Errors', 'FunctionName', fn, { stat: 'Sum' }],
+        ['AWS/Lambda', 'Throttles', 'FunctionName', fn, { stat: 'Sum' }],
+        [
+          'AWS/Lambda',
+          'Duration',
+          'FunctionName',
+          fn,
+          { stat: 'p99', label: 'duration p99 (ms)', yAxis: 'right' },
+        ],
+      ],
+    },
+    {
+      title: '5 Lines counted',
+      metrics: [
+        ownMetric(MetricName.linesCounted, { stat: 'Sum', label: 'lines' }),
+        ownMetric(MetricName.objectsSkipped, { stat: 'Sum', label: 'objects skipped', yAxis: 'right' }),
+      ],
+    },
+    {
+      title: '6 Buffer backlog (cache)',
+      metrics: [
+        ownMetric(MetricName.bufferBacklog, { stat: 'Maximum', label: 'buffered records' }),
+        ownMetric(MetricName.oldestBufferedAge, { stat: 'Maximum', label: 'oldest age (s)', yAxis: 'right' }),
+      ],
+      extra: {
+        annotations: {
+          horizontal: [
+            { label: 'flush lag alarm', value: Threshold.oldestBufferedAgeSeconds, yAxis: 'right' },
+          ],
+        },
+      },
+    },
+    {
+      title: '7 Rows flushed to PostgreSQL',
+      metrics: [
+        ownMetric(MetricName.rowsFlushed, { stat: 'Sum', label: 'rows' }),
+        ownMetric(MetricName.flushFailures, { stat: 'Sum', label: 'failed flushes' }),
+        ownMetric(MetricName.flushLatency, { stat: 'p99', label: 'flush p99 (ms)', yAxis: 'right' }),
+        ['AWS/Lambda', 'Errors', 'FunctionName', flushFn, { stat: 'Sum', label: 'flush function errors' }],
+      ],
+    },
+    {
+      title: '8 Database connections',
+      metrics: [
+        ['AWS/RDS', 'DatabaseConnections', ...db, { stat: 'Maximum', label: 'connections' }],
+        ['AWS/RDS', 'CPUUtilization', ...db, { stat: 'Average', label: 'CPU %', yAxis: 'right' }],
+      ],
+    },
+    {
+      title: 'Cache memory and evictions',
+      metrics: cacheIds.flatMap((id): MetricRow[] => [
+        [
+          'AWS/ElastiCache',
+          'DatabaseMemoryUsagePercentage',
+          'CacheClusterId',
+          id,
+          { stat: 'Maximum', label: `${id} memory %` },
+        ],
+        [
+          'AWS/ElastiCache',
+          'Evictions',
+          'CacheClusterId',
+          id,
+          { stat: 'Sum', label: `${id} evictions`, yAxis: 'right' },
+        ],
+      ]),
+    },
+    {
+      title: 'Database free storage (bytes)',
+      metrics: [['AWS/RDS', 'FreeStorageSpace', ...db, { stat: 'Minimum', label: 'free storage' }]],
+    },
+  ];
+
+  const header = 2;
+  const alarmsHeight = 3;
+  const perRow = gridWidth / panelWidth;
+  const widgets: Widget[] = [
+    {
+      type: 'text',
+      x: 0,
+      y: 0,
+      width: gridWidth,
+      height: header,
+      properties: {
+        markdown:
+          `## ${names.base}: upload → S3 → SNS → SQS → Lambda → cache buffer → PostgreSQL\n` +
+          'Panels follow the flow, left to right. Repair with `npx tsx ops/status.ts`, `ops/redrive.ts`, `ops/reconcile.ts --fix`.',
+      },
+    },
+    {
+      type: 'alarm',
+      x: 0,
+      y: header,
+      width: gridWidth,
+      height: alarmsHeight,
+      properties: {
+        title: 'Alarms',
+        alarms: defineAlarms(ctx, resources).map((alarm) =>
+          arn(identity, 'cloudwatch', `alarm:${alarm.AlarmName}`),
+        ),
+        sortBy: 'stateUpdatedTimestamp',
+      },
+    },
+    ...panels.map(
+      (panel, i): Widget => ({
+        type: 'metric',
+        x: (i % perRow) * panelWidth,
+        y: header + alarmsHeight + Math.floor(i / perRow) * panelHeight,
+        width: panelWidth,
+        height: panelHeight,
+        properties: {
+          title: panel.title,
+          region,
+          view: 'timeSeries',
+          stacked: false,
+          period: 60,
+          metrics: panel.metrics,
+          ...panel.extra,
+        },
+      }),
+    ),
+  ];
+  return { start: '-PT6H', periodOverride: 'inherit', widgets };
+}
+
+export async function findDashboard(ctx: Ctx): Promise<unknown | undefined> {
+  try {
+    const { DashboardBody } = await ctx.clients.cloudwatch.send(
+      new GetDashboardCommand({ DashboardName: ctx.names.dashboard }),
+    );
+    return DashboardBody === undefined ? undefined : JSON.parse(DashboardBody);
+  } catch (error) {
+    // GetDashboard answers ResourceNotFound (modelled as DashboardNotFoundError)
+    if (error instanceof DashboardNotFoundError || error instanceof ResourceNotFound) return undefined;
+    throw stepError(`read ${kind} ${ctx.names.dashboard}`, error, 'check cloudwatch:GetDashboard permission');
+  }
+}
+
+export function dashboardDrift(desired: DashboardBody, actual: unknown): boolean {
+  // sameValue compares canonical JSON: key order carries no meaning
+  return !sameValue(desired, actual);
+}
+
+export async function ensureDashboard(
+  ctx: Ctx,
+  resources: MonitoredResources,
+): Promise<{ dashboardName: string }> {
+  const name = ctx.names.dashboard;
+  const desired = desiredDashboard(ctx, resources);
+  const live = await findDashboard(ctx);
+  if (live !== undefined && !dashboardDrift(desired, live)) {
+    record(ctx, { kind, name, action: Action.unchanged });
+    return { dashboardName: name };
+  }
+  record(ctx, {
+    kind,
+    name,
+    action: live === undefined ? Action.create : Action.update,
+    ...(live === undefined
+      ? {}
+      : { fields: [{ field: 'DashboardBody', from: '(changed)', to: '(desired)' }] }),
+  });
+  if (isPlan(ctx)) return { dashboardName: name };
+  try {
+    const { DashboardValidationMessages } = await ctx.clients.cloudwatch.send(
+      new PutDashboardCommand({ DashboardName: name, DashboardBody: JSON.stringify(desired) }),
+    );
+    // PutDashboard stores a dashboard with warnings; they are worth reading
+    for (const message of DashboardValidationMessages ?? []) {
+      ctx.log.warn(`dashboard ${name}: ${message.DataPath ?? ''} ${message.Message ?? ''}`);
+    }
+  } catch (error) {
+    throw stepError(`put ${kind} ${name}`, error, 'check cloudwatch:PutDashboard permission');
+  }
+  return { dashboardName: name };
+}
+
+export async function deleteDashboard(ctx: Ctx): Promise<void> {
+  const name = ctx.names.dashboard;
+  if ((await findDashboard(ctx)) === undefined) {
+    record(ctx, { kind, name, action: Action.absent });
+    return;
+  }
+  record(ctx, { kind, name, action: Action.delete });
+  if (isPlan(ctx)) return;
+  try {
+    await ctx.clients.cloudwatch.send(new DeleteDashboardsCommand({ DashboardNames: [name] }));
+  } catch (error) {
+    if (error instanceof DashboardNotFoundError || error instanceof ResourceNotFound) return;
+    throw stepError(`delete ${kind} ${name}`, error, 'check cloudwatch:DeleteDashboards permission');
+  }
+}
