@@ -1,0 +1,284 @@
+import { randomInt } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { HeadBucketCommand, NoSuchBucket, NotFound, type S3Client } from '@aws-sdk/client-s3';
+import { createClient } from '../lib/clients.ts';
+import { type AwsConfig, ConfigError, loadAwsConfig, loadStackConfig } from '../lib/config.ts';
+import { describeError, stepError } from '../lib/errors.ts';
+import { outputsPath, readOutputs } from '../lib/outputs.ts';
+import { type CliOptions, defaults, parseCliArgs, usage } from './args.ts';
+import {
+  GenerateAbortedError,
+  type GenerateProgress,
+  generateAndUpload,
+  type ManifestEntry,
+} from './generate.ts';
+import { type ManifestWriter, openManifest } from './manifest.ts';
+import { createRunId } from './names.ts';
+import { createProgressReporter, formatBytes, ProgressMode } from './progress.ts';
+import { maxSeed } from './random.ts';
+
+export const ExitCode = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+interface Target {
+  aws: AwsConfig;
+  bucket: string;
+  prefix: string;
+}
+
+function collectConfig(problems: string[], read: () => void): void {
+  try {
+    read();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+}
+
+// Flags, environment and provisioning outputs, all checked before the first
+// AWS call; every problem is returned together.
+async function resolveTarget(options: CliOptions, problems: string[]): Promise<Target | undefined> {
+  let aws: AwsConfig | undefined;
+  collectConfig(problems, () => {
+    aws = loadAwsConfig();
+  });
+  let stage: string | undefined;
+  if (options.stage !== undefined) {
+    const flag = options.stage;
+    collectConfig(problems, () => {
+      stage = loadStackConfig({ STAGE: flag }).stage;
+    });
+    if (stage === undefined) problems.push(`--stage=${flag} is not a valid stage name (see STAGE above)`);
+  } else {
+    collectConfig(problems, () => {
+      stage = loadStackConfig().stage;
+    });
+  }
+
+  let bucket = options.bucket;
+  let prefix = options.prefix;
+  if (bucket === undefined && stage !== undefined) {
+    const path = outputsPath(stage);
+    try {
+      const outputs = await readOutputs(stage);
+      if (outputs === undefined) {
+        problems.push(
+          [
+            `no bucket: --bucket is not given and ${path} (the provisioning outputs for stage ${stage}) does not exist. Either:`,
+            `      run \`npx tsx provision/up.ts\` (with STAGE=${stage}) to create the stack in AWS, or`,
+            '      pass --bucket NAME for an existing bucket, or',
+            '      start the local stack with `npm run demo -- --keep` and use the bucket and AWS_ENDPOINT_URL it prints',
+          ].join('\n'),
+        );
+      } else {
+        bucket = outputs.bucket;
+        prefix ??= outputs.uploadsPrefix;
+        // a local stack's outputs name a bucket that exists only in the emulator
+        if (outputs.endpoint !== undefined && aws !== undefined && aws.endpoints.s3 === undefined) {
+          problems.push(
+            `${path} describes a local stack at ${outputs.endpoint}: set AWS_ENDPOINT_URL=${outputs.endpoint} (with any dummy credentials) to upload there, or pass --bucket for a bucket in AWS`,
+          );
+        }
+      }
+    } catch (error) {
+      problems.push(`cannot read ${path}: ${describeError(error)} (fix or delete it, or pass --bucket)`);
+    }
+  }
+  if (aws === undefined || bucket === undefined || problems.length > 0) return undefined;
+  return { aws, bucket, prefix: prefix ?? defaults.prefix };
+}
+
+// Fails fast, before anything is generated, when the bucket is wrong.
+async function checkBucket(s3: S3Client, bucket: string): Promise<'ok' | 'missing'> {
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+    return 'ok';
+  } catch (error) {
+    if (error instanceof NotFound || error instanceof NoSuchBucket) return 'missing';
+    throw stepError(
+      `reach bucket ${bucket}`,
+      error,
+      'check credentials, s3:ListBucket permission, AWS_REGION and AWS_ENDPOINT_URL',
+    );
+  }
+}
+
+interface Summary {
+  ok: boolean;
+  error?: string;
+  bucket: string;
+  prefix: string;
+  runId: string;
+  seed: number;
+  names: string;
+  files: number;
+  filesPlanned: number;
+  lines: number;
+  bytes: number;
+  multipart: number;
+  durationMs: number;
+  filesPerSecond: number;
+  bytesPerSecond: number;
+  manifest: string | null;
+  memory: { startRssBytes: number; maxRssBytes: number };
+}
+
+function summarise(
+  entries: readonly ManifestEntry[],
+  base: Omit<
+    Summary,
+    'files' | 'lines' | 'bytes' | 'multipart' | 'filesPerSecond' | 'bytesPerSecond' | 'memory'
+  >,
+  startRssBytes: number,
+): Summary {
+  const bytes = entries.reduce((sum, e) => sum + e.bytes, 0);
+  const seconds = Math.max(base.durationMs, 1) / 1000;
+  return {
+    ...base,
+    files: entries.length,
+    lines: entries.reduce((sum, e) => sum + e.lines, 0),
+    bytes,
+    // S3 gives a multipart object an ETag of the form <md5-of-part-md5s>-<parts>
+    multipart: entries.filter((e) => /-\d+$/.test(e.etag ?? '')).length,
+    filesPerSecond: Math.round((entries.length / seconds) * 10) / 10,
+    bytesPerSecond: Math.round(bytes / seconds),
+    // resourceUsage reports the peak resident set in kilobytes
+    memory: { startRssBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024 },
+  };
+}
+
+function describeSummary(s: Summary): string {
+  const where = `s3://${s.bucket}/${s.prefix}`;
+  const head = s.ok
+    ? `uploaded ${s.files} files`
+    : `uploaded ${s.files} of ${s.filesPlanned} files before failing`;
+  return [
+    `${head} (${s.lines.toLocaleString('en-US')} lines, ${formatBytes(s.bytes)}, ${s.multipart} multipart) to ${where}`,
+    `  in ${(s.durationMs / 1000).toFixed(1)} s: ${s.filesPerSecond} files/s, ${formatBytes(s.bytesPerSecond)}/s`,
+    `  run ${s.runId}, seed ${s.seed} (--seed ${s.seed} makes the same contents again)`,
+    s.manifest === null ? '  no manifest (add --manifest FILE to keep one)' : `  manifest: ${s.manifest}`,
+  ].join('\n');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const { options, problems } = parseCliArgs(argv);
+  if (options.help) {
+    process.stdout.write(`${usage}\n`);
+    return ExitCode.ok;
+  }
+  const target = await resolveTarget(options, problems);
+  const fail = (code: number, message: string, extra: Partial<Summary> = {}) => {
+    process.stderr.write(`${message}\n`);
+    if (options.json) process.stdout.write(`${JSON.stringify({ ok: false, error: message, ...extra })}\n`);
+    return code;
+  };
+  if (target === undefined) {
+    return fail(
+      ExitCode.usage,
+      `generator: cannot start:\n${problems.map((p) => `  - ${p}`).join('\n')}\nRun with --help for usage.`,
+      { problems } as Partial<Summary>,
+    );
+  }
+
+  let manifest: ManifestWriter | undefined;
+  if (options.manifest !== undefined) {
+    try {
+      manifest = await openManifest(options.manifest);
+    } catch (error) {
+      return fail(
+        ExitCode.usage,
+        `generator: cannot write the manifest ${options.manifest}: ${describeError(error)}`,
+      );
+    }
+  }
+
+  const s3 = createClient(target.aws, 's3');
+  const seed = options.seed ?? randomInt(0, maxSeed + 1);
+  const runId = createRunId();
+  const abort = new AbortController();
+  let interrupted = false;
+  const onSignal = () => {
+    // a second Ctrl-C does not wait for the in-flight uploads to abort
+    if (interrupted) process.exit(ExitCode.interrupted);
+    interrupted = true;
+    process.stderr.write('\nstopping: aborting uploads in flight (Ctrl-C again to quit now)\n');
+    abort.abort(new Error('interrupted'));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const mode = options.json
+    ? ProgressMode.silent
+    : process.stderr.isTTY
+      ? ProgressMode.bar
+      : ProgressMode.lines;
+  const reporter = createProgressReporter(mode, process.stderr);
+  const entries: ManifestEntry[] = [];
+  const started = Date.now();
+  const startRssBytes = process.memoryUsage.rss();
+  const base = () => ({
+    ok: true,
+    bucket: target.bucket,
+    prefix: target.prefix,
+    runId,
+    seed,
+    names: options.names,
+    filesPlanned: options.count,
+    durationMs: Date.now() - started,
+    manifest: manifest?.path ?? null,
+  });
+
+  try {
+    if ((await checkBucket(s3, target.bucket)) === 'missing') {
+      return fail(
+        ExitCode.usage,
+        `generator: bucket ${target.bucket} does not exist${target.aws.endpoints.s3 ? ` at ${target.aws.endpoints.s3}` : ''} (check --bucket or the stage's outputs; run provision/up.ts, or npm run demo -- --keep for the local stack)`,
+      );
+    }
+    await generateAndUpload({
+      s3,
+      bucket: target.bucket,
+      prefix: target.prefix,
+      count: options.count,
+      minLines: options.minLines,
+      maxLines: options.maxLines,
+      concurrency: options.concurrency,
+      seed,
+      names: options.names,
+      runId,
+      signal: abort.signal,
+      onProgress: (progress: GenerateProgress) => {
+        if (progress.completed !== undefined) {
+          entries.push(progress.completed);
+          manifest?.write(progress.completed);
+        }
+        reporter.update(progress);
+      },
+    });
+    reporter.finish();
+    const summary = summarise(entries, base(), startRssBytes);
+    process.stdout.write(options.json ? `${JSON.stringify(summary)}\n` : `${describeSummary(summary)}\n`);
+    return ExitCode.ok;
+  } catch (error) {
+    reporter.finish();
+    const summary = summarise(entries, { ...base(), ok: false }, startRssBytes);
+    const message =
+      error instanceof GenerateAbortedError || interrupted
+        ? `generator: interrupted after ${entries.length} of ${options.count} files`
+        : `generator: ${describeError(error)}`;
+    if (!options.json) process.stderr.write(`${describeSummary(summary)}\n`);
+    return fail(interrupted ? ExitCode.interrupted : ExitCode.failed, message, { ...summary, ok: false });
+  } finally {
+    await manifest?.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    s3.destroy();
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const code = await main(process.argv.slice(2));
+  process.exitCode = code;
+  // aborted uploads can leave a request settling in the background; do not
+  // let it hold the process open once the result is printed
+  setTimeout(() => process.exit(code), 2000).unref();
+}
