@@ -1,0 +1,224 @@
+import assert from 'node:assert/strict';
+import { after, beforeEach, describe, test } from 'node:test';
+import { createClients } from '../../lib/clients.ts';
+import { loadDeployConfig } from '../../lib/config.ts';
+import { type Identity, stackNames } from '../../lib/names.ts';
+import { Action, type Ctx } from '../../lib/reconcile.ts';
+import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
+import { installElastiCacheFake } from '../../test/fakes/elasticache.ts';
+import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
+import {
+  authTokenLength,
+  deleteCache,
+  desiredReplicationGroup,
+  ensureCache,
+  generateAuthToken,
+  parameterDrift,
+  replicationGroupDrift,
+  subnetGroupDrift,
+} from './cache.ts';
+
+const identity: Identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
+const waits = { minDelaySeconds: 0.01, maxDelaySeconds: 0.02, maxWaitSeconds: 5, progressEveryMs: 5 };
+const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-cache' };
+
+function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply', lines: string[] = []): Ctx {
+  const config = loadDeployConfig({ AWS_REGION: 'us-east-1', STAGE: 'test', ...env });
+  return {
+    config,
+    clients: createClients(config.aws),
+    log: { info: (m) => lines.push(m), warn: (m) => lines.push(m), progress: (m) => lines.push(m) },
+    mode,
+    identity,
+    names: stackNames(config.stack, identity),
+    changes: [],
+  };
+}
+
+describe('cache drift functions and the AUTH token', () => {
+  const desired = desiredReplicationGroup(makeCtx(), inputs);
+  const actual = {
+    id: desired.id,
+    status: 'available',
+    nodeType: 'cache.t4g.micro',
+    parameterGroup: desired.parameterGroup,
+    securityGroupIds: ['sg-cache'],
+    host: 'h',
+    port: 6379,
+    atRestEncryption: true,
+    transitEncryption: true,
+    authTokenEnabled: true,
+  };
+  const cases = [
+    { name: 'in sync', change: {}, fields: [] },
+    { name: 'node type', change: { nodeType: 'cache.t4g.small' }, fields: ['CacheNodeType'] },
+    {
+      name: 'parameter group',
+      change: { parameterGroup: 'default.valkey8' },
+      fields: ['CacheParameterGroupName'],
+    },
+    {
+      name: 'security groups',
+      change: { securityGroupIds: ['sg-cache', 'sg-other'] },
+      fields: ['SecurityGroupIds'],
+    },
+  ];
+  for (const { name, change, fields } of cases) {
+    test(`replicationGroupDrift: ${name}`, () => {
+      assert.deepEqual(
+        replicationGroupDrift(desired, { ...actual, ...change }).map((f) => f.field),
+        fields,
+      );
+    });
+  }
+
+  test('subnetGroupDrift ignores order and reports a changed set', () => {
+    assert.deepEqual(subnetGroupDrift(['a', 'b'], ['b', 'a']), []);
+    assert.deepEqual(subnetGroupDrift(['a', 'b'], ['a']), [
+      { field: 'SubnetIds', from: ['a'], to: ['a', 'b'] },
+    ]);
+  });
+
+  test('parameterDrift reports a parameter that is unset or different', () => {
+    const want = { 'maxmemory-policy': 'noeviction' };
+    assert.deepEqual(parameterDrift(want, { 'maxmemory-policy': 'noeviction' }), []);
+    assert.deepEqual(parameterDrift(want, {}), [
+      { field: 'maxmemory-policy', from: undefined, to: 'noeviction' },
+    ]);
+    assert.deepEqual(parameterDrift(want, { 'maxmemory-policy': 'allkeys-lru' }).length, 1);
+  });
+
+  test('AUTH tokens are long, use only allowed characters, and differ every time', () => {
+    const tokens = new Set(Array.from({ length: 50 }, () => generateAuthToken()));
+    assert.equal(tokens.size, 50);
+    for (const token of tokens) assert.match(token, new RegExp(`^[A-Za-z0-9]{${authTokenLength}}$`));
+    assert.ok(authTokenLength >= 32);
+  });
+});
+
+describe('ensureCache and deleteCache against the ElastiCache and Secrets Manager fakes', () => {
+  const elasticache = installElastiCacheFake({ transitionAfter: 2 });
+  const secrets = installSecretsManagerFake();
+  after(() => {
+    elasticache.restore();
+    secrets.restore();
+  });
+  beforeEach(() => resetCalls());
+  const summary = (ctx: Ctx) => ctx.changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
+
+  test('plan mode makes no mutating call; the real run then creates what the plan listed', async () => {
+    const plan = makeCtx({}, 'plan');
+    const planned = await ensureCache(plan, inputs, { waits });
+    assert.deepEqual(mutatingCalls(), []);
+    assert.match(planned.host, /known after apply/);
+
+    const lines: string[] = [];
+    const apply = makeCtx({}, 'apply', lines);
+    const out = await ensureCache(apply, inputs, { waits });
+    assert.deepEqual(summary(apply), summary(plan));
+    assert.ok(apply.changes.every((c) => c.action === Action.create));
+    assert.match(out.host, /^master\.ada-linecount-test-cache\./);
+    assert.equal(out.port, 6379);
+    assert.match(out.authSecretArn, /^arn:aws:secretsmanager:.*:secret:ada-linecount-test\/cache-auth-/);
+    assert.ok(
+      lines.some((l) => /waiting for ElastiCache replication group ada-linecount-test-cache/.test(l)),
+    );
+  });
+
+  test('the replication group is encrypted, Multi-AZ, noeviction, and its token is the secret value, never logged', () => {
+    const group = elasticache.state.replicationGroups.get('ada-linecount-test-cache');
+    assert.ok(group);
+    assert.equal(group.input.Engine, 'valkey');
+    assert.equal(group.input.CacheNodeType, 'cache.t4g.micro');
+    assert.equal(group.input.NumCacheClusters, 2);
+    assert.equal(group.input.MultiAZEnabled, true);
+    assert.equal(group.input.AutomaticFailoverEnabled, true);
+    assert.equal(group.input.AtRestEncryptionEnabled, true);
+    assert.equal(group.input.TransitEncryptionEnabled, true);
+    assert.deepEqual(group.securityGroupIds, ['sg-cache']);
+    assert.deepEqual(elasticache.state.parameterGroups.get(group.parameterGroup)?.parameters, {
+      'maxmemory-policy': 'noeviction',
+    });
+    assert.equal(elasticache.state.parameterGroups.get(group.parameterGroup)?.family, 'valkey8');
+    const [secret] = [...secrets.state.secrets.values()];
+    assert.equal(group.authToken, secret?.SecretString);
+    assert.deepEqual(
+      secret?.Tags.find((t) => t.Key === 'managed-by'),
+      { Key: 'managed-by', Value: 'ada-linecount' },
+    );
+  });
+
+  test('a second run makes zero mutating calls, reuses the secret, and reports everything unchanged', async () => {
+    const ctx = makeCtx();
+    const before = [...secrets.state.secrets.values()][0]?.SecretString;
+    await ensureCache(ctx, inputs, { waits });
+    assert.deepEqual(mutatingCalls(), []);
+    assert.ok(ctx.changes.every((c) => c.action === Action.unchanged));
+    assert.equal([...secrets.state.secrets.values()][0]?.SecretString, before);
+  });
+
+  test('a new node type is applied with ModifyReplicationGroup only; plan reports the same change', async () => {
+    const env = { CACHE_NODE_TYPE: 'cache.t4g.small' };
+    const plan = makeCtx(env, 'plan');
+    await ensureCache(plan, inputs, { waits });
+    assert.deepEqual(mutatingCalls(), []);
+
+    const apply = makeCtx(env);
+    await ensureCache(apply, inputs, { waits });
+    assert.deepEqual(apply.changes, plan.changes);
+    assert.deepEqual(
+      apply.changes.filter((c) => c.action !== Action.unchanged),
+      [
+        {
+          kind: 'cache-replication-group',
+          name: 'ada-linecount-test-cache',
+          action: Action.update,
+          fields: [{ field: 'CacheNodeType', from: 'cache.t4g.micro', to: 'cache.t4g.small' }],
+        },
+      ],
+    );
+    assert.deepEqual(callNames(mutatingCalls()), ['elasticache:ModifyReplicationGroup']);
+    assert.deepEqual(mutatingCalls()[0]?.input, {
+      ReplicationGroupId: 'ada-linecount-test-cache',
+      ApplyImmediately: true,
+      CacheNodeType: 'cache.t4g.small',
+    });
+    assert.equal(elasticache.state.replicationGroups.get('ada-linecount-test-cache')?.status, 'available');
+  });
+
+  test('an eviction policy changed out of band is set back to noeviction', async () => {
+    const group = elasticache.state.parameterGroups.get('ada-linecount-test-cache-noeviction');
+    if (group) group.parameters['maxmemory-policy'] = 'allkeys-lru';
+    await ensureCache(makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits });
+    assert.deepEqual(callNames(mutatingCalls()), ['elasticache:ModifyCacheParameterGroup']);
+    assert.equal(group?.parameters['maxmemory-policy'], 'noeviction');
+  });
+
+  test('delete removes the group, both groups and schedules the secret; a second delete is a no-op', async () => {
+    const ctx = makeCtx();
+    await deleteCache(ctx, { waits });
+    assert.equal(elasticache.state.replicationGroups.size, 0);
+    assert.equal(elasticache.state.parameterGroups.size, 0);
+    assert.equal(elasticache.state.subnetGroups.size, 0);
+    const [secret] = [...secrets.state.secrets.values()];
+    assert.ok(secret?.DeletedDate, 'the secret waits out its recovery window');
+    const deleteSecret = callLog.find((c) => c.command === 'DeleteSecret');
+    assert.equal((deleteSecret?.input as { RecoveryWindowInDays?: number }).RecoveryWindowInDays, 7);
+
+    resetCalls();
+    const again = makeCtx();
+    await deleteCache(again, { waits });
+    assert.deepEqual(mutatingCalls(), []);
+    assert.ok(again.changes.every((c) => c.action === Action.absent));
+  });
+
+  test('up after a teardown restores the scheduled secret and reuses its token', async () => {
+    const token = [...secrets.state.secrets.values()][0]?.SecretString;
+    const ctx = makeCtx();
+    await ensureCache(ctx, inputs, { waits });
+    assert.equal(callNames(mutatingCalls())[0], 'secretsmanager:RestoreSecret');
+    assert.equal(elasticache.state.replicationGroups.get('ada-linecount-test-cache')?.authToken, token);
+    await deleteCache(makeCtx(), { waits, force: true });
+    assert.equal(secrets.state.secrets.size, 0);
+  });
+});
