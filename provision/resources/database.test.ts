@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import { after, beforeEach, describe, test } from 'node:test';
+import { createClients } from '../../lib/clients.ts';
+import { loadDeployConfig } from '../../lib/config.ts';
+import { UsageError } from '../../lib/errors.ts';
+import { type Identity, stackNames } from '../../lib/names.ts';
+import { Action, type Ctx } from '../../lib/reconcile.ts';
+import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
+import { installRdsFake } from '../../test/fakes/rds.ts';
+import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
+import {
+  type ActualInstance,
+  dbParameterDrift,
+  dbSubnetGroupDrift,
+  deleteDatabase,
+  desiredInstance,
+  ensureDatabase,
+  finalSnapshotId,
+  instanceDrift,
+} from './database.ts';
+
+const identity: Identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
+const waits = { minDelaySeconds: 0.01, maxDelaySeconds: 0.02, maxWaitSeconds: 5, progressEveryMs: 5 };
+const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-db' };
+
+function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply', lines: string[] = []): Ctx {
+  const config = loadDeployConfig({ AWS_REGION: 'us-east-1', STAGE: 'test', ...env });
+  return {
+    config,
+    clients: createClients(config.aws),
+    log: { info: (m) => lines.push(m), warn: (m) => lines.push(m), progress: (m) => lines.push(m) },
+    mode,
+    identity,
+    names: stackNames(config.stack, identity),
+    changes: [],
+  };
+}
+
+describe('database drift functions', () => {
+  const desired = desiredInstance(makeCtx(), inputs);
+  const actual: ActualInstance = {
+    id: desired.id,
+    status: 'available',
+    instanceClass: 'db.t4g.micro',
+    allocatedStorageGb: 20,
+    backupRetentionDays: 7,
+    deletionProtection: false,
+    parameterGroup: 'ada-linecount-test-db-force-ssl',
+    securityGroupIds: ['sg-db'],
+    publiclyAccessible: false,
+    storageEncrypted: true,
+    host: 'h',
+    port: 5432,
+    secretArn: 'arn',
+  };
+  const cases: { name: string; change: Partial<ActualInstance>; fields: string[] }[] = [
+    { name: 'in sync', change: {}, fields: [] },
+    { name: 'instance class', change: { instanceClass: 'db.t4g.small' }, fields: ['DBInstanceClass'] },
+    { name: 'deletion protection', change: { deletionProtection: true }, fields: ['DeletionProtection'] },
+    { name: 'backup retention', change: { backupRetentionDays: 1 }, fields: ['BackupRetentionPeriod'] },
+    {
+      name: 'parameter group',
+      change: { parameterGroup: 'default.postgres17' },
+      fields: ['DBParameterGroupName'],
+    },
+    { name: 'security groups', change: { securityGroupIds: ['sg-other'] }, fields: ['VpcSecurityGroupIds'] },
+    { name: 'made public', change: { publiclyAccessible: true }, fields: ['PubliclyAccessible'] },
+    { name: 'smaller storage', change: { allocatedStorageGb: 10 }, fields: ['AllocatedStorage'] },
+    { name: 'larger storage than asked (cannot shrink)', change: { allocatedStorageGb: 100 }, fields: [] },
+  ];
+  for (const { name, change, fields } of cases) {
+    test(`instanceDrift: ${name}`, () => {
+      assert.deepEqual(
+        instanceDrift(desired, { ...actual, ...change }).map((f) => f.field),
+        fields,
+      );
+    });
+  }
+
+  test('subnet group and parameter drift', () => {
+    assert.deepEqual(dbSubnetGroupDrift(['a', 'b'], ['b', 'a']), []);
+    assert.equal(dbSubnetGroupDrift(['a', 'b'], ['a', 'c']).length, 1);
+    assert.deepEqual(dbParameterDrift({ 'rds.force_ssl': '1' }, { 'rds.force_ssl': '1' }), []);
+    assert.deepEqual(dbParameterDrift({ 'rds.force_ssl': '1' }, { 'rds.force_ssl': '0' }), [
+      { field: 'rds.force_ssl', from: '0', to: '1' },
+    ]);
+  });
+
+  test('final snapshot ids are valid RDS identifiers with a timestamp', () => {
+    const id = finalSnapshotId('ada-linecount-dev-db', new Date('2026-03-04T05:06:07.890Z'));
+    assert.equal(id, 'ada-linecount-dev-db-final-20260304050607');
+    assert.match(id, /^[a-z](?!.*--)[a-z0-9-]*[a-z0-9]$/);
+  });
+});
+
+describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
+  const secrets = installSecretsManagerFake();
+  const rds = installRdsFake({ transitionAfter: 2, secrets: secrets.state.secrets });
+  after(() => {
+    rds.restore();
+    secrets.restore();
+  });
+  beforeEach(() => resetCalls());
+  const summary = (ctx: Ctx) => ctx.changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
+
+  test('plan mode makes no mutating call; the real run then creates what the plan listed', async () => {
+    const plan = makeCtx({}, 'plan');
+    const planned = await ensureDatabase(plan, inputs, { waits });
+    assert.deepEqual(mutatingCalls(), []);
+    assert.match(planned.secretArn, /known after apply/);
+
+    const lines: string[] = [];
+    const apply = makeCtx({}, 'apply', lines);
+    const out = await ensureDatabase(apply, inputs, { waits });
+    assert.deepEqual(summary(apply), summary(plan));
+    assert.ok(apply.changes.every((c) => c.action === Action.create));
+    assert.deepEqual(
+      { ...out, host: out.host.split('.')[0] },
+      {
+        host: 'ada-linecount-test-db',
+        port: 5432,
+        name: 'linecount',
+        secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-ada-linecount-test-db-abcdef',
+      },
+    );
+    assert.ok(lines.some((l) => /waiting for RDS instance ada-linecount-test-db/.test(l)));
+  });
+
+  test('the instance is private, encrypted, TLS-only, with an RDS-managed password', () => {
+    const instance = rds.state.instances.get('ada-linecount-test-db');
+    assert.ok(instance);
+    const i = instance.input;
+    assert.equal(i.PubliclyAccessible, false);
+    assert.equal(i.StorageEncrypted, true);
+    assert.equal(i.StorageType, 'gp3');
+    assert.equal(i.ManageMasterUserPassword, true);
+    assert.equal(i.MasterUserPassword, undefined);
+    assert.equal(i.DBInstanceClass, 'db.t4g.micro');
+    assert.equal(i.CopyTagsToSnapshot, true);
+    assert.equal(i.BackupRetentionPeriod, 7);
+    assert.deepEqual(i.VpcSecurityGroupIds, ['sg-db']);
+    assert.equal(rds.state.parameterGroups.get(instance.parameterGroup)?.family, 'postgres17');
+    assert.deepEqual(rds.state.parameterGroups.get(instance.parameterGroup)?.parameters, {
+      'rds.force_ssl': '1',
+    });
+    assert.ok(secrets.state.secrets.has(instance.secretArn ?? ''));
+  });
+
+  test('a second run makes zero mutating calls and reports everything unchanged', async () => {
+    const ctx = makeCtx();
+    await ensureDatabase(ctx, inputs, { waits });
+    assert.deepEqual(mutatingCalls(), []);
+    assert.ok(ctx.changes.every((c) => c.action === Action.unchanged));
+  });
+
+  test('a new instance class changes exactly that, with ApplyImmediately; plan reports the same change', async () => {
+    const env = { DB_INSTANCE_CLASS: 'db.t4g.small' };
+    const plan = makeCtx(env, 'plan');
+    await ensureDatabase(plan, inputs, { waits });
+    assert.deepEqual(mutatingCalls(), []);
+
+    const apply = makeCtx(env);
+    await ensureDatabase(apply, inputs, { waits });
+    assert.deepEqual(apply.changes, plan.changes);
+    assert.deepEqual(
+      apply.changes.filter((c) => c.action !== Action.unchanged),
+      [
+        {
+          kind: 'db-instance',
+          name: 'ada-linecount-test-db',
+          action: Action.update,
+          fields: [{ field: 'DBInstanceClass', from: 'db.t4g.micro', to: 'db.t4g.small' }],
+        },
+      ],
+    );
+    assert.deepEqual(callNames(mutatingCalls()), ['rds:ModifyDBInstance']);
+    assert.deepEqual(mutatingCalls()[0]?.input, {
+      DBInstanceIdentifier: 'ada-linecount-test-db',
+      ApplyImmediately: true,
+      DBInstanceClass: 'db.t4g.small',
+    });
+    assert.equal(rds.state.instances.get('ada-linecount-test-db')?.status, 'available');
+  });
+
+  test('delete refuses while deletion protection is on, unless forced', async () => {
+    const env = { DB_INSTANCE_CLASS: 'db.t4g.small', DB_DELETION_PROTECTION: 'true' };
+    await ensureDatabase(makeCtx(env), inputs, { waits });
+    assert.equal(rds.state.instances.get('ada-linecount-test-db')?.deletionProtection, true);
+    resetCalls();
+    await assert.rejects(
+      deleteDatabase(makeCtx(env), { force: false, finalSnapshot: false, waits }),
+      UsageError,
+    );
+    assert.deepEqual(mutatingCalls(), []);
+    assert.ok(rds.state.instances.has('ada-linecount-test-db'));
+  });
+
+  test('a forced delete turns protection off, takes the final snapshot, removes everything; a second delete is a no-op', async () => {
+    const ctx = makeCtx();
+    await deleteDatabase(ctx, { force: true, finalSnapshot: true, waits });
+    assert.deepEqual(callNames(mutatingCalls()), [
+      'rds:ModifyDBInstance',
+      'rds:DeleteDBInstance',
+      'rds:DeleteDBParameterGroup',
+      'rds:DeleteDBSubnetGroup',
+    ]);
+    assert.deepEqual(mutatingCalls()[0]?.input, {
+      DBInstanceIdentifier: 'ada-linecount-test-db',
+      DeletionProtection: false,
+      ApplyImmediately: true,
+    });
+    const [snapshot] = [...rds.state.snapshots.keys()];
+    assert.match(snapshot ?? '', /^ada-linecount-test-db-final-\d{14}$/);
+    assert.equal(rds.state.instances.size, 0);
+    assert.equal(rds.state.parameterGroups.size, 0);
+    assert.equal(rds.state.subnetGroups.size, 0);
+    assert.equal(secrets.state.secrets.size, 0, 'RDS deletes the secret it manages');
+    assert.ok(
+      callLog.filter((c) => c.command === 'DescribeDBInstances').length >= 3,
+      'the deleted waiter polled',
+    );
+
+    resetCalls();
+    const again = makeCtx();
+    await deleteDatabase(again, { force: false, finalSnapshot: true, waits });
+    assert.deepEqual(mutatingCalls(), []);
+    assert.ok(again.changes.every((c) => c.action === Action.absent));
+  });
+});
