@@ -8,7 +8,7 @@ import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts'
 import { installEc2Fake } from '../../test/fakes/ec2.ts';
 import { installStsFake } from '../../test/fakes/sts.ts';
 import { endpointDrift, modifyEndpointInput } from './endpoints.ts';
-import { resolveIdentity } from './identity.ts';
+import { parsePartition, resolveIdentity } from './identity.ts';
 import { deleteNetwork, ensureNetwork } from './network.ts';
 import { type ActualRule, desiredRules, ruleDrift, ruleKey } from './security-groups.ts';
 import { carveSubnetCidr, routeTableDrift } from './subnets.ts';
@@ -23,6 +23,17 @@ const waits = {
 };
 
 describe('network drift functions', () => {
+  test('the partition comes from the caller ARN', () => {
+    const cases = [
+      { arn: 'arn:aws:sts::123456789012:assumed-role/r/s', want: 'aws' },
+      { arn: 'arn:aws-cn:iam::123456789012:user/u', want: 'aws-cn' },
+      { arn: 'arn:aws-us-gov:sts::123456789012:assumed-role/r/s', want: 'aws-us-gov' },
+      { arn: 'not-an-arn', want: undefined },
+      { arn: undefined, want: undefined },
+    ];
+    for (const { arn, want } of cases) assert.equal(parsePartition(arn), want);
+  });
+
   test('carves consecutive /20s from the VPC /16', () => {
     const cases = [
       { cidr: '10.42.0.0/16', index: 0, want: '10.42.0.0/20' },
