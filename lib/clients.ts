@@ -17,12 +17,14 @@ import type { AwsConfig, ServiceName } from './config.ts';
 
 // The one place AWS clients are built. Credentials always come from the SDK's
 // default provider chain (env, SSO, profile, container, instance role), so no
-// secret passes through this project's configuration.
+// secret passes through this project's configuration; the one exception is the
+// local emulator's dummy keys (AwsConfig.credentials).
 function options(aws: AwsConfig, service: ServiceName) {
   const endpoint = aws.endpoints[service];
   return {
     ...(aws.region === undefined ? {} : { region: aws.region }),
     ...(endpoint === undefined ? {} : { endpoint }),
+    ...(aws.credentials === undefined ? {} : { credentials: aws.credentials }),
     // adaptive retry backs off on throttling across the client's calls
     retryMode: 'adaptive',
     maxAttempts: 6,

@@ -41,6 +41,10 @@ export interface AwsConfig {
   endpoints: Partial<Record<ServiceName, string>>;
   // emulators serve buckets by path (http://host/bucket/key), not by virtual host
   s3ForcePathStyle: boolean;
+  // Set only by local/stack.ts: the local emulator's fixed dummy keys (it
+  // accepts any). Never read from the environment: real credentials always
+  // come from the SDK's default provider chain.
+  credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
 }
 
 export interface StackConfig {
