@@ -194,7 +194,7 @@ export async function publishImage(options: PublishOptions): Promise<PublishedIm
     const body = await bytes();
     await withProgress(
       `upload of ${what} ${blobDigest}`,
-      log.progress,
+      (message) => log.progress(message),
       registry.uploadBlob(blobDigest, body),
     );
     pushedBlobs++;
