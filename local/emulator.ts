@@ -44,6 +44,10 @@ import {
 //  - SqsManagedSseEnabled, which fauxqs drops: remembered per queue and
 //    reported by GetQueueAttributes (AWS default for new queues: true).
 
+// The emulator accepts any credentials and checks none: these fixed dummy
+// keys only let the SDK sign its requests. They are not secrets.
+export const emulatorCredentials = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
+
 export interface EmulatorOptions {
   // 0 picks a free port (tests); the demo uses LOCAL_AWS_PORT (loadLocalConfig)
   port?: number;
@@ -209,13 +213,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let endpoint = '';
 
   // Deliveries go through the emulator's own SNS and SQS APIs, over HTTP, as
-  // S3 calls those services. The emulator accepts any credentials; these are
-  // not secrets.
+  // S3 calls those services.
   const clients = new Map<string, { sns: SNSClient; sqs: SQSClient }>();
   function clientsFor(region: string) {
     let pair = clients.get(region);
     if (pair === undefined) {
-      const config = { endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+      const config = { endpoint, region, credentials: emulatorCredentials };
       pair = { sns: new SNSClient(config), sqs: new SQSClient(config) };
       clients.set(region, pair);
     }
