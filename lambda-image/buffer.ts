@@ -155,8 +155,9 @@ export async function bufferRecord(
   const entry = encodeRecord(record);
   return runWatched(redis, async () => {
     for (let attempt = 1; attempt <= maxWatchAttempts; attempt++) {
-      await redis.watch(seenKey);
-      if ((await redis.exists(seenKey)) === 1) {
+      // WATCH and EXISTS go out together (one round trip); Redis runs them in order.
+      const [, exists] = await Promise.all([redis.watch(seenKey), redis.exists(seenKey)]);
+      if (exists === 1) {
         await redis.unwatch();
         return BufferOutcome.duplicate;
       }
