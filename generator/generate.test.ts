@@ -162,3 +162,21 @@ test('aborting stops new files, keeps the finished ones and rejects', async () =
   for (const entry of finished) assert.ok(stored.has(entry.key));
   await assertMatchesBucket(finished);
 });
+
+test('many uploads at once run without listener-leak warnings', async () => {
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on('warning', onWarning);
+  try {
+    const entries = await run({ count: 40, maxLines: 5, concurrency: 32, prefix: 'uploads/wide/' });
+    assert.equal(entries.length, 40);
+    // warnings are emitted on the next tick
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(
+    warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message),
+    [],
+  );
+});

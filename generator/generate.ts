@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { stepError } from '../lib/errors.ts';
@@ -154,6 +155,8 @@ export async function generateAndUpload(options: GenerateOptions): Promise<Manif
   }
 
   const stop = new AbortController();
+  // every upload in flight listens on it; Node warns past 10 listeners
+  setMaxListeners(options.concurrency + 10, stop.signal);
   const forward = () => stop.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', forward, { once: true });
   const entries: ManifestEntry[] = [];

@@ -44,10 +44,12 @@ async function resolveTarget(options: CliOptions, problems: string[]): Promise<T
   let stage: string | undefined;
   if (options.stage !== undefined) {
     const flag = options.stage;
-    collectConfig(problems, () => {
+    // the flag follows the same naming rule as the STAGE variable
+    const stageProblems: string[] = [];
+    collectConfig(stageProblems, () => {
       stage = loadStackConfig({ STAGE: flag }).stage;
     });
-    if (stage === undefined) problems.push(`--stage=${flag} is not a valid stage name (see STAGE above)`);
+    problems.push(...stageProblems.map((problem) => problem.replace(/^STAGE=/, '--stage=')));
   } else {
     collectConfig(problems, () => {
       stage = loadStackConfig().stage;

@@ -69,7 +69,7 @@ export function createProgressReporter(
   const draw = () => {
     if (last === undefined) return;
     // \r returns to the line's start, ESC[K clears what a longer line left
-    output.write(`\r${renderBar(last, now() - started, output.columns ?? 80)}\x1b[K`);
+    output.write(`\r${renderBar(last, now() - started, output.columns || 80)}\x1b[K`);
     lastDraw = now();
   };
   return {
