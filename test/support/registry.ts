@@ -54,6 +54,12 @@ export interface TestRegistry {
 }
 
 export async function startRegistry(): Promise<TestRegistry> {
+  const missing = missingRegistryTools();
+  if (missing.length > 0) {
+    throw new Error(
+      `${missing.join(', ')} not installed: apt-get install -y docker-registry skopeo apache2-utils (.ci/run does this)`,
+    );
+  }
   const dir = await mkdtemp(join(tmpdir(), 'registry-'));
   // ECR's token decodes to the user name AWS and a password
   const username = 'AWS';
