@@ -55,6 +55,8 @@ export function normalizePolicy(document: unknown): unknown {
   const parsed = parsePolicy(document);
   if (parsed === undefined || parsed === null || typeof parsed !== 'object') return parsed;
   const { Statement, ...rest } = parsed as Record<string, unknown>;
+  // not an IAM-style document (an ECR lifecycle policy): key order is all that varies
+  if (Statement === undefined) return canonical(parsed);
   const statements = (Array.isArray(Statement) ? Statement : [Statement]).map((s) =>
     normalizeStatement(s as Record<string, unknown>),
   );
