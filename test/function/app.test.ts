@@ -168,6 +168,7 @@ function build(overrides: Partial<FunctionDeps> = {}) {
     added[name] = (added[name] ?? 0) + value;
     return metrics;
   });
+  mock.method(metrics, 'hasStoredMetrics', () => Object.keys(added).length > 0);
   const published = mock.method(metrics, 'publishStoredMetrics', () => undefined);
   const logger = new Logger({ serviceName: 'ada-linecount-test', logLevel: 'SILENT' });
   const fn = createFunction({
