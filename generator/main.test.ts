@@ -260,3 +260,26 @@ test('an upload that fails mid-run exits 1, names the key, and the manifest keep
     await proxy.stop();
   }
 });
+
+test('Ctrl-C aborts the uploads in flight, exits 130 and keeps the finished ones in the manifest', async () => {
+  const manifestPath = join(cwd, 'interrupted.jsonl');
+  const child = spawnCli({
+    args: [
+      ...['--bucket', bucket, '--prefix', 'interrupted/', '--count', '200', '--concurrency', '2'],
+      ...['--min-lines', '20000', '--max-lines', '20000', '--manifest', manifestPath],
+    ],
+    cwd,
+    endpoint: emulator.endpoint,
+  });
+  child.stderr.on('data', (chunk: string) => {
+    if (chunk.includes('[2/200] uploaded')) child.kill('SIGINT');
+  });
+  const result = await child.result;
+  assert.equal(result.code, 130, result.stderr);
+  assert.match(result.stderr, /generator: interrupted after \d+ of 200 files/);
+  const entries = parseManifest(await readFile(manifestPath, 'utf8'));
+  assert.ok(entries.length >= 2 && entries.length < 200, `${entries.length} in the manifest`);
+  for (const entry of entries) {
+    assert.equal((await downloadObject(emulator.s3, bucket, entry.key)).sha256, entry.sha256);
+  }
+});

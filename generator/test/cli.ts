@@ -20,7 +20,11 @@ export interface CliRun {
   endpoint: string;
 }
 
-export function spawnCli(run: CliRun): { stderr: Readable; result: Promise<CliResult> } {
+export function spawnCli(run: CliRun): {
+  stderr: Readable;
+  kill(signal: NodeJS.Signals): void;
+  result: Promise<CliResult>;
+} {
   // a clean environment: nothing from the machine's AWS setup leaks in, and
   // instance-metadata lookups (network traffic off 127.0.0.1) are disabled
   const base = {
@@ -56,5 +60,5 @@ export function spawnCli(run: CliRun): { stderr: Readable; result: Promise<CliRe
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-  return { stderr: child.stderr, result };
+  return { stderr: child.stderr, kill: (signal) => child.kill(signal), result };
 }
