@@ -320,22 +320,17 @@ export function loadDeployConfig(env: Env = process.env): DeployConfig {
   return { aws, stack, fn, provision };
 }
 
-export function loadRuntimeConfig(env: Env = process.env): RuntimeConfig {
-  const r = new Reader(env);
-  const aws = readAws(r);
-  const stack = readStack(r);
-  const redis: RedisSettings = {
+function readRedis(r: Reader): RedisSettings {
+  return {
     url: r.url('REDIS_URL', ['redis:', 'rediss:']),
     host: r.raw('REDIS_HOST'),
     port: r.int('REDIS_PORT', 6379, 1, 65_535),
     tls: r.bool('REDIS_TLS', true),
     authSecretArn: r.raw('REDIS_AUTH_SECRET_ARN'),
   };
-  if (redis.url === undefined && redis.host === undefined) {
-    r.problems.push(
-      'set REDIS_URL (e.g. redis://127.0.0.1:6379) or REDIS_HOST with REDIS_AUTH_SECRET_ARN (as the deployed function does)',
-    );
-  }
+}
+
+function readDatabase(r: Reader): DatabaseSettings {
   const database: DatabaseSettings = {
     url: r.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     host: r.raw('DB_HOST'),
@@ -346,23 +341,55 @@ export function loadRuntimeConfig(env: Env = process.env): RuntimeConfig {
     schema: r.string('DB_SCHEMA', 'public'),
     poolMax: r.int('DB_POOL_MAX', 2, 1, 100),
   };
-  if (database.url === undefined && (database.host === undefined || database.secretArn === undefined)) {
-    r.problems.push(
-      'set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) or DB_HOST with DB_SECRET_ARN (as the deployed function does)',
-    );
-  }
   if (!/^[a-z_][a-z0-9_]*$/.test(database.schema)) {
     r.problems.push(`DB_SCHEMA=${database.schema} must be a lowercase SQL identifier`);
   }
-  const buffer: BufferSettings = {
+  return database;
+}
+
+function readBuffer(r: Reader, stack: StackConfig): BufferSettings {
+  return {
     keyPrefix: r.string('REDIS_KEY_PREFIX', `${stack.app}:${stack.stage}:`),
     dedupeTtlSeconds: r.int('DEDUPE_TTL_SECONDS', 15 * 86_400, 60, 365 * 86_400),
     flushMaxEntries: r.int('FLUSH_MAX_ENTRIES', 5_000, 1, 100_000),
     flushLockMs: r.int('FLUSH_LOCK_MS', 30_000, 1_000, 900_000),
     claimIdleMs: r.int('FLUSH_CLAIM_IDLE_MS', 60_000, 1_000, 3_600_000),
   };
+}
+
+export function loadRuntimeConfig(env: Env = process.env): RuntimeConfig {
+  const r = new Reader(env);
+  const aws = readAws(r);
+  const stack = readStack(r);
+  const redis = readRedis(r);
+  if (redis.url === undefined && redis.host === undefined) {
+    r.problems.push(
+      'set REDIS_URL (e.g. redis://127.0.0.1:6379) or REDIS_HOST with REDIS_AUTH_SECRET_ARN (as the deployed function does)',
+    );
+  }
+  const database = readDatabase(r);
+  if (database.url === undefined && (database.host === undefined || database.secretArn === undefined)) {
+    r.problems.push(
+      'set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) or DB_HOST with DB_SECRET_ARN (as the deployed function does)',
+    );
+  }
+  const buffer = readBuffer(r, stack);
   r.check();
   return { aws, stack, buffer, redis, database };
+}
+
+// The ops commands (ops/*.ts). Each needs a different part of the stack, and
+// each fills what the environment leaves out from the stage's outputs file
+// (.ada/outputs.<stage>.json), so nothing is required here.
+export type OpsConfig = RuntimeConfig;
+
+export function loadOpsConfig(env: Env = process.env): OpsConfig {
+  const r = new Reader(env);
+  const aws = readAws(r);
+  const stack = readStack(r);
+  const config = { aws, stack, redis: readRedis(r), database: readDatabase(r), buffer: readBuffer(r, stack) };
+  r.check();
+  return config;
 }
 
 // Local tools (the demo, tests, ops commands pointed at the emulator) only need
