@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { AwsStepError } from '../lib/errors.ts';
+import { AwsStepError, UsageError } from '../lib/errors.ts';
 import {
   GenerateAbortedError,
   type GenerateProgress,
@@ -179,4 +179,14 @@ test('many uploads at once run without listener-leak warnings', async () => {
     warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message),
     [],
   );
+});
+
+test('impossible options are refused before anything is uploaded', async () => {
+  await assert.rejects(run({ concurrency: 0, prefix: 'uploads/refused/' }), UsageError);
+  await assert.rejects(run({ minLines: 5, maxLines: 4, prefix: 'uploads/refused/' }), UsageError);
+  await assert.rejects(run({ count: 1.5, prefix: 'uploads/refused/' }), UsageError);
+  const listed = await emulator.s3.send(
+    new ListObjectsV2Command({ Bucket: bucket, Prefix: 'uploads/refused/' }),
+  );
+  assert.equal(listed.KeyCount ?? 0, 0);
 });

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { stepError } from '../lib/errors.ts';
+import { stepError, UsageError } from '../lib/errors.ts';
 import { GeneratedFileStream, maxLineBytes } from './content.ts';
 import { createRunId, type NameStyle } from './names.ts';
 import { type FilePlan, planFile } from './plan.ts';
@@ -75,7 +75,7 @@ function hintFor(error: unknown): string {
   if (code === 'ECONNREFUSED' || name === 'TimeoutError') {
     return 'is the endpoint up? for the local stack run npm run demo -- --keep and use the AWS_ENDPOINT_URL it prints';
   }
-  return 'see the cause above; rerun to retry, keys of a new run never collide with this one';
+  return "rerun to retry: a new run's keys never collide with this one's";
 }
 
 export interface UploadFileOptions {
@@ -139,11 +139,26 @@ export class GenerateAbortedError extends Error {
   }
 }
 
+// The CLI checks its flags with every problem listed (args.ts); programmatic
+// callers get the first problem, before anything is uploaded.
+function checkGenerateOptions(options: GenerateOptions): void {
+  const { count, minLines, maxLines, concurrency } = options;
+  const whole = (n: number) => Number.isInteger(n) && n >= 0;
+  if (!whole(count)) throw new UsageError(`count must be a whole number ≥ 0 (got ${count})`);
+  if (!whole(minLines) || !whole(maxLines) || minLines > maxLines) {
+    throw new UsageError(`need whole numbers 0 ≤ minLines ≤ maxLines (got ${minLines}, ${maxLines})`);
+  }
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new UsageError(`concurrency must be a whole number ≥ 1 (got ${concurrency})`);
+  }
+}
+
 // Runs up to `concurrency` uploads at once. The first failure stops new files
 // from starting and aborts the ones in flight (a half-done run is rerun as a
 // new run, whose keys never collide), then rejects with that failure, which
 // names the key.
 export async function generateAndUpload(options: GenerateOptions): Promise<ManifestEntry[]> {
+  checkGenerateOptions(options);
   const runId = options.runId ?? createRunId();
   const planOptions = { ...options, runId };
   const plans: FilePlan[] = [];

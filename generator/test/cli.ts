@@ -25,10 +25,10 @@ export function spawnCli(run: CliRun): {
   kill(signal: NodeJS.Signals): void;
   result: Promise<CliResult>;
 } {
-  // a clean environment: nothing from the machine's AWS setup leaks in, and
+  // a clean environment (node is started by its absolute path, so not even
+  // PATH is needed): nothing from the machine's AWS setup leaks in, and
   // instance-metadata lookups (network traffic off 127.0.0.1) are disabled
   const base = {
-    PATH: process.env.PATH,
     HOME: run.cwd,
     AWS_REGION: region,
     AWS_ACCESS_KEY_ID: credentials.accessKeyId,
