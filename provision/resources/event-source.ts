@@ -81,6 +81,13 @@ export function desiredEventSource(
   };
 }
 
+// the queue's name is the ARN's last part (arn:aws:sqs:region:account:name); a
+// pending ARN in plan mode has none, and the name is the same either way
+function mappingName(ctx: Ctx, inputs: EventSourceInputs): string {
+  const queue = inputs.queueArn.startsWith('arn:') ? inputs.queueArn.split(':').pop() : ctx.names.queue;
+  return `${inputs.functionName} ← ${queue}`;
+}
+
 function isEnabled(state: string | undefined): boolean {
   return state !== 'Disabled' && state !== 'Disabling';
 }
@@ -144,7 +151,7 @@ export function eventSourceDrift(desired: DesiredEventSource, actual: LiveEventS
 
 export async function ensureEventSource(ctx: Ctx, inputs: EventSourceInputs): Promise<{ uuid: string }> {
   const desired = desiredEventSource(ctx, inputs);
-  const name = `${inputs.functionName} ← ${inputs.queueArn.split(':').pop()}`;
+  const name = mappingName(ctx, inputs);
   const actual = await findEventSource(ctx, inputs);
   if (actual === undefined) {
     record(ctx, { kind, name, action: Action.create });
@@ -233,7 +240,7 @@ async function waitEnabled(ctx: Ctx, uuid: string): Promise<void> {
 }
 
 export async function deleteEventSource(ctx: Ctx, inputs: EventSourceInputs): Promise<void> {
-  const name = `${inputs.functionName} ← ${inputs.queueArn.split(':').pop()}`;
+  const name = mappingName(ctx, inputs);
   const found = await listMapping(ctx, inputs);
   if (found?.UUID === undefined) {
     record(ctx, { kind, name, action: Action.absent });

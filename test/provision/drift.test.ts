@@ -166,7 +166,7 @@ test('role drift compares the trust and inline documents as IAM returns them', (
     tags: { ...desired.tags },
   };
   assert.deepEqual(roleDrift(desired, live), []);
-  const { Condition: _dropped, ...unconditioned } = desired.trustPolicy.Statement[0] as Record<
+  const { Condition: _dropped, ...unconditioned } = desired.trustPolicy.Statement[0] as unknown as Record<
     string,
     unknown
   >;

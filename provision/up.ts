@@ -1,0 +1,292 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DescribeImagesCommand, ImageNotFoundException } from '@aws-sdk/client-ecr';
+import { type Clients, createClients, destroyClients } from '../lib/clients.ts';
+import { type DeployConfig, loadDeployConfig } from '../lib/config.ts';
+import { stepError, UsageError } from '../lib/errors.ts';
+import { stackNames } from '../lib/names.ts';
+import { type StackOutputs, writeOutputs } from '../lib/outputs.ts';
+import { type Change, type Ctx, isPlan, type Log, type Mode, pending } from '../lib/reconcile.ts';
+import { confirm, createConsoleLog, ExitCode, isInteractive, parseFlags, runCli } from './cli.ts';
+import { type CostShape, defaultShape, estimateIdleCost } from './cost.ts';
+import { hasChanges, planDocument, renderChanges, renderCost } from './plan.ts';
+import { ensureAlarms, memberClusterIds } from './resources/alarms.ts';
+import { ensureAlerts } from './resources/alerts.ts';
+import { ensureBucket } from './resources/bucket.ts';
+import { type CacheOptions, cacheReplicas, ensureCache } from './resources/cache.ts';
+import { ensureDashboard } from './resources/dashboard.ts';
+import { type DatabaseOptions, ensureDatabase } from './resources/database.ts';
+import { ensureEventSource } from './resources/event-source.ts';
+import { ensureFunctions, findFunction, functionArn, functionEnvironment } from './resources/function.ts';
+import { resolveIdentity } from './resources/identity.ts';
+import { ensureLogGroup } from './resources/log-group.ts';
+import { ensureNetwork, type NetworkOptions } from './resources/network.ts';
+import { ensureNotification } from './resources/notification.ts';
+import { ensureDeadLetterQueue, ensureQueue } from './resources/queue.ts';
+import { ensureRepository } from './resources/repository.ts';
+import { ensureFunctionRole, ensureSchedulerRole } from './resources/role.ts';
+import { ensureSchedule } from './resources/schedule.ts';
+import { ensureSubscription } from './resources/subscription.ts';
+import { ensureTopic } from './resources/topic.ts';
+
+const usage = `Usage: npx tsx provision/up.ts [options]
+
+Creates or updates every AWS resource of the stack, in order, and writes
+.ada/outputs.<stage>.json. Running it again changes only what drifted.
+
+Options:
+  --plan, --dry-run    show what would be created or updated (no changes) and the idle monthly cost
+  --json               print the plan or result as JSON on stdout (messages go to stderr)
+  --yes                do not ask for confirmation (required when not on a terminal)
+  --image-uri URI      deploy this image (repository@sha256:..., or a tag in the stack's repository)
+                       instead of building and pushing one
+  --help               show this help
+
+Configuration comes from the environment (AWS_REGION, APP, STAGE, FUNCTION_*, ...);
+see docs/readme/deploy.md.`;
+
+export interface ProvisionOptions {
+  // --image-uri; otherwise the image is built and pushed with `publish`
+  imageUri?: string | undefined;
+  // builds and pushes the image, returning repository@sha256:...; defaults to
+  // lambda-image/publish.ts (loaded only when needed: it pulls the base image)
+  publish?: (ctx: Ctx, repositoryUri: string) => Promise<string>;
+  // tests shorten the long waits of the network and the cache
+  network?: NetworkOptions;
+  cache?: CacheOptions;
+  database?: DatabaseOptions;
+}
+
+export interface ProvisionResult {
+  outputs: StackOutputs;
+  changes: Change[];
+}
+
+export async function createContext(
+  config: DeployConfig,
+  clients: Clients,
+  log: Log,
+  mode: Mode,
+): Promise<Ctx> {
+  const region = config.aws.region;
+  if (region === undefined) throw new UsageError('AWS_REGION is not set');
+  const identity = await resolveIdentity(clients.sts, region);
+  return { config, clients, log, mode, identity, names: stackNames(config.stack, identity), changes: [] };
+}
+
+// The architecture diagram, top to bottom: each step returns what the next needs.
+export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+  const { names } = ctx;
+  const network = await ensureNetwork(ctx, options.network);
+  const bucket = await ensureBucket(ctx);
+  const dlq = await ensureDeadLetterQueue(ctx);
+  const topic = await ensureTopic(ctx, { bucketArn: bucket.arn });
+  const queue = await ensureQueue(ctx, { dlqArn: dlq.arn, topicArn: topic.arn });
+  await ensureSubscription(ctx, { topicArn: topic.arn, queueArn: queue.arn });
+  await ensureNotification(ctx, { bucket: bucket.name, topicArn: topic.arn });
+  const cache = await ensureCache(
+    ctx,
+    { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.cache },
+    options.cache,
+  );
+  const database = await ensureDatabase(
+    ctx,
+    { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.database },
+    options.database,
+  );
+  const repository = await ensureRepository(ctx);
+  const imageUri = await resolveImage(ctx, repository.uri, options);
+  await ensureLogGroup(ctx, names.logGroup);
+  await ensureLogGroup(ctx, names.flushLogGroup);
+  const role = await ensureFunctionRole(ctx, {
+    bucket: bucket.name,
+    queueArn: queue.arn,
+    secretArns: [cache.authSecretArn, database.secretArn],
+    logGroups: [names.logGroup, names.flushLogGroup],
+  });
+  const schedulerRole = await ensureSchedulerRole(ctx, {
+    functionArn: functionArn(ctx, names.flushFunction),
+  });
+  const functions = await ensureFunctions(ctx, {
+    roleArn: role.arn,
+    imageUri,
+    subnetIds: network.subnetIds,
+    securityGroupId: network.securityGroups.function,
+    environment: functionEnvironment(ctx, { cache, database }),
+  });
+  await ensureEventSource(ctx, { functionName: functions.count.name, queueArn: queue.arn });
+  await ensureSchedule(ctx, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn });
+  const alerts = await ensureAlerts(ctx);
+  const monitored = {
+    queueName: names.queue,
+    dlqName: names.dlq,
+    functionName: functions.count.name,
+    flushFunctionName: functions.flush.name,
+    cacheClusterIds: memberClusterIds(names.cache, 1 + cacheReplicas),
+    dbInstanceId: names.db,
+  };
+  await ensureAlarms(ctx, { ...monitored, alertsTopicArn: alerts.topicArn });
+  const dashboard = await ensureDashboard(ctx, monitored);
+
+  const outputs: StackOutputs = {
+    app: ctx.config.stack.app,
+    stage: ctx.config.stack.stage,
+    region: ctx.identity.region,
+    accountId: ctx.identity.accountId,
+    bucket: bucket.name,
+    uploadsPrefix: names.uploadsPrefix,
+    topicArn: topic.arn,
+    queueUrl: queue.url,
+    queueArn: queue.arn,
+    dlqUrl: dlq.url,
+    dlqArn: dlq.arn,
+    functionName: functions.count.name,
+    functionArn: functions.count.arn,
+    imageUri,
+    cacheEndpoint: `${cache.host}:${cache.port}`,
+    dbEndpoint: `${database.host}:${database.port}`,
+    dbSecretArn: database.secretArn,
+    cacheAuthSecretArn: cache.authSecretArn,
+    alertsTopicArn: alerts.topicArn,
+    dashboardName: dashboard.dashboardName,
+    updatedAt: new Date().toISOString(),
+  };
+  return { outputs, changes: ctx.changes };
+}
+
+// The function is deployed by digest, so what runs is exactly what was
+// pushed, whatever happens to tags later.
+async function resolveImage(ctx: Ctx, repositoryUri: string, options: ProvisionOptions): Promise<string> {
+  const given = options.imageUri;
+  if (given !== undefined) {
+    if (given.includes('@sha256:')) return given;
+    const tagAt = given.lastIndexOf(':');
+    const repository = given.slice(0, tagAt);
+    if (tagAt <= given.lastIndexOf('/') || repository !== repositoryUri) {
+      throw new UsageError(
+        `--image-uri ${given}: give repository@sha256:<digest>, or <${repositoryUri}>:<tag> to deploy a tag of the stack's repository by its digest`,
+      );
+    }
+    return resolveTag(ctx, repositoryUri, given.slice(tagAt + 1));
+  }
+  if (isPlan(ctx)) {
+    // a plan builds nothing: it compares with the image deployed now
+    const current = await findFunction(ctx, ctx.names.function);
+    return current?.imageUri ?? pending('image built and pushed by up');
+  }
+  const publish = options.publish ?? publishWithBuilder;
+  return publish(ctx, repositoryUri);
+}
+
+async function resolveTag(ctx: Ctx, repositoryUri: string, tag: string): Promise<string> {
+  try {
+    const answer = await ctx.clients.ecr.send(
+      new DescribeImagesCommand({ repositoryName: ctx.names.repository, imageIds: [{ imageTag: tag }] }),
+    );
+    const digest = answer.imageDetails?.[0]?.imageDigest;
+    if (digest === undefined) throw new Error(`no digest for tag ${tag}`);
+    return `${repositoryUri}@${digest}`;
+  } catch (error) {
+    if (isPlan(ctx)) return `${repositoryUri}:${tag}`;
+    if (error instanceof ImageNotFoundException) {
+      throw new UsageError(`--image-uri: no image tagged ${tag} in ${repositoryUri}; push it first`);
+    }
+    throw stepError(
+      `resolve image tag ${tag} in ${repositoryUri}`,
+      error,
+      'check ecr:DescribeImages permission',
+    );
+  }
+}
+
+async function publishWithBuilder(ctx: Ctx, repositoryUri: string): Promise<string> {
+  const { publishImage } = await import('../lambda-image/publish.ts');
+  const image = await publishImage({
+    ecr: ctx.clients.ecr,
+    repositoryUri,
+    architecture: ctx.config.fn.architecture,
+    log: ctx.log,
+  });
+  ctx.log.info(
+    `image ${image.imageUri} (${image.pushedBlobs === 0 ? 'already in ECR' : `${image.pushedBlobs} blobs pushed`})`,
+  );
+  return image.imageUri;
+}
+
+export function costShape(): CostShape {
+  return { ...defaultShape, cacheNodes: 1 + cacheReplicas };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    help: { type: 'boolean' },
+    plan: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    json: { type: 'boolean' },
+    yes: { type: 'boolean' },
+    'image-uri': { type: 'string' },
+  });
+  if (flags.help) {
+    process.stdout.write(`${usage}\n`);
+    return ExitCode.ok;
+  }
+  const planOnly = Boolean(flags.plan || flags['dry-run']);
+  const json = Boolean(flags.json);
+  const imageUri = flags['image-uri'];
+  if (imageUri !== undefined && !/^[^\s@]+(@sha256:[0-9a-f]{64}|:[\w][\w.-]{0,127})$/.test(imageUri)) {
+    throw new UsageError(
+      `--image-uri ${imageUri} is not an image reference (repository@sha256:<64 hex> or repository:tag)`,
+    );
+  }
+  if (!planOnly && !flags.yes && !isInteractive()) {
+    throw new UsageError(
+      'up creates billable AWS resources and there is no terminal to confirm on: pass --yes, or --plan to only preview',
+    );
+  }
+  const config = loadDeployConfig();
+  const log = createConsoleLog({ json });
+  const clients = createClients(config.aws);
+  try {
+    const cost = estimateIdleCost(config, costShape());
+    if (planOnly || !flags.yes) {
+      const planCtx = await createContext(config, clients, log, 'plan');
+      log.info(
+        `planning ${planCtx.names.base} in account ${planCtx.identity.accountId}, ${planCtx.identity.region}`,
+      );
+      const { changes } = await provisionStack(planCtx, { imageUri });
+      log.done();
+      if (planOnly) {
+        if (json) process.stdout.write(`${JSON.stringify(planDocument('plan', changes, cost), null, 2)}\n`);
+        else process.stdout.write(`${renderChanges(changes)}\n\n${renderCost(cost)}\n`);
+        return ExitCode.ok;
+      }
+      if (hasChanges(changes)) {
+        process.stdout.write(`${renderChanges(changes)}\n\n${renderCost(cost)}\n\n`);
+        if (!(await confirm('Create or update these AWS resources (they are billed while they exist)?'))) {
+          log.info('nothing changed');
+          return ExitCode.failed;
+        }
+      }
+    }
+    const ctx = await createContext(config, clients, log, 'apply');
+    log.info(`deploying ${ctx.names.base} to account ${ctx.identity.accountId}, ${ctx.identity.region}`);
+    const result = await provisionStack(ctx, { imageUri });
+    const path = await writeOutputs(result.outputs);
+    log.done();
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({ ...planDocument('apply', result.changes), outputs: result.outputs, outputsPath: path }, null, 2)}\n`,
+      );
+    } else {
+      process.stdout.write(`\n${renderChanges(result.changes)}\n\nOutputs (${path}):\n`);
+      for (const [key, value] of Object.entries(result.outputs)) process.stdout.write(`  ${key}: ${value}\n`);
+    }
+    return ExitCode.ok;
+  } finally {
+    destroyClients(clients);
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  await runCli(() => main(process.argv.slice(2)));
+}

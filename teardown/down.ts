@@ -1,0 +1,187 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { paginateGetResources } from '@aws-sdk/client-resource-groups-tagging-api';
+import { createClients, destroyClients } from '../lib/clients.ts';
+import { loadDeployConfig } from '../lib/config.ts';
+import { describeError, UsageError } from '../lib/errors.ts';
+import { arn } from '../lib/names.ts';
+import type { Change, Ctx } from '../lib/reconcile.ts';
+import { confirm, createConsoleLog, ExitCode, isInteractive, parseFlags, runCli } from '../provision/cli.ts';
+import { planDocument, renderChanges } from '../provision/plan.ts';
+import { deleteAlarms } from '../provision/resources/alarms.ts';
+import { deleteAlerts } from '../provision/resources/alerts.ts';
+import { deleteBucket } from '../provision/resources/bucket.ts';
+import { type CacheOptions, deleteCache } from '../provision/resources/cache.ts';
+import { deleteDashboard } from '../provision/resources/dashboard.ts';
+import { type DatabaseOptions, deleteDatabase } from '../provision/resources/database.ts';
+import { deleteEventSource } from '../provision/resources/event-source.ts';
+import { deleteFunction } from '../provision/resources/function.ts';
+import { deleteLogGroup } from '../provision/resources/log-group.ts';
+import { deleteNetwork, type NetworkOptions } from '../provision/resources/network.ts';
+import { deleteNotification } from '../provision/resources/notification.ts';
+import { deleteDeadLetterQueue, deleteQueue } from '../provision/resources/queue.ts';
+import { deleteRepository } from '../provision/resources/repository.ts';
+import { deleteRole } from '../provision/resources/role.ts';
+import { deleteSchedule } from '../provision/resources/schedule.ts';
+import { deleteSubscription } from '../provision/resources/subscription.ts';
+import { deleteTopic } from '../provision/resources/topic.ts';
+import { createContext } from '../provision/up.ts';
+
+const usage = `Usage: npx tsx teardown/down.ts [options]
+
+Deletes every AWS resource of the stack (APP, STAGE, AWS_REGION from the
+environment), in reverse order, then lists anything still tagged with the
+stack. Running it again does nothing.
+
+Options:
+  --yes                  do not ask for confirmation (required when not on a terminal)
+  --force                turn off the database's deletion protection if it is on
+                         (without it, a protected database stops the teardown)
+  --final-snapshot       keep a final snapshot of the database (the default)
+  --skip-final-snapshot  delete the database without a final snapshot
+  --json                 print what was deleted and what remains as JSON on stdout
+  --help                 show this help`;
+
+export interface TeardownOptions {
+  force: boolean;
+  finalSnapshot: boolean;
+  // tests shorten the long waits
+  network?: NetworkOptions;
+  cache?: CacheOptions;
+  database?: DatabaseOptions;
+}
+
+export interface Leftover {
+  arn: string;
+  tags: Record<string, string>;
+}
+
+// The reverse of provisionStack. Each delete finds first and does nothing when
+// the resource is gone, so an interrupted teardown is finished by running it
+// again, and a second run makes no change.
+export async function teardownStack(ctx: Ctx, options: TeardownOptions): Promise<{ changes: Change[] }> {
+  const { names, identity } = ctx;
+  const queueArn = arn(identity, 'sqs', names.queue);
+  await deleteDashboard(ctx);
+  await deleteAlarms(ctx);
+  await deleteAlerts(ctx);
+  await deleteSchedule(ctx);
+  // the mapping stops polling before the queue goes
+  await deleteEventSource(ctx, { functionName: names.function, queueArn });
+  await deleteFunction(ctx, names.flushFunction);
+  await deleteFunction(ctx, names.function);
+  await deleteLogGroup(ctx, names.flushLogGroup);
+  await deleteLogGroup(ctx, names.logGroup);
+  await deleteRepository(ctx);
+  await deleteDatabase(ctx, {
+    ...options.database,
+    force: options.force,
+    finalSnapshot: options.finalSnapshot,
+  });
+  await deleteCache(ctx, options.cache);
+  await deleteNotification(ctx);
+  await deleteSubscription(ctx);
+  await deleteQueue(ctx);
+  await deleteTopic(ctx);
+  await deleteDeadLetterQueue(ctx);
+  await deleteBucket(ctx);
+  // Deleted VPC functions keep their network interfaces for up to ~20 min;
+  // the security groups wait them out (DependencyViolation, bounded retries
+  // with progress) before the subnets and the VPC go.
+  await deleteNetwork(ctx, options.network);
+  // last: until here a function or the schedule could still need them
+  await deleteRole(ctx, names.schedulerRole);
+  await deleteRole(ctx, names.role);
+  return { changes: ctx.changes };
+}
+
+// Anything that still carries the stack's tags. The tagging API is eventually
+// consistent, so a resource deleted seconds ago may still be listed; secrets
+// stay listed during their recovery window, and a final DB snapshot is kept on purpose.
+export async function findLeftovers(ctx: Ctx): Promise<Leftover[]> {
+  const leftovers: Leftover[] = [];
+  const pages = paginateGetResources(
+    { client: ctx.clients.tagging },
+    { TagFilters: Object.entries(ctx.names.tags).map(([Key, value]) => ({ Key, Values: [value] })) },
+  );
+  for await (const page of pages) {
+    for (const resource of page.ResourceTagMappingList ?? []) {
+      leftovers.push({
+        arn: resource.ResourceARN ?? '',
+        tags: Object.fromEntries((resource.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+      });
+    }
+  }
+  return leftovers;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    help: { type: 'boolean' },
+    yes: { type: 'boolean' },
+    force: { type: 'boolean' },
+    'final-snapshot': { type: 'boolean' },
+    'skip-final-snapshot': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (flags.help) {
+    process.stdout.write(`${usage}\n`);
+    return ExitCode.ok;
+  }
+  if (flags['final-snapshot'] && flags['skip-final-snapshot']) {
+    throw new UsageError('--final-snapshot and --skip-final-snapshot contradict each other: pass one');
+  }
+  if (!flags.yes && !isInteractive()) {
+    throw new UsageError(
+      'down deletes the stack and its data and there is no terminal to confirm on: pass --yes',
+    );
+  }
+  const json = Boolean(flags.json);
+  const config = loadDeployConfig();
+  const log = createConsoleLog({ json });
+  const clients = createClients(config.aws);
+  try {
+    const ctx = await createContext(config, clients, log, 'apply');
+    if (!flags.yes) {
+      const question = `Delete every resource of ${ctx.names.base} in account ${ctx.identity.accountId}, ${ctx.identity.region}, including the bucket's files and the database${flags['skip-final-snapshot'] ? ' (no final snapshot)' : ''}?`;
+      if (!(await confirm(question))) {
+        log.info('nothing deleted');
+        return ExitCode.failed;
+      }
+    }
+    log.info(`tearing down ${ctx.names.base} in account ${ctx.identity.accountId}, ${ctx.identity.region}`);
+    const { changes } = await teardownStack(ctx, {
+      force: Boolean(flags.force),
+      finalSnapshot: !flags['skip-final-snapshot'],
+    });
+    let leftovers: Leftover[] | undefined;
+    try {
+      leftovers = await findLeftovers(ctx);
+    } catch (error) {
+      log.warn(
+        `cannot list what still carries the stack's tags: ${describeError(error)} (check tag:GetResources permission)`,
+      );
+    }
+    log.done();
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ ...planDocument('apply', changes), leftovers }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${renderChanges(changes)}\n`);
+      if (leftovers !== undefined && leftovers.length > 0) {
+        process.stdout.write(
+          `\nStill tagged app=${config.stack.app}, stage=${config.stack.stage} (the tagging index lags deletions by minutes; secrets stay until their recovery window ends):\n`,
+        );
+        for (const leftover of leftovers) process.stdout.write(`  ${leftover.arn}\n`);
+      } else if (leftovers !== undefined) {
+        process.stdout.write("\nNothing carries the stack's tags any more.\n");
+      }
+    }
+    return ExitCode.ok;
+  } finally {
+    destroyClients(clients);
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  await runCli(() => main(process.argv.slice(2)));
+}
