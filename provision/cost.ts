@@ -70,7 +70,8 @@ export const defaultShape: CostShape = {
   cacheNodes: 2,
   interfaceEndpointZones: 2,
   secrets: 2,
-  alarms: 12,
+  // provision/resources/alarms.ts: 15 for the stack plus 2 per cache node
+  alarms: 19,
   dashboards: 1,
   imageGb: 0.15,
 };
