@@ -19,9 +19,9 @@ import type { Architecture } from '../../lib/config.ts';
 import { stepError } from '../../lib/errors.ts';
 import { metricNamespace, serviceName } from '../../lib/metrics.ts';
 import { arn } from '../../lib/names.ts';
-import { retryWhile } from '../../lib/poll.ts';
+import { retryWhile, withProgress } from '../../lib/poll.ts';
 import { Action, type Ctx, diffFields, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
-import { reportElapsed, withProgress } from '../progress.ts';
+import { reportElapsed } from '../progress.ts';
 import { type Tags, tagDrift, tagsToApply } from '../tags.ts';
 
 const kind = 'lambda function';
@@ -367,8 +367,8 @@ async function updateFunction(ctx: Ctx, desired: DesiredFunction, actual: LiveFu
 
 async function waitActive(ctx: Ctx, name: string): Promise<void> {
   await withProgress(
-    ctx.log,
     `${kind} ${name} to become Active`,
+    (message) => ctx.log.progress(message),
     waitUntilFunctionActiveV2(
       { client: ctx.clients.lambda, maxWaitTime: activeTimeoutSeconds },
       { FunctionName: name },
@@ -384,8 +384,8 @@ async function waitActive(ctx: Ctx, name: string): Promise<void> {
 
 async function waitUpdated(ctx: Ctx, name: string): Promise<void> {
   await withProgress(
-    ctx.log,
     `${kind} ${name} to finish updating`,
+    (message) => ctx.log.progress(message),
     waitUntilFunctionUpdatedV2(
       { client: ctx.clients.lambda, maxWaitTime: updatedTimeoutSeconds },
       { FunctionName: name },
