@@ -29,8 +29,9 @@ export interface BufferKeys {
 const maxReadableIdentity = 200;
 // The field that holds the record, as JSON, in each stream entry.
 const recordField = 'r';
-// A WATCH transaction aborted this many times in a row means something keeps
-// rewriting the mark without settling it; give up and let SQS retry the message.
+// This many aborted WATCH transactions in a row, none of them explained by a
+// mark found present afterwards, means something keeps rewriting marks without
+// settling them; give up and let SQS retry the messages.
 const maxWatchAttempts = 5;
 
 export function bufferKeys(settings: BufferSettings): BufferKeys {
@@ -79,24 +80,31 @@ export function isNoGroup(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOGROUP');
 }
 
-const groupsCreated = new WeakMap<Redis, Set<string>>();
+// One creation per stream and connection; concurrent first calls (a batch's
+// records) share the same attempt, and a failed attempt is forgotten.
+const groupsCreated = new WeakMap<Redis, Map<string, Promise<void>>>();
 
 // Start id 0, not $: if the stream was created by an XADD before the group
 // existed, the group must still deliver those entries. Flushed entries are
 // XDELed, so "everything in the stream" is exactly "everything not yet flushed".
-export async function ensureGroup(redis: Redis, keys: BufferKeys, force = false): Promise<void> {
+export function ensureGroup(redis: Redis, keys: BufferKeys, force = false): Promise<void> {
   let created = groupsCreated.get(redis);
   if (created === undefined) {
-    created = new Set();
+    created = new Map();
     groupsCreated.set(redis, created);
   }
-  if (!force && created.has(keys.stream)) return;
-  try {
-    await redis.xgroup('CREATE', keys.stream, keys.group, '0', 'MKSTREAM');
-  } catch (error) {
-    if (!isBusyGroup(error)) throw error;
-  }
-  created.add(keys.stream);
+  const known = created.get(keys.stream);
+  if (!force && known !== undefined) return known;
+  const attempt = redis.xgroup('CREATE', keys.stream, keys.group, '0', 'MKSTREAM').then(
+    () => undefined,
+    (error: unknown) => {
+      if (isBusyGroup(error)) return;
+      if (created.get(keys.stream) === attempt) created.delete(keys.stream);
+      throw error;
+    },
+  );
+  created.set(keys.stream, attempt);
+  return attempt;
 }
 
 export function encodeRecord(record: CountedRecord): string {
@@ -140,53 +148,209 @@ export function decodeRecord(fields: readonly string[] | null | undefined): Coun
   return undefined;
 }
 
-// One atomic step: mark the event seen AND append it to the stream, or do
-// neither. WATCH makes the MULTI conditional on nobody touching the mark between
-// our EXISTS and EXEC; EXEC answers null when someone did (Redis transactions,
-// "Optimistic locking using check-and-set").
-export async function bufferRecord(
+// Buffering a record is one atomic step: mark the event seen AND append it to
+// the stream, or do neither. Concurrent calls on one connection (the records of
+// a batch, processed in parallel) are coalesced into one transaction per group:
+//
+//   WATCH every mark of the group + EXISTS each (one round trip)
+//   MULTI, SET mark EX ttl + XADD for the absent marks only, EXEC (one round trip)
+//
+// Why this is exactly once per event, across connections and within a group:
+// - EXEC runs the whole MULTI or nothing, so a mark is never set without its
+//   entry being appended (and a connection lost before EXEC leaves nothing).
+// - EXEC runs only if no watched mark was written since WATCH (Redis
+//   transactions, "Optimistic locking using check-and-set"). Every mark in the
+//   MULTI was watched and seen absent, so at EXEC each is still absent: of two
+//   connections racing on one event, the later EXEC aborts (null) and its group
+//   looks again, finding the mark now present: 'duplicate'.
+// - Within a group, the same event twice is one mark: the first call takes part
+//   in the transaction, the others are duplicates of it.
+// - WATCH belongs to the connection and EXEC clears every watched key, so
+//   groups run one after another on a connection (runWatched), never interleaved.
+export function bufferRecord(
   redis: Redis,
   settings: BufferSettings,
   record: CountedRecord,
 ): Promise<BufferOutcome> {
   const keys = bufferKeys(settings);
-  const seenKey = keys.seen(eventIdentity(record));
-  await ensureGroup(redis, keys);
-  const entry = encodeRecord(record);
-  return runWatched(redis, async () => {
-    for (let attempt = 1; attempt <= maxWatchAttempts; attempt++) {
-      // WATCH and EXISTS go out together (one round trip); Redis runs them in order.
-      const [, exists] = await Promise.all([redis.watch(seenKey), redis.exists(seenKey)]);
-      if (exists === 1) {
-        await redis.unwatch();
-        return BufferOutcome.duplicate;
-      }
-      const replies = await redis
-        .multi()
-        .set(seenKey, '1', 'EX', settings.dedupeTtlSeconds)
-        .xadd(keys.stream, '*', recordField, entry)
-        .exec();
-      // null: the mark changed under us, most likely a concurrent delivery of the same event; look again
-      if (replies === null) continue;
-      const [setReply, addReply] = replies;
-      if (addReply?.[0]) {
-        // A command failed inside EXEC (e.g. the stream key holds another type):
-        // take the mark back, since "seen" must imply "buffered".
-        if (!setReply?.[0]) await redis.del(seenKey);
+  const request = {
+    seenKey: keys.seen(eventIdentity(record)),
+    stream: keys.stream,
+    ttlSeconds: settings.dedupeTtlSeconds,
+    entry: encodeRecord(record),
+    label: `${record.bucket}/${record.key}`,
+  };
+  return ensureGroup(redis, keys).then(
+    () =>
+      new Promise<BufferOutcome>((resolve, reject) => {
+        enqueue(redis, { ...request, resolve, reject });
+      }),
+  );
+}
+
+// The calls of one batch, each with its own outcome; rejects if any failed.
+export function bufferRecords(
+  redis: Redis,
+  settings: BufferSettings,
+  records: readonly CountedRecord[],
+): Promise<BufferOutcome[]> {
+  return Promise.all(records.map((record) => bufferRecord(redis, settings, record)));
+}
+
+interface BufferRequest {
+  seenKey: string;
+  stream: string;
+  ttlSeconds: number;
+  entry: string;
+  label: string;
+  resolve(outcome: BufferOutcome): void;
+  reject(error: unknown): void;
+}
+
+interface Coalescer {
+  waiting: BufferRequest[];
+  scheduled: boolean;
+}
+
+// A group this large is one WATCH of ~1,000 keys and one MULTI of ~2,000
+// commands: still a few hundred KiB on the wire, and a caller that arrives
+// while it runs waits for one round trip more, not for thousands of records.
+const maxGroupSize = 1_000;
+
+const coalescers = new WeakMap<Redis, Coalescer>();
+
+function enqueue(redis: Redis, request: BufferRequest): void {
+  let coalescer = coalescers.get(redis);
+  if (coalescer === undefined) {
+    coalescer = { waiting: [], scheduled: false };
+    coalescers.set(redis, coalescer);
+  }
+  coalescer.waiting.push(request);
+  scheduleGroup(redis, coalescer);
+}
+
+// The group forms until its turn on the connection comes: setImmediate lets
+// every record whose S3 read finished in the same turn of the event loop join,
+// and calls arriving while an earlier group runs wait for the next one.
+function scheduleGroup(redis: Redis, coalescer: Coalescer): void {
+  if (coalescer.scheduled) return;
+  coalescer.scheduled = true;
+  setImmediate(() => {
+    runWatched(redis, async () => {
+      coalescer.scheduled = false;
+      const group = coalescer.waiting.splice(0, maxGroupSize);
+      if (coalescer.waiting.length > 0) scheduleGroup(redis, coalescer);
+      await writeGroup(redis, group);
+      // every caller has been answered, also on failure (writeGroup rejects them)
+    }).catch(() => undefined);
+  });
+}
+
+async function writeGroup(redis: Redis, group: readonly BufferRequest[]): Promise<void> {
+  // the first call per mark leads; later calls for the same event follow its outcome as duplicates
+  const followers = new Map<string, BufferRequest[]>();
+  let open: BufferRequest[] = [];
+  for (const request of group) {
+    const same = followers.get(request.seenKey);
+    if (same === undefined) {
+      followers.set(request.seenKey, []);
+      open.push(request);
+    } else same.push(request);
+  }
+  const settle = (leader: BufferRequest, outcome: BufferOutcome | { error: unknown }) => {
+    const others = followers.get(leader.seenKey) ?? [];
+    if (typeof outcome === 'string') {
+      leader.resolve(outcome);
+      for (const other of others) other.resolve(BufferOutcome.duplicate);
+    } else {
+      leader.reject(outcome.error);
+      for (const other of others) other.reject(outcome.error);
+    }
+  };
+  try {
+    // An aborted EXEC means another connection wrote one of the marks, which the
+    // next check finds present; a check that finds none new is a stall.
+    let stalls = 0;
+    while (open.length > 0) {
+      const round = await tryGroup(redis, open, settle);
+      open = round.aborted;
+      stalls = round.duplicates > 0 ? 0 : stalls + 1;
+      if (open.length > 0 && stalls >= maxWatchAttempts) {
         throw new Error(
-          `cannot append to the buffer stream ${keys.stream}: ${addReply[0].message} (check that the key is a stream and Redis has memory: maxmemory-policy noeviction)`,
-          { cause: addReply[0] },
+          `cannot buffer ${open.length} records (first ${open[0]?.label}): their dedupe marks changed during ${maxWatchAttempts} transactions in a row (the messages will be retried)`,
         );
       }
-      if (setReply?.[0]) {
-        throw new Error(`cannot mark ${seenKey} as seen: ${setReply[0].message}`, { cause: setReply[0] });
-      }
-      return BufferOutcome.buffered;
     }
+  } catch (error) {
+    for (const request of open) settle(request, { error });
+    throw error;
+  }
+}
+
+async function tryGroup(
+  redis: Redis,
+  open: readonly BufferRequest[],
+  settle: (leader: BufferRequest, outcome: BufferOutcome | { error: unknown }) => void,
+): Promise<{ aborted: BufferRequest[]; duplicates: number }> {
+  // WATCH and the EXISTS checks go out together (one round trip); Redis runs them in order.
+  const check = redis.pipeline().watch(...open.map((request) => request.seenKey));
+  for (const request of open) check.exists(request.seenKey);
+  const checked = (await check.exec()) ?? [];
+  const failed = checked.find(([error]) => error !== null)?.[0];
+  if (failed || checked.length !== open.length + 1) {
     throw new Error(
-      `cannot buffer ${record.bucket}/${record.key}: its dedupe mark changed ${maxWatchAttempts} times during the transaction (the message will be retried)`,
+      `cannot check ${open.length} dedupe marks: ${failed?.message ?? 'incomplete reply'} (the messages will be retried)`,
+      { cause: failed },
     );
+  }
+  const fresh: BufferRequest[] = [];
+  let duplicates = 0;
+  open.forEach((request, i) => {
+    if (checked[i + 1]?.[1] === 1) {
+      duplicates++;
+      settle(request, BufferOutcome.duplicate);
+    } else fresh.push(request);
   });
+  if (fresh.length === 0) {
+    await redis.unwatch();
+    return { aborted: [], duplicates };
+  }
+  const transaction = redis.multi();
+  for (const request of fresh) {
+    transaction
+      .set(request.seenKey, '1', 'EX', request.ttlSeconds)
+      .xadd(request.stream, '*', recordField, request.entry);
+  }
+  const replies = await transaction.exec();
+  // null: a watched mark changed under us, most likely a concurrent delivery of the same event
+  if (replies === null) return { aborted: fresh, duplicates };
+  // A command can still fail inside EXEC (e.g. the stream key holds another
+  // type, or Redis is out of memory): those records fail alone, and a mark set
+  // without its entry is taken back, since "seen" must imply "buffered".
+  const orphanMarks: string[] = [];
+  const failures: [BufferRequest, Error][] = [];
+  fresh.forEach((request, i) => {
+    const setError = replies[2 * i]?.[0];
+    const addError = replies[2 * i + 1]?.[0];
+    if (addError) {
+      if (!setError) orphanMarks.push(request.seenKey);
+      failures.push([
+        request,
+        new Error(
+          `cannot append to the buffer stream ${request.stream}: ${addError.message} (check that the key is a stream and Redis has memory: maxmemory-policy noeviction)`,
+          { cause: addError },
+        ),
+      ]);
+    } else if (setError) {
+      failures.push([
+        request,
+        new Error(`cannot mark ${request.seenKey} as seen: ${setError.message}`, { cause: setError }),
+      ]);
+    } else settle(request, BufferOutcome.buffered);
+  });
+  if (orphanMarks.length > 0) await redis.del(...orphanMarks).catch(() => undefined);
+  for (const [request, error] of failures) settle(request, { error });
+  return { aborted: [], duplicates };
 }
 
 // The stream id's first half is the Redis server's clock in ms when XADD ran.
