@@ -21,8 +21,10 @@ import { qualifiedTable } from './schema.ts';
 // Exactly once in the table follows from three facts:
 // - an entry leaves the stream (XACK + XDEL) only after the statement that
 //   wrote it committed, so nothing is lost when PostgreSQL or the flusher fails;
-// - an entry read but never acknowledged stays in the group's pending list and
-//   is reclaimed (XAUTOCLAIM) once idle longer than claimIdleMs;
+// - an entry read but never acknowledged stays in the group's pending list: the
+//   next flush under the shared consumer name reads it again at once, and one
+//   left by another consumer name is reclaimed (XAUTOCLAIM) once idle longer
+//   than claimIdleMs;
 // - the upsert only replaces a row with a strictly newer sequencer, so writing
 //   the same entry again, or an older event after a newer one, changes nothing.
 // The flush lock only keeps flushers from doing the same work twice; correctness
@@ -139,11 +141,32 @@ async function readBatch(
 ): Promise<Batch> {
   const limit = settings.flushMaxEntries;
   const entries: StreamEntry[] = [];
-  // First the entries a flusher read and never acknowledged (it died, or
-  // PostgreSQL failed): XAUTOCLAIM hands over those idle > claimIdleMs. It
-  // scans the pending list in pages; follow its cursor until 0-0.
+  const seen = new Set<string>();
+  const take = (found: readonly StreamEntry[]) => {
+    for (const entry of found) {
+      if (seen.has(entry[0])) continue;
+      seen.add(entry[0]);
+      entries.push(entry);
+    }
+  };
+  // First this consumer's own pending entries: every flusher shares the
+  // consumer name and takes turns under the lock, so these were read by an
+  // earlier flush that failed (PostgreSQL down) or died, and are retried at
+  // once rather than after claimIdleMs. An id instead of '>' reads the
+  // consumer's pending history without new deliveries (XREADGROUP reference).
+  // Rewriting an entry a slow flusher still holds is harmless: the upsert is
+  // idempotent and XACK of an acknowledged id is a no-op.
+  take(
+    streamEntries(
+      await redis.xreadgroup('GROUP', keys.group, consumer, 'COUNT', limit, 'STREAMS', keys.stream, '0'),
+    ),
+  );
+  // Then entries another consumer name read and never acknowledged:
+  // XAUTOCLAIM hands over those idle > claimIdleMs. It scans the pending list
+  // in pages; follow its cursor until 0-0. It can also return our own entries
+  // read just above (their idle time is not reset by a history read): kept once.
   let cursor = '0-0';
-  do {
+  while (entries.length < limit) {
     const reply = (await redis.xautoclaim(
       keys.stream,
       keys.group,
@@ -154,8 +177,9 @@ async function readBatch(
       limit - entries.length,
     )) as [string, StreamEntry[], string[]?];
     cursor = reply[0];
-    entries.push(...reply[1]);
-  } while (cursor !== '0-0' && entries.length < limit);
+    take(reply[1]);
+    if (cursor === '0-0') break;
+  }
   const reclaimed = entries.length;
   if (entries.length < limit) {
     const reply = await redis.xreadgroup(
@@ -168,7 +192,7 @@ async function readBatch(
       keys.stream,
       '>',
     );
-    entries.push(...streamEntries(reply));
+    take(streamEntries(reply));
   }
   const ids: string[] = [];
   const records: CountedRecord[] = [];

@@ -199,8 +199,9 @@ test('a flush loops over full batches until the buffer is drained', async () => 
   assert.equal(await cache.redis.xlen(bufferKeys(settings).stream), 0);
 });
 
-test('PostgreSQL unreachable: the flush fails, nothing is acknowledged, and the next flush writes each record once', async () => {
-  const settings = testBufferSettings(prefix);
+test('PostgreSQL unreachable: the flush fails, nothing is acknowledged, and the next flush retries at once and writes each record once', async () => {
+  // a claim timeout far longer than the test: only the retry of the shared consumer's own pending entries can pass it
+  const settings = testBufferSettings(prefix, { claimIdleMs: 600_000 });
   const proxy = await new CuttableProxy('127.0.0.1', 5432).start();
   const url = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
   url.port = String(proxy.port);
@@ -219,7 +220,6 @@ test('PostgreSQL unreachable: the flush fails, nothing is acknowledged, and the 
     );
 
     proxy.restore();
-    await sleep(settings.claimIdleMs + 50);
     const result = await flushBuffer(cache.redis, pool, settings, db.schema);
     assert.equal(result.reclaimed, 12);
     assert.equal(result.rows, 12);
@@ -255,8 +255,8 @@ test('a flusher that dies after commit and before acknowledging: the next flush 
   assert.equal(await pendingInGroup(cache.redis), 0);
 });
 
-test('a flusher that dies before commit: the next flush writes each record once', async () => {
-  const settings = testBufferSettings(prefix);
+test('a flusher that dies before commit: the next flush retries its entries at once and writes each record once', async () => {
+  const settings = testBufferSettings(prefix, { claimIdleMs: 600_000 });
   for (const record of records(10)) await bufferRecord(cache.redis, settings, record);
   const dies = async (stage: FlushStage) => {
     if (stage === FlushStage.claimed) throw new Error('flusher died before commit');
@@ -266,32 +266,55 @@ test('a flusher that dies before commit: the next flush writes each record once'
     /died before commit/,
   );
   assert.equal((await readRows(db.pool, db.schema)).length, 0);
+  assert.equal(await pendingInGroup(cache.redis), 10);
 
-  // a fresh flush right away neither sees the claimed entries nor steals them early
-  const early = await flushBuffer(cache.redis, db.pool, settings, db.schema);
-  assert.equal(early.entries, 0);
-
-  await sleep(settings.claimIdleMs + 50);
+  // the flushers share one consumer name: the next lock holder rereads its pending entries
   const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
   assert.equal(result.reclaimed, 10);
+  assert.equal(result.entries, 10);
   assert.equal(result.rows, 10);
   const rows = await readRows(db.pool, db.schema);
   assert.equal(rows.length, 10);
   assert.equal(new Set(rows.map((r) => r.file_name)).size, 10);
   assert.equal(await cache.redis.xlen(bufferKeys(settings).stream), 0);
+  assert.equal(await pendingInGroup(cache.redis), 0);
 });
 
-test('entries abandoned by a consumer that read them and vanished are reclaimed', async () => {
+test("own pending entries, other consumers' idle entries and new entries all go into one flush, each once", async () => {
+  const settings = testBufferSettings(prefix);
+  const keys = bufferKeys(settings);
+  for (const record of records(4, 'own')) await bufferRecord(cache.redis, settings, record);
+  await assert.rejects(
+    flushBuffer(cache.redis, db.pool, settings, db.schema, {
+      checkpoint: (stage) => {
+        if (stage === FlushStage.claimed) throw new Error('statement failed');
+      },
+    }),
+  );
+  for (const record of records(3, 'other')) await bufferRecord(cache.redis, settings, record);
+  await cache.redis.xreadgroup('GROUP', keys.group, 'gone', 'COUNT', 100, 'STREAMS', keys.stream, '>');
+  for (const record of records(2, 'new')) await bufferRecord(cache.redis, settings, record);
+  // after the claim timeout XAUTOCLAIM returns our own idle entries too: they are taken once
+  await sleep(settings.claimIdleMs + 50);
+  const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+  assert.deepEqual([result.entries, result.reclaimed, result.rows], [9, 7, 9]);
+  assert.equal((await readRows(db.pool, db.schema)).length, 9);
+  assert.equal(await pendingInGroup(cache.redis), 0);
+});
+
+test('entries abandoned by another consumer are left alone until idle, then reclaimed', async () => {
   const settings = testBufferSettings(prefix);
   const keys = bufferKeys(settings);
   for (const record of records(5)) await bufferRecord(cache.redis, settings, record);
   // a flusher on another machine reads the entries, then its process is gone
   await cache.redis.xreadgroup('GROUP', keys.group, 'gone', 'COUNT', 100, 'STREAMS', keys.stream, '>');
   for (const record of records(3, 'late')) await bufferRecord(cache.redis, settings, record);
+  const early = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+  assert.deepEqual([early.entries, early.reclaimed], [3, 0], 'not stolen while possibly in use');
   await sleep(settings.claimIdleMs + 50);
   const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
   assert.equal(result.reclaimed, 5);
-  assert.equal(result.entries, 8);
+  assert.equal(result.entries, 5);
   assert.equal((await readRows(db.pool, db.schema)).length, 8);
   assert.equal(await pendingInGroup(cache.redis), 0);
 });
