@@ -4,6 +4,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Redis } from 'ioredis';
+import pLimit from 'p-limit';
 import type pg from 'pg';
 import type { BufferSettings } from '../lib/config.ts';
 import { MetricName, MetricUnit } from '../lib/metrics.ts';
@@ -31,6 +32,13 @@ export interface LineCountFunction {
   flushHandler(event?: unknown, context?: Context): Promise<FlushResult>;
 }
 
+// A batch's records are processed in parallel (so that their buffer writes
+// coalesce into one Redis transaction, see buffer.ts), but at most this many
+// objects are read at once: each open GetObject body holds one of the S3
+// client's sockets (the SDK's Node HTTP handler keeps 50 per host by default),
+// and a batch can be up to 10,000 messages (SQS event source BatchSize).
+const maxConcurrentReads = 32;
+
 function describeUpload(upload: UploadEvent): Record<string, string> {
   return {
     bucket: upload.bucket,
@@ -45,6 +53,7 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
   const { s3, redis, pool, buffer, schema, logger, metrics } = deps;
 
   const count = (name: MetricName, value = 1) => metrics.addMetric(name, MetricUnit[name], value);
+  const limitReads = pLimit(maxConcurrentReads);
 
   // Once per cold start, before the first flush; a failed attempt is retried by the next flush.
   let migration: Promise<void> | undefined;
@@ -57,7 +66,7 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
   };
 
   async function processUpload(upload: UploadEvent, messageId: string): Promise<void> {
-    const object = await countObject(s3, upload);
+    const object = await limitReads(() => countObject(s3, upload));
     if (object.status === 'skipped') {
       // 412: overwritten since the event, the newer upload's event counts it; 404: deleted.
       logger.info('object not counted', { messageId, reason: object.reason, ...describeUpload(upload) });
@@ -165,6 +174,8 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
             ...(context === undefined ? {} : { context }),
             // every message failing is still a partial response naming each id, not a thrown batch
             throwOnFullBatchFailure: false,
+            // all records at once: their bufferRecord calls form one Redis transaction
+            processInParallel: true,
           },
         );
         // The records are safe in Redis once buffered: a failed flush is

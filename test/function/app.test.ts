@@ -259,6 +259,29 @@ test('the same events delivered concurrently to two invocations record one row e
   assert.deepEqual([counted, duplicates], [8, 8]);
 });
 
+test("a batch's records are read in parallel and buffered in a few Redis transactions, not one per record", async () => {
+  const { fn } = build();
+  const objects = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => upload(`parallel/${i}.txt`, 'line\n'.repeat(i + 1))),
+  );
+  // the buffer checks a group's marks with one pipelined WATCH + EXISTS round: one per group
+  const checks = mock.method(cache.redis, 'pipeline');
+  try {
+    const response = await fn.handler(
+      sqsEvent(...objects.map((o, i) => sqsRecord(`p-${i}`, snsEnvelope(s3Event(o))))),
+    );
+    assert.deepEqual(response, { batchItemFailures: [] });
+    assert.ok(checks.mock.callCount() <= 3, `${checks.mock.callCount()} groups for 10 records`);
+  } finally {
+    checks.mock.restore();
+  }
+  const rows = await readRows(db.pool, db.schema);
+  assert.deepEqual(
+    rows.map((r) => [r.file_name, r.line_count]),
+    objects.map((o, i) => [o.key, String(i + 1)]),
+  );
+});
+
 test('an older event arriving after a newer one is not counted: the object changed since (412)', async () => {
   const { fn, added } = build();
   const older = await upload('overwritten.txt', '1\n2\n');
