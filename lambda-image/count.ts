@@ -39,8 +39,9 @@ export interface WasmScanner extends NewlineScanner {
   memory: Uint8Array;
 }
 
-// 256 KiB pieces stay in the CPU's L2 cache between the copy and the count;
-// larger and smaller pieces measured slower (docs/readme/bench-count-lines.md).
+// The copy is bound by reading the chunk itself: scratch sizes from 16 KiB to
+// 4 MiB counted within 10% of each other, 256 KiB the fastest (it stays in the
+// L2 cache between the copy and the count; docs/readme/bench-count-lines.md).
 export const defaultScratchBytes = 256 * 1024;
 
 // A WebAssembly SIMD loop (count-wasm.ts) that compares 16 bytes per instruction,
