@@ -1,4 +1,11 @@
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import {
+  buildObjectCreatedEvent as buildS3Event,
+  encodeEventKey,
+  type ObjectCreatedEvent,
+} from '../lib/s3-event.ts';
+
+export { encodeEventKey };
 
 // The S3 event-notification half that the emulator lacks: the bucket
 // notification configuration (parse, render, validate, match) and the event
@@ -160,20 +167,6 @@ export function renderNotificationConfiguration(settings: NotificationSettings):
   return `<?xml version="1.0" encoding="UTF-8"?>\n${body}`;
 }
 
-// S3 writes keys in event records form-URL-encoded: a space becomes '+', '/'
-// stays, letters, digits and - _ . * stay, every other byte of the UTF-8 key
-// becomes %XX (uppercase), so a literal '+' arrives as %2B.
-export function encodeEventKey(key: string): string {
-  let encoded = '';
-  for (const byte of Buffer.from(key, 'utf8')) {
-    const c = String.fromCharCode(byte);
-    if (/[A-Za-z0-9\-_.*/]/.test(c)) encoded += c;
-    else if (c === ' ') encoded += '+';
-    else encoded += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return encoded;
-}
-
 // Filter rules are matched against the key as it appears in the event
 // (encoded): S3 asks for a space in a prefix to be written as '+'.
 export function matchesFilter(rules: readonly FilterRule[], encodedKey: string): boolean {
@@ -240,55 +233,14 @@ export class Sequencer {
   }
 }
 
-export interface ObjectCreated {
-  region: string;
-  eventName: string;
-  eventTime: Date;
-  bucket: string;
-  key: string;
-  size: number;
-  eTag: string;
-  versionId?: string | undefined;
-  sequencer: string;
-  requestId: string;
-  sourceIp: string;
-  configurationId: string;
-}
+// The record itself is built in lib/s3-event.ts, shared with ops/reconcile.ts.
+export type ObjectCreated = Omit<ObjectCreatedEvent, 'principalId' | 'hostId'>;
 
 // Fixed principal ids: the emulator has no IAM; the shape matches AWS's.
 const localPrincipal = 'AWS:LOCALEMULATOR';
 
 export function buildObjectCreatedEvent(event: ObjectCreated) {
-  return {
-    Records: [
-      {
-        eventVersion: '2.1',
-        eventSource: 'aws:s3',
-        awsRegion: event.region,
-        eventTime: event.eventTime.toISOString(),
-        eventName: event.eventName,
-        userIdentity: { principalId: localPrincipal },
-        requestParameters: { sourceIPAddress: event.sourceIp },
-        responseElements: { 'x-amz-request-id': event.requestId, 'x-amz-id-2': 'local' },
-        s3: {
-          s3SchemaVersion: '1.0',
-          configurationId: event.configurationId,
-          bucket: {
-            name: event.bucket,
-            ownerIdentity: { principalId: localPrincipal },
-            arn: `arn:aws:s3:::${event.bucket}`,
-          },
-          object: {
-            key: encodeEventKey(event.key),
-            size: event.size,
-            eTag: event.eTag.replace(/"/g, ''),
-            ...(event.versionId === undefined ? {} : { versionId: event.versionId }),
-            sequencer: event.sequencer,
-          },
-        },
-      },
-    ],
-  };
+  return buildS3Event({ ...event, principalId: localPrincipal, hostId: 'local' });
 }
 
 export function buildTestEvent(bucket: string, requestId: string, time = new Date()) {
