@@ -287,26 +287,49 @@ async function writeGroup(redis: Redis, group: readonly BufferRequest[]): Promis
   }
 }
 
+type PipelineReplies = [error: Error | null, result: unknown][] | null;
+
+function replyOf(replies: PipelineReplies, index: number, marks: number, step: string): number {
+  const failed = replies?.find(([error]) => error !== null)?.[0];
+  const reply = replies?.[index]?.[1];
+  if (failed || typeof reply !== 'number') {
+    throw new Error(
+      `cannot ${step} ${marks} dedupe marks: ${failed?.message ?? 'no reply'} (the messages will be retried)`,
+      { cause: failed },
+    );
+  }
+  return reply;
+}
+
 async function tryGroup(
   redis: Redis,
   open: readonly BufferRequest[],
   settle: (leader: BufferRequest, outcome: BufferOutcome | { error: unknown }) => void,
 ): Promise<{ aborted: BufferRequest[]; duplicates: number }> {
-  // WATCH and the EXISTS checks go out together (one round trip); Redis runs them in order.
-  const check = redis.pipeline().watch(...open.map((request) => request.seenKey));
-  for (const request of open) check.exists(request.seenKey);
-  const checked = (await check.exec()) ?? [];
-  const failed = checked.find(([error]) => error !== null)?.[0];
-  if (failed || checked.length !== open.length + 1) {
-    throw new Error(
-      `cannot check ${open.length} dedupe marks: ${failed?.message ?? 'incomplete reply'} (the messages will be retried)`,
-      { cause: failed },
-    );
+  // WATCH and one EXISTS over every mark go out together (one round trip);
+  // Redis runs them in order. EXISTS with many keys answers how many exist: 0
+  // (the usual case, every event new) settles the check; otherwise one more
+  // round, still under the same WATCH, asks key by key.
+  const keys = open.map((request) => request.seenKey);
+  const counted = await redis
+    .pipeline()
+    .watch(...keys)
+    .exists(...keys)
+    .exec();
+  const existing = replyOf(counted, 1, open.length, 'check');
+  let present: number[];
+  if (existing === 0) present = open.map(() => 0);
+  else if (existing === open.length) present = open.map(() => 1);
+  else {
+    const each = redis.pipeline();
+    for (const key of keys) each.exists(key);
+    const replies = await each.exec();
+    present = open.map((_, i) => replyOf(replies, i, open.length, 'check'));
   }
   const fresh: BufferRequest[] = [];
   let duplicates = 0;
   open.forEach((request, i) => {
-    if (checked[i + 1]?.[1] === 1) {
+    if (present[i] === 1) {
       duplicates++;
       settle(request, BufferOutcome.duplicate);
     } else fresh.push(request);
