@@ -56,6 +56,8 @@ export interface FlushOptions {
 export const defaultConsumer = 'flusher';
 
 type StreamEntry = [id: string, fields: string[] | null];
+// [next cursor, claimed entries, ids that no longer exist (Redis 7)]
+type AutoclaimReply = [string, StreamEntry[], string[]?];
 
 interface Batch {
   ids: string[];
@@ -142,31 +144,44 @@ async function readBatch(
   const limit = settings.flushMaxEntries;
   const entries: StreamEntry[] = [];
   const seen = new Set<string>();
-  const take = (found: readonly StreamEntry[]) => {
+  let reclaimed = 0;
+  const take = (found: readonly StreamEntry[], pending: boolean) => {
     for (const entry of found) {
       if (seen.has(entry[0])) continue;
       seen.add(entry[0]);
       entries.push(entry);
+      if (pending) reclaimed++;
     }
   };
-  // First this consumer's own pending entries: every flusher shares the
-  // consumer name and takes turns under the lock, so these were read by an
-  // earlier flush that failed (PostgreSQL down) or died, and are retried at
-  // once rather than after claimIdleMs. An id instead of '>' reads the
-  // consumer's pending history without new deliveries (XREADGROUP reference).
-  // Rewriting an entry a slow flusher still holds is harmless: the upsert is
-  // idempotent and XACK of an acknowledged id is a no-op.
-  take(
-    streamEntries(
-      await redis.xreadgroup('GROUP', keys.group, consumer, 'COUNT', limit, 'STREAMS', keys.stream, '0'),
-    ),
-  );
-  // Then entries another consumer name read and never acknowledged:
-  // XAUTOCLAIM hands over those idle > claimIdleMs. It scans the pending list
-  // in pages; follow its cursor until 0-0. It can also return our own entries
-  // read just above (their idle time is not reset by a history read): kept once.
-  let cursor = '0-0';
-  while (entries.length < limit) {
+  // Three reads in one round trip, oldest work first:
+  // 1. this consumer's own pending entries. Every flusher shares the consumer
+  //    name and takes turns under the lock, so these were read by an earlier
+  //    flush that failed (PostgreSQL down) or died, and are retried at once
+  //    rather than after claimIdleMs. An id instead of '>' reads the consumer's
+  //    pending history without new deliveries (XREADGROUP reference).
+  //    Rewriting an entry a slow flusher still holds is harmless: the upsert is
+  //    idempotent and XACK of an acknowledged id is a no-op.
+  // 2. entries another consumer name read and never acknowledged: XAUTOCLAIM
+  //    hands over those idle > claimIdleMs. It can return our own entries from
+  //    1 again (a history read does not reset their idle time): kept once.
+  // 3. new entries ('>').
+  // Each asks for up to `limit`; what does not fit in this batch is now in
+  // this consumer's pending list, and the next batch (or flush) reads it first.
+  const replies = await redis
+    .pipeline()
+    .xreadgroup('GROUP', keys.group, consumer, 'COUNT', limit, 'STREAMS', keys.stream, '0')
+    .xautoclaim(keys.stream, keys.group, consumer, settings.claimIdleMs, '0-0', 'COUNT', limit)
+    .xreadgroup('GROUP', keys.group, consumer, 'COUNT', limit, 'STREAMS', keys.stream, '>')
+    .exec();
+  const failed = replies?.find(([error]) => error !== null)?.[0];
+  if (failed) throw failed;
+  if (replies?.length !== 3) throw new Error(`cannot read the buffer stream ${keys.stream}: no reply`);
+  const [own, claimed, fresh] = replies.map(([, reply]) => reply);
+  take(streamEntries(own), true);
+  take((claimed as AutoclaimReply)[1], true);
+  // XAUTOCLAIM scans the pending list in pages: follow its cursor until 0-0 (rarely needed)
+  let cursor = (claimed as AutoclaimReply)[0];
+  while (cursor !== '0-0' && entries.length < limit) {
     const reply = (await redis.xautoclaim(
       keys.stream,
       keys.group,
@@ -174,26 +189,14 @@ async function readBatch(
       settings.claimIdleMs,
       cursor,
       'COUNT',
-      limit - entries.length,
-    )) as [string, StreamEntry[], string[]?];
+      limit,
+    )) as AutoclaimReply;
     cursor = reply[0];
-    take(reply[1]);
-    if (cursor === '0-0') break;
+    take(reply[1], true);
   }
-  const reclaimed = entries.length;
-  if (entries.length < limit) {
-    const reply = await redis.xreadgroup(
-      'GROUP',
-      keys.group,
-      consumer,
-      'COUNT',
-      limit - entries.length,
-      'STREAMS',
-      keys.stream,
-      '>',
-    );
-    take(streamEntries(reply));
-  }
+  take(streamEntries(fresh), false);
+  entries.splice(limit);
+  reclaimed = Math.min(reclaimed, entries.length);
   const ids: string[] = [];
   const records: CountedRecord[] = [];
   let dropped = 0;
@@ -309,8 +312,9 @@ function changeLockIfHeld(
   change: (transaction: ChainableCommander) => ChainableCommander,
 ): Promise<boolean> {
   return runWatched(redis, async () => {
-    await redis.watch(keys.lock);
-    if ((await redis.get(keys.lock)) !== token) {
+    // WATCH and GET in one round trip; Redis runs them in order
+    const [, holder] = await Promise.all([redis.watch(keys.lock), redis.get(keys.lock)]);
+    if (holder !== token) {
       await redis.unwatch();
       return false;
     }
