@@ -1,22 +1,32 @@
 // Benchmark: the function's write path (dedupe + buffer in Redis, then group
 // commit) against one INSERT per record, on the same PostgreSQL, in one run.
 //
-//   node --import tsx bench/flush.ts [--records 10000] [--writers 1]
+//   node --import tsx bench/flush.ts [--records 10000] [--rounds 5] [--batch-sizes 10,100] [--invocations 1]
 //
 // Uses REDIS_URL / DATABASE_URL when set, else 127.0.0.1:6379 and
 // postgres@127.0.0.1:5432/test. Works in its own schemas and key prefix and
-// removes them at the end.
+// removes them at the end. --batch-sizes defaults to BATCH_SIZE (lib/config.ts,
+// default 10) and 100.
 //
-// - naive: what a function without the buffer does: one upsert per record, each
-//   its own statement in autocommit (so one transaction, one WAL flush, each).
-// - group commit: bufferRecord for every record (WATCH/MULTI/EXEC to Redis),
-//   then flushBuffer, which writes FLUSH_MAX_ENTRIES rows per statement.
-// --writers N splits the records over N concurrent writers, each with its own
-// Redis and PostgreSQL connection, as N concurrent function instances would
-// (MAX_CONCURRENCY defaults to 5); the flush is one flusher either way.
+// The records arrive as SQS batches. Each path is timed from the first record
+// to the last row committed:
+// - one INSERT per record: what a function without the buffer does, one upsert
+//   per record in autocommit (one transaction and one WAL flush each), on the
+//   instance's one connection;
+// - the function: per batch, bufferRecord for every record at once (as the
+//   handler's parallel batch processing calls it, so they coalesce into one
+//   Redis transaction), then flushBuffer, as the handler does after each batch;
+// - backlog drain: the same buffering, but the batches pile up and one flush
+//   drains them FLUSH_MAX_ENTRIES rows per statement (the scheduled flush after
+//   a burst, or the flush after a batch while another instance held the lock).
+// Reading and counting the objects costs the same in every path and is left out.
+// --invocations N runs N function instances at once, each with its own Redis
+// and PostgreSQL connection, taking batches from one queue (MAX_CONCURRENCY).
+// Paths alternate within each round and their order rotates between rounds;
+// the report gives medians, and ratios as the median of each round's ratio.
 
 import { randomBytes } from 'node:crypto';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -24,18 +34,27 @@ import pg from 'pg';
 import { bufferKeys, bufferRecord, type CountedRecord } from '../lambda-image/buffer.ts';
 import { flushBuffer } from '../lambda-image/flush.ts';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
-import { type BufferSettings, loadLocalConfig } from '../lib/config.ts';
+import { type BufferSettings, loadFunctionSettings, loadLocalConfig } from '../lib/config.ts';
 
+const functionSettings = loadFunctionSettings();
 const { values } = parseArgs({
-  options: { records: { type: 'string', default: '10000' }, writers: { type: 'string', default: '1' } },
+  options: {
+    records: { type: 'string', default: '10000' },
+    rounds: { type: 'string', default: '5' },
+    'batch-sizes': { type: 'string', default: `${functionSettings.batchSize},100` },
+    invocations: { type: 'string', default: '1' },
+  },
 });
-const recordCount = Number(values.records);
-const writerCount = Number(values.writers);
-if (!Number.isInteger(recordCount) || recordCount < 1 || !Number.isInteger(writerCount) || writerCount < 1) {
-  throw new Error(
-    `--records ${values.records} and --writers ${values.writers} must be positive whole numbers`,
-  );
+function positive(name: string, text: string | undefined): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`--${name} ${text} must be a positive whole number`);
+  return value;
 }
+const recordCount = positive('records', values.records);
+const roundCount = positive('rounds', values.rounds);
+const invocationCount = positive('invocations', values.invocations);
+const batchSizes = (values['batch-sizes'] ?? '').split(',').map((part) => positive('batch-sizes', part));
 
 const local = loadLocalConfig();
 const databaseUrl = local.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -43,14 +62,19 @@ const redisUrl = local.redisUrl ?? 'redis://127.0.0.1:6379';
 const tag = `${process.pid}_${randomBytes(3).toString('hex')}`;
 const naiveSchema = `bench_flush_naive_${tag}`;
 const groupSchema = `bench_flush_group_${tag}`;
-const settings: BufferSettings = {
-  keyPrefix: `bench:flush:${tag}:`,
-  dedupeTtlSeconds: 3600,
-  // the deployed default (lib/config.ts FLUSH_MAX_ENTRIES)
-  flushMaxEntries: 5_000,
-  flushLockMs: 30_000,
-  claimIdleMs: 60_000,
-};
+const basePrefix = `bench:flush:${tag}:`;
+let runs = 0;
+function freshSettings(): BufferSettings {
+  runs += 1;
+  return {
+    keyPrefix: `${basePrefix}${runs}:`,
+    dedupeTtlSeconds: 3600,
+    // the deployed defaults (lib/config.ts FLUSH_MAX_ENTRIES, FLUSH_LOCK_MS, FLUSH_CLAIM_IDLE_MS)
+    flushMaxEntries: 5_000,
+    flushLockMs: 30_000,
+    claimIdleMs: 60_000,
+  };
+}
 
 function makeRecords(): CountedRecord[] {
   const eventTime = new Date().toISOString();
@@ -67,6 +91,12 @@ function makeRecords(): CountedRecord[] {
   }));
 }
 
+function batchesOf<T>(items: readonly T[], size: number): T[][] {
+  const batches: T[][] = [];
+  for (let i = 0; i < items.length; i += size) batches.push(items.slice(i, i + size));
+  return batches;
+}
+
 // The same upsert the flush runs, one row at a time.
 function naiveInsert(schema: string): string {
   return `
@@ -81,43 +111,86 @@ function naiveInsert(schema: string): string {
         < rpad(upper(excluded.sequencer), greatest(length(stored.sequencer), length(excluded.sequencer)), '0') COLLATE "C"`;
 }
 
-async function countRows(pool: pg.Pool, schema: string): Promise<number> {
-  const { rows } = await pool.query(`SELECT count(*)::int AS n FROM ${qualifiedTable(schema)}`);
-  return rows[0].n;
+// One function instance: its own Redis connection and a one-connection pool
+// (lambda-image/connections.ts), whose statements are timed.
+interface Instance {
+  redis: Redis;
+  pool: pg.Pool;
+  timedPool: pg.Pool;
+  databaseMs: number;
+  statements: number;
 }
 
-async function removeKeys(redis: Redis): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${settings.keyPrefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
+function openInstance(): Instance {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  const instance: Instance = {
+    redis: new Redis(redisUrl, { maxRetriesPerRequest: 1 }),
+    pool,
+    timedPool: pool,
+    databaseMs: 0,
+    statements: 0,
+  };
+  // flush.ts only calls pool.query: time exactly the statements the database runs
+  instance.timedPool = {
+    query: async (...args: Parameters<pg.Pool['query']>) => {
+      const started = performance.now();
+      try {
+        return await (pool.query as (...a: unknown[]) => Promise<unknown>)(...args);
+      } finally {
+        instance.databaseMs += performance.now() - started;
+        instance.statements += 1;
+      }
+    },
+  } as unknown as pg.Pool;
+  return instance;
 }
 
-// writer w takes records w, w + N, w + 2N, ...
-function share<T>(items: readonly T[], writer: number): T[] {
-  return items.filter((_, i) => i % writerCount === writer);
+interface Measurement {
+  ms: number;
+  bufferMs: number;
+  flushMs: number;
+  databaseMs: number;
+  statements: number;
 }
-const writers = Array.from({ length: writerCount }, (_, w) => w);
 
-const pool = new pg.Pool({ connectionString: databaseUrl, max: writerCount });
-const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-const writerRedis = writers.map((w) => (w === 0 ? redis : new Redis(redisUrl, { maxRetriesPerRequest: 1 })));
-try {
-  await Promise.all(writerRedis.map((r) => r.ping()));
-  await migrate(pool, naiveSchema);
-  await migrate(pool, groupSchema);
-  const records = makeRecords();
-  const rate = (rows: number, ms: number) => Math.round(rows / (ms / 1000));
+// Each instance takes the next batch until none are left, as the event source
+// mapping hands batches to MAX_CONCURRENCY instances.
+async function eachBatch<T>(batches: readonly T[], work: (instance: Instance, batch: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    instances.map(async (instance) => {
+      while (next < batches.length) {
+        const batch = batches[next++] as T;
+        await work(instance, batch);
+      }
+    }),
+  );
+}
 
-  // naive: one statement, one commit per record
-  const client = await pool.connect();
+function resetTiming(): void {
+  for (const instance of instances) {
+    instance.databaseMs = 0;
+    instance.statements = 0;
+  }
+}
+
+function collect(ms: number, bufferMs: number, flushMs: number): Measurement {
+  return {
+    ms,
+    bufferMs,
+    flushMs,
+    databaseMs: instances.reduce((sum, i) => sum + i.databaseMs, 0),
+    statements: instances.reduce((sum, i) => sum + i.statements, 0),
+  };
+}
+
+async function runNaive(records: readonly CountedRecord[], batchSize: number): Promise<Measurement> {
+  await admin.query(`TRUNCATE ${qualifiedTable(naiveSchema)}`);
   const sql = naiveInsert(naiveSchema);
-  let started = performance.now();
-  try {
-    for (const r of records) {
-      await client.query(sql, [
+  const started = performance.now();
+  await eachBatch(batchesOf(records, batchSize), async (instance, batch) => {
+    for (const r of batch) {
+      await instance.pool.query(sql, [
         r.bucket,
         r.key,
         r.lines,
@@ -128,66 +201,173 @@ try {
         r.eventTime,
       ]);
     }
-  } finally {
-    client.release();
-  }
-  const naiveMs = performance.now() - started;
+  });
+  const ms = performance.now() - started;
+  await expectRows(naiveSchema, 'one INSERT per record', records.length);
+  return { ms, bufferMs: 0, flushMs: ms, databaseMs: ms, statements: records.length };
+}
 
-  // group commit: buffer every record, then flush
-  started = performance.now();
-  for (const record of records) {
-    if ((await bufferRecord(redis, settings, record)) !== 'buffered') throw new Error('unexpected duplicate');
+async function runFunction(
+  records: readonly CountedRecord[],
+  batchSize: number,
+  drain: boolean,
+): Promise<Measurement> {
+  await admin.query(`TRUNCATE ${qualifiedTable(groupSchema)}`);
+  const settings = freshSettings();
+  resetTiming();
+  let bufferMs = 0;
+  let flushMs = 0;
+  const started = performance.now();
+  await eachBatch(batchesOf(records, batchSize), async (instance, batch) => {
+    const t0 = performance.now();
+    const outcomes = await Promise.all(batch.map((r) => bufferRecord(instance.redis, settings, r)));
+    if (outcomes.some((o) => o !== 'buffered')) throw new Error('a fresh record was reported as a duplicate');
+    const t1 = performance.now();
+    bufferMs += t1 - t0;
+    if (drain) return;
+    // skipped when another instance holds the lock: its flush, or the next, takes these entries
+    await flushBuffer(instance.redis, instance.timedPool, settings, groupSchema);
+    flushMs += performance.now() - t1;
+  });
+  if (drain || invocationCount > 1) {
+    // the scheduled flush (or the last instance's next flush) takes what is left
+    const first = instances[0] as Instance;
+    for (;;) {
+      const t0 = performance.now();
+      const result = await flushBuffer(first.redis, first.timedPool, settings, groupSchema);
+      flushMs += performance.now() - t0;
+      if (result.skipped) throw new Error('the flush lock is still held after every instance finished');
+      if (result.entries === 0) break;
+    }
   }
-  const bufferedAt = performance.now();
-  let flushed = 0;
-  let statements = 0;
-  for (;;) {
-    const result = await flushBuffer(redis, pool, settings, groupSchema);
-    if (result.skipped) throw new Error('the flush lock is held by someone else');
-    flushed += result.rows;
-    statements += Math.ceil(result.entries / settings.flushMaxEntries);
-    if (result.entries === 0 || flushed >= recordCount) break;
+  const ms = performance.now() - started;
+  await expectRows(groupSchema, 'buffer + group commit', records.length);
+  if ((await instances[0]?.redis.xlen(bufferKeys(settings).stream)) !== 0) {
+    throw new Error('the buffer was not drained');
   }
-  const finishedAt = performance.now();
-  const bufferMs = bufferedAt - started;
-  const flushMs = finishedAt - bufferedAt;
-  const groupMs = finishedAt - started;
+  return collect(ms, bufferMs, flushMs);
+}
 
-  const [naiveRows, groupRows] = [await countRows(pool, naiveSchema), await countRows(pool, groupSchema)];
-  if (naiveRows !== recordCount || groupRows !== recordCount) {
-    throw new Error(`row counts differ: naive ${naiveRows}, group ${groupRows}, expected ${recordCount}`);
-  }
-  if ((await redis.xlen(bufferKeys(settings).stream)) !== 0) throw new Error('the buffer was not drained');
+async function expectRows(schema: string, path: string, expected: number): Promise<void> {
+  const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${qualifiedTable(schema)}`);
+  if (rows[0].n !== expected) throw new Error(`${path} wrote ${rows[0].n} rows, expected ${expected}`);
+}
 
-  const { rows: versionRows } = await pool.query(
+async function removeKeys(redis: Redis): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${basePrefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+const rate = (ms: number) => Math.round(recordCount / (ms / 1000));
+const format = (n: number) => n.toLocaleString('en-US');
+
+interface Variant {
+  name: string;
+  batchSize: number;
+  run(records: readonly CountedRecord[]): Promise<Measurement>;
+  naive?: boolean;
+}
+
+const variants: Variant[] = [
+  // the naive path does not depend on the batch size: one statement per record either way
+  {
+    name: 'one INSERT per record (autocommit)',
+    batchSize: batchSizes[0] ?? 10,
+    naive: true,
+    run: (r) => runNaive(r, batchSizes[0] ?? 10),
+  },
+  ...batchSizes.flatMap((size) => [
+    {
+      name: `function, batch ${size}: coalesced buffer + flush after each batch`,
+      batchSize: size,
+      run: (r: readonly CountedRecord[]) => runFunction(r, size, false),
+    },
+    {
+      name: `backlog, batch ${size}: coalesced buffer, then one draining flush`,
+      batchSize: size,
+      run: (r: readonly CountedRecord[]) => runFunction(r, size, true),
+    },
+  ]),
+];
+
+const admin = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+const instances = Array.from({ length: invocationCount }, openInstance);
+const loadBefore = loadavg();
+try {
+  await Promise.all(instances.map((i) => i.redis.ping()));
+  await migrate(admin, naiveSchema);
+  await migrate(admin, groupSchema);
+  const records = makeRecords();
+  const results = new Map<Variant, Measurement[]>(variants.map((v) => [v, []]));
+  // one untimed warm-up of every path (connections, plans, JIT)
+  for (const variant of variants) await variant.run(records.slice(0, Math.min(500, recordCount)));
+  for (let round = 0; round < roundCount; round++) {
+    const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
+    for (const variant of order) {
+      const measurement = await variant.run(records);
+      results.get(variant)?.push(measurement);
+      console.error(
+        `round ${round + 1}/${roundCount}: ${variant.name}: ${measurement.ms.toFixed(0)} ms (${format(rate(measurement.ms))} rows/s)`,
+      );
+    }
+  }
+  const loadAfter = loadavg();
+
+  const naive = results.get(variants[0] as Variant) ?? [];
+  const { rows: versionRows } = await admin.query(
     `SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS sync,
             current_setting('fsync') AS fsync`,
   );
-  const info = await redis.info('server');
-  const redisVersion = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
+  const info = await instances[0]?.redis.info('server');
+  const redisVersion = /redis_version:(\S+)/.exec(info ?? '')?.[1] ?? 'unknown';
   const server = versionRows[0];
   const cpu = cpus();
   const lines = [
     `date: ${new Date().toISOString()}`,
     `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}`,
+    `load average (1/5/15 min) before: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
     `PostgreSQL ${server.version} (synchronous_commit=${server.sync}, fsync=${server.fsync}), Redis ${redisVersion}, both on 127.0.0.1`,
-    `records: ${recordCount}, writers: ${writerCount}, FLUSH_MAX_ENTRIES: ${settings.flushMaxEntries}`,
+    `records: ${recordCount}, rounds: ${roundCount}, invocations: ${invocationCount}, FLUSH_MAX_ENTRIES: 5000`,
     '',
-    '| path | what is timed | time | rows/s |',
-    '| --- | --- | ---: | ---: |',
-    `| one INSERT per record (autocommit) | ${recordCount} statements, ${recordCount} commits | ${naiveMs.toFixed(0)} ms | ${rate(recordCount, naiveMs)} |`,
-    `| buffer + group commit, end to end | ${recordCount} bufferRecord + flush | ${groupMs.toFixed(0)} ms | ${rate(recordCount, groupMs)} |`,
-    `| of which: bufferRecord (Redis) | ${recordCount} WATCH/MULTI/EXEC | ${bufferMs.toFixed(0)} ms | ${rate(recordCount, bufferMs)} |`,
-    `| of which: flushBuffer (PostgreSQL) | ${statements} statements, ${statements} commits | ${flushMs.toFixed(0)} ms | ${rate(recordCount, flushMs)} |`,
-    '',
-    `end-to-end ratio (naive time / group commit time): ${(naiveMs / groupMs).toFixed(1)}×`,
-    `database write ratio (naive time / flush time): ${(naiveMs / flushMs).toFixed(1)}×`,
+    '| path | rows/s (median) | time (median) | of which buffering | of which flushing | statements | ratio, end to end | ratio, database only |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
+  for (const variant of variants) {
+    const measured = results.get(variant) ?? [];
+    const ms = median(measured.map((m) => m.ms));
+    const endToEnd = variant.naive ? 1 : median(measured.map((m, i) => (naive[i]?.ms ?? Number.NaN) / m.ms));
+    const database = variant.naive
+      ? 1
+      : median(measured.map((m, i) => (naive[i]?.ms ?? Number.NaN) / m.databaseMs));
+    lines.push(
+      `| ${variant.name} | ${format(rate(ms))} | ${format(Math.round(ms))} ms | ${format(Math.round(median(measured.map((m) => m.bufferMs))))} ms | ${format(Math.round(median(measured.map((m) => m.flushMs))))} ms | ${format(median(measured.map((m) => m.statements)))} | ${endToEnd.toFixed(1)}× | ${database.toFixed(1)}× |`,
+    );
+  }
+  lines.push(
+    '',
+    'ratio, end to end: the INSERT path time / this path time, per round, median.',
+    'ratio, database only: the INSERT path time (all of it statements) / the time this path spent in its PostgreSQL statements.',
+  );
   console.log(lines.join('\n'));
 } finally {
-  await pool.query(`DROP SCHEMA IF EXISTS ${naiveSchema} CASCADE`).catch(() => undefined);
-  await pool.query(`DROP SCHEMA IF EXISTS ${groupSchema} CASCADE`).catch(() => undefined);
-  await removeKeys(redis).catch(() => undefined);
-  for (const connection of writerRedis) connection.disconnect();
-  await pool.end();
+  await admin.query(`DROP SCHEMA IF EXISTS ${naiveSchema} CASCADE`).catch(() => undefined);
+  await admin.query(`DROP SCHEMA IF EXISTS ${groupSchema} CASCADE`).catch(() => undefined);
+  if (instances[0]) await removeKeys(instances[0].redis).catch(() => undefined);
+  for (const instance of instances) {
+    instance.redis.disconnect();
+    await instance.pool.end();
+  }
+  await admin.end();
 }

@@ -292,6 +292,15 @@ function readFunction(r: Reader): FunctionSettings {
   };
 }
 
+// The function's settings alone (batch size, concurrency, ...): for tools
+// such as the benchmarks that model the event source without deploying.
+export function loadFunctionSettings(env: Env = process.env): FunctionSettings {
+  const r = new Reader(env);
+  const fn = readFunction(r);
+  r.check();
+  return fn;
+}
+
 export function loadDeployConfig(env: Env = process.env): DeployConfig {
   const r = new Reader(env);
   const aws = readAws(r);
