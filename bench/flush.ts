@@ -359,6 +359,11 @@ try {
     '',
     'ratio, end to end: the INSERT path time / this path time, per round, median.',
     'ratio, database only: the INSERT path time (all of it statements) / the time this path spent in its PostgreSQL statements.',
+    ...(invocationCount > 1
+      ? [
+          `buffering and flushing times are summed over the ${invocationCount} instances, which overlap: they add up to more than the wall time.`,
+        ]
+      : []),
   );
   console.log(lines.join('\n'));
 } finally {
