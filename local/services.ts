@@ -154,7 +154,11 @@ async function startRedisServer(command: string) {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
-        await Promise.race([exited, sleep(3_000).then(() => child.kill('SIGKILL'))]);
+        // unref'd: once the server has exited, this timer must not hold the process open for 3 s
+        await Promise.race([
+          exited,
+          sleep(3_000, undefined, { ref: false }).then(() => child.kill('SIGKILL')),
+        ]);
       }
       await rm(dir, { recursive: true, force: true });
     },
