@@ -1,0 +1,503 @@
+import { randomInt } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { generateAndUpload, type ManifestEntry } from '../generator/generate.ts';
+import { NameStyle } from '../generator/names.ts';
+import { maxSeed } from '../generator/random.ts';
+import { ConfigError, type Env, loadLocalConfig } from '../lib/config.ts';
+import { describeError, UsageError } from '../lib/errors.ts';
+import { outputsPath, type StackOutputs, writeOutputs } from '../lib/outputs.ts';
+import { type FileResult, type LocalPipeline, startLocalPipeline } from './pipeline.ts';
+import { type LocalServices, startLocalServices } from './services.ts';
+
+// `npm run demo`: the whole flow on this machine with the code that runs in
+// AWS. Upload → S3 event → SNS → SQS → the function → Redis → PostgreSQL, then
+// a check that every generated file is in the table with the line count the
+// generator planned for it.
+
+export const DemoExit = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+// The demo's stack is always stage `local`: its outputs file
+// (.ada/outputs.local.json) then never overwrites a deployed stage's.
+export const demoStage = 'local';
+
+// Defaults chosen for a short run, each overridable from the environment:
+// a 5 s function timeout keeps the queue's visibility timeout at 6 × 5 + 1 =
+// 31 s (AWS rule, lib/config.ts) instead of 365 s, and a 1 s batching window
+// keeps the last partial batch from waiting 5 s.
+const demoDefaults = { FUNCTION_TIMEOUT_SECONDS: '5', BATCHING_WINDOW_SECONDS: '1' } as const;
+
+const defaultCount = 25;
+const maxCount = 10_000;
+// mixed sizes: up to ~2 MB a file, with the generator's empty and no-final-newline files
+const maxLines = 20_000;
+const uploadConcurrency = 8;
+
+const usage = `usage: npm run demo -- [--count N] [--seed N] [--keep] [--json] [--help]
+
+Starts the local stack (S3, SNS and SQS emulated in-process), Redis and
+PostgreSQL (REDIS_URL / DATABASE_URL when set, else embedded), the function
+behind the local event-source runner; uploads N generated files and checks
+that each one reaches PostgreSQL with the right line count.
+
+  --count N   files to upload (default ${defaultCount}, 1-${maxCount})
+  --seed N    generator seed, 0-${maxSeed} (default random, printed)
+  --keep      keep everything running after the check and print how to use it (Ctrl-C stops)
+  --json      print one JSON result on stdout instead of the table
+  -h, --help  this text
+
+Environment: LOCAL_AWS_PORT (emulator port, default 4566), REDIS_URL,
+DATABASE_URL, DB_SCHEMA (default public), FUNCTION_TIMEOUT_SECONDS (default 5),
+BATCHING_WINDOW_SECONDS (default 1), BATCH_SIZE, MAX_CONCURRENCY.
+Exit codes: 0 every file recorded correctly, 1 something missing or wrong,
+2 bad flags or configuration, 130 interrupted.`;
+
+export interface DemoArgs {
+  help: boolean;
+  keep: boolean;
+  json: boolean;
+  count: number;
+  seed: number | undefined;
+}
+
+function parseWhole(flag: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+    throw new UsageError(`--${flag}=${text} must be a whole number from ${min} to ${max} (see --help)`);
+  }
+  return value;
+}
+
+export function parseDemoArgs(argv: readonly string[]): DemoArgs {
+  let values: { help?: boolean; keep?: boolean; json?: boolean; count?: string; seed?: string };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        keep: { type: 'boolean' },
+        json: { type: 'boolean' },
+        count: { type: 'string' },
+        seed: { type: 'string' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(`${describeError(error)} (see --help)`);
+  }
+  return {
+    help: values.help ?? false,
+    keep: values.keep ?? false,
+    json: values.json ?? false,
+    count: parseWhole('count', values.count, 1, maxCount) ?? defaultCount,
+    seed: parseWhole('seed', values.seed, 0, maxSeed),
+  };
+}
+
+// ---- output ----
+
+interface Output {
+  write(text: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export function formatLatency(ms: number | undefined): string {
+  if (ms === undefined) return '-';
+  return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+// Keeps the end of a long key (the file name) and its start (the folder).
+export function shorten(text: string, width: number): string {
+  const chars = [...text];
+  if (chars.length <= width) return text;
+  const tail = Math.ceil((width - 1) * 0.6);
+  return `${chars.slice(0, width - 1 - tail).join('')}…${chars.slice(chars.length - tail).join('')}`;
+}
+
+function pad(text: string, width: number, right = false): string {
+  const gap = ' '.repeat(Math.max(0, width - [...text].length));
+  return right ? gap + text : text + gap;
+}
+
+export function formatTable(files: readonly FileResult[], prefix: string, width: number): string {
+  const headers = ['file', 'lines expected', 'lines recorded', 'latency'] as const;
+  const rows = files.map((f) => [
+    f.key.startsWith(prefix) ? f.key.slice(prefix.length) : f.key,
+    f.expected.toLocaleString('en-US'),
+    f.recorded === undefined ? 'missing' : f.recorded.toLocaleString('en-US'),
+    formatLatency(f.latencyMs),
+    f.ok ? '' : '  ✗',
+  ]);
+  const numberWidths = [1, 2, 3].map((i) =>
+    Math.max(headers[i as 1 | 2 | 3].length, ...rows.map((r) => (r[i] ?? '').length)),
+  );
+  const fixed = numberWidths.reduce((sum, w) => sum + w + 2, 0) + 3;
+  const longest = Math.max(headers[0].length, ...rows.map((r) => [...(r[0] ?? '')].length));
+  const fileWidth = Math.max(20, Math.min(longest, width - fixed));
+  const line = (cells: readonly string[]) =>
+    [
+      pad(shorten(cells[0] ?? '', fileWidth), fileWidth),
+      ...numberWidths.map((w, i) => pad(cells[i + 1] ?? '', w, true)),
+    ].join('  ') + (cells[4] ?? '');
+  return [
+    `${line(headers)}`,
+    `${'-'.repeat(fileWidth)}  ${numberWidths.map((w) => '-'.repeat(w)).join('  ')}`,
+    ...rows.map(line),
+  ].join('\n');
+}
+
+export function percentile(sorted: readonly number[], p: number): number | undefined {
+  if (sorted.length === 0) return undefined;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export interface DemoSummary {
+  ok: boolean;
+  files: number;
+  recorded: number;
+  missing: string[];
+  wrong: { key: string; expected: number; recorded: number }[];
+  lines: number;
+  deadLettered: number;
+  latencyMs: { p50?: number | undefined; p95?: number | undefined; max?: number | undefined };
+  elapsedMs: number;
+}
+
+export function summarise(
+  files: readonly FileResult[],
+  deadLettered: number,
+  elapsedMs: number,
+): DemoSummary {
+  const latencies = files
+    .filter((f) => f.ok && f.latencyMs !== undefined)
+    .map((f) => f.latencyMs as number)
+    .sort((a, b) => a - b);
+  const missing = files.filter((f) => f.recorded === undefined).map((f) => f.key);
+  const wrong = files
+    .filter((f) => f.recorded !== undefined && !f.ok)
+    .map((f) => ({ key: f.key, expected: f.expected, recorded: f.recorded as number }));
+  const recorded = files.filter((f) => f.ok).length;
+  return {
+    ok: recorded === files.length && deadLettered === 0,
+    files: files.length,
+    recorded,
+    missing,
+    wrong,
+    lines: files.reduce((sum, f) => sum + (f.recorded ?? 0), 0),
+    deadLettered,
+    latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), max: latencies.at(-1) },
+    elapsedMs,
+  };
+}
+
+export function describeSummary(s: DemoSummary): string {
+  const latency = `latency upload→row p50 ${formatLatency(s.latencyMs.p50)}, p95 ${formatLatency(s.latencyMs.p95)}, max ${formatLatency(s.latencyMs.max)}`;
+  if (s.ok) {
+    return `OK: ${s.recorded} of ${s.files} files in PostgreSQL with the expected line counts (${s.lines.toLocaleString('en-US')} lines) in ${formatLatency(s.elapsedMs)}; ${latency}; dead-letter queue empty`;
+  }
+  const lines = [
+    `FAILED: ${s.recorded} of ${s.files} files recorded correctly; ${s.missing.length} missing, ${s.wrong.length} wrong, ${s.deadLettered} message(s) in the dead-letter queue`,
+  ];
+  for (const key of s.missing) lines.push(`  missing: ${key}`);
+  for (const w of s.wrong) {
+    lines.push(`  wrong:   ${w.key}: expected ${w.expected} lines, recorded ${w.recorded}`);
+  }
+  if (s.deadLettered > 0) {
+    lines.push(
+      '  inspect the dead-letter queue with --keep and the aws sqs receive-message command it prints',
+    );
+  }
+  return lines.join('\n');
+}
+
+// A line rewritten in place on a terminal; in a log, at most one line every few seconds.
+function createProgress(out: Output) {
+  let last = Date.now();
+  let shown = false;
+  return {
+    update(text: string) {
+      if (out.isTTY) {
+        out.write(`\r\x1b[K${text}`);
+        shown = true;
+      } else if (Date.now() - last >= 3_000) {
+        out.write(`${text}\n`);
+        last = Date.now();
+      }
+    },
+    done() {
+      if (out.isTTY && shown) out.write('\r\x1b[K');
+      shown = false;
+      last = Date.now();
+    },
+  };
+}
+
+function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+export function describeKeep(outputs: StackOutputs, services: LocalServices, env: Record<string, string>) {
+  const exports = {
+    AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL ?? '',
+    AWS_REGION: env.AWS_REGION ?? '',
+    AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID ?? '',
+    AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY ?? '',
+    STAGE: outputs.stage,
+    REDIS_URL: services.redisUrl,
+    DATABASE_URL: services.databaseUrl,
+    ...(env.DB_SCHEMA === undefined ? {} : { DB_SCHEMA: env.DB_SCHEMA }),
+  };
+  const endpoint = outputs.endpoint ?? '';
+  return [
+    '',
+    'The stack keeps running; Ctrl-C stops it. Endpoints:',
+    `  S3, SNS, SQS  ${endpoint}  (region ${outputs.region}, any credentials)`,
+    `  bucket        ${outputs.bucket}  (events for keys under ${outputs.uploadsPrefix})`,
+    `  queue         ${outputs.queueUrl}`,
+    `  DLQ           ${outputs.dlqUrl}`,
+    `  Redis         ${services.redisUrl}  (${services.redis})`,
+    `  PostgreSQL    ${services.databaseUrl}  (${services.database})`,
+    `  outputs       ${outputsPath(outputs.stage)}`,
+    '',
+    'In another shell (from this directory):',
+    `  export ${Object.entries(exports)
+      .map(([name, value]) => `${name}=${shellQuote(value)}`)
+      .join(' ')}`,
+    `  aws s3 cp ./my-file.txt ${shellQuote(`s3://${outputs.bucket}/${outputs.uploadsPrefix}my file.txt`)} --endpoint-url ${endpoint}`,
+    '  npx tsx generator/main.ts --count 50 --names realistic   # bucket and prefix from the outputs',
+    `  npx tsx ops/report.ts --prefix ${outputs.uploadsPrefix}`,
+    `  aws sqs receive-message --queue-url ${outputs.dlqUrl} --endpoint-url ${endpoint}`,
+    '',
+    'Files recorded from now on are listed here:',
+  ].join('\n');
+}
+
+// Removes the outputs file only while it still describes this run's stack.
+async function removeOutputs(outputs: StackOutputs): Promise<void> {
+  const path = outputsPath(outputs.stage);
+  try {
+    const current = JSON.parse(await readFile(path, 'utf8')) as Partial<StackOutputs>;
+    if (current.endpoint === outputs.endpoint && current.updatedAt === outputs.updatedAt) await rm(path);
+  } catch {
+    // gone or unreadable: nothing of ours to remove
+  }
+}
+
+function isAddressInUse(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === 'EADDRINUSE';
+}
+
+export async function runDemo(
+  argv: readonly string[],
+  env: Env,
+  io: { out: Output; err: Output } = { out: process.stdout, err: process.stderr },
+): Promise<number> {
+  let args: DemoArgs;
+  let port: number;
+  let redisUrl: string | undefined;
+  let databaseUrl: string | undefined;
+  try {
+    args = parseDemoArgs(argv);
+    if (args.help) {
+      io.out.write(`${usage}\n`);
+      return DemoExit.ok;
+    }
+    ({ emulatorPort: port, redisUrl, databaseUrl } = loadLocalConfig(env));
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.err.write(`demo: ${error.message}\n`);
+      return DemoExit.usage;
+    }
+    throw error;
+  }
+
+  // with --json, stdout carries the result alone
+  const say = (text: string) => (args.json ? io.err : io.out).write(`${text}\n`);
+  const warn = (text: string) => io.err.write(`demo: warning: ${text}\n`);
+  const progress = createProgress(io.err);
+  const abort = new AbortController();
+  const onSignal = () => {
+    if (abort.signal.aborted) process.exit(DemoExit.interrupted);
+    io.err.write('\ndemo: stopping (Ctrl-C again to quit at once)\n');
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const started = Date.now();
+  let services: LocalServices | undefined;
+  let pipeline: LocalPipeline | undefined;
+  let outputs: StackOutputs | undefined;
+  try {
+    say('ada-linecount demo: upload → S3 event → SNS → SQS → function → Redis → PostgreSQL, on this machine');
+    services = await startLocalServices({ redisUrl, databaseUrl, log: (line) => say(`  ${line}`) });
+    const settings: Env = {
+      ...demoDefaults,
+      ...env,
+      STAGE: demoStage,
+      REDIS_URL: services.redisUrl,
+      DATABASE_URL: services.databaseUrl,
+    };
+    try {
+      pipeline = await startLocalPipeline({
+        env: settings,
+        port,
+        log: { info() {}, progress() {}, warn },
+      });
+    } catch (error) {
+      if (!isAddressInUse(error)) throw error;
+      io.err.write(
+        `demo: port ${port} on 127.0.0.1 is already in use (another demo with --keep, or another emulator?): ` +
+          `stop it, or choose another port, e.g. LOCAL_AWS_PORT=${port === 4566 ? 4567 : port + 1} npm run demo\n`,
+      );
+      return DemoExit.usage;
+    }
+    const { stack } = pipeline;
+    outputs = stack.outputs;
+    const fn = stack.config.fn;
+    say(
+      `  S3/SNS/SQS: emulator on ${stack.endpoint}; bucket, topic, queue, DLQ, subscription and notification ` +
+        `reconciled (${stack.changes.length} created) by the provisioning code`,
+    );
+    say(
+      `  function: ${fn.maxConcurrency} environments at most, batch ${fn.batchSize}, window ${fn.batchingWindowSeconds} s, ` +
+        `timeout ${fn.timeoutSeconds} s; flush schedule every 1 s; table ${pipeline.runtime.database.schema}.line_counts`,
+    );
+    say(`  outputs: ${await writeOutputs(outputs)} (for the generator and ops commands)`);
+
+    const seed = args.seed ?? randomInt(0, maxSeed + 1);
+    say(
+      `uploading ${args.count} generated files (seed ${seed}) to s3://${outputs.bucket}/${outputs.uploadsPrefix}`,
+    );
+    const uploadStarted = Date.now();
+    let entries: ManifestEntry[];
+    try {
+      entries = await generateAndUpload({
+        s3: stack.clients.s3,
+        bucket: outputs.bucket,
+        prefix: outputs.uploadsPrefix,
+        count: args.count,
+        minLines: 0,
+        maxLines,
+        concurrency: uploadConcurrency,
+        seed,
+        names: NameStyle.realistic,
+        signal: abort.signal,
+        onProgress: (p) => progress.update(`  uploaded ${p.filesDone}/${p.filesTotal} files`),
+      });
+    } finally {
+      progress.done();
+    }
+    const uploadMs = Date.now() - uploadStarted;
+
+    const timeoutMs = Math.max(30_000, args.count * 100);
+    const waited = await pipeline.waitForFiles(
+      entries.map((e) => ({
+        key: e.key,
+        lines: e.lines,
+        uploadedAt: e.uploadedAt,
+        ...(e.etag === undefined ? {} : { etag: e.etag }),
+      })),
+      {
+        timeoutMs,
+        intervalMs: 200,
+        signal: abort.signal,
+        onProgress: (done, total) =>
+          progress.update(`  waiting for PostgreSQL: ${done}/${total} files recorded`),
+      },
+    );
+    progress.done();
+    if (abort.signal.aborted) return DemoExit.interrupted;
+    // a message that failed maxReceiveCount times is there; one still retrying is not yet
+    const dlq = await pipeline.queueDepth(outputs.dlqUrl);
+    const deadLettered = dlq.visible + dlq.inFlight;
+    const summary = summarise(waited.files, deadLettered, Date.now() - uploadStarted);
+    if (!waited.complete) {
+      say(`  gave up waiting after ${formatLatency(waited.waitedMs)}`);
+    }
+    if (args.json) {
+      io.out.write(
+        `${JSON.stringify({
+          ...summary,
+          seed,
+          uploadMs,
+          endpoint: stack.endpoint,
+          bucket: outputs.bucket,
+          redis: services.redis,
+          database: services.database,
+          runner: pipeline.stats,
+          files: waited.files.map((f) => ({
+            key: f.key,
+            expected: f.expected,
+            recorded: f.recorded ?? null,
+            latencyMs: f.latencyMs ?? null,
+            ok: f.ok,
+          })),
+        })}\n`,
+      );
+    } else {
+      // a terminal's width; a log's lines are not wrapped, so keys are shown whole there
+      const width = io.out.isTTY ? Math.max(80, io.out.columns ?? 120) : 240;
+      io.out.write(`\n${formatTable(waited.files, outputs.uploadsPrefix, width)}\n\n`);
+      io.out.write(`${describeSummary(summary)}\n`);
+      say(
+        `  uploads took ${formatLatency(uploadMs)}; whole demo ${formatLatency(Date.now() - started)} ` +
+          `(${pipeline.stats?.batches ?? 0} batches, ${pipeline.stats?.flushes ?? 0} scheduled flushes)`,
+      );
+    }
+    if (args.keep && !abort.signal.aborted) {
+      say(describeKeep(outputs, services, stack.env));
+      await watchRecorded(pipeline, say, abort.signal);
+    }
+    return summary.ok ? DemoExit.ok : DemoExit.failed;
+  } catch (error) {
+    progress.done();
+    if (abort.signal.aborted) return DemoExit.interrupted;
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.err.write(`demo: ${error.message}\n`);
+      return DemoExit.usage;
+    }
+    io.err.write(`demo: failed: ${describeError(error)}\n`);
+    return DemoExit.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // a second Ctrl-C during the stop still quits at once
+    const onSecondSignal = () => process.exit(DemoExit.interrupted);
+    process.once('SIGINT', onSecondSignal);
+    if (outputs !== undefined) await removeOutputs(outputs);
+    await pipeline?.stop().catch((error) => warn(`stopping the stack: ${describeError(error)}`));
+    await services?.stop();
+    process.off('SIGINT', onSecondSignal);
+  }
+}
+
+// --keep: prints each row committed from now on until Ctrl-C.
+async function watchRecorded(
+  pipeline: LocalPipeline,
+  say: (text: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  let since = new Date();
+  while (!signal.aborted) {
+    await sleep(1_000, undefined, { signal }).catch(() => undefined);
+    if (signal.aborted) break;
+    try {
+      for (const row of await pipeline.readRecorded(since, 1_000)) {
+        say(`  recorded ${row.key}: ${row.lines.toLocaleString('en-US')} lines`);
+        since = row.recordedAt;
+      }
+    } catch (error) {
+      say(`  cannot read the table: ${describeError(error)}`);
+    }
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await runDemo(process.argv.slice(2), process.env);
+}
