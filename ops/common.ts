@@ -1,9 +1,19 @@
+import { createInterface } from 'node:readline/promises';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { createPool } from '../lambda-image/connections.ts';
+import { createPool, createRedis } from '../lambda-image/connections.ts';
 import { createClient } from '../lib/clients.ts';
-import { ConfigError, type DatabaseSettings, type OpsConfig } from '../lib/config.ts';
+import {
+  type AwsConfig,
+  ConfigError,
+  type DatabaseSettings,
+  type OpsConfig,
+  type RedisSettings,
+  Service,
+  type ServiceName,
+} from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
-import { outputsPath, readOutputs } from '../lib/outputs.ts';
+import { outputsPath, readOutputs, type StackOutputs } from '../lib/outputs.ts';
 
 // What the ops commands share: where the database is, how output is written,
 // and how a failure becomes a message and an exit code.
@@ -16,12 +26,99 @@ export interface Io {
   root?: string | undefined;
   out(text: string): void;
   err(text: string): void;
+  // asks a yes/no question; absent when nobody can answer (no terminal)
+  confirm?: ((question: string) => Promise<boolean>) | undefined;
+}
+
+async function askOnTerminal(question: string): Promise<boolean> {
+  const terminal = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await terminal.question(`${question} [y/N] `)).trim());
+  } finally {
+    terminal.close();
+  }
 }
 
 export const processIo: Io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  confirm: process.stdin.isTTY ? askOnTerminal : undefined,
 };
+
+// The stack the command works on: the stage's outputs file, and the AWS
+// settings that reach it. Outputs that name an endpoint describe the local
+// emulated stack (local/stack.ts): every client goes there, with the
+// emulator's dummy keys, and what the emulator lacks (CloudWatch,
+// StartMessageMoveTask) is skipped or done another way.
+export interface StackTarget {
+  outputs: StackOutputs;
+  local: boolean;
+  aws: AwsConfig;
+}
+
+export async function resolveStack(config: OpsConfig, root?: string): Promise<StackTarget> {
+  const stage = config.stack.stage;
+  const outputs = await readOutputs(stage, root);
+  if (outputs === undefined) {
+    throw new UsageError(
+      `no stack outputs for stage ${stage}: ${outputsPath(stage, root)} does not exist ` +
+        '(run provision/up.ts, or npm run demo -- --keep for the local stack; STAGE selects the stage)',
+    );
+  }
+  if (outputs.endpoint === undefined) {
+    return { outputs, local: false, aws: { ...config.aws, region: config.aws.region ?? outputs.region } };
+  }
+  // loaded only for the local stack: it brings the emulator's package with it
+  const { emulatorCredentials } = await import('../local/emulator.ts');
+  const endpoints: Partial<Record<ServiceName, string>> = {};
+  for (const name of Object.keys(Service) as ServiceName[]) endpoints[name] = outputs.endpoint;
+  return {
+    outputs,
+    local: true,
+    aws: { region: outputs.region, endpoints, s3ForcePathStyle: true, credentials: emulatorCredentials },
+  };
+}
+
+// The cache named by the environment (REDIS_URL, or REDIS_HOST with
+// REDIS_AUTH_SECRET_ARN), else by the stage's outputs; undefined when neither
+// names one (the local stack's Redis is known only to whoever started it).
+export function resolveRedis(config: OpsConfig, outputs?: StackOutputs): RedisSettings | undefined {
+  const given = config.redis;
+  if (given.url !== undefined || given.host !== undefined) return given;
+  if (outputs?.cacheEndpoint === undefined) return undefined;
+  const [host, port] = outputs.cacheEndpoint.split(':');
+  return {
+    ...given,
+    host,
+    port: port === undefined ? given.port : Number(port),
+    authSecretArn: outputs.cacheAuthSecretArn,
+  };
+}
+
+export interface Cache {
+  redis: Redis;
+  close(): void;
+}
+
+export async function openRedis(config: OpsConfig, settings: RedisSettings): Promise<Cache> {
+  const secrets =
+    settings.url === undefined && settings.authSecretArn !== undefined
+      ? createClient(config.aws, 'secretsManager')
+      : undefined;
+  try {
+    const redis = await createRedis(settings, { secrets });
+    return {
+      redis,
+      close() {
+        redis.disconnect();
+        secrets?.destroy();
+      },
+    };
+  } catch (error) {
+    secrets?.destroy();
+    throw error;
+  }
+}
 
 // The database named by the environment (DATABASE_URL, or DB_HOST with
 // DB_SECRET_ARN), else by the stage's outputs file that provision/up.ts wrote.
