@@ -66,6 +66,8 @@ export async function startFlow(label: string): Promise<Flow> {
   const proxy = await new CuttableProxy('127.0.0.1', Number(new URL(testRedisUrl).port || 6379)).start();
   const functionRedis = await createRedis({ url: proxy.url('redis'), port: proxy.port, tls: false });
   functionRedis.on('error', () => undefined);
+  // connected before any test cuts it, as a warm function is
+  await functionRedis.ping();
   const settings: BufferSettings = {
     keyPrefix: cache.prefix,
     dedupeTtlSeconds: 3600,
