@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateAndUpload, type ManifestEntry } from '../generator/generate.ts';
-import { NameStyle } from '../generator/names.ts';
+import { createRunId, NameStyle } from '../generator/names.ts';
+import { type FilePlan, LineEnding, planFiles } from '../generator/plan.ts';
+import { formatBytes } from '../generator/progress.ts';
 import { maxSeed } from '../generator/random.ts';
 import { ConfigError, type Env, loadLocalConfig } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
@@ -34,6 +36,7 @@ const maxCount = 10_000;
 // mixed sizes: up to ~2 MB a file, with the generator's empty and no-final-newline files
 const maxLines = 20_000;
 const uploadConcurrency = 8;
+const repeatedSignalMs = 1_000;
 
 const usage = `usage: npm run demo -- [--count N] [--seed N] [--keep] [--json] [--help]
 
@@ -111,11 +114,11 @@ export function formatLatency(ms: number | undefined): string {
   return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-// Keeps the end of a long key (the file name) and its start (the folder).
+// Keeps the start of a long key (date and client folder) and its end (file number and type).
 export function shorten(text: string, width: number): string {
   const chars = [...text];
   if (chars.length <= width) return text;
-  const tail = Math.ceil((width - 1) * 0.6);
+  const tail = Math.min(16, Math.ceil((width - 1) * 0.4));
   return `${chars.slice(0, width - 1 - tail).join('')}…${chars.slice(chars.length - tail).join('')}`;
 }
 
@@ -124,30 +127,49 @@ function pad(text: string, width: number, right = false): string {
   return right ? gap + text : text + gap;
 }
 
-export function formatTable(files: readonly FileResult[], prefix: string, width: number): string {
-  const headers = ['file', 'lines expected', 'lines recorded', 'latency'] as const;
-  const rows = files.map((f) => [
-    f.key.startsWith(prefix) ? f.key.slice(prefix.length) : f.key,
-    f.expected.toLocaleString('en-US'),
-    f.recorded === undefined ? 'missing' : f.recorded.toLocaleString('en-US'),
-    formatLatency(f.latencyMs),
-    f.ok ? '' : '  ✗',
+export interface DemoRow extends FileResult {
+  bytes: number;
+  // what makes the file an edge case for counting: empty, no final newline, CRLF
+  shape: string;
+}
+
+export function describeShape(plan: Pick<FilePlan, 'lines' | 'finalNewline' | 'eol'>): string {
+  if (plan.lines === 0) return 'empty';
+  const notes = [
+    ...(plan.eol === LineEnding.crlf ? ['CRLF'] : []),
+    ...(plan.finalNewline ? [] : ['no final newline']),
+  ];
+  return notes.join(', ');
+}
+
+export function formatTable(rows: readonly DemoRow[], prefix: string, width: number): string {
+  const headers = ['file', 'size', 'shape', 'lines expected', 'lines recorded', 'latency'];
+  const rightAligned = [false, true, false, true, true, true];
+  const cells = rows.map((r) => [
+    r.key.startsWith(prefix) ? r.key.slice(prefix.length) : r.key,
+    formatBytes(r.bytes),
+    r.shape,
+    r.expected.toLocaleString('en-US'),
+    r.recorded === undefined ? 'missing' : r.recorded.toLocaleString('en-US'),
+    formatLatency(r.latencyMs),
   ]);
-  const numberWidths = [1, 2, 3].map((i) =>
-    Math.max(headers[i as 1 | 2 | 3].length, ...rows.map((r) => (r[i] ?? '').length)),
+  const widths = headers.map((h, i) =>
+    Math.max([...h].length, ...cells.map((c) => [...(c[i] ?? '')].length)),
   );
-  const fixed = numberWidths.reduce((sum, w) => sum + w + 2, 0) + 3;
-  const longest = Math.max(headers[0].length, ...rows.map((r) => [...(r[0] ?? '')].length));
-  const fileWidth = Math.max(20, Math.min(longest, width - fixed));
-  const line = (cells: readonly string[]) =>
-    [
-      pad(shorten(cells[0] ?? '', fileWidth), fileWidth),
-      ...numberWidths.map((w, i) => pad(cells[i + 1] ?? '', w, true)),
-    ].join('  ') + (cells[4] ?? '');
+  // the file column takes what the others leave of the width
+  const others = widths.slice(1).reduce((sum, w) => sum + w + 2, 0) + 3;
+  widths[0] = Math.max(20, Math.min(widths[0] ?? 0, width - others));
+  const line = (row: readonly string[], mark = '') =>
+    row
+      .map((cell, i) => {
+        const w = widths[i] ?? 0;
+        return pad(i === 0 ? shorten(cell, w) : cell, w, rightAligned[i]);
+      })
+      .join('  ') + mark;
   return [
-    `${line(headers)}`,
-    `${'-'.repeat(fileWidth)}  ${numberWidths.map((w) => '-'.repeat(w)).join('  ')}`,
-    ...rows.map(line),
+    line(headers),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...cells.map((row, i) => line(row, rows[i]?.ok ? '' : '  ✗')),
   ].join('\n');
 }
 
@@ -319,10 +341,16 @@ export async function runDemo(
   // with --json, stdout carries the result alone
   const say = (text: string) => (args.json ? io.err : io.out).write(`${text}\n`);
   const warn = (text: string) => io.err.write(`demo: warning: ${text}\n`);
-  const progress = createProgress(io.err);
   const abort = new AbortController();
+  // One Ctrl-C can arrive twice (from the terminal to the process group, and
+  // relayed by a wrapper such as the tsx CLI): a repeat within a second is the same press.
+  let signalledAt: number | undefined;
   const onSignal = () => {
-    if (abort.signal.aborted) process.exit(DemoExit.interrupted);
+    if (signalledAt !== undefined) {
+      if (Date.now() - signalledAt > repeatedSignalMs) process.exit(DemoExit.interrupted);
+      return;
+    }
+    signalledAt = Date.now();
     io.err.write('\ndemo: stopping (Ctrl-C again to quit at once)\n');
     abort.abort();
   };
@@ -374,19 +402,26 @@ export async function runDemo(
     say(
       `uploading ${args.count} generated files (seed ${seed}) to s3://${outputs.bucket}/${outputs.uploadsPrefix}`,
     );
+    const generate = {
+      prefix: outputs.uploadsPrefix,
+      count: args.count,
+      minLines: 0,
+      maxLines,
+      seed,
+      names: NameStyle.realistic,
+      runId: createRunId(),
+    };
+    // the same plans the generator follows, to say what each file is like
+    const plans = new Map([...planFiles(generate)].map((plan) => [plan.key, plan]));
+    const progress = createProgress(io.err);
     const uploadStarted = Date.now();
     let entries: ManifestEntry[];
     try {
       entries = await generateAndUpload({
+        ...generate,
         s3: stack.clients.s3,
         bucket: outputs.bucket,
-        prefix: outputs.uploadsPrefix,
-        count: args.count,
-        minLines: 0,
-        maxLines,
         concurrency: uploadConcurrency,
-        seed,
-        names: NameStyle.realistic,
         signal: abort.signal,
         onProgress: (p) => progress.update(`  uploaded ${p.filesDone}/${p.filesTotal} files`),
       });
@@ -417,13 +452,18 @@ export async function runDemo(
     const dlq = await pipeline.queueDepth(outputs.dlqUrl);
     const deadLettered = dlq.visible + dlq.inFlight;
     const summary = summarise(waited.files, deadLettered, Date.now() - uploadStarted);
+    const rows: DemoRow[] = waited.files.map((file, i) => {
+      const plan = plans.get(file.key);
+      return { ...file, bytes: entries[i]?.bytes ?? 0, shape: plan === undefined ? '' : describeShape(plan) };
+    });
     if (!waited.complete) {
       say(`  gave up waiting after ${formatLatency(waited.waitedMs)}`);
     }
     if (args.json) {
       io.out.write(
         `${JSON.stringify({
-          ...summary,
+          ok: summary.ok,
+          summary,
           seed,
           uploadMs,
           endpoint: stack.endpoint,
@@ -431,8 +471,10 @@ export async function runDemo(
           redis: services.redis,
           database: services.database,
           runner: pipeline.stats,
-          files: waited.files.map((f) => ({
+          files: rows.map((f) => ({
             key: f.key,
+            bytes: f.bytes,
+            shape: f.shape,
             expected: f.expected,
             recorded: f.recorded ?? null,
             latencyMs: f.latencyMs ?? null,
@@ -443,7 +485,7 @@ export async function runDemo(
     } else {
       // a terminal's width; a log's lines are not wrapped, so keys are shown whole there
       const width = io.out.isTTY ? Math.max(80, io.out.columns ?? 120) : 240;
-      io.out.write(`\n${formatTable(waited.files, outputs.uploadsPrefix, width)}\n\n`);
+      io.out.write(`\n${formatTable(rows, outputs.uploadsPrefix, width)}\n\n`);
       io.out.write(`${describeSummary(summary)}\n`);
       say(
         `  uploads took ${formatLatency(uploadMs)}; whole demo ${formatLatency(Date.now() - started)} ` +
@@ -456,7 +498,6 @@ export async function runDemo(
     }
     return summary.ok ? DemoExit.ok : DemoExit.failed;
   } catch (error) {
-    progress.done();
     if (abort.signal.aborted) return DemoExit.interrupted;
     if (error instanceof UsageError || error instanceof ConfigError) {
       io.err.write(`demo: ${error.message}\n`);
@@ -465,15 +506,13 @@ export async function runDemo(
     io.err.write(`demo: failed: ${describeError(error)}\n`);
     return DemoExit.failed;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    // a second Ctrl-C during the stop still quits at once
-    const onSecondSignal = () => process.exit(DemoExit.interrupted);
-    process.once('SIGINT', onSecondSignal);
+    // the handlers stay during the stop: a second Ctrl-C still quits at once
     if (outputs !== undefined) await removeOutputs(outputs);
     await pipeline?.stop().catch((error) => warn(`stopping the stack: ${describeError(error)}`));
     await services?.stop();
-    process.off('SIGINT', onSecondSignal);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (args.keep && pipeline !== undefined) io.err.write('demo: stopped; nothing of it is left running\n');
   }
 }
 
