@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CloudWatchClient,
+  type DescribeAlarmsInput,
+  type GetMetricDataInput,
+  type MetricAlarm,
+} from '@aws-sdk/client-cloudwatch';
 import { PurgeQueueCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { bufferKeys } from '../lambda-image/buffer.ts';
+import { installHandlers } from '../test/fakes/calls.ts';
 import { CuttableProxy } from '../test/support/proxy.ts';
 import { ExitCode } from './common.ts';
 import { type Flow, run, startFlow } from './flow.fixture.ts';
-import { CheckName, CheckState, runStatus, type StatusReport } from './status.ts';
+import { CheckName, CheckState, collectStatus, runStatus, type StatusReport } from './status.ts';
 
 let flow: Flow;
 before(async () => {
@@ -134,4 +141,76 @@ test('usage problems are reported with what to do', async () => {
   const noStack = await run(runStatus, flow, [], { ...flow.env, STAGE: 'nosuch' });
   assert.equal(noStack.code, ExitCode.usage);
   assert.match(noStack.err, /no stack outputs for stage nosuch: .*outputs\.nosuch\.json does not exist/);
+});
+
+// CloudWatch as status reads it: the latest ApproximateAgeOfOldestMessage per
+// queue (GetMetricData) and the alarms by name prefix and state (DescribeAlarms).
+function installCloudWatch(ages: Map<string, number[]>, alarms: MetricAlarm[]) {
+  return installHandlers(CloudWatchClient, 'cloudwatch', {
+    GetMetricData(input: GetMetricDataInput) {
+      return {
+        MetricDataResults: (input.MetricDataQueries ?? []).map((query) => {
+          const queue =
+            query.MetricStat?.Metric?.Dimensions?.find((d) => d.Name === 'QueueName')?.Value ?? '';
+          return { Id: query.Id, Values: ages.get(queue) ?? [], StatusCode: 'Complete' };
+        }),
+      };
+    },
+    DescribeAlarms(input: DescribeAlarmsInput) {
+      return {
+        MetricAlarms: alarms.filter(
+          (a) =>
+            (a.AlarmName ?? '').startsWith(input.AlarmNamePrefix ?? '') &&
+            (input.StateValue === undefined || a.StateValue === input.StateValue),
+        ),
+        CompositeAlarms: [],
+      };
+    },
+  });
+}
+
+test('in AWS the oldest message age comes from CloudWatch and our alarms in ALARM need attention', async () => {
+  const { outputs } = flow.stack;
+  const queueName = outputs.queueUrl.slice(outputs.queueUrl.lastIndexOf('/') + 1);
+  const prefix = `${outputs.app}-${outputs.stage}.`;
+  const ages = new Map([[queueName, [1200, 30]]]);
+  const alarms: MetricAlarm[] = [
+    { AlarmName: `${prefix}queue-oldest-message-age`, StateValue: 'ALARM', StateReason: 'Threshold Crossed' },
+    { AlarmName: `${prefix}db-cpu`, StateValue: 'OK' },
+    { AlarmName: 'another-stack.dlq-messages', StateValue: 'ALARM' },
+  ];
+  const fake = installCloudWatch(ages, alarms);
+  const cloudwatch = new CloudWatchClient({ region: 'us-east-1' });
+  const { endpoint: _local, ...awsOutputs } = outputs;
+  const deps = {
+    target: { outputs: awsOutputs, local: false, aws: flow.stack.config.aws },
+    sqs: flow.stack.clients.sqs,
+    cloudwatch,
+    buffer: flow.settings,
+    redis: flow.cache.redis,
+    database: { pool: flow.db.pool, schema: flow.db.schema },
+  };
+  try {
+    const report = await collectStatus(deps);
+    assert.equal(report.target, 'aws');
+    assert.equal(report.healthy, false);
+    const queue = check(report, CheckName.queue);
+    assert.equal(queue.state, CheckState.attention);
+    assert.equal(queue.details.oldestMessageAgeSeconds, 1200);
+    assert.match(queue.summary, /oldest message 20 min 0 s old/);
+    assert.match(queue.problems[0] ?? '', /the oldest queued message is 20 min 0 s old \(more than 900 s\)/);
+    const firing = check(report, CheckName.alarms);
+    assert.equal(firing.state, CheckState.attention);
+    assert.equal(firing.summary, `${prefix}queue-oldest-message-age`);
+    assert.match(check(report, CheckName.dlq).summary, /oldest message age: no data in the last 15 min/);
+
+    ages.set(queueName, [40]);
+    alarms[0] = { ...alarms[0], StateValue: 'OK' };
+    const calm = await collectStatus(deps);
+    assert.equal(calm.healthy, true, JSON.stringify(calm.checks));
+    assert.equal(check(calm, CheckName.alarms).summary, `none of ${prefix}* in ALARM`);
+  } finally {
+    cloudwatch.destroy();
+    fake.restore();
+  }
 });
