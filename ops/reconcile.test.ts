@@ -108,9 +108,9 @@ test('finds and fixes a deleted row and a buffered record lost from Redis; a sec
   );
   assert.match(
     fixed.out,
-    /^orphan {3}uploads\/rec\/object-deleted\.txt {2}\(row of 1 lines; the object no longer exists; kept\)/m,
+    /^orphan {3}uploads\/rec\/object-deleted\.txt {2}\(row of 1 line; the object no longer exists; kept\)/m,
   );
-  assert.match(fixed.out, /re-enqueued 3 as S3 ObjectCreated:Put events/);
+  assert.match(fixed.out, /re-enqueued 3 objects as S3 ObjectCreated:Put events/);
   const stamp = /sequencer suffix ([0-9A-F]+)\)/.exec(fixed.out)?.[1] ?? '';
 
   for (const [key, lines] of [
@@ -134,7 +134,7 @@ test('finds and fixes a deleted row and a buffered record lost from Redis; a sec
   assert.equal(text.code, ExitCode.ok);
   assert.match(
     text.out,
-    /1 objects, 1 rows; 0 missing, 0 stale, 0 rows without an object\nevery object has its row/,
+    /1 object, 1 row; 0 missing, 0 stale, 0 rows without an object\nevery object has its row/,
   );
 });
 
@@ -147,7 +147,7 @@ test('a record lost again after a reconcile is restored by the next one, not tak
   await flow.cache.redis.set(buffer.lock, 'held-by-the-test', 'PX', 30_000);
   try {
     const first = await run(runReconcile, flow, ['--fix', '--prefix', key]);
-    assert.match(first.out, /re-enqueued 1 /);
+    assert.match(first.out, /re-enqueued 1 object /);
     await flow.waitFor(
       'the reconcile record',
       async () => (await flow.cache.redis.xlen(buffer.stream)) === 1,

@@ -396,20 +396,24 @@ export function formatFinding(finding: Finding): string {
     case FindingKind.stale:
       return `stale    ${finding.key}  (row: ETag ${row?.eTag}, ${row?.size} bytes; object: ETag ${object?.eTag}, ${object?.size} bytes)`;
     default:
-      return `orphan   ${finding.key}  (row of ${row?.lines} lines; the object no longer exists; kept)`;
+      return `orphan   ${finding.key}  (row of ${plural(row?.lines ?? 0, 'line')}; the object no longer exists; kept)`;
   }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 export function formatSummary(result: ReconcileResult, queueUrl: string): string {
   const lines = [
-    `s3://${result.bucket}/${result.prefix}: ${result.objects} objects, ${result.rows} rows; ` +
+    `s3://${result.bucket}/${result.prefix}: ${plural(result.objects, 'object')}, ${plural(result.rows, 'row')}; ` +
       `${result.missing} missing, ${result.stale} stale, ${result.orphans} rows without an object`,
   ];
   if (result.missing + result.stale === 0) lines.push('every object has its row');
   else if (!result.fix) lines.push('run again with --fix to re-enqueue the missing and stale objects');
   else {
     lines.push(
-      `re-enqueued ${result.enqueued} as S3 ObjectCreated:Put events to ${queueUrl} (sequencer suffix ${result.runStamp}); the function records them`,
+      `re-enqueued ${plural(result.enqueued, 'object')} as S3 ObjectCreated:Put events to ${queueUrl} (sequencer suffix ${result.runStamp}); the function records them`,
     );
     for (const skipped of result.skipped)
       lines.push(`  left alone: ${skipped.key} (${skipped.reason}: its own event records it)`);
