@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { type ManifestEntry, uploadGeneratedFile } from '../../generator/generate.ts';
+import { createRunId, NameStyle } from '../../generator/names.ts';
+import { type FilePlan, planFile } from '../../generator/plan.ts';
+import { type Env } from '../../lib/config.ts';
+import {
+  type ExpectedFile,
+  type Invocation,
+  type LocalPipeline,
+  type PipelineOptions,
+  startLocalPipeline,
+} from '../../local/pipeline.ts';
+import {
+  createTestRedis,
+  createTestSchema,
+  type TestRedis,
+  type TestSchema,
+  testDatabaseUrl,
+  testRedisUrl,
+} from '../support/services.ts';
+
+// One end-to-end rig per test file: the emulated stack on a free port, the
+// real runner and the real function (local/pipeline.ts, as the demo wires
+// them) on the machine's Redis and PostgreSQL, in this file's own key prefix
+// and schema.
+
+// Short timings through configuration, so retries happen within a test:
+// FUNCTION_TIMEOUT_SECONDS=3 (the minimum) keeps the queue's visibility timeout
+// at 6 × 3 + 1 = 19 s; tests that need redeliveries sooner pass the runner's
+// visibilityTimeoutSeconds. A 1 s idle time lets a flush reclaim entries that a
+// failed flush of another environment left pending.
+const e2eSettings = {
+  STAGE: 'e2e',
+  FUNCTION_TIMEOUT_SECONDS: '3',
+  BATCHING_WINDOW_SECONDS: '1',
+  FLUSH_CLAIM_IDLE_MS: '1000',
+  FLUSH_LOCK_MS: '5000',
+} as const;
+
+export interface Rig {
+  pipeline: LocalPipeline;
+  db: TestSchema;
+  cache: TestRedis;
+  invocations: Invocation[];
+  stop(): Promise<void>;
+}
+
+export interface RigOptions extends Omit<Partial<PipelineOptions>, 'env' | 'onInvoke'> {
+  label: string;
+  env?: Env;
+  // the function's DATABASE_URL (a proxy in the outage test); the schema is
+  // created and dropped directly
+  databaseUrl?: string;
+}
+
+export async function startRig(options: RigOptions): Promise<Rig> {
+  const db = await createTestSchema(options.label);
+  const cache = await createTestRedis(options.label);
+  const invocations: Invocation[] = [];
+  try {
+    const pipeline = await startLocalPipeline({
+      ...options,
+      env: {
+        ...e2eSettings,
+        REDIS_URL: testRedisUrl,
+        DATABASE_URL: options.databaseUrl ?? testDatabaseUrl,
+        DB_SCHEMA: db.schema,
+        REDIS_KEY_PREFIX: cache.prefix,
+        ...options.env,
+      },
+      onInvoke: (invocation) => invocations.push(invocation),
+    });
+    return {
+      pipeline,
+      db,
+      cache,
+      invocations,
+      async stop() {
+        await pipeline.stop();
+        await cache.cleanup();
+        await db.drop();
+      },
+    };
+  } catch (error) {
+    await cache.cleanup();
+    await db.drop();
+    throw error;
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+export function expectedFiles(entries: readonly ManifestEntry[]): ExpectedFile[] {
+  return entries.map((e) => ({
+    key: e.key,
+    lines: e.lines,
+    uploadedAt: e.uploadedAt,
+    ...(e.etag === undefined ? {} : { etag: e.etag }),
+  }));
+}
+
+// Waits until every file is recorded with its manifest count and fails naming
+// the ones that are not.
+export async function expectRecorded(
+  pipeline: LocalPipeline,
+  entries: readonly ManifestEntry[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const result = await pipeline.waitForFiles(expectedFiles(entries), { timeoutMs, intervalMs: 200 });
+  const problems = result.files
+    .filter((f) => !f.ok)
+    .map((f) => `${f.key}: expected ${f.expected}, recorded ${f.recorded ?? 'nothing'}`);
+  assert.deepEqual(problems, [], `${problems.length} of ${entries.length} files not recorded correctly`);
+}
+
+export async function countRows(db: TestSchema): Promise<number> {
+  const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${db.schema}.line_counts`);
+  return Number(rows[0]?.n ?? 0);
+}
+
+// A generated file with a chosen key and size, planned as the generator plans
+// its files (so its line count is known before it is written).
+export function planNamed(key: string, lines: number, seed: number, finalNewline = true): FilePlan {
+  const base = planFile(
+    {
+      prefix: 'uploads/',
+      count: 1,
+      minLines: lines,
+      maxLines: lines,
+      seed,
+      names: NameStyle.simple,
+      runId: createRunId(),
+    },
+    0,
+  );
+  return { ...base, key, lines, finalNewline: lines === 0 ? true : finalNewline };
+}
+
+export async function uploadPlan(rig: Rig, plan: FilePlan): Promise<ManifestEntry> {
+  return uploadGeneratedFile({
+    s3: rig.pipeline.stack.clients.s3,
+    bucket: rig.pipeline.stack.outputs.bucket,
+    plan,
+  });
+}
+
+// Every record the function saw, with what it answered for it.
+export function handledRecords(invocations: readonly Invocation[]) {
+  const handled: { record: SQSRecord; failed: boolean; response?: SQSBatchResponse }[] = [];
+  for (const { event, response, error } of invocations) {
+    const failures = new Set(response?.batchItemFailures.map((f) => f.itemIdentifier) ?? []);
+    for (const record of event.Records) {
+      handled.push({
+        record,
+        failed: error !== undefined || failures.has(record.messageId),
+        ...(response === undefined ? {} : { response }),
+      });
+    }
+  }
+  return handled;
+}
