@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import {
   CreateQueueCommand,
+  GetQueueUrlCommand,
+  type ListMessageMoveTasksResultEntry,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SQSClient,
+  type StartMessageMoveTaskRequest,
 } from '@aws-sdk/client-sqs';
 import { emulatorCredentials } from '../local/emulator.ts';
 import { ExitCode } from './common.ts';
 import { capture, type Flow, run, startFlow } from './flow.fixture.ts';
-import { copyMessages, type RedriveResult, runRedrive } from './redrive.ts';
+import { copyMessages, type RedriveResult, redrive, runRedrive } from './redrive.ts';
 import { runStatus } from './status.ts';
 
 let flow: Flow;
@@ -160,4 +164,90 @@ test('the local move keeps body and attributes, and a crash before the delete du
   // in the queue already, and back in the DLQ once its visibility lapses: a duplicate for the dedupe
   assert.equal(await flow.depth(pair.to), 1);
   assert.equal(await flow.depth(pair.from), 1);
+});
+
+// SQS message move tasks as the service runs them (StartMessageMoveTask,
+// ListMessageMoveTasks), on top of the emulator's queues: one running task
+// per source queue; only a running task lists its handle.
+function withMoveTasks(endpoint: string) {
+  const options = { endpoint, region: 'us-east-1', credentials: emulatorCredentials };
+  const sqs = new SQSClient(options);
+  const mover = new SQSClient(options);
+  const tasks: ListMessageMoveTasksResultEntry[] = [];
+  const started: StartMessageMoveTaskRequest[] = [];
+  const urlOf = async (arn: string) =>
+    (await mover.send(new GetQueueUrlCommand({ QueueName: arn.slice(arn.lastIndexOf(':') + 1) }))).QueueUrl ??
+    '';
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'StartMessageMoveTaskCommand') {
+        const input = args.input as StartMessageMoveTaskRequest;
+        started.push(input);
+        if (tasks.some((t) => t.Status === 'RUNNING')) throw new Error('a move task is already running');
+        const task: ListMessageMoveTasksResultEntry = {
+          TaskHandle: randomUUID(),
+          Status: 'RUNNING',
+          SourceArn: input.SourceArn,
+          DestinationArn: input.DestinationArn,
+          ApproximateNumberOfMessagesMoved: 0,
+          StartedTimestamp: Date.now(),
+        };
+        tasks.unshift(task);
+        const handle = task.TaskHandle;
+        void (async () => {
+          const from = await urlOf(input.SourceArn ?? '');
+          task.ApproximateNumberOfMessagesToMove = await flow.depth(from);
+          const { moved } = await copyMessages(mover, from, await urlOf(input.DestinationArn ?? ''), 1_000);
+          Object.assign(task, {
+            Status: 'COMPLETED',
+            ApproximateNumberOfMessagesMoved: moved,
+            TaskHandle: undefined,
+          });
+        })();
+        return { output: { TaskHandle: handle, $metadata: {} }, response: {} } as never;
+      }
+      if (context.commandName === 'ListMessageMoveTasksCommand') {
+        return { output: { Results: tasks.map((t) => ({ ...t })), $metadata: {} }, response: {} } as never;
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'moveTasks' },
+  );
+  return {
+    sqs,
+    started,
+    destroy() {
+      sqs.destroy();
+      mover.destroy();
+    },
+  };
+}
+
+test('where SQS has message move tasks, one is started from the DLQ to the queue and followed to its end', async () => {
+  const { dlqUrl, dlqArn, queueArn, queueUrl } = flow.stack.outputs;
+  await flow.stack.clients.sqs.send(
+    new SendMessageBatchCommand({
+      QueueUrl: dlqUrl,
+      Entries: [0, 1].map((i) => ({ Id: String(i), MessageBody: testEvent })),
+    }),
+  );
+  const aws = withMoveTasks(flow.stack.endpoint);
+  const io = capture(flow.root);
+  try {
+    const code = await redrive(
+      aws.sqs,
+      flow.stack.outputs,
+      { help: false, dryRun: false, yes: true, wait: true, json: false, max: undefined },
+      io,
+    );
+    assert.equal(code, ExitCode.ok, io.stderr());
+  } finally {
+    aws.destroy();
+  }
+  assert.deepEqual(aws.started, [{ SourceArn: dlqArn, DestinationArn: queueArn }]);
+  assert.match(io.stdout(), /move task started \([0-9a-f-]+\)/);
+  assert.match(io.stdout(), /COMPLETED: 2 of 2 moved/);
+  assert.match(io.stdout(), /moved 2 messages\n$/);
+  assert.equal(await flow.depth(dlqUrl), 0);
+  await flow.waitFor('the queue to drain', async () => (await flow.depth(queueUrl)) === 0);
 });

@@ -17,6 +17,7 @@ import { MalformedMessageError, parseMessageBody } from '../lambda-image/events.
 import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
+import type { StackOutputs } from '../lib/outputs.ts';
 import { ExitCode, type Io, processIo, resolveStack, runCommand } from './common.ts';
 
 // Moves the dead-letter queue's messages back to the queue, after showing
@@ -236,10 +237,10 @@ async function followTask(
 ): Promise<ListMessageMoveTasksResultEntry> {
   for (;;) {
     const reply = await sqs.send(new ListMessageMoveTasksCommand({ SourceArn: dlqArn, MaxResults: 10 }));
-    // the running task carries its handle; finished ones are listed most recent first
-    const task =
-      reply.Results?.find((t) => t.TaskHandle === handle) ??
-      reply.Results?.find((t) => t.Status !== 'RUNNING');
+    // Only a running task carries its handle; the list is most recent first,
+    // and one task at a time may run per source queue, so once ours has
+    // finished it is the first entry.
+    const task = reply.Results?.find((t) => t.TaskHandle === handle) ?? reply.Results?.[0];
     if (task !== undefined) {
       progress(task);
       if (task.Status !== 'RUNNING' && task.Status !== 'CANCELLING') return task;
@@ -302,6 +303,118 @@ export function parseRedriveArgs(argv: string[]) {
   };
 }
 
+export type RedriveArgs = ReturnType<typeof parseRedriveArgs>;
+
+// The command's body, on a given client: the preview, the confirmation, then
+// the move by task or by hand.
+export async function redrive(
+  sqs: SQSClient,
+  outputs: StackOutputs,
+  args: RedriveArgs,
+  io: Io,
+): Promise<ExitCode> {
+  // progress goes to stderr when stdout carries the JSON
+  const say = (text: string) => (args.json ? io.err(text) : io.out(text));
+  const preview = await previewRedrive(sqs, outputs.dlqUrl, outputs.queueUrl).catch((error) => {
+    throw stepError(
+      `read the dead-letter queue ${outputs.dlqUrl}`,
+      error,
+      'check sqs:ReceiveMessage permission',
+    );
+  });
+  // In flight counts too: a peek (this command's own, a moment ago, or
+  // another's) hides messages briefly, and the move takes them once visible.
+  const toMove = Math.min(preview.waiting + preview.inFlight, args.max ?? Number.POSITIVE_INFINITY);
+  say(formatPreview(preview, toMove));
+  const result: RedriveResult = {
+    ...preview,
+    dryRun: args.dryRun,
+    confirmed: false,
+    moved: 0,
+    failed: 0,
+  };
+  const finish = (code: ExitCode) => {
+    if (args.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
+    return code;
+  };
+  if (toMove === 0 || args.dryRun) {
+    say(toMove === 0 ? 'nothing to move\n' : 'dry run: nothing moved\n');
+    return finish(ExitCode.ok);
+  }
+  if (!args.yes) {
+    if (io.confirm === undefined) {
+      throw new UsageError(
+        'not on a terminal, so nobody can confirm: pass --yes to move, or --dry-run to look',
+      );
+    }
+    if (!(await io.confirm(`move ${toMove} message${toMove === 1 ? '' : 's'} back to the queue?`))) {
+      say('nothing moved\n');
+      return finish(ExitCode.ok);
+    }
+  }
+  result.confirmed = true;
+
+  let handle: string | undefined;
+  if (args.max === undefined) {
+    try {
+      // SourceArn and DestinationArn: move from our DLQ to our queue (StartMessageMoveTask API)
+      const started = await sqs.send(
+        new StartMessageMoveTaskCommand({ SourceArn: outputs.dlqArn, DestinationArn: outputs.queueArn }),
+      );
+      handle = started.TaskHandle;
+    } catch (error) {
+      if (!isUnsupportedAction(error)) {
+        throw stepError(
+          `start moving messages from ${outputs.dlqArn}`,
+          error,
+          'check sqs:StartMessageMoveTask, sqs:ReceiveMessage and sqs:DeleteMessage on the DLQ and sqs:SendMessage on the queue; only one move task may run per queue',
+        );
+      }
+      say(`${outputs.endpoint ?? 'this endpoint'} has no message move tasks: moving the messages here\n`);
+    }
+  }
+  if (handle !== undefined) {
+    result.method = RedriveMethod.moveTask;
+    result.task = { handle, status: 'RUNNING' };
+    say(`move task started (${handle})\n`);
+    if (!args.wait) return finish(ExitCode.ok);
+    const task = await followTask(sqs, outputs.dlqArn, handle, (t) =>
+      say(
+        `  ${t.Status}: ${t.ApproximateNumberOfMessagesMoved ?? 0} of ${t.ApproximateNumberOfMessagesToMove ?? '?'} moved\n`,
+      ),
+    );
+    result.moved = task.ApproximateNumberOfMessagesMoved ?? 0;
+    result.task = {
+      handle,
+      status: task.Status ?? 'unknown',
+      ...(task.FailureReason === undefined ? {} : { failureReason: task.FailureReason }),
+    };
+    if (task.Status === 'FAILED') {
+      say(`the move task failed: ${task.FailureReason ?? 'no reason given'}\n`);
+      return finish(ExitCode.failed);
+    }
+    say(`moved ${result.moved} message${result.moved === 1 ? '' : 's'}\n`);
+    return finish(task.Status === 'COMPLETED' ? ExitCode.ok : ExitCode.attention);
+  }
+
+  result.method = RedriveMethod.copy;
+  const copied = await copyMessages(sqs, outputs.dlqUrl, outputs.queueUrl, toMove, (moved) =>
+    say(`  ${moved} of ${toMove} moved\n`),
+  ).catch((error: unknown) => {
+    throw stepError(
+      `move messages from ${outputs.dlqUrl} to ${outputs.queueUrl}`,
+      error,
+      'messages already sent may also still be in the DLQ; the function records a duplicate once',
+    );
+  });
+  result.moved = copied.moved;
+  result.failed = copied.failed;
+  say(
+    `moved ${copied.moved} message${copied.moved === 1 ? '' : 's'}${copied.failed > 0 ? `; ${copied.failed} could not be moved and return to the dead-letter queue in ${copyVisibilitySeconds} s` : ''}\n`,
+  );
+  return finish(copied.failed > 0 ? ExitCode.attention : ExitCode.ok);
+}
+
 export function runRedrive(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {
   return runCommand(io, async () => {
     const args = parseRedriveArgs(argv);
@@ -311,109 +424,9 @@ export function runRedrive(argv: string[], io: Io = processIo, env?: Env): Promi
     }
     const config = loadOpsConfig(env);
     const target = await resolveStack(config, io.root);
-    const { outputs } = target;
     const sqs = createClient(target.aws, 'sqs');
-    // progress goes to stderr when stdout carries the JSON
-    const say = (text: string) => (args.json ? io.err(text) : io.out(text));
     try {
-      const preview = await previewRedrive(sqs, outputs.dlqUrl, outputs.queueUrl).catch((error) => {
-        throw stepError(
-          `read the dead-letter queue ${outputs.dlqUrl}`,
-          error,
-          'check sqs:ReceiveMessage permission',
-        );
-      });
-      // In flight counts too: a peek (this command's own, a moment ago, or
-      // another's) hides messages briefly, and the move takes them once visible.
-      const toMove = Math.min(preview.waiting + preview.inFlight, args.max ?? Number.POSITIVE_INFINITY);
-      say(formatPreview(preview, toMove));
-      const result: RedriveResult = {
-        ...preview,
-        dryRun: args.dryRun,
-        confirmed: false,
-        moved: 0,
-        failed: 0,
-      };
-      const finish = (code: ExitCode) => {
-        if (args.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
-        return code;
-      };
-      if (toMove === 0 || args.dryRun) {
-        say(toMove === 0 ? 'nothing to move\n' : 'dry run: nothing moved\n');
-        return finish(ExitCode.ok);
-      }
-      if (!args.yes) {
-        if (io.confirm === undefined) {
-          throw new UsageError(
-            'not on a terminal, so nobody can confirm: pass --yes to move, or --dry-run to look',
-          );
-        }
-        if (!(await io.confirm(`move ${toMove} message${toMove === 1 ? '' : 's'} back to the queue?`))) {
-          say('nothing moved\n');
-          return finish(ExitCode.ok);
-        }
-      }
-      result.confirmed = true;
-
-      let handle: string | undefined;
-      if (args.max === undefined) {
-        try {
-          // SourceArn and DestinationArn: move from our DLQ to our queue (StartMessageMoveTask API)
-          const started = await sqs.send(
-            new StartMessageMoveTaskCommand({ SourceArn: outputs.dlqArn, DestinationArn: outputs.queueArn }),
-          );
-          handle = started.TaskHandle;
-        } catch (error) {
-          if (!isUnsupportedAction(error)) {
-            throw stepError(
-              `start moving messages from ${outputs.dlqArn}`,
-              error,
-              'check sqs:StartMessageMoveTask, sqs:ReceiveMessage and sqs:DeleteMessage on the DLQ and sqs:SendMessage on the queue; only one move task may run per queue',
-            );
-          }
-          say(`${outputs.endpoint ?? 'this endpoint'} has no message move tasks: moving the messages here\n`);
-        }
-      }
-      if (handle !== undefined) {
-        result.method = RedriveMethod.moveTask;
-        result.task = { handle, status: 'RUNNING' };
-        say(`move task started (${handle})\n`);
-        if (!args.wait) return finish(ExitCode.ok);
-        const task = await followTask(sqs, outputs.dlqArn, handle, (t) =>
-          say(
-            `  ${t.Status}: ${t.ApproximateNumberOfMessagesMoved ?? 0} of ${t.ApproximateNumberOfMessagesToMove ?? '?'} moved\n`,
-          ),
-        );
-        result.moved = task.ApproximateNumberOfMessagesMoved ?? 0;
-        result.task = {
-          handle,
-          status: task.Status ?? 'unknown',
-          ...(task.FailureReason === undefined ? {} : { failureReason: task.FailureReason }),
-        };
-        if (task.Status === 'FAILED') {
-          say(`the move task failed: ${task.FailureReason ?? 'no reason given'}\n`);
-          return finish(ExitCode.failed);
-        }
-        say(`moved ${result.moved} message${result.moved === 1 ? '' : 's'}\n`);
-        return finish(task.Status === 'COMPLETED' ? ExitCode.ok : ExitCode.attention);
-      }
-
-      result.method = RedriveMethod.copy;
-      const copied = await copyMessages(sqs, outputs.dlqUrl, outputs.queueUrl, toMove, (moved) =>
-        say(`  ${moved} of ${toMove} moved\n`),
-      ).catch((error: unknown) => {
-        throw stepError(
-          `move messages from ${outputs.dlqUrl} to ${outputs.queueUrl}`,
-          error,
-          'messages already sent may also still be in the DLQ; the function records a duplicate once',
-        );
-      });
-      result.moved = copied.moved;
-      result.failed = copied.failed;
-      say(
-        `moved ${copied.moved} message${copied.moved === 1 ? '' : 's'}${copied.failed > 0 ? `; ${copied.failed} could not be moved and return to the dead-letter queue in ${copyVisibilitySeconds} s` : ''}\n`,
-      );
-      return finish(copied.failed > 0 ? ExitCode.attention : ExitCode.ok);
+      return await redrive(sqs, target.outputs, args, io);
     } finally {
       sqs.destroy();
     }
