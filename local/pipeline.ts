@@ -108,6 +108,8 @@ export interface LocalPipeline {
   runtime: RuntimeConfig;
   readonly runner: Runner | undefined;
   readonly stats: RunnerStats | undefined;
+  // execution environments of the count function started so far (≤ MAX_CONCURRENCY)
+  readonly environments: number;
   // the function's metrics summed over every invocation (name → total)
   metrics(): Record<string, number>;
   start(): void;
@@ -207,8 +209,13 @@ export async function startLocalPipeline(options: PipelineOptions): Promise<Loca
     }
 
     const idle: Environment[] = [];
+    let countEnvironments = 0;
     async function invoke(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-      const environment = idle.pop() ?? (await createEnvironment());
+      let environment = idle.pop();
+      if (environment === undefined) {
+        countEnvironments += 1;
+        environment = await createEnvironment();
+      }
       try {
         const response = await environment.fn.handler(event, context);
         options.onInvoke?.({ event, response });
@@ -300,6 +307,9 @@ export async function startLocalPipeline(options: PipelineOptions): Promise<Loca
       },
       get stats() {
         return runner?.stats;
+      },
+      get environments() {
+        return countEnvironments;
       },
       metrics: () => Object.fromEntries(totals),
       start,
