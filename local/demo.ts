@@ -29,7 +29,7 @@ export const demoStage = 'local';
 // a 5 s function timeout keeps the queue's visibility timeout at 6 × 5 + 1 =
 // 31 s (AWS rule, lib/config.ts) instead of 365 s, and a 1 s batching window
 // keeps the last partial batch from waiting 5 s.
-const demoDefaults = { FUNCTION_TIMEOUT_SECONDS: '5', BATCHING_WINDOW_SECONDS: '1' } as const;
+export const demoDefaults = { FUNCTION_TIMEOUT_SECONDS: '5', BATCHING_WINDOW_SECONDS: '1' } as const;
 
 const defaultCount = 25;
 const maxCount = 10_000;
