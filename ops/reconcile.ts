@@ -18,6 +18,7 @@ import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
+import { withClient } from '../lib/pg.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
 import { ExitCode, type Io, openDatabase, processIo, resolveStack, runCommand } from './common.ts';
 
@@ -317,74 +318,71 @@ export async function reconcileBucket(
     options.onFinding?.(finding);
   };
 
-  const client = await deps.pool.connect();
-  let broken: Error | undefined;
-  try {
-    const hasTable = await tableExists(client, deps.schema);
-    await client.query('CREATE TEMPORARY TABLE reconcile_listed (file_name text PRIMARY KEY)');
-    const pages = paginateListObjectsV2(
-      { client: deps.s3, pageSize: 1_000 },
-      { Bucket: outputs.bucket, Prefix: options.prefix },
-    );
-    for await (const page of pages) {
-      const objects = page.Contents ?? [];
-      if (objects.length === 0) continue;
-      result.objects += objects.length;
-      const keys = objects.map((o) => o.Key ?? '');
-      await client.query('INSERT INTO reconcile_listed SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [
-        keys,
-      ]);
-      const rows = new Map<string, Row>();
-      if (hasTable) {
-        const found = await client.query<Row>(
-          `SELECT file_name, etag, size_bytes, line_count, sequencer FROM ${table}
-            WHERE bucket = $1 AND file_name = ANY($2::text[])`,
-          [outputs.bucket, keys],
-        );
-        for (const row of found.rows) rows.set(row.file_name, row);
-      }
-      const findings = compareObjects(objects, rows);
-      for (const finding of findings) report(finding);
-      if (fix !== undefined && findings.length > 0) {
-        const sent = await enqueueFindings(fix, findings);
-        result.enqueued += sent.enqueued;
-        result.failed += sent.failed;
-        result.skipped.push(...sent.skipped);
-      }
-    }
-    if (hasTable) {
-      const counted = await client.query<{ rows: string }>(
-        `SELECT count(*) AS rows FROM ${table} WHERE bucket = $1 AND starts_with(file_name, $2)`,
-        [outputs.bucket, options.prefix],
+  // the temporary table lives as long as the session: the connection is closed after use
+  await withClient(
+    deps.pool,
+    async (client) => {
+      const hasTable = await tableExists(client, deps.schema);
+      await client.query('CREATE TEMPORARY TABLE reconcile_listed (file_name text PRIMARY KEY)');
+      const pages = paginateListObjectsV2(
+        { client: deps.s3, pageSize: 1_000 },
+        { Bucket: outputs.bucket, Prefix: options.prefix },
       );
-      result.rows = Number(counted.rows[0]?.rows ?? 0);
-      const orphans = await client.query<Row>(
-        `SELECT file_name, etag, size_bytes, line_count, sequencer FROM ${table} AS t
+      for await (const page of pages) {
+        const objects = page.Contents ?? [];
+        if (objects.length === 0) continue;
+        result.objects += objects.length;
+        const keys = objects.map((o) => o.Key ?? '');
+        await client.query('INSERT INTO reconcile_listed SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [
+          keys,
+        ]);
+        const rows = new Map<string, Row>();
+        if (hasTable) {
+          const found = await client.query<Row>(
+            `SELECT file_name, etag, size_bytes, line_count, sequencer FROM ${table}
+            WHERE bucket = $1 AND file_name = ANY($2::text[])`,
+            [outputs.bucket, keys],
+          );
+          for (const row of found.rows) rows.set(row.file_name, row);
+        }
+        const findings = compareObjects(objects, rows);
+        for (const finding of findings) report(finding);
+        if (fix !== undefined && findings.length > 0) {
+          const sent = await enqueueFindings(fix, findings);
+          result.enqueued += sent.enqueued;
+          result.failed += sent.failed;
+          result.skipped.push(...sent.skipped);
+        }
+      }
+      if (hasTable) {
+        const counted = await client.query<{ rows: string }>(
+          `SELECT count(*) AS rows FROM ${table} WHERE bucket = $1 AND starts_with(file_name, $2)`,
+          [outputs.bucket, options.prefix],
+        );
+        result.rows = Number(counted.rows[0]?.rows ?? 0);
+        const orphans = await client.query<Row>(
+          `SELECT file_name, etag, size_bytes, line_count, sequencer FROM ${table} AS t
           WHERE bucket = $1 AND starts_with(file_name, $2)
             AND NOT EXISTS (SELECT 1 FROM reconcile_listed AS l WHERE l.file_name = t.file_name)
           ORDER BY file_name`,
-        [outputs.bucket, options.prefix],
-      );
-      for (const row of orphans.rows) {
-        report({
-          kind: FindingKind.orphan,
-          key: row.file_name,
-          row: {
-            eTag: row.etag,
-            size: Number(row.size_bytes),
-            lines: Number(row.line_count),
-            sequencer: row.sequencer,
-          },
-        });
+          [outputs.bucket, options.prefix],
+        );
+        for (const row of orphans.rows) {
+          report({
+            kind: FindingKind.orphan,
+            key: row.file_name,
+            row: {
+              eTag: row.etag,
+              size: Number(row.size_bytes),
+              lines: Number(row.line_count),
+              sequencer: row.sequencer,
+            },
+          });
+        }
       }
-    }
-  } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    // the session ends with the connection, and its temporary table with it
-    client.release(broken ?? true);
-  }
+    },
+    { discardAfterUse: true },
+  );
   return result;
 }
 
