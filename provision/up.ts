@@ -43,7 +43,7 @@ Options:
   --help               show this help
 
 Configuration comes from the environment (AWS_REGION, APP, STAGE, FUNCTION_*, ...);
-see docs/readme/deploy.md.`;
+see docs/deploy.md.`;
 
 export interface ProvisionOptions {
   // --image-uri; otherwise the image is built and pushed with `publish`

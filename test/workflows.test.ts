@@ -98,7 +98,7 @@ test('each workflow runs its command on its triggers', async () => {
   assert.match(deploy, /run: npx tsx provision\/up\.ts --yes/);
 
   const generate = await workflow('generate.yml');
-  assert.match(generate, /schedule:\n(?: {4}#.*\n)* {4}- cron: '[^']+'/);
+  assert.match(generate, /schedule:\n(?: {4}#.*\n)* {4}- cron: (['"])[^'"]+\1/);
   for (const input of ['count', 'min_lines', 'max_lines'])
     assert.match(generate, new RegExp(`^ {6}${input}:$`, 'm'));
   assert.match(generate, /npx tsx generator\/main\.ts[\s\S]*--manifest manifest\.jsonl/);
