@@ -1,5 +1,6 @@
 import type { Clients } from './clients.ts';
 import type { DeployConfig } from './config.ts';
+import { stepError } from './errors.ts';
 import type { Identity, StackNames } from './names.ts';
 
 // The shared shape of every resource module under provision/resources/:
@@ -115,4 +116,30 @@ export function missingTags(
   actual: Record<string, string>,
 ): Record<string, string> {
   return Object.fromEntries(Object.entries(desired).filter(([key, value]) => actual[key] !== value));
+}
+
+// The common tail of a delete: record delete/absent and, outside plan mode,
+// delete what was found, treating not-found (someone else deleted it first) as done.
+export async function deleteFound(
+  ctx: Ctx,
+  resource: {
+    kind: string;
+    name: string;
+    found: boolean;
+    remove: () => Promise<unknown>;
+    isNotFound: (error: unknown) => boolean;
+    what: string;
+  },
+): Promise<void> {
+  record(ctx, {
+    kind: resource.kind,
+    name: resource.name,
+    action: resource.found ? Action.delete : Action.absent,
+  });
+  if (!resource.found || isPlan(ctx)) return;
+  try {
+    await resource.remove();
+  } catch (error) {
+    if (!resource.isNotFound(error)) throw stepError(`delete ${resource.what}`, error);
+  }
 }

@@ -38,6 +38,7 @@ import { withProgress } from '../../lib/poll.ts';
 import {
   Action,
   type Ctx,
+  deleteFound,
   diffFields,
   type FieldChange,
   isPlan,
@@ -636,35 +637,26 @@ export async function deleteCache(ctx: Ctx, options: DeleteCacheOptions = {}): P
     );
   }
 
-  const parameterGroup = await findCacheParameterGroup(ctx);
-  record(ctx, {
+  await deleteFound(ctx, {
     kind: 'cache-parameter-group',
     name: ctx.names.cacheParameterGroup,
-    action: parameterGroup ? Action.delete : Action.absent,
+    found: (await findCacheParameterGroup(ctx)) !== undefined,
+    remove: () =>
+      client.send(
+        new DeleteCacheParameterGroupCommand({ CacheParameterGroupName: ctx.names.cacheParameterGroup }),
+      ),
+    isNotFound: (error) => error instanceof CacheParameterGroupNotFoundFault,
+    what: 'cache parameter group',
   });
-  if (parameterGroup !== undefined && !isPlan(ctx)) {
-    await client
-      .send(new DeleteCacheParameterGroupCommand({ CacheParameterGroupName: ctx.names.cacheParameterGroup }))
-      .catch((error: unknown) => {
-        if (!(error instanceof CacheParameterGroupNotFoundFault))
-          throw stepError('delete cache parameter group', error);
-      });
-  }
-
-  const subnetGroup = await findCacheSubnetGroup(ctx);
-  record(ctx, {
+  await deleteFound(ctx, {
     kind: 'cache-subnet-group',
     name: ctx.names.cacheSubnetGroup,
-    action: subnetGroup ? Action.delete : Action.absent,
+    found: (await findCacheSubnetGroup(ctx)) !== undefined,
+    remove: () =>
+      client.send(new DeleteCacheSubnetGroupCommand({ CacheSubnetGroupName: ctx.names.cacheSubnetGroup })),
+    isNotFound: (error) => error instanceof CacheSubnetGroupNotFoundFault,
+    what: 'cache subnet group',
   });
-  if (subnetGroup !== undefined && !isPlan(ctx)) {
-    await client
-      .send(new DeleteCacheSubnetGroupCommand({ CacheSubnetGroupName: ctx.names.cacheSubnetGroup }))
-      .catch((error: unknown) => {
-        if (!(error instanceof CacheSubnetGroupNotFoundFault))
-          throw stepError('delete cache subnet group', error);
-      });
-  }
 
   const secret = await findAuthSecret(ctx);
   const live = secret !== undefined && !secret.deleted;

@@ -27,6 +27,7 @@ import { withProgress } from '../../lib/poll.ts';
 import {
   Action,
   type Ctx,
+  deleteFound,
   diffFields,
   type FieldChange,
   isPlan,
@@ -514,32 +515,21 @@ export async function deleteDatabase(ctx: Ctx, options: DeleteDatabaseOptions): 
     );
   }
 
-  const parameterGroup = await findDbParameterGroup(ctx);
-  record(ctx, {
+  await deleteFound(ctx, {
     kind: 'db-parameter-group',
     name: ctx.names.dbParameterGroup,
-    action: parameterGroup ? Action.delete : Action.absent,
+    found: (await findDbParameterGroup(ctx)) !== undefined,
+    remove: () =>
+      rds.send(new DeleteDBParameterGroupCommand({ DBParameterGroupName: ctx.names.dbParameterGroup })),
+    isNotFound: (error) => error instanceof DBParameterGroupNotFoundFault,
+    what: 'DB parameter group',
   });
-  if (parameterGroup !== undefined && !isPlan(ctx)) {
-    await rds
-      .send(new DeleteDBParameterGroupCommand({ DBParameterGroupName: ctx.names.dbParameterGroup }))
-      .catch((error: unknown) => {
-        if (!(error instanceof DBParameterGroupNotFoundFault))
-          throw stepError('delete DB parameter group', error);
-      });
-  }
-
-  const subnetGroup = await findDbSubnetGroup(ctx);
-  record(ctx, {
+  await deleteFound(ctx, {
     kind: 'db-subnet-group',
     name: ctx.names.dbSubnetGroup,
-    action: subnetGroup ? Action.delete : Action.absent,
+    found: (await findDbSubnetGroup(ctx)) !== undefined,
+    remove: () => rds.send(new DeleteDBSubnetGroupCommand({ DBSubnetGroupName: ctx.names.dbSubnetGroup })),
+    isNotFound: (error) => error instanceof DBSubnetGroupNotFoundFault,
+    what: 'DB subnet group',
   });
-  if (subnetGroup !== undefined && !isPlan(ctx)) {
-    await rds
-      .send(new DeleteDBSubnetGroupCommand({ DBSubnetGroupName: ctx.names.dbSubnetGroup }))
-      .catch((error: unknown) => {
-        if (!(error instanceof DBSubnetGroupNotFoundFault)) throw stepError('delete DB subnet group', error);
-      });
-  }
 }
