@@ -2,13 +2,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { LambdaClient } from '@aws-sdk/client-lambda';
 import { extract, type Header } from 'tar-stream';
 import { fixedCreated, fixedMtimeSeconds } from '../lib/oci/layer.ts';
 import { MediaType } from '../lib/oci/media.ts';
@@ -29,7 +27,7 @@ import {
   type PublicRegistry,
   startPublicRegistry,
 } from '../test/support/registry-public.ts';
-import { deployImage, type PublishOptions, publishImage, rdsCaBundlePath } from './publish.ts';
+import { type PublishOptions, publishImage, rdsCaBundlePath } from './publish.ts';
 
 const run = promisify(execFile);
 const skip = registrySkipReason();
@@ -260,122 +258,6 @@ describe('daemonless image publish', { skip }, () => {
       );
     } finally {
       await wrong.stop();
-    }
-  });
-});
-
-// Lambda's GetFunction / UpdateFunctionCode (REST JSON), stateful: an update
-// stays InProgress for a while, and a second update meanwhile is a conflict.
-async function startLambdaStandIn(functionName: string, options: { busyMs?: number } = {}) {
-  const updateMs = 1_200;
-  const state = {
-    imageUri: 'old@sha256:0',
-    busyUntil: Date.now() + (options.busyMs ?? 0),
-    updates: 0,
-    conflicts: 0,
-  };
-  const status = () => (Date.now() < state.busyUntil ? 'InProgress' : 'Successful');
-  const server = createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    request.on('end', () => {
-      response.setHeader('content-type', 'application/json');
-      const path = decodeURIComponent(new URL(request.url ?? '/', 'http://lambda').pathname);
-      const configuration = () => ({
-        FunctionName: functionName,
-        PackageType: 'Image',
-        State: 'Active',
-        LastUpdateStatus: status(),
-      });
-      if (!path.startsWith(`/2015-03-31/functions/${functionName}`)) {
-        response.statusCode = 404;
-        response.setHeader('x-amzn-errortype', 'ResourceNotFoundException');
-        response.end(JSON.stringify({ message: `Function not found: ${path}` }));
-        return;
-      }
-      if (request.method === 'PUT' && path.endsWith('/code')) {
-        if (status() === 'InProgress') {
-          state.conflicts++;
-          response.statusCode = 409;
-          response.setHeader('x-amzn-errortype', 'ResourceConflictException');
-          response.end(JSON.stringify({ message: 'An update is in progress for resource' }));
-          return;
-        }
-        state.updates++;
-        state.imageUri = (JSON.parse(body) as { ImageUri: string }).ImageUri;
-        state.busyUntil = Date.now() + updateMs;
-        response.end(JSON.stringify(configuration()));
-        return;
-      }
-      response.end(
-        JSON.stringify({
-          Configuration: configuration(),
-          Code: { RepositoryType: 'ECR', ImageUri: state.imageUri },
-        }),
-      );
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  const lambda = new LambdaClient({
-    region: 'us-east-1',
-    endpoint: `http://127.0.0.1:${address.port}`,
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    maxAttempts: 1,
-  });
-  return {
-    lambda,
-    state,
-    status,
-    async stop() {
-      lambda.destroy();
-      server.closeAllConnections();
-      server.close();
-    },
-  };
-}
-
-describe('deployImage', () => {
-  const functionName = 'ada-linecount-dev-count';
-  const imageUri = `123456789012.dkr.ecr.us-east-1.amazonaws.com/ada-linecount-dev@sha256:${'a'.repeat(64)}`;
-
-  test('updates the function to the image digest and waits until the update succeeded', async () => {
-    const standIn = await startLambdaStandIn(functionName);
-    try {
-      await deployImage(standIn.lambda, functionName, imageUri);
-      assert.equal(standIn.state.updates, 1);
-      assert.equal(standIn.state.imageUri, imageUri);
-      assert.equal(standIn.status(), 'Successful');
-    } finally {
-      await standIn.stop();
-    }
-  });
-
-  test('an update already in progress is waited out, not failed', async () => {
-    const standIn = await startLambdaStandIn(functionName, { busyMs: 1_500 });
-    try {
-      await deployImage(standIn.lambda, functionName, imageUri);
-      assert.ok(standIn.state.conflicts >= 1, 'the first attempt met the running update');
-      assert.equal(standIn.state.updates, 1);
-      assert.equal(standIn.state.imageUri, imageUri);
-    } finally {
-      await standIn.stop();
-    }
-  });
-
-  test('a missing function fails with what to check', async () => {
-    const standIn = await startLambdaStandIn(functionName);
-    try {
-      await assert.rejects(
-        deployImage(standIn.lambda, 'absent', imageUri),
-        /cannot deploy .* to function absent: ResourceNotFoundException.*check lambda:UpdateFunctionCode/,
-      );
-    } finally {
-      await standIn.stop();
     }
   });
 });

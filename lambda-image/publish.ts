@@ -1,11 +1,4 @@
 import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
-import {
-  GetFunctionCommand,
-  type LambdaClient,
-  ResourceConflictException,
-  UpdateFunctionCodeCommand,
-  waitUntilFunctionUpdatedV2,
-} from '@aws-sdk/client-lambda';
 import type { Architecture } from '../lib/config.ts';
 import { AwsStepError, stepError } from '../lib/errors.ts';
 import { computeDigest } from '../lib/oci/digest.ts';
@@ -20,15 +13,15 @@ import { createLayer, type LayerFile } from '../lib/oci/layer.ts';
 import { type ImageConfig, type ImageIndex, type ImageManifest, platformOf } from '../lib/oci/media.ts';
 import { formatImageReference, parseImageReference } from '../lib/oci/reference.ts';
 import { type FetchedManifest, RegistryClient, RegistryError } from '../lib/oci/registry.ts';
-import { retryWhile, withProgress } from '../lib/poll.ts';
+import { withProgress } from '../lib/poll.ts';
 import type { Log } from '../lib/reconcile.ts';
 import { bundleFunction, defaultEntry } from './bundle.ts';
 
 // The daemonless image build, the way ko, Jib and `crane append` work: take the
 // Lambda base image's manifest and config from public ECR, add one layer with
 // the bundle, push to the function's ECR repository over the registry API,
-// and hand back repo@sha256:... for UpdateFunctionCode. Same sources → same
-// digest → nothing pushed.
+// and hand back repo@sha256:... (provision/resources/function.ts deploys it
+// with UpdateFunctionCode). Same sources → same digest → nothing pushed.
 
 // The Lambda Node.js base image, by tag: its Node.js major must match the
 // bundle's target (bundle.ts nodeTarget) and the Dockerfile's FROM. The digest
@@ -228,38 +221,4 @@ export async function publishImage(options: PublishOptions): Promise<PublishedIm
     tag,
     baseDigest: base.digest,
   };
-}
-
-// Lambda refuses a code update while another update is in progress
-// (ResourceConflictException): retry it until that one is done, then wait
-// until the new image is live (LastUpdateStatus Successful).
-export async function deployImage(
-  lambda: LambdaClient,
-  functionName: string,
-  imageUri: string,
-): Promise<void> {
-  try {
-    await retryWhile(
-      () => lambda.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ImageUri: imageUri })),
-      (error) => error instanceof ResourceConflictException,
-      {
-        what: `function ${functionName} to finish its previous update`,
-        timeoutMs: 600_000,
-        intervalMs: 1_000,
-      },
-    );
-    await waitUntilFunctionUpdatedV2({ client: lambda, maxWaitTime: 600 }, { FunctionName: functionName });
-  } catch (error) {
-    throw stepError(
-      `deploy ${imageUri} to function ${functionName}`,
-      error,
-      'check lambda:UpdateFunctionCode and that the function may pull from the repository',
-    );
-  }
-  const live = await lambda.send(new GetFunctionCommand({ FunctionName: functionName }));
-  if (live.Code?.ImageUri !== imageUri) {
-    throw new AwsStepError(
-      `function ${functionName} runs ${live.Code?.ImageUri ?? '(no image)'} after the update, not ${imageUri} (another deploy ran at the same time; rerun)`,
-    );
-  }
 }

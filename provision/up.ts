@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DescribeImagesCommand, ImageNotFoundException } from '@aws-sdk/client-ecr';
+import type { PublishOptions } from '../lambda-image/publish.ts';
 import { type Clients, createClients, destroyClients } from '../lib/clients.ts';
 import { type DeployConfig, loadDeployConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
@@ -46,11 +47,10 @@ Configuration comes from the environment (AWS_REGION, APP, STAGE, FUNCTION_*, ..
 see docs/deploy.md.`;
 
 export interface ProvisionOptions {
-  // --image-uri; otherwise the image is built and pushed with `publish`
+  // --image-uri; otherwise the image is built and pushed by lambda-image/publish.ts
   imageUri?: string | undefined;
-  // builds and pushes the image, returning repository@sha256:...; defaults to
-  // lambda-image/publish.ts (loaded only when needed: it pulls the base image)
-  publish?: (ctx: Ctx, repositoryUri: string) => Promise<string>;
+  // tests point the build at a stand-in base image, CA bundle and entry
+  build?: Pick<PublishOptions, 'baseImage' | 'entry' | 'caBundleUrl'>;
   // tests shorten the long waits of the network and the cache
   network?: NetworkOptions;
   cache?: CacheOptions;
@@ -174,8 +174,7 @@ async function resolveImage(ctx: Ctx, repositoryUri: string, options: ProvisionO
     const current = await findFunction(ctx, ctx.names.function);
     return current?.imageUri ?? pending('image built and pushed by up');
   }
-  const publish = options.publish ?? publishWithBuilder;
-  return publish(ctx, repositoryUri);
+  return publishWithBuilder(ctx, repositoryUri, options.build);
 }
 
 async function resolveTag(ctx: Ctx, repositoryUri: string, tag: string): Promise<string> {
@@ -199,9 +198,15 @@ async function resolveTag(ctx: Ctx, repositoryUri: string, tag: string): Promise
   }
 }
 
-async function publishWithBuilder(ctx: Ctx, repositoryUri: string): Promise<string> {
+// loaded only when needed: the builder pulls in esbuild and the registry client
+async function publishWithBuilder(
+  ctx: Ctx,
+  repositoryUri: string,
+  build: ProvisionOptions['build'] = {},
+): Promise<string> {
   const { publishImage } = await import('../lambda-image/publish.ts');
   const image = await publishImage({
+    ...build,
     ecr: ctx.clients.ecr,
     repositoryUri,
     architecture: ctx.config.fn.architecture,

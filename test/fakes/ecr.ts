@@ -25,7 +25,17 @@ import { type InstalledFake, installHandlers } from './calls.ts';
 
 // A stateful ECR control plane: repositories with their settings, lifecycle
 // and repository policies, tags and images (seeded with `pushImage`, as a
-// push goes through the registry API, not the SDK).
+// push goes through the registry API, not the SDK). `useRegistry` points it at
+// a real local registry: repository URIs then name that registry, and
+// GetAuthorizationToken hands out its Basic credentials, so a daemonless
+// publish pushes there.
+
+export interface FakeRegistry {
+  // 127.0.0.1:PORT, plain HTTP
+  host: string;
+  username: string;
+  password: string;
+}
 
 export interface FakeImage {
   digest: string;
@@ -48,6 +58,7 @@ export interface FakeRepository {
 export interface EcrFake extends InstalledFake {
   repositories: Map<string, FakeRepository>;
   pushImage(repository: string, digest: string, tag?: string): void;
+  useRegistry(registry: FakeRegistry): void;
   taggedResources(): { arn: string; tags: Record<string, string> }[];
 }
 
@@ -57,6 +68,7 @@ export function installEcrFake(options: { accountId?: string; region?: string } 
   const accountId = options.accountId ?? '000000000000';
   const region = options.region ?? 'us-east-1';
   const repositories = new Map<string, FakeRepository>();
+  let registry: FakeRegistry | undefined;
 
   function repository(name: string | undefined): FakeRepository {
     const found = repositories.get(name ?? '');
@@ -110,7 +122,7 @@ export function installEcrFake(options: { accountId?: string; region?: string } 
       const created: FakeRepository = {
         name,
         arn: `arn:aws:ecr:${region}:${accountId}:repository/${name}`,
-        uri: `${accountId}.dkr.ecr.${region}.amazonaws.com/${name}`,
+        uri: `${registry?.host ?? `${accountId}.dkr.ecr.${region}.amazonaws.com`}/${name}`,
         imageTagMutability: input.imageTagMutability ?? 'MUTABLE',
         scanOnPush: input.imageScanningConfiguration?.scanOnPush ?? false,
         encryptionType: input.encryptionConfiguration?.encryptionType ?? 'AES256',
@@ -125,6 +137,23 @@ export function installEcrFake(options: { accountId?: string; region?: string } 
     DescribeRepositories(input: DescribeRepositoriesRequest) {
       const names = input.repositoryNames ?? [...repositories.keys()];
       return { repositories: names.map((name) => describe(repository(name))) };
+    },
+    // the token is base64("AWS:<password>"), valid 12 hours, with the
+    // registry's URL as proxyEndpoint (GetAuthorizationToken API reference)
+    GetAuthorizationToken() {
+      const pair = registry === undefined ? 'AWS:fake-password' : `${registry.username}:${registry.password}`;
+      return {
+        authorizationData: [
+          {
+            authorizationToken: Buffer.from(pair).toString('base64'),
+            expiresAt: new Date(Date.now() + 12 * 3600 * 1000),
+            proxyEndpoint:
+              registry === undefined
+                ? `https://${accountId}.dkr.ecr.${region}.amazonaws.com`
+                : `http://${registry.host}`,
+          },
+        ],
+      };
     },
     DescribeImages(input: DescribeImagesRequest) {
       const r = repository(input.repositoryName);
@@ -217,6 +246,9 @@ export function installEcrFake(options: { accountId?: string; region?: string } 
     pushImage(name, digest, tag) {
       const r = repository(name);
       r.images.push({ digest, tags: tag === undefined ? [] : [tag] });
+    },
+    useRegistry(target) {
+      registry = target;
     },
     taggedResources: () =>
       [...repositories.values()].map((r) => ({ arn: r.arn, tags: Object.fromEntries(r.tags) })),
