@@ -33,10 +33,15 @@ source mapping and the flush schedule do. Needs REDIS_URL and DATABASE_URL
 BATCH_SIZE and BATCHING_WINDOW_SECONDS.`;
 
 async function main(argv: string[], env: Env): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { 'flush-interval-ms': { type: 'string', default: '60000' }, help: { type: 'boolean' } },
-  });
+  let values: { 'flush-interval-ms': string; help?: boolean | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { 'flush-interval-ms': { type: 'string', default: '60000' }, help: { type: 'boolean' } },
+    }));
+  } catch (error) {
+    throw new UsageError(`${error instanceof Error ? error.message : String(error)} (see --help)`);
+  }
   if (values.help) {
     process.stdout.write(`${usage}\n`);
     return 0;

@@ -18,7 +18,9 @@ import { outputsPath, readOutputs, type StackOutputs } from '../lib/outputs.ts';
 // What the ops commands share: where the database is, how output is written,
 // and how a failure becomes a message and an exit code.
 
-export const ExitCode = { ok: 0, attention: 1, failed: 2, usage: 64 } as const;
+// The same codes as every other command here: 1 when something needs attention or
+// failed, 2 for bad flags or configuration (nothing was done).
+export const ExitCode = { ok: 0, attention: 1, failed: 1, usage: 2 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export interface Io {
@@ -169,7 +171,7 @@ export async function openDatabase(config: OpsConfig, root?: string): Promise<Da
 }
 
 // Runs a command body and turns its failure into one line on stderr and an
-// exit code: 64 for a usage or configuration problem, 2 for a failed step.
+// exit code: 2 for a usage or configuration problem, 1 for a failed step.
 export async function runCommand(io: Io, body: () => Promise<ExitCode>): Promise<ExitCode> {
   try {
     return await body();
