@@ -419,3 +419,23 @@ export function loadLocalConfig(env: Env = process.env): LocalConfig {
   r.check();
   return config;
 }
+
+// The test suite's services: the machine's PostgreSQL and Redis unless these
+// point elsewhere; under CI every test must run (none may skip for a missing tool).
+export interface TestConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  ci: boolean;
+}
+
+export function loadTestConfig(env: Env = process.env): TestConfig {
+  const r = new Reader(env);
+  const config: TestConfig = {
+    databaseUrl:
+      r.url('TEST_DATABASE_URL', ['postgres:', 'postgresql:']) ?? 'postgres://postgres@127.0.0.1:5432/test',
+    redisUrl: r.url('TEST_REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
+    ci: r.raw('CI') !== undefined && r.raw('CI') !== 'false',
+  };
+  r.check();
+  return config;
+}

@@ -12,6 +12,7 @@ import {
   createTestSchema,
   type TestRedis,
   type TestSchema,
+  testDatabaseUrl,
   testRedisUrl,
   uniqueName,
 } from '../support/services.ts';
@@ -203,7 +204,7 @@ test('PostgreSQL unreachable: the flush fails, nothing is acknowledged, and the 
   // a claim timeout far longer than the test: only the retry of the shared consumer's own pending entries can pass it
   const settings = testBufferSettings(prefix, { claimIdleMs: 600_000 });
   const proxy = await new CuttableProxy('127.0.0.1', 5432).start();
-  const url = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+  const url = new URL(testDatabaseUrl);
   url.port = String(proxy.port);
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2, connectionTimeoutMillis: 2000 });
   pool.on('error', () => undefined); // idle clients die with the cut; the next query reconnects

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ECRClient } from '@aws-sdk/client-ecr';
+import { loadTestConfig } from '../../lib/config.ts';
 
 // A real OCI registry for the image tests: Debian's docker-registry (the CNCF
 // distribution server) on 127.0.0.1, with htpasswd Basic auth like ECR's
@@ -30,7 +31,7 @@ export function missingRegistryTools(): string[] {
 // tests run and fail loudly instead of passing silently.
 export function registrySkipReason(): string | false {
   const missing = missingRegistryTools();
-  if (missing.length === 0 || process.env.CI) return false;
+  if (missing.length === 0 || loadTestConfig().ci) return false;
   return `needs ${missing.join(', ')}: apt-get install -y docker-registry skopeo apache2-utils`;
 }
 

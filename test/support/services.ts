@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { loadTestConfig } from '../../lib/config.ts';
 
 // Tests talk to the machine's real PostgreSQL and Redis. Each test file works
 // in its own schema and key prefix, so files run in parallel and leave nothing.
-export const testDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const testRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const config = loadTestConfig();
+export const testDatabaseUrl = config.databaseUrl;
+export const testRedisUrl = config.redisUrl;
 
 export function uniqueName(label: string): string {
   return `${label}_${process.pid}_${randomBytes(4).toString('hex')}`
