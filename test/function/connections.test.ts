@@ -18,6 +18,7 @@ import {
   parseRedisSecret,
 } from '../../lambda-image/connections.ts';
 import type { DatabaseSettings } from '../../lib/config.ts';
+import { freePort } from '../../lib/net.ts';
 import { callsTo, resetCalls } from '../fakes/calls.ts';
 import { installSecretsManagerFake, type SecretsManagerFake } from '../fakes/secrets-manager.ts';
 import { testDatabaseUrl, testRedisUrl } from '../support/services.ts';
@@ -60,14 +61,6 @@ function rotateSecret(arn: string, value: string): void {
 }
 
 const secretReads = () => callsTo('secretsmanager', 'GetSecretValue').length;
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

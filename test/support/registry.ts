@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { loadTestConfig } from '../../lib/config.ts';
+import { freePort } from '../../lib/net.ts';
 
 // A real OCI registry for the image tests: Debian's docker-registry (the CNCF
 // distribution server) on 127.0.0.1, with htpasswd Basic auth like ECR's
@@ -35,17 +36,6 @@ export function registrySkipReason(): string | false {
   return `needs ${missing.join(', ')}: apt-get install -y docker-registry skopeo apache2-utils`;
 }
 
-export async function findFreePort(): Promise<number> {
-  const server = createNetServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
-
 export interface TestRegistry {
   // 127.0.0.1:PORT
   host: string;
@@ -69,7 +59,7 @@ export async function startRegistry(): Promise<TestRegistry> {
   const htpasswd = execFileSync('htpasswd', ['-Bbn', username, password], { encoding: 'utf8' });
   await writeFile(join(dir, 'htpasswd'), htpasswd);
   for (let attempt = 1; ; attempt++) {
-    const port = await findFreePort();
+    const port = await freePort();
     const config = [
       'version: 0.1',
       'log:',
