@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createClients } from '../lib/clients.ts';
+import { createS3Client, createSecretsManagerClient } from '../lib/clients.ts';
 import { loadRuntimeConfig } from '../lib/config.ts';
 import { metricNamespace, serviceName } from '../lib/metrics.ts';
 import { createFunction } from './app.ts';
@@ -14,15 +14,14 @@ const config = loadRuntimeConfig();
 const service = serviceName(config.stack.app, config.stack.stage);
 const logger = new Logger({ serviceName: service });
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: service });
-const clients = createClients(config.aws);
 
 const connections = await createConnections(config, {
-  secrets: clients.secretsManager,
+  secrets: createSecretsManagerClient(config.aws),
   onError: (what, error) => logger.warn(`${what} failed`, { error }),
 });
 
 const fn = createFunction({
-  s3: clients.s3,
+  s3: createS3Client(config.aws),
   redis: connections.redis,
   pool: connections.pool,
   buffer: config.buffer,
