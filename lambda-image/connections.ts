@@ -3,6 +3,7 @@ import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/clien
 import { Redis, type RedisOptions } from 'ioredis';
 import pg from 'pg';
 import type { DatabaseSettings, RedisSettings, RuntimeConfig } from '../lib/config.ts';
+import { describeError } from '../lib/errors.ts';
 
 // The function's two connections, built once per cold start. Locally they come
 // from REDIS_URL / DATABASE_URL; deployed, from host + a Secrets Manager secret
@@ -73,7 +74,7 @@ export class SecretValue<T> {
     } catch (error) {
       this.current = undefined;
       throw new Error(
-        `cannot read secret ${this.arn}: ${error instanceof Error ? error.message : String(error)} (check secretsmanager:GetSecretValue on the function's role and the VPC endpoint)`,
+        `cannot read secret ${this.arn}: ${describeError(error)} (check secretsmanager:GetSecretValue on the function's role and the VPC endpoint)`,
         { cause: error },
       );
     }

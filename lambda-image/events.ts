@@ -1,3 +1,5 @@
+import { describeError } from '../lib/errors.ts';
+
 // Turns one SQS message body into the uploads it announces. The body is either
 // an SNS envelope whose `Message` is the S3 event as a JSON string (SNS → SQS
 // without raw message delivery) or the S3 event itself (raw delivery, or S3 → SQS
@@ -50,8 +52,9 @@ function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new MalformedMessageError(`${what} is not JSON (${reason}); ${expected}`, { cause: error });
+    throw new MalformedMessageError(`${what} is not JSON (${describeError(error)}); ${expected}`, {
+      cause: error,
+    });
   }
 }
 

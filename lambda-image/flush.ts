@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type pg from 'pg';
 import type { BufferSettings } from '../lib/config.ts';
+import { describeError } from '../lib/errors.ts';
 import {
   type BufferKeys,
   bufferKeys,
@@ -277,7 +278,7 @@ export async function writeRecords(
     return reply.rowCount ?? 0;
   } catch (error) {
     throw new Error(
-      `cannot write ${records.length} line counts to ${table}: ${error instanceof Error ? error.message : String(error)} (the entries stay buffered in Redis and the next flush retries them)`,
+      `cannot write ${records.length} line counts to ${table}: ${describeError(error)} (the entries stay buffered in Redis and the next flush retries them)`,
       { cause: error },
     );
   }

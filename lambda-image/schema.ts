@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { describeError } from '../lib/errors.ts';
 import { withClient } from '../lib/pg.ts';
 
 // The system of record: one row per file. The migration is idempotent and runs
@@ -44,7 +45,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
       // the client is destroyed after a failure, which also ends the transaction
       await client.query('ROLLBACK').catch(() => undefined);
       throw new Error(
-        `cannot migrate schema ${schema}: ${error instanceof Error ? error.message : String(error)} (check that the database user may CREATE in the database)`,
+        `cannot migrate schema ${schema}: ${describeError(error)} (check that the database user may CREATE in the database)`,
         { cause: error },
       );
     }
