@@ -1,15 +1,9 @@
-import type { FieldChange } from '../lib/reconcile.ts';
+import { type FieldChange, missingTags } from '../lib/reconcile.ts';
 
 export type Tags = Record<string, string>;
 
-// The tags this stack wants that are missing or different on the resource.
-// Foreign tags (added by a person or another tool) are left alone.
-export function tagsToApply(desired: Tags, actual: Tags): Tags {
-  return Object.fromEntries(Object.entries(desired).filter(([key, value]) => actual[key] !== value));
-}
-
 export function tagDrift(desired: Tags, actual: Tags): FieldChange[] {
-  const missing = tagsToApply(desired, actual);
+  const missing = missingTags(desired, actual);
   if (Object.keys(missing).length === 0) return [];
   const from = Object.fromEntries(Object.keys(missing).map((key) => [key, actual[key]]));
   return [{ field: 'tags', from, to: missing }];

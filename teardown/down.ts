@@ -25,6 +25,7 @@ import { deleteRole } from '../provision/resources/role.ts';
 import { deleteSchedule } from '../provision/resources/schedule.ts';
 import { deleteSubscription } from '../provision/resources/subscription.ts';
 import { deleteTopic } from '../provision/resources/topic.ts';
+import { fromTagList } from '../provision/tags.ts';
 import { createContext } from '../provision/up.ts';
 
 const usage = `Usage: npx tsx teardown/down.ts [options]
@@ -108,7 +109,7 @@ export async function findLeftovers(ctx: Ctx): Promise<Leftover[]> {
     for (const resource of page.ResourceTagMappingList ?? []) {
       leftovers.push({
         arn: resource.ResourceARN ?? '',
-        tags: Object.fromEntries((resource.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+        tags: fromTagList(resource.Tags),
       });
     }
   }

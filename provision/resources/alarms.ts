@@ -21,12 +21,7 @@ import {
   missingTags,
   record,
 } from '../../lib/reconcile.ts';
-
-type Tags = Record<string, string>;
-
-function toTagList(tags: Tags): { Key: string; Value: string }[] {
-  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
-}
+import { fromTagList, type Tags, toTagList } from '../tags.ts';
 
 // What the alarms watch. Everything else (the uploads topic, the service
 // dimension of the function's own metrics) derives from the stack names.
@@ -465,7 +460,7 @@ async function readTags(ctx: Ctx, alarm: MetricAlarm): Promise<Tags> {
     const { Tags } = await ctx.clients.cloudwatch.send(
       new ListTagsForResourceCommand({ ResourceARN: resource }),
     );
-    return Object.fromEntries((Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+    return fromTagList(Tags);
   } catch (error) {
     throw stepError(
       `read tags of alarm ${alarm.AlarmName}`,

@@ -11,9 +11,9 @@ import {
 } from '@aws-sdk/client-sns';
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
-import { Action, type Ctx, isPlan, pending, record } from '../../lib/reconcile.ts';
+import { Action, type Ctx, isPlan, missingTags, pending, record } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
-import { fromTagList, type Tags, tagDrift, tagsToApply, toTagList } from '../tags.ts';
+import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { alarmPrefix } from './alarms.ts';
 
 const kind = 'alerts topic';
@@ -176,7 +176,7 @@ export async function ensureAlerts(ctx: Ctx): Promise<AlertsOutputs> {
             }),
           );
         }
-        const missing = tagsToApply(desired.tags, live.tags);
+        const missing = missingTags(desired.tags, live.tags);
         if (Object.keys(missing).length > 0) {
           await sns.send(new TagResourceCommand({ ResourceArn: live.arn, Tags: toTagList(missing) }));
         }

@@ -37,6 +37,7 @@ import {
   missingTags,
   record,
 } from '../../lib/reconcile.ts';
+import { fromTagList, toTagList } from '../tags.ts';
 
 const kind = 'bucket';
 
@@ -234,7 +235,7 @@ export async function findBucket(ctx: Ctx): Promise<BucketState | undefined> {
     policy: policy?.Policy === undefined ? undefined : JSON.parse(policy.Policy),
     versioning: versioning.Status,
     lifecycle: normalizeLifecycle(lifecycle?.Rules),
-    tags: Object.fromEntries((tags?.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+    tags: fromTagList(tags?.TagSet),
   };
 }
 
@@ -319,7 +320,7 @@ async function applyField(ctx: Ctx, desired: BucketSpec, field: Field, actualTag
       return s3.send(
         new PutBucketTaggingCommand({
           Bucket,
-          Tagging: { TagSet: Object.entries(merged).map(([Key, Value]) => ({ Key, Value })) },
+          Tagging: { TagSet: toTagList(merged) },
         }),
       );
     }

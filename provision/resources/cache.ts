@@ -45,6 +45,7 @@ import {
   pending,
   record,
 } from '../../lib/reconcile.ts';
+import { toTagList } from '../tags.ts';
 
 // Engine versions and the parameter-group family each belongs to
 // (DescribeCacheEngineVersions: valkey 8.x → valkey8, redis 7.x → redis7).
@@ -182,8 +183,6 @@ export function parameterDrift(
   return diffFields(desired, actual);
 }
 
-const tags = (ctx: Ctx) => Object.entries(ctx.names.tags).map(([Key, Value]) => ({ Key, Value }));
-
 // ---- the AUTH token secret ----
 
 interface ActualSecret {
@@ -243,7 +242,7 @@ async function ensureAuthSecret(ctx: Ctx): Promise<{ arn: string; created?: stri
         Name: name,
         Description: `AUTH token of ElastiCache replication group ${ctx.names.cache}`,
         SecretString: token,
-        Tags: tags(ctx),
+        Tags: toTagList(ctx.names.tags),
       }),
     );
     return { arn: created.ARN ?? '', created: token };
@@ -301,7 +300,7 @@ async function ensureCacheSubnetGroup(ctx: Ctx, subnetIds: readonly string[]): P
           CacheSubnetGroupName: name,
           CacheSubnetGroupDescription: `${ctx.names.base} private subnets`,
           SubnetIds: [...subnetIds],
-          Tags: tags(ctx),
+          Tags: toTagList(ctx.names.tags),
         }),
       );
     } catch (error) {
@@ -386,7 +385,7 @@ async function ensureCacheParameterGroup(ctx: Ctx): Promise<void> {
           CacheParameterGroupName: name,
           CacheParameterGroupFamily: family,
           Description: `${ctx.names.base}: noeviction, the buffer must not lose keys`,
-          Tags: tags(ctx),
+          Tags: toTagList(ctx.names.tags),
         }),
       );
     } catch (error) {
@@ -531,7 +530,7 @@ export async function ensureCache(
           TransitEncryptionEnabled: true,
           AuthToken: secret.created ?? (await readAuthToken(ctx, secret.arn)),
           AutoMinorVersionUpgrade: true,
-          Tags: tags(ctx),
+          Tags: toTagList(ctx.names.tags),
         }),
       );
     } catch (error) {

@@ -34,6 +34,7 @@ import {
   pending,
   record,
 } from '../../lib/reconcile.ts';
+import { toTagList } from '../tags.ts';
 
 // PostgreSQL 17 on RDS; the parameter group family must match the major
 // version (DescribeDBEngineVersions: 17.x → postgres17). Only the major
@@ -158,8 +159,6 @@ export function finalSnapshotId(dbId: string, at: Date): string {
   return `${dbId}-final-${at.toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
 }
 
-const tags = (ctx: Ctx) => Object.entries(ctx.names.tags).map(([Key, Value]) => ({ Key, Value }));
-
 // ---- subnet group ----
 
 export async function findDbSubnetGroup(ctx: Ctx): Promise<{ subnetIds: string[] } | undefined> {
@@ -188,7 +187,7 @@ async function ensureDbSubnetGroup(ctx: Ctx, subnetIds: readonly string[]): Prom
           DBSubnetGroupName: name,
           DBSubnetGroupDescription: `${ctx.names.base} private subnets`,
           SubnetIds: [...subnetIds],
-          Tags: tags(ctx),
+          Tags: toTagList(ctx.names.tags),
         }),
       );
     } catch (error) {
@@ -262,7 +261,7 @@ async function ensureDbParameterGroup(ctx: Ctx): Promise<void> {
           DBParameterGroupName: name,
           DBParameterGroupFamily: dbEngine.family,
           Description: `${ctx.names.base}: TLS required`,
-          Tags: tags(ctx),
+          Tags: toTagList(ctx.names.tags),
         }),
       );
     } catch (error) {
@@ -407,7 +406,7 @@ export async function ensureDatabase(
           // one instance: the database is the system of record but the flush
           // retries and S3 is the source of truth; Multi-AZ would double the cost
           MultiAZ: false,
-          Tags: tags(ctx),
+          Tags: toTagList(ctx.names.tags),
         }),
       );
     } catch (error) {

@@ -20,11 +20,12 @@ import {
   diffFields,
   type FieldChange,
   isPlan,
+  missingTags,
   pending,
   record,
 } from '../../lib/reconcile.ts';
 import { reportElapsed } from '../progress.ts';
-import { type Tags, tagDrift, tagsToApply } from '../tags.ts';
+import { type Tags, tagDrift } from '../tags.ts';
 
 const kind = 'event source mapping';
 
@@ -186,7 +187,7 @@ export async function ensureEventSource(ctx: Ctx, inputs: EventSourceInputs): Pr
       );
     });
   }
-  const missing = tagsToApply(desired.tags, actual.tags);
+  const missing = missingTags(desired.tags, actual.tags);
   if (actual.arn !== undefined && Object.keys(missing).length > 0) {
     await ctx.clients.lambda.send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }));
   }

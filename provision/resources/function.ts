@@ -20,9 +20,17 @@ import { stepError } from '../../lib/errors.ts';
 import { metricNamespace, serviceName } from '../../lib/metrics.ts';
 import { arn } from '../../lib/names.ts';
 import { retryWhile, withProgress } from '../../lib/poll.ts';
-import { Action, type Ctx, diffFields, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import {
+  Action,
+  type Ctx,
+  diffFields,
+  type FieldChange,
+  isPlan,
+  missingTags,
+  record,
+} from '../../lib/reconcile.ts';
 import { reportElapsed } from '../progress.ts';
-import { type Tags, tagDrift, tagsToApply } from '../tags.ts';
+import { type Tags, tagDrift } from '../tags.ts';
 
 const kind = 'lambda function';
 
@@ -359,7 +367,7 @@ async function updateFunction(ctx: Ctx, desired: DesiredFunction, actual: LiveFu
     }
     await waitUpdated(ctx, desired.name);
   }
-  const missing = tagsToApply(desired.tags, actual.tags);
+  const missing = missingTags(desired.tags, actual.tags);
   if (Object.keys(missing).length > 0) {
     await lambda.send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }));
   }

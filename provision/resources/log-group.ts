@@ -10,8 +10,16 @@ import {
 } from '@aws-sdk/client-cloudwatch-logs';
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
-import { Action, type Ctx, diffFields, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
-import { type Tags, tagDrift, tagsToApply } from '../tags.ts';
+import {
+  Action,
+  type Ctx,
+  diffFields,
+  type FieldChange,
+  isPlan,
+  missingTags,
+  record,
+} from '../../lib/reconcile.ts';
+import { type Tags, tagDrift } from '../tags.ts';
 
 const kind = 'log group';
 
@@ -125,7 +133,7 @@ async function updateLogGroup(
     }
     if (fields.has('tags')) {
       await ctx.clients.logs.send(
-        new TagResourceCommand({ resourceArn: actual.arn, tags: tagsToApply(desired.tags, actual.tags) }),
+        new TagResourceCommand({ resourceArn: actual.arn, tags: missingTags(desired.tags, actual.tags) }),
       );
     }
   } catch (error) {

@@ -20,9 +20,17 @@ import {
 } from '@aws-sdk/client-ecr';
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
-import { Action, type Ctx, diffFields, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import {
+  Action,
+  type Ctx,
+  diffFields,
+  type FieldChange,
+  isPlan,
+  missingTags,
+  record,
+} from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
-import { fromTagList, type Tags, tagDrift, tagsToApply, toTagList } from '../tags.ts';
+import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 
 const kind = 'ecr repository';
 
@@ -265,7 +273,7 @@ async function updateRepository(
       await ecr.send(
         new TagResourceCommand({
           resourceArn: actual.arn,
-          tags: toTagList(tagsToApply(desired.tags, actual.tags)),
+          tags: toTagList(missingTags(desired.tags, actual.tags)),
         }),
       );
     }

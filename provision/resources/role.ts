@@ -16,9 +16,9 @@ import {
 } from '@aws-sdk/client-iam';
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
-import { Action, type Ctx, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import { Action, type Ctx, type FieldChange, isPlan, missingTags, record } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
-import { fromTagList, type Tags, tagDrift, tagsToApply, toTagList } from '../tags.ts';
+import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { logGroupStreamsArn } from './log-group.ts';
 
 const kind = 'iam role';
@@ -273,7 +273,7 @@ async function updateRole(
       await iam.send(
         new TagRoleCommand({
           RoleName: desired.name,
-          Tags: toTagList(tagsToApply(desired.tags, actual.tags)),
+          Tags: toTagList(missingTags(desired.tags, actual.tags)),
         }),
       );
     }

@@ -18,6 +18,7 @@ import {
   record,
   sameValue,
 } from '../../lib/reconcile.ts';
+import { fromTagList, toTagList } from '../tags.ts';
 
 const kind = 'topic';
 
@@ -102,7 +103,7 @@ export async function findTopic(ctx: Ctx): Promise<TopicState | undefined> {
     return {
       arn: TopicArn,
       attributes: attributes.Attributes ?? {},
-      tags: Object.fromEntries((tags.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+      tags: fromTagList(tags.Tags),
     };
   } catch (error) {
     if (error instanceof NotFoundException) return undefined;
@@ -119,7 +120,7 @@ async function updateTopic(ctx: Ctx, desired: TopicSpec, actual: TopicState, dri
         await sns.send(
           new TagResourceCommand({
             ResourceArn: desired.arn,
-            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+            Tags: toTagList(tags),
           }),
         );
       } else {
@@ -155,7 +156,7 @@ export async function ensureTopic(ctx: Ctx, inputs: { bucketArn: string }): Prom
         new CreateTopicCommand({
           Name: desired.name,
           Attributes: desired.attributes,
-          Tags: Object.entries(desired.tags).map(([Key, Value]) => ({ Key, Value })),
+          Tags: toTagList(desired.tags),
         }),
       );
       return { arn: created.TopicArn ?? desired.arn };

@@ -19,6 +19,7 @@ import {
   pending,
   record,
 } from '../../lib/reconcile.ts';
+import { toTagList } from '../tags.ts';
 
 // EC2 has no modeled exception classes: its errors carry the documented error
 // code as `name` (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html),
@@ -45,7 +46,7 @@ export function isEc2Error(error: unknown, ...codes: Ec2Error[]): boolean {
 }
 
 export function ec2Tags(ctx: Ctx, name: string): Tag[] {
-  return Object.entries({ Name: name, ...ctx.names.tags }).map(([Key, Value]) => ({ Key, Value }));
+  return toTagList({ Name: name, ...ctx.names.tags });
 }
 
 export function tagSpecification(ctx: Ctx, resourceType: string, name: string) {
