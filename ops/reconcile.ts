@@ -1,6 +1,5 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   type _Object,
   HeadObjectCommand,
@@ -20,6 +19,7 @@ import { stepError, UsageError } from '../lib/errors.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
 import { withClient } from '../lib/pg.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
+import { parseFlags } from '../provision/cli.ts';
 import { ExitCode, type Io, openDatabase, processIo, resolveStack, runCommand } from './common.ts';
 
 // The end-to-end check: the bucket's objects against the database's rows,
@@ -421,27 +421,18 @@ export function formatSummary(result: ReconcileResult, queueUrl: string): string
 }
 
 export function parseReconcileArgs(argv: string[]) {
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        fix: { type: 'boolean' },
-        prefix: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    return {
-      help: values.help === true,
-      fix: values.fix === true,
-      json: values.json === true,
-      prefix: values.prefix,
-    };
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message} (see --help)`);
-  }
+  const values = parseFlags(argv, {
+    fix: { type: 'boolean' },
+    prefix: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  return {
+    help: values.help === true,
+    fix: values.fix === true,
+    json: values.json === true,
+    prefix: values.prefix,
+  };
 }
 
 export function runReconcile(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
@@ -18,6 +17,7 @@ import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
+import { parseFlags } from '../provision/cli.ts';
 import { ExitCode, type Io, processIo, resolveStack, runCommand } from './common.ts';
 
 // Moves the dead-letter queue's messages back to the queue, after showing
@@ -269,24 +269,14 @@ function formatPreview(preview: RedrivePreview, toMove: number): string {
 }
 
 export function parseRedriveArgs(argv: string[]) {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'dry-run': { type: 'boolean' },
-        yes: { type: 'boolean', short: 'y' },
-        max: { type: 'string' },
-        'no-wait': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message} (see --help)`);
-  }
+  const values = parseFlags(argv, {
+    'dry-run': { type: 'boolean' },
+    yes: { type: 'boolean', short: 'y' },
+    max: { type: 'string' },
+    'no-wait': { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   let max: number | undefined;
   if (values.max !== undefined) {
     max = Number(values.max);

@@ -1,9 +1,9 @@
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { qualifiedTable, tableName } from '../lambda-image/schema.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
+import { parseFlags } from '../provision/cli.ts';
 import { ExitCode, type Io, openDatabase, processIo, runCommand } from './common.ts';
 
 // The recorded files and their line counts: what the accountants want to see.
@@ -212,34 +212,21 @@ function parseDate(flag: string, value: string | undefined): Date | undefined {
   return date;
 }
 
-function parseFlags(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        prefix: { type: 'string' },
-        bucket: { type: 'string' },
-        since: { type: 'string' },
-        until: { type: 'string' },
-        limit: { type: 'string' },
-        format: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message} (see --help)`);
-  }
-}
-
 export function parseReportArgs(argv: string[]): {
   help: boolean;
   format: ReportFormat;
   filter: ReportFilter;
 } {
-  const values = parseFlags(argv);
+  const values = parseFlags(argv, {
+    prefix: { type: 'string' },
+    bucket: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    limit: { type: 'string' },
+    format: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   const format = values.json ? ReportFormat.json : (values.format ?? ReportFormat.table);
   if (!Object.values(ReportFormat).includes(format as ReportFormat)) {
     throw new UsageError(`--format ${format} must be one of ${Object.values(ReportFormat).join(', ')}`);

@@ -1,5 +1,4 @@
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   type CloudWatchClient,
   GetMetricDataCommand,
@@ -15,6 +14,7 @@ import { type BufferSettings, type Env, loadOpsConfig, type OpsConfig } from '..
 import { describeError, UsageError } from '../lib/errors.ts';
 import { stackNames } from '../lib/names.ts';
 import { formatElapsed } from '../lib/poll.ts';
+import { parseFlags } from '../provision/cli.ts';
 import { alarmPrefix } from '../provision/resources/alarms.ts';
 import {
   ExitCode,
@@ -449,24 +449,14 @@ function parseSeconds(flag: string, value: string | undefined, fallback: number)
 }
 
 export function parseStatusArgs(argv: string[]) {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'max-message-age': { type: 'string' },
-        'max-buffer-age': { type: 'string' },
-        skip: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message} (see --help)`);
-  }
-  const skip = typeof values.skip === 'string' ? values.skip.split(',').map((s) => s.trim()) : [];
+  const values = parseFlags(argv, {
+    'max-message-age': { type: 'string' },
+    'max-buffer-age': { type: 'string' },
+    skip: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  const skip = values.skip === undefined ? [] : values.skip.split(',').map((s) => s.trim());
   const names = Object.values(CheckName) as string[];
   const unknown = skip.filter((name) => !names.includes(name));
   if (unknown.length > 0) {
@@ -479,12 +469,12 @@ export function parseStatusArgs(argv: string[]) {
     thresholds: {
       maxMessageAgeSeconds: parseSeconds(
         'max-message-age',
-        values['max-message-age'] as string | undefined,
+        values['max-message-age'],
         defaultThresholds.maxMessageAgeSeconds,
       ),
       maxBufferAgeSeconds: parseSeconds(
         'max-buffer-age',
-        values['max-buffer-age'] as string | undefined,
+        values['max-buffer-age'],
         defaultThresholds.maxBufferAgeSeconds,
       ),
     },
