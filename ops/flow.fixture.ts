@@ -26,6 +26,7 @@ import {
   testRedisUrl,
 } from '../test/support/services.ts';
 import type { ExitCode, Io } from './common.ts';
+import { capture } from './io.fixture.ts';
 
 // The whole local flow for the ops commands' tests: the emulated S3/SNS/SQS
 // stack, the real function on the local event-source runner, the machine's
@@ -160,28 +161,6 @@ export async function startFlow(label: string): Promise<Flow> {
       await db.drop();
       await rm(root, { recursive: true, force: true });
     },
-  };
-}
-
-export interface Captured extends Io {
-  stdout(): string;
-  stderr(): string;
-}
-
-export function capture(root: string, confirm?: (question: string) => Promise<boolean>): Captured {
-  let out = '';
-  let err = '';
-  return {
-    root,
-    out: (text) => {
-      out += text;
-    },
-    err: (text) => {
-      err += text;
-    },
-    confirm,
-    stdout: () => out,
-    stderr: () => err,
   };
 }
 

@@ -12,7 +12,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import { emulatorCredentials } from '../local/emulator.ts';
 import { ExitCode } from './common.ts';
-import { capture, type Flow, run, startFlow } from './flow.fixture.ts';
+import { type Flow, run, startFlow } from './flow.fixture.ts';
+import { capture } from './io.fixture.ts';
 import { copyMessages, type RedriveResult, redrive, runRedrive } from './redrive.ts';
 import { runStatus } from './status.ts';
 

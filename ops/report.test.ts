@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
 import { createTestSchema, type TestSchema, testDatabaseUrl } from '../test/support/services.ts';
-import { ExitCode, type Io } from './common.ts';
+import { ExitCode } from './common.ts';
+import { capture } from './io.fixture.ts';
 import { csvCell, type ReportRow, readReport, runReport } from './report.ts';
 
 let db: TestSchema;
@@ -39,26 +40,10 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function capture(): Io & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    root,
-    out: (text) => {
-      out += text;
-    },
-    err: (text) => {
-      err += text;
-    },
-    stdout: () => out,
-    stderr: () => err,
-  };
-}
-
 const env = () => ({ DATABASE_URL: testDatabaseUrl, DB_SCHEMA: db.schema, STAGE: 'opstest' });
 
 async function report(args: string[]): Promise<{ code: ExitCode; out: string; err: string }> {
-  const io = capture();
+  const io = capture(root);
   const code = await runReport(args, io, env());
   return { code, out: io.stdout(), err: io.stderr() };
 }
@@ -142,7 +127,7 @@ test('usage problems and a missing database are reported with what to do', async
   const unknown = await report(['--colour']);
   assert.equal(unknown.code, ExitCode.usage);
 
-  const io = capture();
+  const io = capture(root);
   const code = await runReport([], io, { STAGE: 'opstest' });
   assert.equal(code, ExitCode.usage);
   assert.match(io.stderr(), /set DATABASE_URL/);
@@ -150,13 +135,13 @@ test('usage problems and a missing database are reported with what to do', async
 });
 
 test('--help explains the command without touching the database', async () => {
-  const io = capture();
+  const io = capture(root);
   assert.equal(await runReport(['--help'], io, {}), ExitCode.ok);
   assert.match(io.stdout(), /Usage: npx tsx ops\/report\.ts/);
 });
 
 test('a schema without the table is reported as a configuration problem', async () => {
-  const io = capture();
+  const io = capture(root);
   const code = await runReport([], io, { DATABASE_URL: testDatabaseUrl, DB_SCHEMA: 'no_such_schema_here' });
   assert.equal(code, ExitCode.usage);
   assert.match(io.stderr(), /no table no_such_schema_here\.line_counts: check DB_SCHEMA/);
