@@ -58,12 +58,21 @@ const baseConfig: ImageConfig = {
   history: [{ created: '2025-01-01T00:00:00Z', created_by: 'base' }],
 };
 
-function baseManifest(mediaType: string, layerType: string, configType: string): ImageManifest {
+// a manifest family's media types: a layer added to a base keeps its family
+const oci = { manifest: MediaType.ociManifest, config: MediaType.ociConfig, layer: MediaType.ociLayerGzip };
+const docker = {
+  manifest: MediaType.dockerManifest,
+  config: MediaType.dockerConfig,
+  layer: MediaType.dockerLayerGzip,
+};
+type Family = typeof oci | typeof docker;
+
+function baseManifest(family: Family): ImageManifest {
   return {
     schemaVersion: 2,
-    mediaType,
-    config: { mediaType: configType, digest: d('9'), size: 10 },
-    layers: [{ mediaType: layerType, digest: d('2'), size: 20 }],
+    mediaType: family.manifest,
+    config: { mediaType: family.config, digest: d('9'), size: 10 },
+    layers: [{ mediaType: family.layer, digest: d('2'), size: 20 }],
   };
 }
 
@@ -74,15 +83,12 @@ const options = {
   createdBy: 'app',
 };
 
+function appendToBase(family: Family) {
+  return appendLayer(baseConfig, baseManifest(family), family.manifest, layer, options);
+}
+
 test('appending a layer keeps the entrypoint and adds diff_id, history and Cmd', () => {
-  const manifestType = MediaType.ociManifest;
-  const image = appendLayer(
-    baseConfig,
-    baseManifest(manifestType, MediaType.ociLayerGzip, MediaType.ociConfig),
-    manifestType,
-    layer,
-    options,
-  );
+  const image = appendToBase(oci);
   const config = JSON.parse(image.config.toString()) as ImageConfig;
   assert.deepEqual(config.config?.Entrypoint, ['/lambda-entrypoint.sh']);
   assert.equal(config.config?.WorkingDir, '/var/task');
@@ -102,14 +108,7 @@ test('appending a layer keeps the entrypoint and adds diff_id, history and Cmd',
 });
 
 test('a Docker v2 base gets a Docker layer type', () => {
-  const manifestType = MediaType.dockerManifest;
-  const image = appendLayer(
-    baseConfig,
-    baseManifest(manifestType, MediaType.dockerLayerGzip, MediaType.dockerConfig),
-    manifestType,
-    layer,
-    options,
-  );
+  const image = appendToBase(docker);
   const manifest = JSON.parse(image.manifest.toString()) as ImageManifest;
   assert.equal(manifest.mediaType, MediaType.dockerManifest);
   assert.equal(manifest.config.mediaType, MediaType.dockerConfig);
@@ -117,11 +116,10 @@ test('a Docker v2 base gets a Docker layer type', () => {
 });
 
 test('the same inputs give the same manifest bytes', () => {
-  const m = baseManifest(MediaType.ociManifest, MediaType.ociLayerGzip, MediaType.ociConfig);
-  const a = appendLayer(baseConfig, m, MediaType.ociManifest, layer, options);
+  const a = appendToBase(oci);
   const b = appendLayer(
     structuredClone(baseConfig),
-    structuredClone(m),
+    baseManifest(oci),
     MediaType.ociManifest,
     layer,
     options,
@@ -130,10 +128,9 @@ test('the same inputs give the same manifest bytes', () => {
 });
 
 test('a base whose config and manifest disagree on the layer count is refused', () => {
-  const m = baseManifest(MediaType.ociManifest, MediaType.ociLayerGzip, MediaType.ociConfig);
   const broken = { ...baseConfig, rootfs: { type: 'layers' as const, diff_ids: [] } };
   assert.throws(
-    () => appendLayer(broken, m, MediaType.ociManifest, layer, options),
+    () => appendLayer(broken, baseManifest(oci), MediaType.ociManifest, layer, options),
     /0 diff_ids for 1 layers/,
   );
 });
