@@ -21,7 +21,6 @@ export interface LayerFile {
 }
 
 export interface Layer {
-  tar: Buffer;
   gzip: Buffer;
   // sha256 of the uncompressed tar: goes into the config's rootfs.diff_ids
   diffId: string;
@@ -100,7 +99,6 @@ export async function createLayer(files: readonly LayerFile[]): Promise<Layer> {
   const tarBytes = await packTar(files);
   const gzip = gzipDeterministic(tarBytes);
   return {
-    tar: tarBytes,
     gzip,
     diffId: computeDigest(tarBytes),
     digest: computeDigest(gzip),
