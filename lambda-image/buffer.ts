@@ -107,7 +107,7 @@ export function ensureGroup(redis: Redis, keys: BufferKeys, force = false): Prom
   return attempt;
 }
 
-export function encodeRecord(record: CountedRecord): string {
+function encodeRecord(record: CountedRecord): string {
   const { bucket, key, size, eTag, versionId, sequencer, eventTime, eventName, lines, bytes } = record;
   return JSON.stringify({
     bucket,
@@ -377,7 +377,7 @@ async function tryGroup(
 }
 
 // The stream id's first half is the Redis server's clock in ms when XADD ran.
-export function entryTime(id: string): number {
+function entryTime(id: string): number {
   return Number(id.slice(0, id.indexOf('-')));
 }
 

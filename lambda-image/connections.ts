@@ -42,7 +42,7 @@ const databaseTimeouts = {
   statementTimeoutMs: 30_000,
 } as const;
 
-export class SecretValue<T> {
+class SecretValue<T> {
   private current: Promise<T> | undefined;
   private refreshing: Promise<T> | undefined;
 
@@ -126,12 +126,12 @@ export function parseRedisSecret(secretString: string, arn: string): RedisCreden
 
 // ElastiCache answers WRONGPASS for a bad token and NOAUTH when a connection
 // that needs one has none (Redis AUTH reference).
-export function isRedisAuthError(error: unknown): boolean {
+function isRedisAuthError(error: unknown): boolean {
   return error instanceof Error && /^(WRONGPASS|NOAUTH)\b/.test(error.message);
 }
 
 // 28P01 invalid_password (PostgreSQL Appendix A, class 28).
-export function isDatabaseAuthError(error: unknown): boolean {
+function isDatabaseAuthError(error: unknown): boolean {
   return (error as { code?: unknown } | undefined)?.code === '28P01';
 }
 
@@ -142,7 +142,7 @@ function requireSecrets(deps: ConnectionDeps, what: string): SecretsManagerClien
   return deps.secrets;
 }
 
-export function redisOptions(settings: RedisSettings): RedisOptions {
+function redisOptions(settings: RedisSettings): RedisOptions {
   return {
     // The demo's in-process RESP emulation speaks RESP2 and has no CLIENT SETINFO;
     // RESP2 replies have the same shapes for every command the buffer uses.
@@ -205,7 +205,7 @@ export async function createRedis(settings: RedisSettings, deps: ConnectionDeps 
   return redis;
 }
 
-export function databaseConfig(settings: DatabaseSettings, credentials?: DatabaseCredentials): pg.PoolConfig {
+function databaseConfig(settings: DatabaseSettings, credentials?: DatabaseCredentials): pg.PoolConfig {
   const common: pg.PoolConfig = {
     max: settings.poolMax,
     connectionTimeoutMillis: databaseTimeouts.connectionTimeoutMillis,

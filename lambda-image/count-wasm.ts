@@ -248,7 +248,7 @@ function encodeCountBody(): number[] {
 
 // A module with one fixed-size memory of `pages` × 64 KiB (minimum = maximum,
 // so it never grows and a view on it never detaches) and the count function.
-export function encodeNewlineModule(pages: number): Uint8Array {
+function encodeNewlineModule(pages: number): Uint8Array {
   const bytes = [
     ...[0x00, 0x61, 0x73, 0x6d], // "\0asm"
     ...[0x01, 0x00, 0x00, 0x00], // version 1

@@ -42,7 +42,7 @@ export interface WasmScanner extends NewlineScanner {
 // The copy is bound by reading the chunk itself: scratch sizes from 16 KiB to
 // 4 MiB counted within 10% of each other, 256 KiB the fastest (it stays in the
 // L2 cache between the copy and the count; bench/README.md).
-export const defaultScratchBytes = 256 * 1024;
+const defaultScratchBytes = 256 * 1024;
 
 // A WebAssembly SIMD loop (count-wasm.ts) that compares 16 bytes per instruction,
 // ~50 GiB/s on data in cache, whatever the line length. WebAssembly can read only

@@ -48,13 +48,11 @@ export interface FlushOptions {
   // Every flusher may share one consumer name: the lock makes them take turns,
   // and a fixed name keeps the group from collecting one consumer per cold start.
   consumer?: string;
-  // Stop starting new batches after this long (default: half the lock's lifetime).
-  budgetMs?: number;
   // Called between the steps; a test throws here to play a flusher that dies there.
   checkpoint?: (stage: FlushStage) => void | Promise<void>;
 }
 
-export const defaultConsumer = 'flusher';
+const defaultConsumer = 'flusher';
 
 type StreamEntry = [id: string, fields: string[] | null];
 // [next cursor, claimed entries, ids that no longer exist (Redis 7)]
@@ -77,7 +75,8 @@ export async function flushBuffer(
   const started = performance.now();
   const keys = bufferKeys(settings);
   const consumer = options.consumer ?? defaultConsumer;
-  const budgetMs = options.budgetMs ?? settings.flushLockMs / 2;
+  // stop starting new batches after half the lock's lifetime
+  const budgetMs = settings.flushLockMs / 2;
   const result: FlushResult = {
     skipped: false,
     entries: 0,
@@ -220,7 +219,7 @@ function streamEntries(reply: unknown): StreamEntry[] {
 
 // ON CONFLICT DO UPDATE may not touch one row twice in a statement, and only
 // the newest event per file matters: keep the largest sequencer per (bucket, key).
-export function keepNewest(records: readonly CountedRecord[]): CountedRecord[] {
+function keepNewest(records: readonly CountedRecord[]): CountedRecord[] {
   const newest = new Map<string, CountedRecord>();
   for (const record of records) {
     const id = JSON.stringify([record.bucket, record.key]);
