@@ -52,7 +52,7 @@ function describeUpload(upload: UploadEvent): Record<string, string> {
 export function createFunction(deps: FunctionDeps): LineCountFunction {
   const { s3, redis, pool, buffer, schema, logger, metrics } = deps;
 
-  const count = (name: MetricName, value = 1) => metrics.addMetric(name, MetricUnit[name], value);
+  const addMetric = (name: MetricName, value = 1) => metrics.addMetric(name, MetricUnit[name], value);
   const limitReads = pLimit(maxConcurrentReads);
 
   // Once per cold start, before the first flush; a failed attempt is retried by the next flush.
@@ -70,7 +70,7 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
     if (object.status === 'skipped') {
       // 412: overwritten since the event, the newer upload's event counts it; 404: deleted.
       logger.info('object not counted', { messageId, reason: object.reason, ...describeUpload(upload) });
-      count(MetricName.objectsSkipped);
+      addMetric(MetricName.objectsSkipped);
       return;
     }
     const outcome = await bufferRecord(redis, buffer, {
@@ -80,12 +80,12 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
     });
     if (outcome === BufferOutcome.duplicate) {
       logger.info('duplicate event skipped', { messageId, ...describeUpload(upload) });
-      count(MetricName.duplicatesSkipped);
+      addMetric(MetricName.duplicatesSkipped);
       return;
     }
     logger.debug('counted and buffered', { messageId, lines: object.lines, ...describeUpload(upload) });
-    count(MetricName.filesCounted);
-    count(MetricName.linesCounted, object.lines);
+    addMetric(MetricName.filesCounted);
+    addMetric(MetricName.linesCounted, object.lines);
   }
 
   // A throw fails this message alone: the batch processor lists it in
@@ -112,7 +112,7 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
           messageId,
           error,
         });
-        count(MetricName.malformedMessages);
+        addMetric(MetricName.malformedMessages);
       } else {
         logger.error('message failed: SQS will deliver it again', { messageId, error });
       }
@@ -130,8 +130,8 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
     }
     if (result.entries > 0) {
       logger.info('flushed', { ...result });
-      count(MetricName.rowsFlushed, result.rows);
-      metrics.addMetric(MetricName.flushLatency, MetricUnit[MetricName.flushLatency], result.durationMs);
+      addMetric(MetricName.rowsFlushed, result.rows);
+      addMetric(MetricName.flushLatency, result.durationMs);
     }
   }
 
@@ -143,7 +143,7 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
       return result;
     } catch (error) {
       logger.error('flush failed: the records stay buffered and the next flush retries them', { error });
-      count(MetricName.flushFailures);
+      addMetric(MetricName.flushFailures);
       throw error;
     }
   }
@@ -151,12 +151,8 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
   async function publishBufferState(): Promise<void> {
     try {
       const state = await describeBuffer(redis, buffer);
-      count(MetricName.bufferBacklog, state.pending);
-      metrics.addMetric(
-        MetricName.oldestBufferedAge,
-        MetricUnit[MetricName.oldestBufferedAge],
-        (state.oldestAgeMs ?? 0) / 1000,
-      );
+      addMetric(MetricName.bufferBacklog, state.pending);
+      addMetric(MetricName.oldestBufferedAge, (state.oldestAgeMs ?? 0) / 1000);
     } catch (error) {
       logger.warn('cannot read the buffer state', { error });
     }
