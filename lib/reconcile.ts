@@ -129,6 +129,8 @@ export async function deleteFound(
     remove: () => Promise<unknown>;
     isNotFound: (error: unknown) => boolean;
     what: string;
+    // what to check when the delete fails, e.g. the IAM permission
+    hint?: string;
   },
 ): Promise<void> {
   record(ctx, {
@@ -140,6 +142,6 @@ export async function deleteFound(
   try {
     await resource.remove();
   } catch (error) {
-    if (!resource.isNotFound(error)) throw stepError(`delete ${resource.what}`, error);
+    if (!resource.isNotFound(error)) throw stepError(`delete ${resource.what}`, error, resource.hint);
   }
 }

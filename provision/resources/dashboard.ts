@@ -8,7 +8,7 @@ import {
 import { stepError } from '../../lib/errors.ts';
 import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
 import { arn } from '../../lib/names.ts';
-import { Action, type Ctx, isPlan, record, sameValue } from '../../lib/reconcile.ts';
+import { Action, type Ctx, deleteFound, isPlan, record, sameValue } from '../../lib/reconcile.ts';
 import { defineAlarms, type MonitoredResources, memberClusterIds, Threshold } from './alarms.ts';
 
 const kind = 'dashboard';
@@ -294,16 +294,13 @@ export async function ensureDashboard(
 
 export async function deleteDashboard(ctx: Ctx): Promise<void> {
   const name = ctx.names.dashboard;
-  if ((await findDashboard(ctx)) === undefined) {
-    record(ctx, { kind, name, action: Action.absent });
-    return;
-  }
-  record(ctx, { kind, name, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
-    await ctx.clients.cloudwatch.send(new DeleteDashboardsCommand({ DashboardNames: [name] }));
-  } catch (error) {
-    if (error instanceof DashboardNotFoundError || error instanceof ResourceNotFound) return;
-    throw stepError(`delete ${kind} ${name}`, error, 'check cloudwatch:DeleteDashboards permission');
-  }
+  await deleteFound(ctx, {
+    kind,
+    name,
+    found: (await findDashboard(ctx)) !== undefined,
+    remove: () => ctx.clients.cloudwatch.send(new DeleteDashboardsCommand({ DashboardNames: [name] })),
+    isNotFound: (error) => error instanceof DashboardNotFoundError || error instanceof ResourceNotFound,
+    what: `${kind} ${name}`,
+    hint: 'check cloudwatch:DeleteDashboards permission',
+  });
 }

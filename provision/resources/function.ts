@@ -23,6 +23,7 @@ import { retryWhile, withProgress } from '../../lib/poll.ts';
 import {
   Action,
   type Ctx,
+  deleteFound,
   diffFields,
   type FieldChange,
   isPlan,
@@ -419,16 +420,13 @@ export async function ensureFunctions(
 // Deleting a VPC function leaves its ENIs behind for a while; teardown waits
 // for them before deleting the security groups (see teardown/down.ts).
 export async function deleteFunction(ctx: Ctx, name: string): Promise<void> {
-  if ((await findFunction(ctx, name)) === undefined) {
-    record(ctx, { kind, name, action: Action.absent });
-    return;
-  }
-  try {
-    await ctx.clients.lambda.send(new DeleteFunctionCommand({ FunctionName: name }));
-  } catch (error) {
-    if (!(error instanceof ResourceNotFoundException)) {
-      throw stepError(`delete ${kind} ${name}`, error, 'check lambda:DeleteFunction permission');
-    }
-  }
-  record(ctx, { kind, name, action: Action.delete });
+  await deleteFound(ctx, {
+    kind,
+    name,
+    found: (await findFunction(ctx, name)) !== undefined,
+    remove: () => ctx.clients.lambda.send(new DeleteFunctionCommand({ FunctionName: name })),
+    isNotFound: (error) => error instanceof ResourceNotFoundException,
+    what: `${kind} ${name}`,
+    hint: 'check lambda:DeleteFunction permission',
+  });
 }

@@ -13,6 +13,7 @@ import { arn } from '../../lib/names.ts';
 import {
   Action,
   type Ctx,
+  deleteFound,
   diffFields,
   type FieldChange,
   isPlan,
@@ -146,16 +147,13 @@ async function updateLogGroup(
 }
 
 export async function deleteLogGroup(ctx: Ctx, name: string): Promise<void> {
-  if ((await describeLogGroup(ctx, name)) === undefined) {
-    record(ctx, { kind, name, action: Action.absent });
-    return;
-  }
-  try {
-    await ctx.clients.logs.send(new DeleteLogGroupCommand({ logGroupName: name }));
-  } catch (error) {
-    if (!(error instanceof ResourceNotFoundException)) {
-      throw stepError(`delete ${kind} ${name}`, error, 'check logs:DeleteLogGroup permission');
-    }
-  }
-  record(ctx, { kind, name, action: Action.delete });
+  await deleteFound(ctx, {
+    kind,
+    name,
+    found: (await describeLogGroup(ctx, name)) !== undefined,
+    remove: () => ctx.clients.logs.send(new DeleteLogGroupCommand({ logGroupName: name })),
+    isNotFound: (error) => error instanceof ResourceNotFoundException,
+    what: `${kind} ${name}`,
+    hint: 'check logs:DeleteLogGroup permission',
+  });
 }

@@ -23,6 +23,7 @@ import { arn } from '../../lib/names.ts';
 import {
   Action,
   type Ctx,
+  deleteFound,
   diffFields,
   type FieldChange,
   isPlan,
@@ -290,18 +291,13 @@ async function updateRepository(
 // (RepositoryNotEmptyException) unless asked to delete them too.
 export async function deleteRepository(ctx: Ctx): Promise<void> {
   const name = ctx.names.repository;
-  if ((await describeRepository(ctx)) === undefined) {
-    record(ctx, { kind, name, action: Action.absent });
-    return;
-  }
-  try {
-    await ctx.clients.ecr.send(new DeleteRepositoryCommand({ repositoryName: name, force: true }));
-    record(ctx, { kind, name, action: Action.delete });
-  } catch (error) {
-    if (error instanceof RepositoryNotFoundException) {
-      record(ctx, { kind, name, action: Action.absent });
-      return;
-    }
-    throw stepError(`delete ${kind} ${name}`, error, 'check ecr:DeleteRepository permission');
-  }
+  await deleteFound(ctx, {
+    kind,
+    name,
+    found: (await describeRepository(ctx)) !== undefined,
+    remove: () => ctx.clients.ecr.send(new DeleteRepositoryCommand({ repositoryName: name, force: true })),
+    isNotFound: (error) => error instanceof RepositoryNotFoundException,
+    what: `${kind} ${name}`,
+    hint: 'check ecr:DeleteRepository permission',
+  });
 }

@@ -12,7 +12,15 @@ import {
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import { retryWhile } from '../../lib/poll.ts';
-import { Action, type Ctx, diffFields, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import {
+  Action,
+  type Ctx,
+  deleteFound,
+  diffFields,
+  type FieldChange,
+  isPlan,
+  record,
+} from '../../lib/reconcile.ts';
 import { reportElapsed } from '../progress.ts';
 
 const kind = 'schedule';
@@ -182,16 +190,13 @@ export async function ensureSchedule(
 
 export async function deleteSchedule(ctx: Ctx): Promise<void> {
   const name = ctx.names.schedule;
-  if ((await findSchedule(ctx)) === undefined) {
-    record(ctx, { kind, name, action: Action.absent });
-    return;
-  }
-  try {
-    await ctx.clients.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: groupName }));
-  } catch (error) {
-    if (!(error instanceof ResourceNotFoundException)) {
-      throw stepError(`delete ${kind} ${name}`, error, 'check scheduler:DeleteSchedule permission');
-    }
-  }
-  record(ctx, { kind, name, action: Action.delete });
+  await deleteFound(ctx, {
+    kind,
+    name,
+    found: (await findSchedule(ctx)) !== undefined,
+    remove: () => ctx.clients.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: groupName })),
+    isNotFound: (error) => error instanceof ResourceNotFoundException,
+    what: `${kind} ${name}`,
+    hint: 'check scheduler:DeleteSchedule permission',
+  });
 }

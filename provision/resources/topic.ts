@@ -12,6 +12,7 @@ import { arn } from '../../lib/names.ts';
 import {
   Action,
   type Ctx,
+  deleteFound,
   type FieldChange,
   isPlan,
   missingTags,
@@ -180,18 +181,15 @@ export async function ensureTopic(ctx: Ctx, inputs: { bucketArn: string }): Prom
 }
 
 export async function deleteTopic(ctx: Ctx): Promise<void> {
-  const actual = await findTopic(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind, name: ctx.names.topic, action: Action.absent });
-    return;
-  }
-  record(ctx, { kind, name: ctx.names.topic, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
+  await deleteFound(ctx, {
+    kind,
+    name: ctx.names.topic,
+    found: (await findTopic(ctx)) !== undefined,
     // DeleteTopic is idempotent in SNS: a topic deleted meanwhile is not an error
-    await ctx.clients.sns.send(new DeleteTopicCommand({ TopicArn: actual.arn }));
-  } catch (error) {
-    if (error instanceof NotFoundException) return;
-    throw stepError(`delete topic ${ctx.names.topic}`, error, 'check sns:DeleteTopic permission');
-  }
+    remove: () =>
+      ctx.clients.sns.send(new DeleteTopicCommand({ TopicArn: arn(ctx.identity, 'sns', ctx.names.topic) })),
+    isNotFound: (error) => error instanceof NotFoundException,
+    what: `topic ${ctx.names.topic}`,
+    hint: 'check sns:DeleteTopic permission',
+  });
 }
