@@ -15,6 +15,7 @@ import { createRedis } from '../../lambda-image/connections.ts';
 import { qualifiedTable } from '../../lambda-image/schema.ts';
 import type { BufferSettings } from '../../lib/config.ts';
 import { MetricName, metricNamespace } from '../../lib/metrics.ts';
+import { encodeEventKey } from '../../lib/s3-event.ts';
 import { CuttableProxy } from '../support/proxy.ts';
 import {
   createTestRedis,
@@ -92,11 +93,6 @@ async function upload(key: string, body: string): Promise<Uploaded> {
   };
 }
 
-// S3 form-URL-encodes keys in events: space → +, and percent-escapes the rest.
-function encodeKey(key: string): string {
-  return encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+');
-}
-
 function s3Event(...objects: Uploaded[]) {
   return {
     Records: objects.map((o) => ({
@@ -109,7 +105,7 @@ function s3Event(...objects: Uploaded[]) {
         s3SchemaVersion: '1.0',
         configurationId: 'uploads',
         bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` },
-        object: { key: encodeKey(o.key), size: o.size, eTag: o.eTag, sequencer: o.sequencer },
+        object: { key: encodeEventKey(o.key), size: o.size, eTag: o.eTag, sequencer: o.sequencer },
       },
     })),
   };
