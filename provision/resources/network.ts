@@ -41,13 +41,11 @@ export async function ensureNetwork(ctx: Ctx, options: NetworkOptions = {}): Pro
 export async function deleteNetwork(ctx: Ctx, options: NetworkOptions = {}): Promise<void> {
   const waits = { ...networkWaits, ...options.waits };
   const vpc = await findVpc(ctx);
-  if (vpc === undefined) {
-    await deleteVpc(ctx);
-    return;
+  if (vpc !== undefined) {
+    await deleteEndpoints(ctx, vpc.id, waits);
+    await deleteSecurityGroups(ctx, vpc.id, waits);
+    await deleteSubnets(ctx, vpc.id, waits);
+    await deleteRouteTable(ctx, vpc.id);
   }
-  await deleteEndpoints(ctx, vpc.id, waits);
-  await deleteSecurityGroups(ctx, vpc.id, waits);
-  await deleteSubnets(ctx, vpc.id, waits);
-  await deleteRouteTable(ctx, vpc.id);
-  await deleteVpc(ctx);
+  await deleteVpc(ctx, vpc?.id);
 }

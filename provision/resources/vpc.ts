@@ -13,6 +13,7 @@ import { stepError, UsageError } from '../../lib/errors.ts';
 import {
   Action,
   type Ctx,
+  deleteFound,
   diffFields,
   type FieldChange,
   isPlan,
@@ -214,24 +215,16 @@ async function waitForVpc(ec2: EC2Client, vpcId: string, waits: NetworkWaits): P
   );
 }
 
-export async function deleteVpc(ctx: Ctx): Promise<void> {
-  const actual = await findVpc(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind: 'vpc', name: ctx.names.vpc, action: Action.absent });
-    return;
-  }
-  record(ctx, { kind: 'vpc', name: ctx.names.vpc, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
+// Takes the id deleteNetwork already found, so the VPC is not described again.
+export async function deleteVpc(ctx: Ctx, vpcId: string | undefined): Promise<void> {
+  await deleteFound(ctx, {
+    kind: 'vpc',
+    name: ctx.names.vpc,
+    found: vpcId !== undefined,
     // the VPC's main route table, default network ACL and default security group go with it
-    await ctx.clients.ec2.send(new DeleteVpcCommand({ VpcId: actual.id }));
-  } catch (error) {
-    if (isEc2Error(error, Ec2Error.vpcNotFound)) return;
-    throw stepError(
-      `delete VPC ${ctx.names.vpc} (${actual.id})`,
-      error,
-      'something outside this stack still uses it: list its network interfaces with aws ec2 describe-network-interfaces --filters Name=vpc-id,Values=' +
-        actual.id,
-    );
-  }
+    remove: () => ctx.clients.ec2.send(new DeleteVpcCommand({ VpcId: vpcId })),
+    isNotFound: (error) => isEc2Error(error, Ec2Error.vpcNotFound),
+    what: `VPC ${ctx.names.vpc} (${vpcId})`,
+    hint: `something outside this stack still uses it: list its network interfaces with aws ec2 describe-network-interfaces --filters Name=vpc-id,Values=${vpcId}`,
+  });
 }
