@@ -24,7 +24,7 @@ import {
   testRedisUrl,
   uniqueName,
 } from '../support/services.ts';
-import { countedRecord, readRows, sleep, testBufferSettings } from './fixtures.ts';
+import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from './fixtures.ts';
 
 // Coalesced buffering: the concurrent calls on one connection become one
 // WATCH/MULTI/EXEC group, and each call still gets its own outcome.
@@ -43,12 +43,6 @@ after(async () => {
 beforeEach(() => {
   settings = testBufferSettings(`${cache.prefix}${uniqueName('case')}:`);
 });
-
-function records(count: number, label = 'r'): CountedRecord[] {
-  return Array.from({ length: count }, (_, i) =>
-    countedRecord({ key: `uploads/${label}-${i}.txt`, lines: i, bytes: i * 2 }),
-  );
-}
 
 async function streamIdentities(redis: Redis, streamSettings = settings): Promise<string[]> {
   const entries = await redis.xrange(bufferKeys(streamSettings).stream, '-', '+');
@@ -74,7 +68,7 @@ function countTransactions(redis: Redis): { readonly count: number } {
 }
 
 test('a batch with internal duplicates is one transaction: each event buffered once, every other call a duplicate', async () => {
-  const unique = records(60);
+  const unique = countedRecords(60);
   await bufferRecord(cache.redis, settings, unique[0] as CountedRecord); // delivered earlier
   // the same event twice in the batch (a new message id, the same identity), shuffled in
   const batch = [...unique, ...unique.slice(0, 20).map((r) => ({ ...r }))].sort(() => Math.random() - 0.5);
@@ -112,7 +106,7 @@ test('a batch with internal duplicates is one transaction: each event buffered o
 test('calls arriving while a group runs form the next group, not one transaction each', async () => {
   const transactions = countTransactions(cache.redis);
   try {
-    const all = records(300);
+    const all = countedRecords(300);
     // three waves, each starting while the previous group is on the wire
     const waves = [all.slice(0, 100), all.slice(100, 200), all.slice(200)];
     const pending: Promise<BufferOutcome>[] = [];
@@ -136,7 +130,7 @@ test('two connections racing on overlapping batches buffer each event exactly on
   const other = new Redis(testRedisUrl, { maxRetriesPerRequest: 1 });
   try {
     await other.ping();
-    const all = records(400);
+    const all = countedRecords(400);
     // A takes 0..249, B takes 150..399; each side in several overlapping waves, with repeats
     const sideA = [...all.slice(0, 250), ...all.slice(200, 230)].sort(() => Math.random() - 0.5);
     const sideB = [...all.slice(150), ...all.slice(160, 180)].sort(() => Math.random() - 0.5);
@@ -178,7 +172,7 @@ test('Redis cut in the middle of a group: every caller fails, nothing is marked 
   const redis = await createRedis({ url: proxy.url('redis'), port: proxy.port, tls: false });
   try {
     await redis.ping();
-    const batch = records(25);
+    const batch = countedRecords(25);
     // Cut after the marks were checked (WATCH + EXISTS answered) and before
     // the transaction goes out: the worst moment for "seen implies buffered".
     const multi = redis.multi.bind(redis);
@@ -226,8 +220,8 @@ test('a command failing inside the transaction fails its own callers only, and t
   );
   await cache.redis.set(brokenStream, 'not a stream');
   await bufferRecord(cache.redis, settings, countedRecord({ key: 'warm' })); // and the good one's too
-  const good = records(5, 'good');
-  const bad = records(3, 'bad');
+  const good = countedRecords(5, 'good');
+  const bad = countedRecords(3, 'bad');
   const transactions = countTransactions(cache.redis);
   const calls = [
     ...good.map((r) => bufferRecord(cache.redis, settings, r)),
@@ -254,7 +248,7 @@ test('coalesced buffering and the retry of failed flushes work on the demo emula
   try {
     await migrate(db.pool, db.schema);
     const local = testBufferSettings('demo:', { claimIdleMs: 60_000 });
-    const batch = records(500);
+    const batch = countedRecords(500);
     const outcomes = await bufferRecords(redis, local, [...batch, ...batch.slice(0, 50)]);
     assert.equal(outcomes.filter((o) => o === 'buffered').length, 500);
     assert.equal(await redis.xlen(bufferKeys(local).stream), 500);

@@ -34,6 +34,13 @@ export function countedRecord(overrides: Partial<CountedRecord> = {}): CountedRe
   };
 }
 
+// `count` records for distinct keys uploads/<label>-<i>.txt, each with i lines
+export function countedRecords(count: number, label = 'f'): CountedRecord[] {
+  return Array.from({ length: count }, (_, i) =>
+    countedRecord({ key: `uploads/${label}-${i}.txt`, lines: i, bytes: i * 2 }),
+  );
+}
+
 export interface Row {
   bucket: string;
   file_name: string;

@@ -16,7 +16,7 @@ import {
   testRedisUrl,
   uniqueName,
 } from '../support/services.ts';
-import { countedRecord, readRows, sleep, testBufferSettings } from './fixtures.ts';
+import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from './fixtures.ts';
 
 // Buffer and group commit against the machine's real Redis and PostgreSQL.
 // Every test gets a fresh key prefix; rows are cleared between tests.
@@ -41,12 +41,6 @@ beforeEach(async () => {
   await db.pool.query(`TRUNCATE ${qualifiedTable(db.schema)}`);
 });
 
-function records(count: number, label = 'f') {
-  return Array.from({ length: count }, (_, i) =>
-    countedRecord({ key: `uploads/${label}-${i}.txt`, lines: i, bytes: i * 2 }),
-  );
-}
-
 async function pendingInGroup(redis: Redis, settings = testBufferSettings(prefix)): Promise<number> {
   const keys = bufferKeys(settings);
   const summary = (await redis.xpending(keys.stream, keys.group)) as [number, ...unknown[]];
@@ -68,7 +62,7 @@ test('the same events buffered concurrently by two invocations are appended once
   const other = new Redis(testRedisUrl, { maxRetriesPerRequest: 1 });
   try {
     await other.ping(); // connected, so neither side runs ahead while the other connects
-    const batch = records(200);
+    const batch = countedRecords(200);
     // Each "invocation" is one connection processing its batch concurrently, as the batch processor does.
     const [first, second] = await Promise.all([
       Promise.all(batch.map((r) => bufferRecord(cache.redis, settings, r))),
@@ -98,7 +92,7 @@ test('a long object key is marked under a hashed key', () => {
 
 test('a flush writes the buffered records, acknowledges and deletes exactly those entries', async () => {
   const settings = testBufferSettings(prefix);
-  for (const record of records(25)) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(25)) await bufferRecord(cache.redis, settings, record);
   const before = await describeBuffer(cache.redis, settings);
   assert.equal(before.pending, 25);
   assert.ok(before.oldestAgeMs !== undefined && before.oldestAgeMs >= 0);
@@ -193,7 +187,7 @@ test('a flush while another holds the lock is skipped and writes nothing', async
 
 test('a flush loops over full batches until the buffer is drained', async () => {
   const settings = testBufferSettings(prefix, { flushMaxEntries: 10 });
-  for (const record of records(35)) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(35)) await bufferRecord(cache.redis, settings, record);
   const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
   assert.equal(result.entries, 35);
   assert.equal((await readRows(db.pool, db.schema)).length, 35);
@@ -209,7 +203,7 @@ test('PostgreSQL unreachable: the flush fails, nothing is acknowledged, and the 
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2, connectionTimeoutMillis: 2000 });
   pool.on('error', () => undefined); // idle clients die with the cut; the next query reconnects
   try {
-    for (const record of records(12)) await bufferRecord(cache.redis, settings, record);
+    for (const record of countedRecords(12)) await bufferRecord(cache.redis, settings, record);
     proxy.cutConnections();
     await assert.rejects(flushBuffer(cache.redis, pool, settings, db.schema), /entries stay buffered/);
     assert.equal(await cache.redis.xlen(bufferKeys(settings).stream), 12, 'entries stay in the stream');
@@ -235,7 +229,7 @@ test('PostgreSQL unreachable: the flush fails, nothing is acknowledged, and the 
 
 test('a flusher that dies after commit and before acknowledging: the next flush rewrites nothing', async () => {
   const settings = testBufferSettings(prefix);
-  for (const record of records(10)) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(10)) await bufferRecord(cache.redis, settings, record);
   const dies = async (stage: FlushStage) => {
     if (stage === FlushStage.committed) throw new Error('flusher died after commit');
   };
@@ -258,7 +252,7 @@ test('a flusher that dies after commit and before acknowledging: the next flush 
 
 test('a flusher that dies before commit: the next flush retries its entries at once and writes each record once', async () => {
   const settings = testBufferSettings(prefix, { claimIdleMs: 600_000 });
-  for (const record of records(10)) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(10)) await bufferRecord(cache.redis, settings, record);
   const dies = async (stage: FlushStage) => {
     if (stage === FlushStage.claimed) throw new Error('flusher died before commit');
   };
@@ -284,7 +278,7 @@ test('a flusher that dies before commit: the next flush retries its entries at o
 test("own pending entries, other consumers' idle entries and new entries all go into one flush, each once", async () => {
   const settings = testBufferSettings(prefix);
   const keys = bufferKeys(settings);
-  for (const record of records(4, 'own')) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(4, 'own')) await bufferRecord(cache.redis, settings, record);
   await assert.rejects(
     flushBuffer(cache.redis, db.pool, settings, db.schema, {
       checkpoint: (stage) => {
@@ -292,9 +286,9 @@ test("own pending entries, other consumers' idle entries and new entries all go 
       },
     }),
   );
-  for (const record of records(3, 'other')) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(3, 'other')) await bufferRecord(cache.redis, settings, record);
   await cache.redis.xreadgroup('GROUP', keys.group, 'gone', 'COUNT', 100, 'STREAMS', keys.stream, '>');
-  for (const record of records(2, 'new')) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(2, 'new')) await bufferRecord(cache.redis, settings, record);
   // after the claim timeout XAUTOCLAIM returns our own idle entries too: they are taken once
   await sleep(settings.claimIdleMs + 50);
   const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
@@ -306,10 +300,10 @@ test("own pending entries, other consumers' idle entries and new entries all go 
 test('entries abandoned by another consumer are left alone until idle, then reclaimed', async () => {
   const settings = testBufferSettings(prefix);
   const keys = bufferKeys(settings);
-  for (const record of records(5)) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(5)) await bufferRecord(cache.redis, settings, record);
   // a flusher on another machine reads the entries, then its process is gone
   await cache.redis.xreadgroup('GROUP', keys.group, 'gone', 'COUNT', 100, 'STREAMS', keys.stream, '>');
-  for (const record of records(3, 'late')) await bufferRecord(cache.redis, settings, record);
+  for (const record of countedRecords(3, 'late')) await bufferRecord(cache.redis, settings, record);
   const early = await flushBuffer(cache.redis, db.pool, settings, db.schema);
   assert.deepEqual([early.entries, early.reclaimed], [3, 0], 'not stolen while possibly in use');
   await sleep(settings.claimIdleMs + 50);
@@ -326,7 +320,7 @@ test('one flush of 20,000 entries succeeds in a single statement', async () => {
   await bufferRecord(cache.redis, settings, countedRecord({ key: 'first' }));
   // Fill the stream directly in pipelined chunks: the dedupe path is tested above,
   // and 20,000 WATCH transactions would only slow this test down.
-  const all = records(19_999, 'bulk');
+  const all = countedRecords(19_999, 'bulk');
   for (let i = 0; i < all.length; i += 2000) {
     const pipeline = cache.redis.pipeline();
     for (const record of all.slice(i, i + 2000)) pipeline.xadd(keys.stream, '*', 'r', JSON.stringify(record));
