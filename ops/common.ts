@@ -1,4 +1,5 @@
 import { createInterface } from 'node:readline/promises';
+import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { createPool, createRedis } from '../lambda-image/connections.ts';
@@ -183,4 +184,28 @@ export async function runCommand(io: Io, body: () => Promise<ExitCode>): Promise
     io.err(`${describeError(error)}\n`);
     return ExitCode.failed;
   }
+}
+
+const QueueAttribute = {
+  visible: 'ApproximateNumberOfMessages',
+  inFlight: 'ApproximateNumberOfMessagesNotVisible',
+  delayed: 'ApproximateNumberOfMessagesDelayed',
+} as const;
+
+// A queue's approximate depth, from one GetQueueAttributes call.
+export async function readQueueDepth(sqs: SQSClient, queueUrl: string) {
+  const reply = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: Object.values(QueueAttribute) }),
+  );
+  const value = (name: (typeof QueueAttribute)[keyof typeof QueueAttribute]) =>
+    Number(reply.Attributes?.[name] ?? 0);
+  return {
+    visible: value(QueueAttribute.visible),
+    inFlight: value(QueueAttribute.inFlight),
+    delayed: value(QueueAttribute.delayed),
+  };
+}
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -20,7 +20,7 @@ import type { StackOutputs } from '../lib/outputs.ts';
 import { withClient } from '../lib/pg.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
 import { parseFlags } from '../provision/cli.ts';
-import { ExitCode, type Io, openDatabase, processIo, resolveStack, runCommand } from './common.ts';
+import { ExitCode, type Io, openDatabase, plural, processIo, resolveStack, runCommand } from './common.ts';
 
 // The end-to-end check: the bucket's objects against the database's rows,
 // the two ends of the flow. Whatever got lost in between (an event S3 never
@@ -396,10 +396,6 @@ export function formatFinding(finding: Finding): string {
     default:
       return `orphan   ${finding.key}  (row of ${plural(row?.lines ?? 0, 'line')}; the object no longer exists; kept)`;
   }
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 export function formatSummary(result: ReconcileResult, queueUrl: string): string {

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import {
   DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
   ListMessageMoveTasksCommand,
   type ListMessageMoveTasksResultEntry,
   type Message,
@@ -18,7 +17,7 @@ import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
 import { parseFlags } from '../provision/cli.ts';
-import { ExitCode, type Io, processIo, resolveStack, runCommand } from './common.ts';
+import { ExitCode, type Io, plural, processIo, readQueueDepth, resolveStack, runCommand } from './common.ts';
 
 // Moves the dead-letter queue's messages back to the queue, after showing
 // what it will move. In AWS: StartMessageMoveTask, followed to its end with
@@ -104,19 +103,6 @@ function isUnsupportedAction(error: unknown): boolean {
   return error instanceof Error && unsupportedActions.has(error.name);
 }
 
-async function readDepth(sqs: SQSClient, queueUrl: string) {
-  const reply = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return {
-    waiting: Number(reply.Attributes?.ApproximateNumberOfMessages ?? 0),
-    inFlight: Number(reply.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
-  };
-}
-
 export function describeMessage(message: Message): SampleMessage {
   const base = {
     messageId: message.MessageId ?? '',
@@ -144,9 +130,9 @@ export async function previewRedrive(
   dlqUrl: string,
   queueUrl: string,
 ): Promise<RedrivePreview> {
-  const depth = await readDepth(sqs, dlqUrl);
+  const depth = await readQueueDepth(sqs, dlqUrl);
   const sample: SampleMessage[] = [];
-  if (depth.waiting > 0) {
+  if (depth.visible > 0) {
     const reply = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: dlqUrl,
@@ -158,7 +144,7 @@ export async function previewRedrive(
     );
     for (const message of reply.Messages ?? []) sample.push(describeMessage(message));
   }
-  return { dlqUrl, queueUrl, ...depth, sample };
+  return { dlqUrl, queueUrl, waiting: depth.visible, inFlight: depth.inFlight, sample };
 }
 
 // SendMessage takes the attributes as received, minus the list fields that
@@ -337,7 +323,7 @@ export async function redrive(
         'not on a terminal, so nobody can confirm: pass --yes to move, or --dry-run to look',
       );
     }
-    if (!(await io.confirm(`move ${toMove} message${toMove === 1 ? '' : 's'} back to the queue?`))) {
+    if (!(await io.confirm(`move ${plural(toMove, 'message')} back to the queue?`))) {
       say('nothing moved\n');
       return finish(ExitCode.ok);
     }
@@ -383,7 +369,7 @@ export async function redrive(
       say(`the move task failed: ${task.FailureReason ?? 'no reason given'}\n`);
       return finish(ExitCode.failed);
     }
-    say(`moved ${result.moved} message${result.moved === 1 ? '' : 's'}\n`);
+    say(`moved ${plural(result.moved, 'message')}\n`);
     return finish(task.Status === 'COMPLETED' ? ExitCode.ok : ExitCode.attention);
   }
 
@@ -400,7 +386,7 @@ export async function redrive(
   result.moved = copied.moved;
   result.failed = copied.failed;
   say(
-    `moved ${copied.moved} message${copied.moved === 1 ? '' : 's'}${copied.failed > 0 ? `; ${copied.failed} could not be moved and return to the dead-letter queue in ${copyVisibilitySeconds} s` : ''}\n`,
+    `moved ${plural(copied.moved, 'message')}${copied.failed > 0 ? `; ${copied.failed} could not be moved and return to the dead-letter queue in ${copyVisibilitySeconds} s` : ''}\n`,
   );
   return finish(copied.failed > 0 ? ExitCode.attention : ExitCode.ok);
 }

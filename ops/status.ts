@@ -4,7 +4,7 @@ import {
   GetMetricDataCommand,
   paginateDescribeAlarms,
 } from '@aws-sdk/client-cloudwatch';
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { describeBuffer } from '../lambda-image/buffer.ts';
@@ -21,7 +21,9 @@ import {
   type Io,
   openDatabase,
   openRedis,
+  plural,
   processIo,
+  readQueueDepth,
   resolveRedis,
   resolveStack,
   runCommand,
@@ -134,12 +136,6 @@ On the local stack the oldest message's age and the alarms are CloudWatch data
 that the emulator does not have: they are shown as unavailable.
 `;
 
-const QueueAttribute = {
-  visible: 'ApproximateNumberOfMessages',
-  inFlight: 'ApproximateNumberOfMessagesNotVisible',
-  delayed: 'ApproximateNumberOfMessagesDelayed',
-} as const;
-
 // CloudWatch publishes SQS metrics every minute; a quarter of an hour finds
 // the latest point of a queue that is not idle (idle queues publish nothing).
 const metricWindowMs = 15 * 60_000;
@@ -147,23 +143,6 @@ const metricPeriodSeconds = 60;
 
 function queueName(queueUrl: string): string {
   return queueUrl.slice(queueUrl.lastIndexOf('/') + 1);
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-async function readDepth(sqs: SQSClient, queueUrl: string) {
-  const reply = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: Object.values(QueueAttribute) }),
-  );
-  const value = (name: (typeof QueueAttribute)[keyof typeof QueueAttribute]) =>
-    Number(reply.Attributes?.[name] ?? 0);
-  return {
-    visible: value(QueueAttribute.visible),
-    inFlight: value(QueueAttribute.inFlight),
-    delayed: value(QueueAttribute.delayed),
-  };
 }
 
 // ApproximateAgeOfOldestMessage is a CloudWatch metric, not a queue attribute
@@ -205,7 +184,7 @@ function describeAge(ageSeconds: number | undefined, local: boolean): string {
 async function checkQueues(deps: StatusDeps, thresholds: StatusThresholds, now: Date): Promise<Check[]> {
   const { outputs, local } = deps.target;
   const urls = [outputs.queueUrl, outputs.dlqUrl];
-  const depths = await Promise.allSettled(urls.map((url) => readDepth(deps.sqs, url)));
+  const depths = await Promise.allSettled(urls.map((url) => readQueueDepth(deps.sqs, url)));
   let ages: (number | undefined)[] = [undefined, undefined];
   let ageError: string | undefined;
   if (deps.cloudwatch !== undefined) {
@@ -217,7 +196,7 @@ async function checkQueues(deps: StatusDeps, thresholds: StatusThresholds, now: 
   }
   return [CheckName.queue, CheckName.dlq].map((name, i): Check => {
     const url = urls[i] as string;
-    const depth = depths[i] as PromiseSettledResult<Awaited<ReturnType<typeof readDepth>>>;
+    const depth = depths[i] as PromiseSettledResult<Awaited<ReturnType<typeof readQueueDepth>>>;
     if (depth.status === 'rejected') {
       return {
         name,
