@@ -366,25 +366,28 @@ function readBuffer(r: Reader, stack: StackConfig): BufferSettings {
   };
 }
 
-export function loadRuntimeConfig(env: Env = process.env): RuntimeConfig {
-  const r = new Reader(env);
+function readRuntime(r: Reader): RuntimeConfig {
   const aws = readAws(r);
   const stack = readStack(r);
-  const redis = readRedis(r);
+  return { aws, stack, buffer: readBuffer(r, stack), redis: readRedis(r), database: readDatabase(r) };
+}
+
+export function loadRuntimeConfig(env: Env = process.env): RuntimeConfig {
+  const r = new Reader(env);
+  const config = readRuntime(r);
+  const { redis, database } = config;
   if (redis.url === undefined && redis.host === undefined) {
     r.problems.push(
       'set REDIS_URL (e.g. redis://127.0.0.1:6379) or REDIS_HOST with REDIS_AUTH_SECRET_ARN (as the deployed function does)',
     );
   }
-  const database = readDatabase(r);
   if (database.url === undefined && (database.host === undefined || database.secretArn === undefined)) {
     r.problems.push(
       'set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) or DB_HOST with DB_SECRET_ARN (as the deployed function does)',
     );
   }
-  const buffer = readBuffer(r, stack);
   r.check();
-  return { aws, stack, buffer, redis, database };
+  return config;
 }
 
 // The ops commands (ops/*.ts). Each needs a different part of the stack, and
@@ -394,9 +397,7 @@ export type OpsConfig = RuntimeConfig;
 
 export function loadOpsConfig(env: Env = process.env): OpsConfig {
   const r = new Reader(env);
-  const aws = readAws(r);
-  const stack = readStack(r);
-  const config = { aws, stack, redis: readRedis(r), database: readDatabase(r), buffer: readBuffer(r, stack) };
+  const config = readRuntime(r);
   r.check();
   return config;
 }
