@@ -6,7 +6,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import { createFunction, type LineCountFunction } from '../lambda-image/app.ts';
 import { createRedis } from '../lambda-image/connections.ts';
@@ -25,7 +24,7 @@ import {
   testDatabaseUrl,
   testRedisUrl,
 } from '../test/support/services.ts';
-import type { ExitCode, Io } from './common.ts';
+import { type ExitCode, type Io, readQueueDepth } from './common.ts';
 import { capture } from './io.fixture.ts';
 
 // The whole local flow for the ops commands' tests: the emulated S3/SNS/SQS
@@ -134,16 +133,8 @@ export async function startFlow(label: string): Promise<Flow> {
     },
     waitFor,
     async depth(queueUrl) {
-      const reply = await stack.clients.sqs.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: queueUrl,
-          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-        }),
-      );
-      return (
-        Number(reply.Attributes?.ApproximateNumberOfMessages ?? 0) +
-        Number(reply.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
-      );
+      const depth = await readQueueDepth(stack.clients.sqs, queueUrl);
+      return depth.visible + depth.inFlight;
     },
     async rowFor(key) {
       const { rows } = await db.pool.query(
