@@ -116,7 +116,14 @@ export interface RedisCredentials {
 export function parseRedisSecret(secretString: string, arn: string): RedisCredentials {
   const text = secretString.trim();
   if (!text.startsWith('{')) return { password: text };
-  const value = JSON.parse(text) as Record<string, unknown>;
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new Error(
+      `secret ${arn} starts with "{" but is not JSON; store the token itself or {"authToken": "..."}`,
+    );
+  }
   const password = value.authToken ?? value.token ?? value.password;
   if (typeof password !== 'string' || password === '') {
     throw new Error(`secret ${arn} is JSON without an "authToken", "token" or "password" string`);

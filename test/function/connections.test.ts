@@ -341,6 +341,10 @@ test('secrets are parsed in the shapes RDS and the cache provisioning store', ()
   });
   assert.throws(() => parseDatabaseSecret('{"username":"u"}', 'arn:x'), /arn:x lacks/);
   assert.deepEqual(parseRedisSecret('plain-token\n', 'arn'), { password: 'plain-token' });
+  assert.throws(
+    () => parseRedisSecret('{"authToken": ', 'arn'),
+    /secret arn starts with "\{" but is not JSON/,
+  );
   assert.deepEqual(parseRedisSecret('{"authToken":"t","username":"app"}', 'arn'), {
     username: 'app',
     password: 't',
