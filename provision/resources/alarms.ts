@@ -21,7 +21,7 @@ import {
   missingTags,
   record,
 } from '../../lib/reconcile.ts';
-import { fromTagList, type Tags, toTagList } from '../tags.ts';
+import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 
 // What the alarms watch. Everything else (the uploads topic, the service
 // dimension of the function's own metrics) derives from the stack names.
@@ -510,16 +510,7 @@ export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs): Promise<Alarm
     const drift = alarmDrift(alarm, live);
     const liveTags = await readTags(ctx, live);
     const addTags = missingTags(ctx.names.tags, liveTags);
-    const tags: FieldChange[] =
-      Object.keys(addTags).length === 0
-        ? []
-        : [
-            {
-              field: 'tags',
-              from: Object.fromEntries(Object.keys(addTags).map((k) => [k, liveTags[k]])),
-              to: addTags,
-            },
-          ];
+    const tags = tagDrift(ctx.names.tags, liveTags);
     if (drift.length === 0 && tags.length === 0) {
       record(ctx, { kind: 'alarm', name: alarm.AlarmName, action: Action.unchanged });
       continue;

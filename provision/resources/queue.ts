@@ -24,6 +24,7 @@ import {
   record,
   sameValue,
 } from '../../lib/reconcile.ts';
+import { tagDrift } from '../tags.ts';
 
 const kind = { queue: 'queue', dlq: 'dead-letter queue' } as const;
 
@@ -126,10 +127,7 @@ export function queueDrift(desired: QueueSpec, actual: QueueState): FieldChange[
     const to = comparable(name, value);
     if (!sameValue(from, to)) changes.push({ field: name, from, to });
   }
-  if (Object.keys(missingTags(desired.tags, actual.tags)).length > 0) {
-    changes.push({ field: 'tags', from: actual.tags, to: { ...actual.tags, ...desired.tags } });
-  }
-  return changes;
+  return [...changes, ...tagDrift(desired.tags, actual.tags)];
 }
 
 async function findQueueByName(ctx: Ctx, name: string): Promise<QueueState | undefined> {

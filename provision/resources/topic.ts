@@ -19,7 +19,7 @@ import {
   record,
   sameValue,
 } from '../../lib/reconcile.ts';
-import { fromTagList, toTagList } from '../tags.ts';
+import { fromTagList, tagDrift, toTagList } from '../tags.ts';
 
 const kind = 'topic';
 
@@ -87,10 +87,7 @@ export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[
     const to = comparable(name, value);
     if (!sameValue(from, to)) changes.push({ field: name, from, to });
   }
-  if (Object.keys(missingTags(desired.tags, actual.tags)).length > 0) {
-    changes.push({ field: 'tags', from: actual.tags, to: { ...actual.tags, ...desired.tags } });
-  }
-  return changes;
+  return [...changes, ...tagDrift(desired.tags, actual.tags)];
 }
 
 export async function findTopic(ctx: Ctx): Promise<TopicState | undefined> {
