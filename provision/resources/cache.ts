@@ -581,7 +581,7 @@ export async function ensureCache(
       });
     actual = await waitForGroup(ctx, waits);
   }
-  if (tokenLost && secret.created !== undefined) {
+  if (secret.created !== undefined) {
     await client
       .send(
         new ModifyReplicationGroupCommand({
@@ -658,24 +658,21 @@ export async function deleteCache(ctx: Ctx, options: DeleteCacheOptions = {}): P
   });
 
   const secret = await findAuthSecret(ctx);
-  const live = secret !== undefined && !secret.deleted;
-  record(ctx, {
+  const SecretId = ctx.names.cacheAuthSecret;
+  await deleteFound(ctx, {
     kind: 'secret',
-    name: ctx.names.cacheAuthSecret,
-    action: live ? Action.delete : Action.absent,
-  });
-  if (live && !isPlan(ctx)) {
-    await ctx.clients.secretsManager
-      .send(
+    name: SecretId,
+    // a secret already scheduled for deletion is as good as gone
+    found: secret !== undefined && !secret.deleted,
+    remove: () =>
+      ctx.clients.secretsManager.send(
         new DeleteSecretCommand(
           options.force
-            ? { SecretId: secret.arn, ForceDeleteWithoutRecovery: true }
-            : { SecretId: secret.arn, RecoveryWindowInDays: secretRecoveryDays },
+            ? { SecretId, ForceDeleteWithoutRecovery: true }
+            : { SecretId, RecoveryWindowInDays: secretRecoveryDays },
         ),
-      )
-      .catch((error: unknown) => {
-        if (!(error instanceof ResourceNotFoundException))
-          throw stepError('delete the cache AUTH secret', error);
-      });
-  }
+      ),
+    isNotFound: (error) => error instanceof ResourceNotFoundException,
+    what: 'the cache AUTH secret',
+  });
 }
