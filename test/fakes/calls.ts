@@ -1,4 +1,11 @@
+import type {
+  HandlerExecutionContext,
+  InitializeHandler,
+  InitializeHandlerArguments,
+  MetadataBearer,
+} from '@smithy/types';
 import { mockClient } from 'aws-sdk-client-mock';
+import type { Clients } from '../../lib/clients.ts';
 
 // The shared call log of every stateful fake under test/fakes/. Each fake
 // records (service, command, input) for every call its client receives, in
@@ -21,6 +28,22 @@ export function recordCall(service: string, command: string, input: unknown): vo
 
 export function resetCalls(): void {
   callLog.length = 0;
+}
+
+// S3/SNS/SQS calls go to the emulator, not a fake: record them into the same
+// call log so "no mutating call" covers every service
+export function recordEmulatorCalls(clients: Clients): void {
+  const recorder =
+    (service: string) =>
+    (next: InitializeHandler<object, MetadataBearer>, context: HandlerExecutionContext) =>
+    async (args: InitializeHandlerArguments<object>) => {
+      recordCall(service, String(context.commandName).replace(/Command$/, ''), args.input);
+      return next(args);
+    };
+  const options = { step: 'initialize', name: 'recordEmulatorCalls' } as const;
+  clients.s3.middlewareStack.add(recorder('s3'), options);
+  clients.sns.middlewareStack.add(recorder('sns'), options);
+  clients.sqs.middlewareStack.add(recorder('sqs'), options);
 }
 
 // AWS read-only operations are named Describe*, Get*, List* or Head*; anything

@@ -135,7 +135,7 @@ export function installFakeAws(options: FakeAwsOptions = {}): FakeAws {
     alarmSources,
   ]);
 
-  const all = [
+  const fakes = {
     sts,
     ec2,
     iam,
@@ -145,25 +145,14 @@ export function installFakeAws(options: FakeAwsOptions = {}): FakeAws {
     scheduler,
     cloudwatch,
     elasticache,
-    secretsManager,
     rds,
+    secretsManager,
     tagging,
-  ];
+  };
   return {
-    sts,
-    ec2,
-    iam,
-    ecr,
-    lambda,
-    logs,
-    scheduler,
-    cloudwatch,
-    elasticache,
-    rds,
-    secretsManager,
-    tagging,
+    ...fakes,
     restore: () => {
-      for (const fake of all) fake.restore();
+      for (const fake of Object.values(fakes)) fake.restore();
     },
   };
 }

@@ -2,18 +2,12 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import type {
-  HandlerExecutionContext,
-  InitializeHandler,
-  InitializeHandlerArguments,
-  MetadataBearer,
-} from '@smithy/types';
-import { type Clients, createClients } from '../../lib/clients.ts';
+import { createClients } from '../../lib/clients.ts';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { createContext, type ProvisionOptions, provisionStack } from '../../provision/up.ts';
-import { callNames, callsTo, mutatingCalls, recordCall, resetCalls } from '../fakes/calls.ts';
+import { callNames, callsTo, mutatingCalls, recordEmulatorCalls, resetCalls } from '../fakes/calls.ts';
 import { type FakeAws, installFakeAws } from '../fakes/index.ts';
 import { registrySkipReason, startRegistry, type TestRegistry } from '../support/registry.ts';
 import { type PublicRegistry, startPublicRegistry } from '../support/registry-public.ts';
@@ -57,22 +51,6 @@ describe('up without --image-uri', { skip }, () => {
   afterEach(() => {
     aws.restore();
   });
-
-  // S3/SNS/SQS calls go to the emulator, not a fake: record them into the same
-  // call log so "no mutating call" covers every service
-  function recordEmulatorCalls(clients: Clients): void {
-    const recorder =
-      (service: string) =>
-      (next: InitializeHandler<object, MetadataBearer>, context: HandlerExecutionContext) =>
-      async (args: InitializeHandlerArguments<object>) => {
-        recordCall(service, String(context.commandName).replace(/Command$/, ''), args.input);
-        return next(args);
-      };
-    const options = { step: 'initialize', name: 'recordEmulatorCalls' } as const;
-    clients.s3.middlewareStack.add(recorder('s3'), options);
-    clients.sns.middlewareStack.add(recorder('sns'), options);
-    clients.sqs.middlewareStack.add(recorder('sqs'), options);
-  }
 
   async function context(): Promise<Ctx & { log: CollectingLog }> {
     const loaded = loadDeployConfig({

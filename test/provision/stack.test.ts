@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, test } from 'node:test';
-import type {
-  HandlerExecutionContext,
-  InitializeHandler,
-  InitializeHandlerArguments,
-  MetadataBearer,
-} from '@smithy/types';
-import type { Clients } from '../../lib/clients.ts';
+import { createClients } from '../../lib/clients.ts';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { Action, type Change, type Ctx, type Mode } from '../../lib/reconcile.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { createContext, type ProvisionOptions, provisionStack } from '../../provision/up.ts';
 import { findLeftovers, teardownStack } from '../../teardown/down.ts';
-import { callLog, callNames, isMutating, mutatingCalls, recordCall, resetCalls } from '../fakes/calls.ts';
+import {
+  callLog,
+  callNames,
+  isMutating,
+  mutatingCalls,
+  recordEmulatorCalls,
+  resetCalls,
+} from '../fakes/calls.ts';
 import { type FakeAws, installFakeAws } from '../fakes/index.ts';
 import { collectingLog } from './context.ts';
 
@@ -52,20 +53,6 @@ afterEach(() => {
   aws.restore();
 });
 
-function recordEmulatorCalls(clients: Clients): void {
-  const recorder =
-    (service: string) =>
-    (next: InitializeHandler<object, MetadataBearer>, context: HandlerExecutionContext) =>
-    async (args: InitializeHandlerArguments<object>) => {
-      recordCall(service, String(context.commandName).replace(/Command$/, ''), args.input);
-      return next(args);
-    };
-  const options = { step: 'initialize', name: 'recordEmulatorCalls' } as const;
-  clients.s3.middlewareStack.add(recorder('s3'), options);
-  clients.sns.middlewareStack.add(recorder('sns'), options);
-  clients.sqs.middlewareStack.add(recorder('sqs'), options);
-}
-
 async function context(mode: Mode, env: Record<string, string> = {}): Promise<Ctx> {
   const loaded = loadDeployConfig({
     AWS_REGION: 'us-east-1',
@@ -76,7 +63,6 @@ async function context(mode: Mode, env: Record<string, string> = {}): Promise<Ct
     ...env,
   });
   const config = { ...loaded, aws: { ...loaded.aws, credentials: emulatorCredentials } };
-  const { createClients } = await import('../../lib/clients.ts');
   const clients = createClients(config.aws);
   recordEmulatorCalls(clients);
   return createContext(config, clients, collectingLog(), mode);
