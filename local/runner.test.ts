@@ -89,6 +89,7 @@ function options(queueUrl: string, handler: BatchHandler, extra: Partial<RunnerO
   return {
     sqs,
     queueUrl,
+    queueArn: `arn:aws:sqs:us-east-1:000000000000:${queueUrl.split('/').pop()}`,
     handler,
     batchSize: 10,
     batchingWindowMs: 0,
@@ -133,6 +134,23 @@ test('records are gathered up to the batch size within the batching window', asy
     recorder.batches.map((b) => b.length),
     [5, 5, 2],
   );
+});
+
+test('a full batch is invoked at once, without waiting out the batching window', async () => {
+  const bodies = Array.from({ length: 5 }, (_, i) => `full-${i}`);
+  const { queueUrl } = await createQueues(...bodies);
+  const recorder = recordingHandler(() => undefined);
+  const started = Date.now();
+  // Lambda invokes when the batch is full, the window is only an upper bound
+  const runner = startRunner(options(queueUrl, recorder.handler, { batchSize: 5, batchingWindowMs: 10_000 }));
+  try {
+    await waitFor('a batch', () => recorder.batches.length > 0, 5_000);
+  } finally {
+    await runner.stop();
+  }
+  const elapsedMs = Date.now() - started;
+  assert.equal(recorder.batches[0]?.length, 5);
+  assert.ok(elapsedMs < 5_000, `the full batch waited ${elapsedMs} ms`);
 });
 
 test('a message named in batchItemFailures comes back after the visibility timeout, the others do not', async () => {

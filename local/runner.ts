@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   type SQSClient,
@@ -33,8 +32,8 @@ export interface RunnerLog {
 export interface RunnerOptions {
   sqs: SQSClient;
   queueUrl: string;
-  // for eventSourceARN; read from the queue when absent
-  queueArn?: string;
+  // the records' eventSourceARN (the stack's outputs hold it)
+  queueArn: string;
   handler: BatchHandler;
   flushHandler?: () => Promise<unknown>;
   // Lambda accepts up to 10,000 for standard queues; one ReceiveMessage returns ≤ 10
@@ -171,18 +170,6 @@ export function startRunner(options: RunnerOptions): Runner {
   };
   const abort = new AbortController();
   let stopping = false;
-  let queueArn = options.queueArn;
-
-  async function resolveQueueArn(): Promise<string> {
-    if (queueArn === undefined) {
-      const result = await options.sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl: options.queueUrl, AttributeNames: ['QueueArn'] }),
-      );
-      queueArn = result.Attributes?.QueueArn ?? '';
-    }
-    return queueArn;
-  }
-
   async function receive(max: number, waitSeconds: number): Promise<Message[]> {
     try {
       const result = await options.sqs.send(
@@ -245,8 +232,7 @@ export function startRunner(options: RunnerOptions): Runner {
   }
 
   async function invoke(messages: Message[]): Promise<void> {
-    const arn = await resolveQueueArn();
-    const records = messages.map((m) => toRecord(m, arn, region));
+    const records = messages.map((m) => toRecord(m, options.queueArn, region));
     stats.batches += 1;
     stats.received += records.length;
     let response: SQSBatchResponse | undefined | void;
