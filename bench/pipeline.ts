@@ -96,15 +96,7 @@ try {
     prefix: stack.outputs.uploadsPrefix,
   });
   const uploadMs = Date.now() - started;
-  const waited = await pipeline.waitForFiles(
-    entries.map((e) => ({
-      key: e.key,
-      lines: e.lines,
-      uploadedAt: e.uploadedAt,
-      ...(e.etag === undefined ? {} : { etag: e.etag }),
-    })),
-    { timeoutMs: 600_000, intervalMs: 100 },
-  );
+  const waited = await pipeline.waitForFiles(entries, { timeoutMs: 600_000, intervalMs: 100 });
   if (!waited.complete) {
     const missing = waited.files.filter((f) => !f.ok).length;
     throw new Error(`${missing} of ${fileCount} files not recorded within 10 minutes`);

@@ -431,21 +431,13 @@ export async function runDemo(
     const uploadMs = Date.now() - uploadStarted;
 
     const timeoutMs = Math.max(30_000, args.count * 100);
-    const waited = await pipeline.waitForFiles(
-      entries.map((e) => ({
-        key: e.key,
-        lines: e.lines,
-        uploadedAt: e.uploadedAt,
-        ...(e.etag === undefined ? {} : { etag: e.etag }),
-      })),
-      {
-        timeoutMs,
-        intervalMs: 200,
-        signal: abort.signal,
-        onProgress: (done, total) =>
-          progress.update(`  waiting for PostgreSQL: ${done}/${total} files recorded`),
-      },
-    );
+    const waited = await pipeline.waitForFiles(entries, {
+      timeoutMs,
+      intervalMs: 200,
+      signal: abort.signal,
+      onProgress: (done, total) =>
+        progress.update(`  waiting for PostgreSQL: ${done}/${total} files recorded`),
+    });
     progress.done();
     if (abort.signal.aborted) return DemoExit.interrupted;
     // a message that failed maxReceiveCount times is there; one still retrying is not yet

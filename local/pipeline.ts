@@ -58,6 +58,8 @@ export interface Invocation {
   error?: unknown;
 }
 
+// The generator's manifest entries (generator/generate.ts ManifestEntry) are
+// ExpectedFiles as they are.
 export interface ExpectedFile {
   key: string;
   lines: number;

@@ -6,7 +6,6 @@ import { createRunId, NameStyle } from '../../generator/names.ts';
 import { type FilePlan, planFile } from '../../generator/plan.ts';
 import { type Env } from '../../lib/config.ts';
 import {
-  type ExpectedFile,
   type Invocation,
   type LocalPipeline,
   type PipelineOptions,
@@ -104,15 +103,6 @@ export async function waitFor<T>(
   }
 }
 
-export function expectedFiles(entries: readonly ManifestEntry[]): ExpectedFile[] {
-  return entries.map((e) => ({
-    key: e.key,
-    lines: e.lines,
-    uploadedAt: e.uploadedAt,
-    ...(e.etag === undefined ? {} : { etag: e.etag }),
-  }));
-}
-
 // Waits until every file is recorded with its manifest count and fails naming
 // the ones that are not.
 export async function expectRecorded(
@@ -120,7 +110,7 @@ export async function expectRecorded(
   entries: readonly ManifestEntry[],
   timeoutMs = 30_000,
 ): Promise<void> {
-  const result = await pipeline.waitForFiles(expectedFiles(entries), { timeoutMs, intervalMs: 200 });
+  const result = await pipeline.waitForFiles(entries, { timeoutMs, intervalMs: 200 });
   const problems = result.files
     .filter((f) => !f.ok)
     .map((f) => `${f.key}: expected ${f.expected}, recorded ${f.recorded ?? 'nothing'}`);
