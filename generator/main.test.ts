@@ -230,7 +230,7 @@ test('an unreachable endpoint exits 1 and says what failed', async () => {
 });
 
 test('an upload that fails mid-run exits 1, names the key, and the manifest keeps what was uploaded', async () => {
-  const proxy = await new CuttableProxy('127.0.0.1', emulator.server.port).start();
+  const proxy = await new CuttableProxy('127.0.0.1', emulator.port).start();
   const manifestPath = join(cwd, 'cut.jsonl');
   try {
     const child = spawnCli({

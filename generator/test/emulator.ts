@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import { emulatorCredentials, startEmulator } from '../../local/emulator.ts';
+import { localRegion } from '../../local/stack.ts';
 
-// The generator's tests upload to the fauxqs S3 emulator, started in this
-// process on a free port, through the real SDK client.
+// The generator's tests upload to the project's S3 emulator (local/emulator.ts,
+// the one the demo and the end-to-end tests use), started in this process on a
+// free port, through the real SDK client.
 
-export const region = 'us-east-1';
-export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+export const region = localRegion;
+export const credentials = emulatorCredentials;
 
 export interface S3Emulator {
-  server: FauxqsServer;
+  port: number;
   endpoint: string;
   s3: S3Client;
   createBucket(name: string): Promise<void>;
@@ -18,11 +20,11 @@ export interface S3Emulator {
 }
 
 export async function startS3Emulator(): Promise<S3Emulator> {
-  const server = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
-  const endpoint = `http://127.0.0.1:${server.port}`;
+  const emulator = await startEmulator({ port: 0 });
+  const { endpoint, port } = emulator;
   const s3 = new S3Client({ region, endpoint, forcePathStyle: true, credentials, maxAttempts: 1 });
   return {
-    server,
+    port,
     endpoint,
     s3,
     createBucket: async (name) => {
@@ -30,7 +32,7 @@ export async function startS3Emulator(): Promise<S3Emulator> {
     },
     stop: async () => {
       s3.destroy();
-      await server.stop();
+      await emulator.stop();
     },
   };
 }
