@@ -10,6 +10,7 @@ import { formatBytes } from '../generator/progress.ts';
 import { maxSeed } from '../generator/random.ts';
 import { ConfigError, type Env, loadLocalConfig } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
+import { parseFlags } from '../lib/flags.ts';
 import { outputsPath, type StackOutputs, writeOutputs } from '../lib/outputs.ts';
 import { type FileResult, type LocalPipeline, startLocalPipeline } from './pipeline.ts';
 import { type LocalServices, startLocalServices } from './services.ts';
@@ -75,23 +76,13 @@ function parseWhole(flag: string, text: string | undefined, min: number, max: nu
 }
 
 export function parseDemoArgs(argv: readonly string[]): DemoArgs {
-  let values: { help?: boolean; keep?: boolean; json?: boolean; count?: string; seed?: string };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        keep: { type: 'boolean' },
-        json: { type: 'boolean' },
-        count: { type: 'string' },
-        seed: { type: 'string' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(`${describeError(error)} (see --help)`);
-  }
+  const values = parseFlags(argv, {
+    help: { type: 'boolean', short: 'h' },
+    keep: { type: 'boolean' },
+    json: { type: 'boolean' },
+    count: { type: 'string' },
+    seed: { type: 'string' },
+  });
   return {
     help: values.help ?? false,
     keep: values.keep ?? false,

@@ -12,6 +12,7 @@ import {
   loadStackConfig,
 } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
+import { parseFlags } from '../lib/flags.ts';
 import { metricNamespace, serviceName } from '../lib/metrics.ts';
 import { readOutputs } from '../lib/outputs.ts';
 import { emulatorCredentials } from './emulator.ts';
@@ -33,15 +34,10 @@ source mapping and the flush schedule do. Needs REDIS_URL and DATABASE_URL
 BATCH_SIZE and BATCHING_WINDOW_SECONDS.`;
 
 async function main(argv: string[], env: Env): Promise<number> {
-  let values: { 'flush-interval-ms': string; help?: boolean | undefined };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { 'flush-interval-ms': { type: 'string', default: '60000' }, help: { type: 'boolean' } },
-    }));
-  } catch (error) {
-    throw new UsageError(`${error instanceof Error ? error.message : String(error)} (see --help)`);
-  }
+  const values = parseFlags(argv, {
+    'flush-interval-ms': { type: 'string', default: '60000' },
+    help: { type: 'boolean' },
+  });
   if (values.help) {
     process.stdout.write(`${usage}\n`);
     return 0;

@@ -16,10 +16,10 @@ import { qualifiedTable } from '../lambda-image/schema.ts';
 import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
+import { parseFlags } from '../lib/flags.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
 import { withClient } from '../lib/pg.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
-import { parseFlags } from '../provision/cli.ts';
 import { ExitCode, type Io, openDatabase, plural, processIo, resolveStack, runCommand } from './common.ts';
 
 // The end-to-end check: the bucket's objects against the database's rows,

@@ -15,8 +15,8 @@ import { MalformedMessageError, parseMessageBody } from '../lambda-image/events.
 import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
+import { parseFlags } from '../lib/flags.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
-import { parseFlags } from '../provision/cli.ts';
 import { ExitCode, type Io, plural, processIo, readQueueDepth, resolveStack, runCommand } from './common.ts';
 
 // Moves the dead-letter queue's messages back to the queue, after showing

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { qualifiedTable, tableName } from '../lambda-image/schema.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
-import { parseFlags } from '../provision/cli.ts';
+import { parseFlags } from '../lib/flags.ts';
 import { ExitCode, type Io, openDatabase, processIo, runCommand } from './common.ts';
 
 // The recorded files and their line counts: what the accountants want to see.

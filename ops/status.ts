@@ -12,9 +12,9 @@ import { qualifiedTable, tableName } from '../lambda-image/schema.ts';
 import { createClient } from '../lib/clients.ts';
 import { type BufferSettings, type Env, loadOpsConfig, type OpsConfig } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
+import { parseFlags } from '../lib/flags.ts';
 import { stackNames } from '../lib/names.ts';
 import { formatElapsed } from '../lib/poll.ts';
-import { parseFlags } from '../provision/cli.ts';
 import { alarmPrefix } from '../provision/resources/alarms.ts';
 import {
   ExitCode,

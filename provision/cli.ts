@@ -1,25 +1,12 @@
 import { createInterface } from 'node:readline/promises';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { ConfigError } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
 import type { Log } from '../lib/reconcile.ts';
 
-// What up.ts and down.ts share: flag parsing, the console log, the prompt and
-// the exit codes.
+// What up.ts and down.ts share: the console log, the prompt and the exit codes
+// (flags: lib/flags.ts).
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-// Strict: an unknown flag, a missing value or a stray argument is a usage
-// error, reported before any AWS call.
-export function parseFlags<T extends Options>(argv: string[], options: T) {
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new UsageError(`${describeError(error)} (see --help)`);
-  }
-}
 
 export interface ConsoleLogOptions {
   // --json: stdout carries only the JSON document, so messages go to stderr

@@ -4,9 +4,10 @@ import { paginateGetResources } from '@aws-sdk/client-resource-groups-tagging-ap
 import { createClients, destroyClients } from '../lib/clients.ts';
 import { loadDeployConfig } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
+import { parseFlags } from '../lib/flags.ts';
 import { arn } from '../lib/names.ts';
 import type { Change, Ctx } from '../lib/reconcile.ts';
-import { confirm, createConsoleLog, ExitCode, isInteractive, parseFlags, runCli } from '../provision/cli.ts';
+import { confirm, createConsoleLog, ExitCode, isInteractive, runCli } from '../provision/cli.ts';
 import { planDocument, renderChanges } from '../provision/plan.ts';
 import { deleteAlarms } from '../provision/resources/alarms.ts';
 import { deleteAlerts } from '../provision/resources/alerts.ts';
