@@ -17,7 +17,7 @@ import {
   pending,
   record,
 } from '../../lib/reconcile.ts';
-import { type NetworkWaits, networkWaits, tagFilters, tagSpecification } from './vpc.ts';
+import { Ec2Error, type NetworkWaits, networkWaits, tagFilters, tagSpecification } from './vpc.ts';
 
 // With no NAT and no internet gateway, the function reaches AWS APIs only
 // through endpoints: S3 through a gateway endpoint (free, a route in the route
@@ -282,10 +282,8 @@ export async function deleteEndpoints(
     throw stepError(`delete VPC endpoints ${found.map((e) => e.id).join(', ')}`, error);
   }
   // DeleteVpcEndpoints reports per-endpoint failures in `Unsuccessful` instead of throwing
-  const failed = unsuccessful.filter(
-    (u) =>
-      u.Error?.Code !== 'InvalidVpcEndpoint.NotFound' && u.Error?.Code !== 'InvalidVpcEndpointId.NotFound',
-  );
+  const gone: readonly string[] = [Ec2Error.endpointNotFound, Ec2Error.endpointGone];
+  const failed = unsuccessful.filter((u) => !gone.includes(u.Error?.Code ?? ''));
   if (failed.length) {
     throw stepError(
       'delete VPC endpoints',

@@ -38,6 +38,9 @@ export const Ec2Error = {
   permissionNotFound: 'InvalidPermission.NotFound',
   ruleNotFound: 'InvalidSecurityGroupRuleId.NotFound',
   endpointNotFound: 'InvalidVpcEndpointId.NotFound',
+  // DeleteVpcEndpoints' per-item `Unsuccessful` codes are not listed in the API
+  // reference; both not-found spellings mean the endpoint is already gone
+  endpointGone: 'InvalidVpcEndpoint.NotFound',
   dependencyViolation: 'DependencyViolation',
 } as const;
 export type Ec2Error = (typeof Ec2Error)[keyof typeof Ec2Error];
