@@ -68,9 +68,17 @@ test('a message that always fails lands in the DLQ after maxReceiveCount receive
   await trickle;
   await expectRecorded(rig.pipeline, entries);
 
-  const poisonHandled = handledRecords(rig.invocations).filter(
-    (h) => h.record.messageId === poison.MessageId,
+  const handledPoison = () =>
+    handledRecords(rig.invocations).filter((h) => h.record.messageId === poison.MessageId);
+  // The last receive's invocation can still be running (its flush, on a loaded
+  // machine) when the next receive moves the message to the DLQ: wait for it to
+  // be recorded before counting.
+  await waitFor(
+    'the last invocation with the poison message to finish',
+    async () => handledPoison().length >= maxReceiveCount,
+    15_000,
   );
+  const poisonHandled = handledPoison();
   assert.equal(poisonHandled.length, maxReceiveCount, 'handled once per receive, then dead-lettered');
   assert.ok(poisonHandled.every((h) => h.failed));
   assert.deepEqual(
