@@ -83,10 +83,23 @@ export function desiredFunctionRole(
       Version: '2012-10-17',
       Statement: [
         {
+          // The bucket is versioned, so every event names a version and the
+          // function reads that one: GetObject with a versionId is authorized as
+          // s3:GetObjectVersion (GetObject API reference, Permissions).
           Sid: 'ReadUploads',
           Effect: 'Allow',
-          Action: 's3:GetObject',
+          Action: ['s3:GetObject', 's3:GetObjectVersion'],
           Resource: `arn:${identity.partition}:s3:::${inputs.bucket}/${names.uploadsPrefix}*`,
+        },
+        {
+          // Without s3:ListBucket S3 answers a missing object with 403, not 404
+          // (GetObject API reference, Permissions), and a deleted upload could not
+          // be told from a permission error. It lists key names only; objects
+          // outside uploads/ stay unreadable.
+          Sid: 'TellMissingUploads',
+          Effect: 'Allow',
+          Action: 's3:ListBucket',
+          Resource: `arn:${identity.partition}:s3:::${inputs.bucket}`,
         },
         {
           // what the event source mapping does on the function's behalf

@@ -4,6 +4,7 @@ import {
   GetTopicAttributesCommand,
   ListTagsForResourceCommand,
   NotFoundException,
+  ResourceNotFoundException,
   SetTopicAttributesCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-sns';
@@ -90,22 +91,31 @@ export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[
   return [...changes, ...tagDrift(desired.tags, actual.tags)];
 }
 
+// SNS names a missing topic differently per call: GetTopicAttributes answers
+// NotFoundException, ListTagsForResource ResourceNotFoundException (SNS API
+// reference, each call's Errors). The attributes are read first, so a missing
+// topic is found missing by the call whose error means exactly that; the tags
+// call still treats its own not-found as absent (the topic was deleted between the two).
 export async function findTopic(ctx: Ctx): Promise<TopicState | undefined> {
   const { sns } = ctx.clients;
   const TopicArn = arn(ctx.identity, 'sns', ctx.names.topic);
+  let attributes: Record<string, string>;
   try {
-    const [attributes, tags] = await Promise.all([
-      sns.send(new GetTopicAttributesCommand({ TopicArn })),
-      sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn })),
-    ]);
-    return {
-      arn: TopicArn,
-      attributes: attributes.Attributes ?? {},
-      tags: fromTagList(tags.Tags),
-    };
+    attributes = (await sns.send(new GetTopicAttributesCommand({ TopicArn }))).Attributes ?? {};
   } catch (error) {
     if (error instanceof NotFoundException) return undefined;
     throw stepError(`read topic ${ctx.names.topic}`, error, 'check sns:GetTopicAttributes permission');
+  }
+  try {
+    const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn }));
+    return { arn: TopicArn, attributes, tags: fromTagList(Tags) };
+  } catch (error) {
+    if (error instanceof ResourceNotFoundException) return undefined;
+    throw stepError(
+      `read the tags of topic ${ctx.names.topic}`,
+      error,
+      'check sns:ListTagsForResource permission',
+    );
   }
 }
 
