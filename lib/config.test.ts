@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, loadDeployConfig, loadRuntimeConfig } from './config.ts';
+import { ConfigError, loadDeployConfig, loadRuntimeConfig, loadTestConfig } from './config.ts';
 
 function problemsOf(fn: () => unknown): readonly string[] {
   try {
@@ -67,4 +67,19 @@ test('the function needs either URLs or hosts with secret ARNs', () => {
     DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
   });
   assert.equal(config.buffer.keyPrefix, 'ada-linecount:dev:');
+});
+
+test('the moto servers are optional, and the IAM-enforcing one must be a second server', () => {
+  assert.deepEqual(
+    { ...loadTestConfig({}), databaseUrl: undefined, redisUrl: undefined },
+    { databaseUrl: undefined, redisUrl: undefined, motoUrl: undefined, motoIamUrl: undefined, ci: false },
+  );
+  const both = loadTestConfig({ MOTO_URL: 'http://127.0.0.1:5000', MOTO_IAM_URL: 'http://127.0.0.1:5001' });
+  assert.equal(both.motoUrl, 'http://127.0.0.1:5000');
+  assert.equal(both.motoIamUrl, 'http://127.0.0.1:5001');
+  assert.throws(
+    () => loadTestConfig({ MOTO_URL: 'http://127.0.0.1:5000', MOTO_IAM_URL: 'http://127.0.0.1:5000' }),
+    /MOTO_IAM_URL must name a second moto server/,
+  );
+  assert.throws(() => loadTestConfig({ MOTO_URL: '127.0.0.1:5000' }), /MOTO_URL is not a URL/);
 });

@@ -41,10 +41,11 @@ export interface AwsConfig {
   endpoints: Partial<Record<ServiceName, string>>;
   // emulators serve buckets by path (http://host/bucket/key), not by virtual host
   s3ForcePathStyle: boolean;
-  // Set only by local/stack.ts: the local emulator's fixed dummy keys (it
-  // accepts any). Never read from the environment: real credentials always
-  // come from the SDK's default provider chain.
-  credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
+  // Set only by local/stack.ts (the local emulator's fixed dummy keys: it
+  // accepts any) and by tests (moto's IAM users and assumed roles). Never read
+  // from the environment: real credentials always come from the SDK's default
+  // provider chain.
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
 }
 
 export interface StackConfig {
@@ -426,6 +427,10 @@ export function loadLocalConfig(env: Env = process.env): LocalConfig {
 export interface TestConfig {
   databaseUrl: string;
   redisUrl: string;
+  // moto servers for test/moto (.ci/run starts both): a plain one, and one
+  // started with IAM enforcement (MOTO_AUTH). Unset, those tests skip.
+  motoUrl?: string | undefined;
+  motoIamUrl?: string | undefined;
   ci: boolean;
 }
 
@@ -435,8 +440,17 @@ export function loadTestConfig(env: Env = process.env): TestConfig {
     databaseUrl:
       r.url('TEST_DATABASE_URL', ['postgres:', 'postgresql:']) ?? 'postgres://postgres@127.0.0.1:5432/test',
     redisUrl: r.url('TEST_REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
+    motoUrl: r.url('MOTO_URL', ['http:', 'https:']),
+    motoIamUrl: r.url('MOTO_IAM_URL', ['http:', 'https:']),
     ci: r.raw('CI') !== undefined && r.raw('CI') !== 'false',
   };
+  // IAM enforcement is a setting of the whole moto process: on the plain
+  // server it would deny every other test's calls
+  if (config.motoIamUrl !== undefined && config.motoIamUrl === config.motoUrl) {
+    r.problems.push(
+      'MOTO_IAM_URL must name a second moto server, started with MOTO_AUTH, not the one at MOTO_URL',
+    );
+  }
   r.check();
   return config;
 }
