@@ -1,0 +1,416 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CreateUserCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
+import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  NoSuchKey,
+  PutObjectCommand,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { createConnections } from '../../lambda-image/connections.ts';
+import type { UploadEvent } from '../../lambda-image/events.ts';
+import { countObject } from '../../lambda-image/object.ts';
+import {
+  createClients,
+  createS3Client,
+  createSecretsManagerClient,
+  destroyClients,
+} from '../../lib/clients.ts';
+import { loadRuntimeConfig } from '../../lib/config.ts';
+import { freePort } from '../../lib/net.ts';
+import type { StackOutputs } from '../../lib/outputs.ts';
+import { Action, type Change, type Mode } from '../../lib/reconcile.ts';
+import { type PolicyDocument, parsePolicy } from '../../provision/policy.ts';
+import { provisionStack } from '../../provision/up.ts';
+import { findLeftovers, teardownStack } from '../../teardown/down.ts';
+import {
+  bootstrapIam,
+  type Credentials,
+  checkMotoGaps,
+  deployerPolicy,
+  findMoto,
+  liftBucketPolicy,
+  type MotoIam,
+  type MotoRun,
+  motoAccount,
+  motoAws,
+  motoContext,
+  motoProvisionOptions,
+  motoRegion,
+  motoStage,
+  motoTeardownOptions,
+  mutating,
+  policyAsMotoEvaluates,
+  requireMoto,
+} from '../support/moto.ts';
+
+// Against a moto that evaluates every request against the caller's IAM
+// policies: up and down as a user holding the documented deployer policy, and
+// the function's own S3 and Secrets Manager calls with credentials that carry
+// exactly the role policy up.ts wrote. The real role trusts only
+// lambda.amazonaws.com, so a test role holding the same inline policy is
+// assumed instead, by a test user it names. moto's evaluation differs from
+// AWS's in ways policyAsMotoEvaluates translates (test/support/moto.ts); the
+// last test checks that those differences still hold.
+//
+// The tests share one stack and run in order: up, the function's calls, down.
+
+const target = await findMoto('iam');
+
+const notUnchanged = (changes: Change[]) =>
+  changes.filter((c) => c.action !== Action.unchanged).map((c) => `${c.action} ${c.kind} ${c.name}`);
+
+// moto answers a denied JSON-protocol call with an XML body the SDK cannot
+// parse, so the status is read from the response the error carries
+function httpStatus(error: unknown): number | undefined {
+  const cause = (error instanceof Error && error.cause !== undefined ? error.cause : error) as {
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number };
+  };
+  return cause?.$metadata?.httpStatusCode ?? cause?.$response?.statusCode;
+}
+
+function isAccessDenied(error: unknown): boolean {
+  const cause = error instanceof Error && error.cause !== undefined ? error.cause : error;
+  return (cause instanceof Error && /AccessDenied/.test(cause.name)) || httpStatus(error) === 403;
+}
+
+describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
+  const stage = motoStage('i');
+  let url: string;
+  let moto: MotoIam;
+  let deployer: Credentials;
+  let outputs: StackOutputs;
+
+  before(async () => {
+    url = requireMoto(target);
+    moto = await bootstrapIam(url);
+    await checkMotoGaps(url, moto.admin);
+    // docs/deployer-policy.json with REGION and ACCOUNT filled in, as a user would
+    deployer = await moto.createUser(
+      'deployer',
+      policyAsMotoEvaluates(await deployerPolicy(motoRegion, motoAccount)),
+    );
+  });
+
+  after(async () => {
+    if (moto === undefined) return;
+    const run = await motoContext(url, { stage, credentials: moto.admin });
+    try {
+      if (outputs !== undefined)
+        await liftBucketPolicy(run.ctx.clients.s3, outputs.bucket).catch(() => undefined);
+      await teardownStack(run.ctx, motoTeardownOptions);
+    } finally {
+      run.close();
+      moto.close();
+    }
+  });
+
+  const asDeployer = <T>(mode: Mode, use: (run: MotoRun) => Promise<T>) =>
+    withCredentials(deployer, mode, use);
+
+  async function withCredentials<T>(
+    credentials: Credentials,
+    mode: Mode,
+    use: (run: MotoRun) => Promise<T>,
+  ): Promise<T> {
+    const run = await motoContext(url, { stage, mode, credentials });
+    try {
+      return await use(run);
+    } finally {
+      run.close();
+    }
+  }
+
+  test('moto enforces IAM: the deployer is refused what its policy does not grant', async () => {
+    await asDeployer('apply', async ({ ctx }) => {
+      await assert.rejects(ctx.clients.iam.send(new CreateUserCommand({ UserName: 'intruder' })), (error) => {
+        assert.ok(isAccessDenied(error), String(error));
+        return true;
+      });
+    });
+  });
+
+  test('up succeeds as a user holding exactly docs/deployer-policy.json, and its plan then has zero changes', async () => {
+    const applied = await asDeployer('apply', (run) =>
+      provisionStack(run.ctx, motoProvisionOptions(run.ctx)),
+    );
+    outputs = applied.outputs;
+    assert.ok(applied.changes.every((c) => c.action === Action.create));
+    const planned = await asDeployer('plan', async (run) => ({
+      ...(await provisionStack(run.ctx, motoProvisionOptions(run.ctx))),
+      calls: run.calls,
+    }));
+    assert.deepEqual(notUnchanged(planned.changes), []);
+    assert.deepEqual(mutating(planned.calls), []);
+  });
+
+  describe('the function role’s policy, as up.ts wrote it', () => {
+    let rolePolicy: PolicyDocument;
+    let functionCredentials: Credentials;
+    let restorePolicy: () => Promise<void>;
+    const admin = () => createClients(motoAws(url, moto.admin));
+    const versions: Record<string, { versionId: string; eTag: string; size: number }> = {};
+
+    before(async () => {
+      if (target.skip) return;
+      assert.ok(outputs, 'up ran');
+      const clients = admin();
+      try {
+        const { PolicyDocument } = await clients.iam.send(
+          new GetRolePolicyCommand({
+            RoleName: `${outputs.app}-${outputs.stage}-function`,
+            PolicyName: 'least-privilege',
+          }),
+        );
+        rolePolicy = parsePolicy(PolicyDocument) as PolicyDocument;
+        functionCredentials = await moto.assumeRoleWith('function-probe', policyAsMotoEvaluates(rolePolicy));
+        restorePolicy = await liftBucketPolicy(clients.s3, outputs.bucket);
+        for (const [name, key, body] of [
+          ['first', 'uploads/2025/extrato.csv', 'a\nb\n'],
+          ['second', 'uploads/2025/extrato.csv', 'a\nb\nc\n'],
+          ['deleted', 'uploads/2025/apagado.csv', 'x\n'],
+          ['outside', 'private/notes.txt', 'secret\n'],
+        ] as const) {
+          const put = await clients.s3.send(
+            new PutObjectCommand({ Bucket: outputs.bucket, Key: key, Body: body }),
+          );
+          versions[name] = {
+            versionId: put.VersionId ?? '',
+            eTag: (put.ETag ?? '').replaceAll('"', ''),
+            size: Buffer.byteLength(body),
+          };
+        }
+        // an event for a version deleted since it was announced
+        await clients.s3.send(
+          new DeleteObjectCommand({
+            Bucket: outputs.bucket,
+            Key: 'uploads/2025/apagado.csv',
+            VersionId: versions.deleted?.versionId,
+          }),
+        );
+      } finally {
+        destroyClients(clients);
+      }
+    });
+
+    after(async () => {
+      if (target.skip || restorePolicy === undefined) return;
+      const clients = admin();
+      try {
+        // the stack as up wrote it again, for the down that follows
+        await restorePolicy();
+      } finally {
+        destroyClients(clients);
+      }
+    });
+
+    function upload(name: string, key: string): UploadEvent {
+      const version = versions[name];
+      assert.ok(version);
+      return {
+        bucket: outputs.bucket,
+        key,
+        size: version.size,
+        eTag: version.eTag,
+        versionId: version.versionId,
+        sequencer: '0055AED6DCD90281E5',
+        eventTime: new Date().toISOString(),
+        eventName: 'ObjectCreated:Put',
+      };
+    }
+
+    // the function's S3 client, built as handler.ts builds it
+    function functionS3(credentials = functionCredentials) {
+      return createS3Client(motoAws(url, credentials));
+    }
+
+    test('counts a versioned upload by its VersionId (s3:GetObjectVersion)', async () => {
+      const s3 = functionS3();
+      try {
+        assert.deepEqual(await countObject(s3, upload('first', 'uploads/2025/extrato.csv')), {
+          status: 'counted',
+          lines: 2,
+          bytes: 4,
+        });
+        assert.deepEqual(await countObject(s3, upload('second', 'uploads/2025/extrato.csv')), {
+          status: 'counted',
+          lines: 3,
+          bytes: 6,
+        });
+      } finally {
+        s3.destroy();
+      }
+    });
+
+    test('a deleted upload answers 404 and is skipped as missing (s3:ListBucket)', async () => {
+      const s3 = functionS3();
+      try {
+        assert.deepEqual(await countObject(s3, upload('deleted', 'uploads/2025/apagado.csv')), {
+          status: 'skipped',
+          reason: 'missing',
+        });
+        const { versionId: _, ...unversioned } = upload('deleted', 'uploads/2025/apagado.csv');
+        assert.deepEqual(await countObject(s3, unversioned), { status: 'skipped', reason: 'missing' });
+      } finally {
+        s3.destroy();
+      }
+    });
+
+    test('objects outside uploads/ stay unreadable', async () => {
+      const s3 = functionS3();
+      try {
+        await assert.rejects(countObject(s3, upload('outside', 'private/notes.txt')), (error) => {
+          assert.ok(isAccessDenied(error), String(error));
+          return true;
+        });
+      } finally {
+        s3.destroy();
+      }
+    });
+
+    test('reads both connection secrets as the deployed function does', async () => {
+      const clients = admin();
+      let environment: Record<string, string>;
+      let cacheToken: string | undefined;
+      try {
+        const live = await clients.lambda.send(
+          new GetFunctionConfigurationCommand({ FunctionName: outputs.functionName }),
+        );
+        environment = live.Environment?.Variables ?? {};
+        cacheToken = (
+          await clients.secretsManager.send(
+            new GetSecretValueCommand({ SecretId: outputs.cacheAuthSecretArn }),
+          )
+        ).SecretString;
+      } finally {
+        destroyClients(clients);
+      }
+      assert.equal(environment.DB_SECRET_ARN, outputs.dbSecretArn);
+      assert.equal(environment.REDIS_AUTH_SECRET_ARN, outputs.cacheAuthSecretArn);
+      // the function's own configuration, pointed at moto and at a local port
+      // nothing serves (no connection is made: only the secrets are read)
+      const config = loadRuntimeConfig({
+        ...environment,
+        AWS_REGION: motoRegion,
+        AWS_ENDPOINT_URL: url,
+        REDIS_HOST: '127.0.0.1',
+        REDIS_PORT: String(await freePort()),
+        REDIS_TLS: 'false',
+        DB_CA_FILE: '',
+      });
+      const secrets = createSecretsManagerClient({ ...config.aws, credentials: functionCredentials });
+      const connections = await createConnections(config, { secrets, onError: () => undefined });
+      try {
+        assert.equal(connections.redis.options.password, cacheToken);
+      } finally {
+        await connections.close();
+        secrets.destroy();
+      }
+    });
+
+    test('moto names the function’s S3 reads with the actions AWS documents', async () => {
+      // GetObject API reference, Permissions: s3:GetObject, and s3:GetObjectVersion
+      // when a versionId is given (that one alone)
+      const uploadsArn = `arn:aws:s3:::${outputs.bucket}/uploads/*`;
+      const only = async (action: string) => {
+        const credentials = await moto.assumeRoleWith(`only-${action.replace(/\W/g, '-')}`, {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: action, Resource: uploadsArn }],
+        });
+        return functionS3(credentials);
+      };
+      const versioned = upload('first', 'uploads/2025/extrato.csv');
+      const { versionId: _, ...latest } = upload('second', 'uploads/2025/extrato.csv');
+      const denied = (error: unknown) => {
+        assert.ok(isAccessDenied(error), String(error));
+        return true;
+      };
+
+      const getObject = await only('s3:GetObject');
+      const getObjectVersion = await only('s3:GetObjectVersion');
+      try {
+        assert.equal((await countObject(getObject, latest)).status, 'counted');
+        await assert.rejects(countObject(getObject, versioned), denied);
+        assert.equal((await countObject(getObjectVersion, versioned)).status, 'counted');
+        await assert.rejects(countObject(getObjectVersion, latest), denied);
+      } finally {
+        getObject.destroy();
+        getObjectVersion.destroy();
+      }
+    });
+
+    test('the moto differences these tests work around still hold', async () => {
+      const clients = admin();
+      const s3 = functionS3(
+        await moto.assumeRoleWith('without-list-bucket', {
+          ...rolePolicy,
+          Statement: rolePolicy.Statement.filter((s) => s.Sid !== 'TellMissingUploads'),
+        }),
+      );
+      const exact = createSecretsManagerClient(
+        motoAws(url, await moto.assumeRoleWith('exact-secrets', rolePolicy)),
+      );
+      try {
+        // 1. Without s3:ListBucket AWS answers a missing key with 403 (GetObject API
+        //    reference, Permissions); moto answers 404 whatever the policy, so the 404
+        //    above shows the read path, not the permission: the policy evaluator
+        //    tests hold s3:ListBucket to account.
+        const missing = await s3
+          .send(new GetObjectCommand({ Bucket: outputs.bucket, Key: 'uploads/never-written.csv' }))
+          .then(
+            () => 'found',
+            (error: unknown) => (error instanceof NoSuchKey ? 'NoSuchKey' : String(error)),
+          );
+        assert.equal(missing, 'NoSuchKey');
+        // 2. moto authorizes Secrets Manager against "*", so the role's statement
+        //    scoped to the two secret ARNs denies in moto what it allows in AWS.
+        await assert.rejects(
+          exact.send(new GetSecretValueCommand({ SecretId: outputs.dbSecretArn })),
+          (error) => {
+            assert.equal(httpStatus(error), 403, String(error));
+            return true;
+          },
+        );
+        // 3. moto applies the TLS-only Deny without its aws:SecureTransport condition.
+        await restorePolicy();
+        await assert.rejects(
+          clients.s3.send(new GetObjectCommand({ Bucket: outputs.bucket, Key: 'uploads/2025/extrato.csv' })),
+          (error) => error instanceof S3ServiceException && error.$metadata.httpStatusCode === 403,
+        );
+      } finally {
+        s3.destroy();
+        exact.destroy();
+        destroyClients(clients);
+      }
+    });
+  });
+
+  test('down succeeds as the deployer and removes the stack; a second down changes nothing', async () => {
+    assert.ok(outputs, 'up ran');
+    // the DeleteObjects that empty the bucket meet the TLS-only policy as moto reads it
+    await withCredentials(moto.admin, 'apply', (run) => liftBucketPolicy(run.ctx.clients.s3, outputs.bucket));
+    const first = await asDeployer('apply', async (run) => {
+      const result = await teardownStack(run.ctx, motoTeardownOptions);
+      // down.ts lists what still carries the stack's tags, as the deployer too
+      return { ...result, leftovers: await findLeftovers(run.ctx) };
+    });
+    assert.ok(first.changes.filter((c) => c.action === Action.delete).length > 40);
+    assert.deepEqual(
+      first.leftovers.map((l) => l.arn).filter((arn) => !arn.includes(':secretsmanager:')),
+      [],
+    );
+    const second = await asDeployer('apply', async (run) => ({
+      ...(await teardownStack(run.ctx, motoTeardownOptions)),
+      calls: run.calls,
+    }));
+    assert.deepEqual(
+      second.changes.filter((c) => c.action !== Action.absent),
+      [],
+    );
+    assert.deepEqual(mutating(second.calls), []);
+  });
+});
