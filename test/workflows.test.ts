@@ -113,3 +113,13 @@ test('each workflow runs its command on its triggers', async () => {
   assert.ok(check > 0 && check < teardown.indexOf('configure-aws-credentials'));
   assert.match(teardown, /run: npx tsx teardown\/down\.ts --yes/);
 });
+
+test('ci.yml starts the two moto servers the moto tests need', async () => {
+  const ci = await workflow('ci.yml');
+  assert.match(ci, /pip" install [^\n]*"moto\[server\]==[\d.]+"/);
+  assert.match(ci, /moto_server" -H 127\.0\.0\.1 -p 5000/);
+  assert.match(ci, /INITIAL_NO_AUTH_ACTION_COUNT=3 nohup [^\n]*moto_server" -H 127\.0\.0\.1 -p 5001/);
+  assert.match(ci, /MOTO_URL=http:\/\/127\.0\.0\.1:5000" >>"\$GITHUB_ENV"/);
+  assert.match(ci, /MOTO_IAM_URL=http:\/\/127\.0\.0\.1:5001" >>"\$GITHUB_ENV"/);
+  assert.ok(ci.indexOf('Start moto') < ci.indexOf('run: npm test'), 'moto is up before the tests');
+});
