@@ -3,10 +3,32 @@ import { after, before, describe, test } from 'node:test';
 import { CreateUserCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
 import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import {
+  CreateBucketCommand,
+  DeleteBucketPolicyCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetBucketEncryptionCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetBucketNotificationConfigurationCommand,
+  GetBucketOwnershipControlsCommand,
+  GetBucketPolicyCommand,
+  GetBucketTaggingCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
+  GetPublicAccessBlockCommand,
+  HeadBucketCommand,
+  ListObjectVersionsCommand,
   NoSuchKey,
+  PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketNotificationConfigurationCommand,
+  PutBucketOwnershipControlsCommand,
+  PutBucketPolicyCommand,
+  PutBucketTaggingCommand,
+  PutBucketVersioningCommand,
   PutObjectCommand,
+  PutPublicAccessBlockCommand,
+  type S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
@@ -53,10 +75,12 @@ import {
 // exactly the role policy up.ts wrote. The real role trusts only
 // lambda.amazonaws.com, so a test role holding the same inline policy is
 // assumed instead, by a test user it names. moto's evaluation differs from
-// AWS's in ways policyAsMotoEvaluates translates (test/support/moto.ts); the
-// last test checks that those differences still hold.
+// AWS's in ways policyAsMotoEvaluates translates (test/support/moto.ts); one
+// test checks that those differences still hold, another pins the action moto
+// checks for each S3 call the stack makes.
 //
-// The tests share one stack and run in order: up, the function's calls, down.
+// The tests share one stack and run in order: up, the function's calls, down
+// (the S3 table works on a bucket of its own).
 
 const target = await findMoto('iam');
 
@@ -71,6 +95,11 @@ function httpStatus(error: unknown): number | undefined {
     $response?: { statusCode?: number };
   };
   return cause?.$metadata?.httpStatusCode ?? cause?.$response?.statusCode;
+}
+
+// a read's body is consumed, or its socket stays taken
+async function drain(output: { Body?: { transformToByteArray(): Promise<Uint8Array> } | undefined }) {
+  await output.Body?.transformToByteArray();
 }
 
 function isAccessDenied(error: unknown): boolean {
@@ -387,6 +416,258 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
         destroyClients(clients);
       }
     });
+  });
+
+  // Each S3 call up, down and the function make, with the action AWS authorizes
+  // it as (S3 API reference, each operation's Permissions section; HeadBucket:
+  // s3:ListBucket; DeleteObjects: s3:DeleteObject per key, s3:DeleteObjectVersion
+  // per version). `moto` names the action moto checks instead, where it differs:
+  // policyAsMotoEvaluates adds the HeadBucket alias; the others are granted by
+  // actions the deployer holds anyway, so moto cannot catch their absence.
+  test('moto authorizes each S3 call the stack makes as AWS documents, but for the differences listed', async () => {
+    const Bucket = `moto-s3-actions-${stage}`;
+    const bucketArn = `arn:aws:s3:::${Bucket}`;
+    const clients = createClients(motoAws(url, moto.admin));
+    await clients.s3.send(new CreateBucketCommand({ Bucket }));
+    await clients.s3.send(
+      new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
+    const put = await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'uploads/a.csv', Body: 'a\n' }));
+    const VersionId = put.VersionId;
+    const Key = 'uploads/a.csv';
+    type Call = (s3: S3Client) => Promise<unknown>;
+    const rows: { call: string; aws: string; moto?: string; send: Call }[] = [
+      {
+        call: 'HeadBucket',
+        aws: 's3:ListBucket',
+        moto: 's3:HeadBucket',
+        send: (s3) => s3.send(new HeadBucketCommand({ Bucket })),
+      },
+      {
+        call: 'GetBucketPolicy',
+        aws: 's3:GetBucketPolicy',
+        send: (s3) => s3.send(new GetBucketPolicyCommand({ Bucket })),
+      },
+      {
+        call: 'PutBucketPolicy',
+        aws: 's3:PutBucketPolicy',
+        send: (s3) =>
+          s3.send(
+            new PutBucketPolicyCommand({
+              Bucket,
+              Policy: JSON.stringify({
+                Version: '2012-10-17',
+                Statement: [
+                  {
+                    Effect: 'Deny',
+                    Principal: '*',
+                    Action: 's3:PutObjectRetention',
+                    Resource: `${bucketArn}/*`,
+                  },
+                ],
+              }),
+            }),
+          ),
+      },
+      {
+        call: 'GetBucketEncryption',
+        aws: 's3:GetEncryptionConfiguration',
+        moto: 's3:ListBucket',
+        send: (s3) => s3.send(new GetBucketEncryptionCommand({ Bucket })),
+      },
+      {
+        call: 'PutBucketEncryption',
+        aws: 's3:PutEncryptionConfiguration',
+        moto: 's3:CreateBucket',
+        send: (s3) =>
+          s3.send(
+            new PutBucketEncryptionCommand({
+              Bucket,
+              ServerSideEncryptionConfiguration: {
+                Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+              },
+            }),
+          ),
+      },
+      {
+        call: 'GetBucketVersioning',
+        aws: 's3:GetBucketVersioning',
+        send: (s3) => s3.send(new GetBucketVersioningCommand({ Bucket })),
+      },
+      {
+        call: 'PutBucketVersioning',
+        aws: 's3:PutBucketVersioning',
+        send: (s3) =>
+          s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Enabled' } })),
+      },
+      {
+        call: 'GetBucketLifecycleConfiguration',
+        aws: 's3:GetLifecycleConfiguration',
+        send: (s3) => s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket })),
+      },
+      {
+        call: 'PutBucketLifecycleConfiguration',
+        aws: 's3:PutLifecycleConfiguration',
+        send: (s3) =>
+          s3.send(
+            new PutBucketLifecycleConfigurationCommand({
+              Bucket,
+              LifecycleConfiguration: {
+                Rules: [
+                  {
+                    ID: 'r',
+                    Status: 'Enabled',
+                    Filter: { Prefix: '' },
+                    NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+                  },
+                ],
+              },
+            }),
+          ),
+      },
+      {
+        call: 'GetBucketOwnershipControls',
+        aws: 's3:GetBucketOwnershipControls',
+        moto: 's3:ListBucket',
+        send: (s3) => s3.send(new GetBucketOwnershipControlsCommand({ Bucket })),
+      },
+      {
+        call: 'PutBucketOwnershipControls',
+        aws: 's3:PutBucketOwnershipControls',
+        moto: 's3:CreateBucket',
+        send: (s3) =>
+          s3.send(
+            new PutBucketOwnershipControlsCommand({
+              Bucket,
+              OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+            }),
+          ),
+      },
+      {
+        call: 'GetBucketTagging',
+        aws: 's3:GetBucketTagging',
+        send: (s3) => s3.send(new GetBucketTaggingCommand({ Bucket })),
+      },
+      {
+        call: 'PutBucketTagging',
+        aws: 's3:PutBucketTagging',
+        send: (s3) =>
+          s3.send(
+            new PutBucketTaggingCommand({ Bucket, Tagging: { TagSet: [{ Key: 'app', Value: 'probe' }] } }),
+          ),
+      },
+      {
+        call: 'GetBucketNotificationConfiguration',
+        aws: 's3:GetBucketNotification',
+        send: (s3) => s3.send(new GetBucketNotificationConfigurationCommand({ Bucket })),
+      },
+      {
+        call: 'PutBucketNotificationConfiguration',
+        aws: 's3:PutBucketNotification',
+        send: (s3) =>
+          s3.send(new PutBucketNotificationConfigurationCommand({ Bucket, NotificationConfiguration: {} })),
+      },
+      {
+        call: 'ListObjectVersions',
+        aws: 's3:ListBucketVersions',
+        send: (s3) => s3.send(new ListObjectVersionsCommand({ Bucket })),
+      },
+      {
+        call: 'GetObject',
+        aws: 's3:GetObject',
+        send: (s3) => s3.send(new GetObjectCommand({ Bucket, Key })).then(drain),
+      },
+      {
+        call: 'GetObject with a VersionId',
+        aws: 's3:GetObjectVersion',
+        send: (s3) => s3.send(new GetObjectCommand({ Bucket, Key, VersionId })).then(drain),
+      },
+      {
+        call: 'GetPublicAccessBlock',
+        aws: 's3:GetBucketPublicAccessBlock',
+        moto: 's3:ListBucket',
+        send: (s3) => s3.send(new GetPublicAccessBlockCommand({ Bucket })),
+      },
+      {
+        call: 'PutPublicAccessBlock',
+        aws: 's3:PutBucketPublicAccessBlock',
+        moto: 's3:CreateBucket',
+        send: (s3) =>
+          s3.send(
+            new PutPublicAccessBlockCommand({
+              Bucket,
+              PublicAccessBlockConfiguration: {
+                BlockPublicAcls: true,
+                IgnorePublicAcls: true,
+                BlockPublicPolicy: true,
+                RestrictPublicBuckets: true,
+              },
+            }),
+          ),
+      },
+      {
+        call: 'DeleteObjects',
+        aws: 's3:DeleteObject',
+        send: (s3) => deleteObjects(s3, [{ Key: 'uploads/none.csv' }]),
+      },
+      {
+        call: 'DeleteObjects of a version',
+        aws: 's3:DeleteObjectVersion',
+        moto: 's3:DeleteObject',
+        send: (s3) => deleteObjects(s3, [{ Key, VersionId }]),
+      },
+    ];
+    async function deleteObjects(s3: S3Client, Objects: { Key: string; VersionId?: string | undefined }[]) {
+      const { Errors } = await s3.send(
+        new DeleteObjectsCommand({ Bucket, Delete: { Objects, Quiet: true } }),
+      );
+      const denied = Errors?.find((e) => e.Code === 'AccessDenied');
+      if (denied !== undefined) throw Object.assign(new Error('AccessDenied'), { name: 'AccessDenied' });
+    }
+    const roles = new Map<string, S3Client>();
+    async function holding(action: string): Promise<S3Client> {
+      let s3 = roles.get(action);
+      if (s3 === undefined) {
+        const credentials = await moto.assumeRoleWith(`s3-${roles.size}`, {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: action, Resource: [bucketArn, `${bucketArn}/*`] }],
+        });
+        s3 = createS3Client(motoAws(url, credentials));
+        roles.set(action, s3);
+      }
+      return s3;
+    }
+    const authorized = (send: Call, s3: S3Client) =>
+      send(s3).then(
+        () => true,
+        (error: unknown) => !isAccessDenied(error),
+      );
+    const found: string[] = [];
+    try {
+      // a role holding an action no row needs is refused every call: each row is checked
+      const unrelated = await holding('s3:GetBucketLocation');
+      for (const row of rows) {
+        const withAws = await authorized(row.send, await holding(row.aws));
+        const withMoto =
+          row.moto === undefined ? withAws : await authorized(row.send, await holding(row.moto));
+        const withNeither = await authorized(row.send, unrelated);
+        found.push(
+          `${row.call}: ${row.aws} ${withAws ? 'allows' : 'denied'}${row.moto === undefined ? '' : `, ${row.moto} ${withMoto ? 'allows' : 'denied'}`}${withNeither ? ', anything allows' : ''}`,
+        );
+      }
+    } finally {
+      for (const s3 of roles.values()) s3.destroy();
+      await clients.s3.send(new DeleteBucketPolicyCommand({ Bucket })).catch(() => undefined);
+      destroyClients(clients);
+    }
+    assert.deepEqual(
+      found,
+      rows.map((row) =>
+        row.moto === undefined
+          ? `${row.call}: ${row.aws} allows`
+          : `${row.call}: ${row.aws} denied, ${row.moto} allows`,
+      ),
+    );
   });
 
   test('down succeeds as the deployer and removes the stack; a second down changes nothing', async () => {

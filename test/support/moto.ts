@@ -345,9 +345,10 @@ export async function taggedWithStack(ctx: Ctx): Promise<{ live: string[]; delet
 //   3. Conditions: moto evaluates StringEquals on the few keys it knows and
 //      ignores the rest, so conditions are kept as they are and do nothing.
 // The actions stay exactly the policy's: a missing action is still denied.
-// (moto's S3 mapping is looser than AWS's in places no translation can
-// tighten: Put/GetBucketEncryption, OwnershipControls and PublicAccessBlock
-// are authorized as s3:CreateBucket / s3:ListBucket.)
+// moto's S3 mapping is also looser than AWS's in places no translation can
+// tighten: Put/GetBucketEncryption, OwnershipControls and PublicAccessBlock are
+// authorized as s3:CreateBucket / s3:ListBucket, and DeleteObjects as
+// s3:DeleteObject alone; test/moto/iam.test.ts pins each S3 call's action in moto.
 const motoActionAliases: Record<string, string[]> = { 's3:ListBucket': ['s3:HeadBucket'] };
 
 function motoActions(action: string): string[] {
