@@ -49,6 +49,7 @@ describe('up and down against moto', { skip: target.skip }, () => {
     if (url === undefined) return;
     for (const stage of stages) {
       await withRun(stage, 'apply', async ({ ctx }) => {
+        // a bucket whose policy a test already lifted has none to lift
         if (await bucketExists(ctx))
           await liftBucketPolicy(ctx.clients.s3, ctx.names.bucket).catch(() => undefined);
         await teardownStack(ctx, motoTeardownOptions);
