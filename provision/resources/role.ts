@@ -47,6 +47,9 @@ export interface FunctionRoleInputs {
   queueArn: string;
   secretArns: string[];
   logGroups: string[];
+  // where Lambda places the function's network interfaces
+  subnetIds: string[];
+  securityGroupId: string;
 }
 
 export interface SchedulerRoleInputs {
@@ -121,17 +124,20 @@ export function desiredFunctionRole(
           Resource: inputs.logGroups.map((group) => logGroupStreamsArn(ctx, group)).sort(),
         },
         {
-          // ec2:DescribeNetworkInterfaces has no resource-level permissions:
-          // it only works on "*" (Lambda developer guide, VPC permissions).
+          // What Lambda does with the role to attach the function to its subnets
+          // (the AWSLambdaVPCAccessExecutionRole actions, whose version 3 added
+          // ec2:DescribeSubnets). The Describe calls have no resource-level
+          // permissions: they only work on "*" (Service Authorization Reference).
           Sid: 'DescribeVpcNetworkInterfaces',
           Effect: 'Allow',
-          Action: 'ec2:DescribeNetworkInterfaces',
+          Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
           Resource: '*',
         },
         {
-          // The rest is kept to this account and region, the scope the Lambda
-          // developer guide gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*);
-          // Lambda creates and removes the ENIs itself, with ids nobody knows in advance.
+          // Lambda creates the interfaces in the function's subnets with its
+          // security group, and removes them, with ids nobody knows in advance:
+          // any interface of this account and region, only in those subnets and
+          // that group (CreateNetworkInterface is authorized on all three).
           Sid: 'ManageVpcNetworkInterfaces',
           Effect: 'Allow',
           Action: [
@@ -140,7 +146,16 @@ export function desiredFunctionRole(
             'ec2:AssignPrivateIpAddresses',
             'ec2:UnassignPrivateIpAddresses',
           ],
-          Resource: arn(identity, 'ec2', '*/*'),
+          Resource: arn(identity, 'ec2', 'network-interface/*'),
+        },
+        {
+          Sid: 'PlaceNetworkInterfaces',
+          Effect: 'Allow',
+          Action: 'ec2:CreateNetworkInterface',
+          Resource: [
+            ...[...inputs.subnetIds].sort().map((id) => arn(identity, 'ec2', `subnet/${id}`)),
+            arn(identity, 'ec2', `security-group/${inputs.securityGroupId}`),
+          ],
         },
       ],
     },

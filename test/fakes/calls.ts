@@ -22,28 +22,43 @@ export interface RecordedCall {
 
 export const callLog: RecordedCall[] = [];
 
+// Observers of every call as it is made (before the fake or the emulator
+// answers it), for checks that need the state the call met, like the IAM check
+// reading a resource's tags before a delete removes them.
+const observers = new Set<(call: RecordedCall) => void>();
+
+export function observeCalls(observer: (call: RecordedCall) => void): () => void {
+  observers.add(observer);
+  return () => observers.delete(observer);
+}
+
 export function recordCall(service: string, command: string, input: unknown): void {
-  callLog.push({ service, command, input: structuredClone(input) });
+  const call = { service, command, input: structuredClone(input) };
+  callLog.push(call);
+  for (const observer of observers) observer(call);
 }
 
 export function resetCalls(): void {
   callLog.length = 0;
 }
 
-// S3/SNS/SQS calls go to the emulator, not a fake: record them into the same
-// call log so "no mutating call" covers every service
-export function recordEmulatorCalls(clients: Clients): void {
+// Clients that are not faked (S3/SNS/SQS on the emulator, the function's own
+// clients) record their calls through a middleware into the same call log, so
+// "no mutating call" and the IAM check cover every service.
+export function recordClientCalls(client: { middlewareStack: { add: Function } }, service: string): void {
   const recorder =
-    (service: string) =>
     (next: InitializeHandler<object, MetadataBearer>, context: HandlerExecutionContext) =>
     async (args: InitializeHandlerArguments<object>) => {
       recordCall(service, String(context.commandName).replace(/Command$/, ''), args.input);
       return next(args);
     };
-  const options = { step: 'initialize', name: 'recordEmulatorCalls' } as const;
-  clients.s3.middlewareStack.add(recorder('s3'), options);
-  clients.sns.middlewareStack.add(recorder('sns'), options);
-  clients.sqs.middlewareStack.add(recorder('sqs'), options);
+  client.middlewareStack.add(recorder, { step: 'initialize', name: 'recordClientCalls', override: true });
+}
+
+export function recordEmulatorCalls(clients: Clients): void {
+  recordClientCalls(clients.s3, 's3');
+  recordClientCalls(clients.sns, 'sns');
+  recordClientCalls(clients.sqs, 'sqs');
 }
 
 // AWS read-only operations are named Describe*, Get*, List* or Head*; anything

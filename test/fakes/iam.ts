@@ -34,6 +34,7 @@ export interface FakeRole {
   inlinePolicies: Map<string, string>;
   attachedPolicies: string[];
   tags: Map<string, string>;
+  permissionsBoundary?: string | undefined;
 }
 
 export interface IamFake extends InstalledFake {

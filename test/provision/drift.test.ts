@@ -131,6 +131,8 @@ const roleInputs = {
     'arn:aws:secretsmanager:us-east-1:123456789012:secret:a',
   ],
   logGroups: ['/aws/lambda/f', '/aws/lambda/g'],
+  subnetIds: ['subnet-b', 'subnet-a'],
+  securityGroupId: 'sg-function',
 };
 
 test('the function role grants each permission on its own resource only', () => {
