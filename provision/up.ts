@@ -104,8 +104,6 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
     queueArn: queue.arn,
     secretArns: [cache.authSecretArn, database.secretArn],
     logGroups: [names.logGroup, names.flushLogGroup],
-    subnetIds: network.subnetIds,
-    securityGroupId: network.securityGroups.function,
   });
   const schedulerRole = await ensureSchedulerRole(ctx, {
     functionArn: functionArn(ctx, names.flushFunction),

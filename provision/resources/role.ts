@@ -47,9 +47,6 @@ export interface FunctionRoleInputs {
   queueArn: string;
   secretArns: string[];
   logGroups: string[];
-  // where Lambda places the function's network interfaces
-  subnetIds: string[];
-  securityGroupId: string;
 }
 
 export interface SchedulerRoleInputs {
@@ -125,7 +122,9 @@ export function desiredFunctionRole(
         },
         {
           // What Lambda does with the role to attach the function to its subnets
-          // (the AWSLambdaVPCAccessExecutionRole actions, whose version 3 added
+          // (Lambda Developer Guide, "Giving Lambda functions access to
+          // resources in an Amazon VPC", Required IAM permissions; the
+          // AWSLambdaVPCAccessExecutionRole actions, whose version 3 added
           // ec2:DescribeSubnets). The Describe calls have no resource-level
           // permissions: they only work on "*" (Service Authorization Reference).
           Sid: 'DescribeVpcNetworkInterfaces',
@@ -134,10 +133,14 @@ export function desiredFunctionRole(
           Resource: '*',
         },
         {
-          // Lambda creates the interfaces in the function's subnets with its
-          // security group, and removes them, with ids nobody knows in advance:
-          // any interface of this account and region, only in those subnets and
-          // that group (CreateNetworkInterface is authorized on all three).
+          // The rest is kept to this account and region, the scope the same guide
+          // gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*): Lambda
+          // creates and removes the interfaces itself, with ids nobody knows in
+          // advance. CreateNetworkInterface is not narrowed to the function's
+          // subnets and security group: Lambda checks the role when the function
+          // is created or updated ("The provided execution role does not have
+          // permissions to call CreateNetworkInterface on EC2") in a way AWS does
+          // not document, and AWS documents no narrower scope that it accepts.
           Sid: 'ManageVpcNetworkInterfaces',
           Effect: 'Allow',
           Action: [
@@ -146,16 +149,7 @@ export function desiredFunctionRole(
             'ec2:AssignPrivateIpAddresses',
             'ec2:UnassignPrivateIpAddresses',
           ],
-          Resource: arn(identity, 'ec2', 'network-interface/*'),
-        },
-        {
-          Sid: 'PlaceNetworkInterfaces',
-          Effect: 'Allow',
-          Action: 'ec2:CreateNetworkInterface',
-          Resource: [
-            ...[...inputs.subnetIds].sort().map((id) => arn(identity, 'ec2', `subnet/${id}`)),
-            arn(identity, 'ec2', `security-group/${inputs.securityGroupId}`),
-          ],
+          Resource: arn(identity, 'ec2', '*/*'),
         },
       ],
     },

@@ -131,8 +131,6 @@ const roleInputs = {
     'arn:aws:secretsmanager:us-east-1:123456789012:secret:a',
   ],
   logGroups: ['/aws/lambda/f', '/aws/lambda/g'],
-  subnetIds: ['subnet-b', 'subnet-a'],
-  securityGroupId: 'sg-function',
 };
 
 test('the function role grants each permission on its own resource only', () => {
@@ -145,11 +143,11 @@ test('the function role grants each permission on its own resource only', () => 
     'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/f:*',
     'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/g:*',
   ]);
-  // the only "*": DescribeNetworkInterfaces has no resource-level permissions
+  // the only "*": the VPC Describe calls have no resource-level permissions
   const wildcards = role.policy.Statement.filter((s) => s.Resource === '*');
   assert.deepEqual(
     wildcards.map((s) => s.Action),
-    ['ec2:DescribeNetworkInterfaces'],
+    [['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets']],
   );
   assert.deepEqual(role.trustPolicy.Statement[0]?.Condition, {
     StringEquals: { 'aws:SourceAccount': '123456789012' },

@@ -58,8 +58,6 @@ const roleInputs = {
   queueArn: `arn:aws:sqs:us-east-1:${accountId}:ada-linecount-dev-uploads`,
   secretArns: ['arn:aws:secretsmanager:us-east-1:123456789012:secret:a-1'],
   logGroups: ['/aws/lambda/ada-linecount-dev-count'],
-  subnetIds: ['subnet-b', 'subnet-a'],
-  securityGroupId: 'sg-function',
 };
 
 test('the repository is created with its policies once, and a second ensure changes nothing', async () => {
