@@ -134,13 +134,16 @@ export function desiredFunctionRole(
         },
         {
           // The rest is kept to this account and region, the scope the same guide
-          // gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*): Lambda
-          // creates and removes the interfaces itself, with ids nobody knows in
-          // advance. CreateNetworkInterface is not narrowed to the function's
-          // subnets and security group: Lambda checks the role when the function
-          // is created or updated ("The provided execution role does not have
-          // permissions to call CreateNetworkInterface on EC2") in a way AWS does
-          // not document, and AWS documents no narrower scope that it accepts.
+          // gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*),
+          // spelled once per resource type these actions take (SAR:
+          // network-interface, subnet, security-group), since the IAM User Guide
+          // allows no wildcard in an ARN's resource-type part. Lambda creates and
+          // removes the interfaces itself, with ids nobody knows in advance.
+          // CreateNetworkInterface is not narrowed to the function's subnets and
+          // security group: Lambda checks the role when the function is created
+          // or updated ("The provided execution role does not have permissions
+          // to call CreateNetworkInterface on EC2") in a way AWS does not
+          // document, and AWS documents no narrower scope that it accepts.
           Sid: 'ManageVpcNetworkInterfaces',
           Effect: 'Allow',
           Action: [
@@ -149,7 +152,9 @@ export function desiredFunctionRole(
             'ec2:AssignPrivateIpAddresses',
             'ec2:UnassignPrivateIpAddresses',
           ],
-          Resource: arn(identity, 'ec2', '*/*'),
+          Resource: ['network-interface', 'security-group', 'subnet'].map((type) =>
+            arn(identity, 'ec2', `${type}/*`),
+          ),
         },
       ],
     },

@@ -99,7 +99,9 @@ function requestTags(input: Input): Tags | undefined {
     }
   };
   list(input.Tags);
-  map(input.tags);
+  // ECR names its tag list `tags`; SQS its tag map
+  if (Array.isArray(input.tags)) list(input.tags);
+  else map(input.tags);
   if (!Array.isArray(input.Tags)) map(input.Tags);
   for (const spec of (input.TagSpecifications as { Tags?: unknown }[] | undefined) ?? []) list(spec.Tags);
   return any ? found : undefined;
@@ -140,9 +142,7 @@ function anywhere(action: string, context: Context = {}): Authorization {
 function tagOnCreate(action: string, resource: string, input: Input): Authorization[] {
   const tags = requestTags(input);
   if (tags === undefined) return [];
-  return [
-    { ...creating(action, resource, input), why: 'the call tags the resource it creates' },
-  ];
+  return [{ ...creating(action, resource, input), why: 'the call tags the resource it creates' }];
 }
 
 // ---------------------------------------------------------------- S3
@@ -163,6 +163,14 @@ function objectCall(action: string, versioned?: string): Mapper {
     const chosen = versioned !== undefined && input.VersionId !== undefined ? versioned : action;
     return [on(env, chosen, resource)];
   };
+}
+
+function deleteObject(env: Env, bucket: string, object: Input): Authorization[] {
+  const resource = objectArn(env, bucket, need(env, object, 'Key'));
+  return [
+    on(env, 's3:DeleteObject', resource),
+    ...(object.VersionId === undefined ? [] : [on(env, 's3:DeleteObjectVersion', resource)]),
+  ];
 }
 
 const s3: Record<string, Mapper> = {
@@ -226,29 +234,36 @@ const s3: Record<string, Mapper> = {
     const source = decodeURIComponent(need(env, input, 'CopySource'));
     const [path, query] = source.split('?versionId=');
     return [
-      on(env, query === undefined ? 's3:GetObject' : 's3:GetObjectVersion', `arn:${env.partition}:s3:::${path}`),
+      on(
+        env,
+        query === undefined ? 's3:GetObject' : 's3:GetObjectVersion',
+        `arn:${env.partition}:s3:::${path}`,
+      ),
       on(env, 's3:PutObject', objectArn(env, need(env, input, 'Bucket'), need(env, input, 'Key'))),
     ];
   },
-  DeleteObject: objectCall('s3:DeleteObject', 's3:DeleteObjectVersion'),
-  // DeleteObjects: "s3:DeleteObject ... and s3:DeleteObjectVersion for each versioned object" (DeleteObjects)
+  // "To delete an object from a bucket, you must always specify the
+  // s3:DeleteObject permission"; deleting a specific version also needs
+  // s3:DeleteObjectVersion (DeleteObject and DeleteObjects API references,
+  // Permissions). DeleteObjects is authorized per entry.
+  DeleteObject: (input, env) => deleteObject(env, need(env, input, 'Bucket'), input),
   DeleteObjects: (input, env) => {
     const bucket = need(env, input, 'Bucket');
-    const objects = ((input.Delete as { Objects?: { Key?: string; VersionId?: string }[] } | undefined)
-      ?.Objects ?? []) as { Key?: string; VersionId?: string }[];
-    return objects.map((object) =>
-      on(
-        env,
-        object.VersionId === undefined ? 's3:DeleteObject' : 's3:DeleteObjectVersion',
-        objectArn(env, bucket, object.Key ?? ''),
-      ),
-    );
+    const objects = (input.Delete as { Objects?: Input[] } | undefined)?.Objects ?? [];
+    return objects.flatMap((object) => deleteObject(env, bucket, object));
   },
 };
 
 // ---------------------------------------------------------------- SNS, SQS
 
 const topicArnFrom = (input: Input, env: Env, field = 'TopicArn') => need(env, input, field);
+
+function subscriptionCall(action: string): Mapper {
+  return (input, env) => {
+    const subscription = need(env, input, 'SubscriptionArn');
+    return [on(env, action, subscription.slice(0, subscription.lastIndexOf(':')))];
+  };
+}
 
 const sns: Record<string, Mapper> = {
   CreateTopic: (input, env) => {
@@ -261,16 +276,21 @@ const sns: Record<string, Mapper> = {
   ListTagsForResource: (input, env) => [
     on(env, 'sns:ListTagsForResource', topicArnFrom(input, env, 'ResourceArn')),
   ],
-  TagResource: (input, env) => [
-    creating('sns:TagResource', topicArnFrom(input, env, 'ResourceArn'), input),
+  TagResource: (input, env) => [creating('sns:TagResource', topicArnFrom(input, env, 'ResourceArn'), input)],
+  Subscribe: (input, env) => [
+    on(env, 'sns:Subscribe', topicArnFrom(input, env), {
+      ...(str(input.Protocol) === undefined ? {} : { 'sns:Protocol': str(input.Protocol) as string }),
+      ...(str(input.Endpoint) === undefined ? {} : { 'sns:Endpoint': str(input.Endpoint) as string }),
+    }),
   ],
-  Subscribe: (input, env) => [on(env, 'sns:Subscribe', topicArnFrom(input, env))],
-  ListSubscriptionsByTopic: (input, env) => [on(env, 'sns:ListSubscriptionsByTopic', topicArnFrom(input, env))],
-  // Unsubscribe and the subscription attribute calls name a subscription; SAR
-  // lists no resource type for them, so they authorize on "*"
-  Unsubscribe: () => [anywhere('sns:Unsubscribe')],
-  GetSubscriptionAttributes: () => [anywhere('sns:GetSubscriptionAttributes')],
-  SetSubscriptionAttributes: () => [anywhere('sns:SetSubscriptionAttributes')],
+  ListSubscriptionsByTopic: (input, env) => [
+    on(env, 'sns:ListSubscriptionsByTopic', topicArnFrom(input, env)),
+  ],
+  // The calls that name a subscription are authorized on its topic (SAR: resource
+  // type topic); a subscription ARN is its topic's ARN and an id (arn:…:topic:id).
+  Unsubscribe: subscriptionCall('sns:Unsubscribe'),
+  GetSubscriptionAttributes: subscriptionCall('sns:GetSubscriptionAttributes'),
+  SetSubscriptionAttributes: subscriptionCall('sns:SetSubscriptionAttributes'),
   Publish: (input, env) => [on(env, 'sns:Publish', topicArnFrom(input, env))],
 };
 
@@ -389,7 +409,12 @@ const iam: Record<string, Mapper> = {
     const resource = roleArnOf(env, need(env, input, 'RoleName'));
     const boundary = str(input.PermissionsBoundary);
     return [
-      creating('iam:CreateRole', resource, input, boundary === undefined ? {} : { 'iam:PermissionsBoundary': boundary }),
+      creating(
+        'iam:CreateRole',
+        resource,
+        input,
+        boundary === undefined ? {} : { 'iam:PermissionsBoundary': boundary },
+      ),
       ...tagOnCreate('iam:TagRole', resource, input),
     ];
   },
@@ -407,12 +432,18 @@ const iam: Record<string, Mapper> = {
   ListAttachedRolePolicies: roleCall('iam:ListAttachedRolePolicies'),
   DetachRolePolicy: withBoundary('iam:DetachRolePolicy'),
   AttachRolePolicy: withBoundary('iam:AttachRolePolicy'),
-  SimulatePrincipalPolicy: (input, env) => [on(env, 'iam:SimulatePrincipalPolicy', need(env, input, 'PolicySourceArn'))],
+  SimulatePrincipalPolicy: (input, env) => [
+    on(env, 'iam:SimulatePrincipalPolicy', need(env, input, 'PolicySourceArn')),
+  ],
   GetPolicy: (input, env) => [on(env, 'iam:GetPolicy', need(env, input, 'PolicyArn'))],
   GetPolicyVersion: (input, env) => [on(env, 'iam:GetPolicyVersion', need(env, input, 'PolicyArn'))],
   CreatePolicy: (input, env) => [
     creating('iam:CreatePolicy', arnOf(env, 'iam', `policy/${need(env, input, 'PolicyName')}`, false), input),
-    ...tagOnCreate('iam:TagPolicy', arnOf(env, 'iam', `policy/${need(env, input, 'PolicyName')}`, false), input),
+    ...tagOnCreate(
+      'iam:TagPolicy',
+      arnOf(env, 'iam', `policy/${need(env, input, 'PolicyName')}`, false),
+      input,
+    ),
   ],
   CreatePolicyVersion: (input, env) => [on(env, 'iam:CreatePolicyVersion', need(env, input, 'PolicyArn'))],
   ListPolicyVersions: (input, env) => [on(env, 'iam:ListPolicyVersions', need(env, input, 'PolicyArn'))],
@@ -448,7 +479,10 @@ function repositoryCall(action: string): Mapper {
 const ecr: Record<string, Mapper> = {
   CreateRepository: (input, env) => {
     const resource = repositoryArn(env, need(env, input, 'repositoryName'));
-    return [creating('ecr:CreateRepository', resource, input), ...tagOnCreate('ecr:TagResource', resource, input)];
+    return [
+      creating('ecr:CreateRepository', resource, input),
+      ...tagOnCreate('ecr:TagResource', resource, input),
+    ];
   },
   DeleteRepository: repositoryCall('ecr:DeleteRepository'),
   DescribeRepositories: (input, env) =>
@@ -477,7 +511,10 @@ function logGroupCall(action: string): Mapper {
 const logs: Record<string, Mapper> = {
   CreateLogGroup: (input, env) => {
     const resource = logGroupArn(env, need(env, input, 'logGroupName'));
-    return [creating('logs:CreateLogGroup', resource, input), ...tagOnCreate('logs:TagResource', resource, input)];
+    return [
+      creating('logs:CreateLogGroup', resource, input),
+      ...tagOnCreate('logs:TagResource', resource, input),
+    ];
   },
   DeleteLogGroup: logGroupCall('logs:DeleteLogGroup'),
   PutRetentionPolicy: logGroupCall('logs:PutRetentionPolicy'),
@@ -503,15 +540,28 @@ const cloudwatch: Record<string, Mapper> = {
       ...tagOnCreate('cloudwatch:TagResource', resource, input),
     ];
   },
-  DescribeAlarms: () => [anywhere('cloudwatch:DescribeAlarms')],
+  // DescribeAlarms is authorized on the alarms it may return (SAR: alarm):
+  // those named, or every alarm whose name has the prefix
+  DescribeAlarms: (input, env) => {
+    const names = (input.AlarmNames as string[] | undefined) ?? [];
+    if (names.length > 0)
+      return names.map((name) => on(env, 'cloudwatch:DescribeAlarms', alarmArn(env, name)));
+    return [on(env, 'cloudwatch:DescribeAlarms', alarmArn(env, `${str(input.AlarmNamePrefix) ?? ''}*`))];
+  },
   DeleteAlarms: (input, env) =>
     ((input.AlarmNames as string[] | undefined) ?? []).map((name) =>
       on(env, 'cloudwatch:DeleteAlarms', alarmArn(env, name)),
     ),
-  ListTagsForResource: (input, env) => [on(env, 'cloudwatch:ListTagsForResource', need(env, input, 'ResourceARN'))],
+  ListTagsForResource: (input, env) => [
+    on(env, 'cloudwatch:ListTagsForResource', need(env, input, 'ResourceARN')),
+  ],
   TagResource: (input, env) => [creating('cloudwatch:TagResource', need(env, input, 'ResourceARN'), input)],
-  PutDashboard: (input, env) => [on(env, 'cloudwatch:PutDashboard', dashboardArn(env, need(env, input, 'DashboardName')))],
-  GetDashboard: (input, env) => [on(env, 'cloudwatch:GetDashboard', dashboardArn(env, need(env, input, 'DashboardName')))],
+  PutDashboard: (input, env) => [
+    on(env, 'cloudwatch:PutDashboard', dashboardArn(env, need(env, input, 'DashboardName'))),
+  ],
+  GetDashboard: (input, env) => [
+    on(env, 'cloudwatch:GetDashboard', dashboardArn(env, need(env, input, 'DashboardName'))),
+  ],
   DeleteDashboards: (input, env) =>
     ((input.DashboardNames as string[] | undefined) ?? []).map((name) =>
       on(env, 'cloudwatch:DeleteDashboards', dashboardArn(env, name)),
@@ -563,7 +613,8 @@ const scheduler: Record<string, Mapper> = {
 // ---------------------------------------------------------------- Lambda
 
 function functionArnOf(env: Scope, nameOrArn: string): string {
-  if (nameOrArn.startsWith('arn:')) return nameOrArn.replace(/^(arn:[^:]+:lambda:[^:]+:[^:]+:function:[^:]+).*$/, '$1');
+  if (nameOrArn.startsWith('arn:'))
+    return nameOrArn.replace(/^(arn:[^:]+:lambda:[^:]+:[^:]+:function:[^:]+).*$/, '$1');
   return arnOf(env, 'lambda', `function:${nameOrArn}`);
 }
 
@@ -608,7 +659,11 @@ function functionSetup(input: Input, env: Env, resource: string): Authorization[
     for (const resource of [ec2Arn(env, 'network-interface', '*'), ...placed]) {
       implied.push({ action: 'ec2:CreateNetworkInterface', resource, context: {}, as: role, why });
     }
-    for (const action of ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses']) {
+    for (const action of [
+      'ec2:DeleteNetworkInterface',
+      'ec2:AssignPrivateIpAddresses',
+      'ec2:UnassignPrivateIpAddresses',
+    ]) {
       implied.push({ action, resource: ec2Arn(env, 'network-interface', '*'), context: {}, as: role, why });
     }
   }
@@ -637,7 +692,19 @@ const lambda: Record<string, Mapper> = {
     return [creating('lambda:CreateFunction', resource, input), ...functionSetup(input, env, resource)];
   },
   DeleteFunction: functionCall('lambda:DeleteFunction'),
-  GetFunction: functionCall('lambda:GetFunction'),
+  // "For tagged functions, [lambda:ListTags] is also necessary for GetFunction"
+  // (Lambda Developer Guide, "Using tags on Lambda functions"): GetFunction
+  // returns the tags, which find compares, only with it.
+  GetFunction: (input, env) => {
+    const resource = functionArnOf(env, need(env, input, 'FunctionName'));
+    return [
+      on(env, 'lambda:GetFunction', resource),
+      {
+        ...on(env, 'lambda:ListTags', resource),
+        why: 'GetFunction returns the function’s tags only with lambda:ListTags',
+      },
+    ];
+  },
   GetFunctionConfiguration: functionCall('lambda:GetFunctionConfiguration'),
   UpdateFunctionConfiguration: (input, env) => {
     const resource = functionArnOf(env, need(env, input, 'FunctionName'));
@@ -647,7 +714,9 @@ const lambda: Record<string, Mapper> = {
     const resource = functionArnOf(env, need(env, input, 'FunctionName'));
     return [on(env, 'lambda:UpdateFunctionCode', resource), ...functionSetup(input, env, resource)];
   },
-  TagResource: (input, env) => [creating('lambda:TagResource', functionArnOf(env, need(env, input, 'Resource')), input)],
+  TagResource: (input, env) => [
+    creating('lambda:TagResource', functionArnOf(env, need(env, input, 'Resource')), input),
+  ],
   ListTags: (input, env) => [on(env, 'lambda:ListTags', functionArnOf(env, need(env, input, 'Resource')))],
   InvokeFunction: functionCall('lambda:InvokeFunction'),
   Invoke: functionCall('lambda:InvokeFunction'),
@@ -666,7 +735,18 @@ const lambda: Record<string, Mapper> = {
         implied.push({ action, resource: source, context: {}, as: role, why });
       }
     }
-    return [{ action: 'lambda:CreateEventSourceMapping', resource: '*', context: { ...context, ...requestTagContext(requestTags(input)) } }, ...implied];
+    // tagging on create needs lambda:TagResource too (Lambda Developer Guide,
+    // "Using tags on event source mappings"); the new mapping's id is not known yet
+    const tagged = tagOnCreate('lambda:TagResource', esmArn(env, '*'), input);
+    return [
+      {
+        action: 'lambda:CreateEventSourceMapping',
+        resource: '*',
+        context: { ...context, ...requestTagContext(requestTags(input)) },
+      },
+      ...tagged,
+      ...implied,
+    ];
   },
   GetEventSourceMapping: (input, env) => [esmRequest(env, input, 'lambda:GetEventSourceMapping')],
   UpdateEventSourceMapping: (input, env) => [esmRequest(env, input, 'lambda:UpdateEventSourceMapping')],
@@ -683,6 +763,21 @@ function esmRequest(env: Env, input: Input, action: string): Authorization {
 
 // ---------------------------------------------------------------- ElastiCache, RDS
 
+// The first cache or database of an account makes the service create its
+// service-linked role, with the caller's permission: iam:CreateServiceLinkedRole
+// with iam:AWSServiceName (ElastiCache User Guide, "Using Service-Linked Roles
+// for Amazon ElastiCache", and RDS User Guide, "Using service-linked roles for
+// Amazon RDS": permissions to create a service-linked role). The fakes keep no
+// such role, so every create is checked as if it were the account's first.
+function serviceLinkedRole(env: Env, service: string, role: string): Authorization {
+  return {
+    action: 'iam:CreateServiceLinkedRole',
+    resource: arnOf(env, 'iam', `role/aws-service-role/${service}/${role}`, false),
+    context: { 'iam:AWSServiceName': service },
+    why: `${service} creates its service-linked role on first use, with the caller’s permission`,
+  };
+}
+
 function cacheArn(env: Scope, type: string, name: string): string {
   return arnOf(env, 'elasticache', `${type}:${name}`);
 }
@@ -690,32 +785,66 @@ function cacheArn(env: Scope, type: string, name: string): string {
 const elasticache: Record<string, Mapper> = {
   CreateCacheSubnetGroup: (input, env) => {
     const resource = cacheArn(env, 'subnetgroup', need(env, input, 'CacheSubnetGroupName'));
-    return [creating('elasticache:CreateCacheSubnetGroup', resource, input), ...tagOnCreate('elasticache:AddTagsToResource', resource, input)];
+    return [
+      creating('elasticache:CreateCacheSubnetGroup', resource, input),
+      ...tagOnCreate('elasticache:AddTagsToResource', resource, input),
+    ];
   },
   ModifyCacheSubnetGroup: (input, env) => [
-    on(env, 'elasticache:ModifyCacheSubnetGroup', cacheArn(env, 'subnetgroup', need(env, input, 'CacheSubnetGroupName'))),
+    on(
+      env,
+      'elasticache:ModifyCacheSubnetGroup',
+      cacheArn(env, 'subnetgroup', need(env, input, 'CacheSubnetGroupName')),
+    ),
   ],
   DeleteCacheSubnetGroup: (input, env) => [
-    on(env, 'elasticache:DeleteCacheSubnetGroup', cacheArn(env, 'subnetgroup', need(env, input, 'CacheSubnetGroupName'))),
+    on(
+      env,
+      'elasticache:DeleteCacheSubnetGroup',
+      cacheArn(env, 'subnetgroup', need(env, input, 'CacheSubnetGroupName')),
+    ),
   ],
   DescribeCacheSubnetGroups: (input, env) => [
-    on(env, 'elasticache:DescribeCacheSubnetGroups', cacheArn(env, 'subnetgroup', need(env, input, 'CacheSubnetGroupName'))),
+    on(
+      env,
+      'elasticache:DescribeCacheSubnetGroups',
+      cacheArn(env, 'subnetgroup', need(env, input, 'CacheSubnetGroupName')),
+    ),
   ],
   CreateCacheParameterGroup: (input, env) => {
     const resource = cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName'));
-    return [creating('elasticache:CreateCacheParameterGroup', resource, input), ...tagOnCreate('elasticache:AddTagsToResource', resource, input)];
+    return [
+      creating('elasticache:CreateCacheParameterGroup', resource, input),
+      ...tagOnCreate('elasticache:AddTagsToResource', resource, input),
+    ];
   },
   ModifyCacheParameterGroup: (input, env) => [
-    on(env, 'elasticache:ModifyCacheParameterGroup', cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName'))),
+    on(
+      env,
+      'elasticache:ModifyCacheParameterGroup',
+      cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName')),
+    ),
   ],
   DeleteCacheParameterGroup: (input, env) => [
-    on(env, 'elasticache:DeleteCacheParameterGroup', cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName'))),
+    on(
+      env,
+      'elasticache:DeleteCacheParameterGroup',
+      cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName')),
+    ),
   ],
   DescribeCacheParameterGroups: (input, env) => [
-    on(env, 'elasticache:DescribeCacheParameterGroups', cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName'))),
+    on(
+      env,
+      'elasticache:DescribeCacheParameterGroups',
+      cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName')),
+    ),
   ],
   DescribeCacheParameters: (input, env) => [
-    on(env, 'elasticache:DescribeCacheParameters', cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName'))),
+    on(
+      env,
+      'elasticache:DescribeCacheParameters',
+      cacheArn(env, 'parametergroup', need(env, input, 'CacheParameterGroupName')),
+    ),
   ],
   // CreateReplicationGroup is authorized on the group and on the parameter and
   // subnet groups it names (SAR resource types; parametergroup is required)
@@ -723,12 +852,17 @@ const elasticache: Record<string, Mapper> = {
     const resource = cacheArn(env, 'replicationgroup', need(env, input, 'ReplicationGroupId'));
     const related: Authorization[] = [];
     const parameterGroup = str(input.CacheParameterGroupName);
-    if (parameterGroup !== undefined) related.push(on(env, 'elasticache:CreateReplicationGroup', cacheArn(env, 'parametergroup', parameterGroup)));
+    if (parameterGroup !== undefined)
+      related.push(
+        on(env, 'elasticache:CreateReplicationGroup', cacheArn(env, 'parametergroup', parameterGroup)),
+      );
     const subnetGroup = str(input.CacheSubnetGroupName);
-    if (subnetGroup !== undefined) related.push(on(env, 'elasticache:CreateReplicationGroup', cacheArn(env, 'subnetgroup', subnetGroup)));
+    if (subnetGroup !== undefined)
+      related.push(on(env, 'elasticache:CreateReplicationGroup', cacheArn(env, 'subnetgroup', subnetGroup)));
     return [
       creating('elasticache:CreateReplicationGroup', resource, input),
       ...related,
+      serviceLinkedRole(env, 'elasticache.amazonaws.com', 'AWSServiceRoleForElastiCache'),
       ...tagOnCreate('elasticache:AddTagsToResource', resource, input),
     ];
   },
@@ -737,20 +871,38 @@ const elasticache: Record<string, Mapper> = {
     const parameterGroup = str(input.CacheParameterGroupName);
     return [
       on(env, 'elasticache:ModifyReplicationGroup', resource),
-      ...(parameterGroup === undefined ? [] : [on(env, 'elasticache:ModifyReplicationGroup', cacheArn(env, 'parametergroup', parameterGroup))]),
+      ...(parameterGroup === undefined
+        ? []
+        : [on(env, 'elasticache:ModifyReplicationGroup', cacheArn(env, 'parametergroup', parameterGroup))]),
     ];
   },
   DeleteReplicationGroup: (input, env) => [
-    on(env, 'elasticache:DeleteReplicationGroup', cacheArn(env, 'replicationgroup', need(env, input, 'ReplicationGroupId'))),
+    on(
+      env,
+      'elasticache:DeleteReplicationGroup',
+      cacheArn(env, 'replicationgroup', need(env, input, 'ReplicationGroupId')),
+    ),
   ],
   DescribeReplicationGroups: (input, env) => [
-    on(env, 'elasticache:DescribeReplicationGroups', cacheArn(env, 'replicationgroup', need(env, input, 'ReplicationGroupId'))),
+    on(
+      env,
+      'elasticache:DescribeReplicationGroups',
+      cacheArn(env, 'replicationgroup', need(env, input, 'ReplicationGroupId')),
+    ),
   ],
   DescribeCacheClusters: (input, env) => [
-    on(env, 'elasticache:DescribeCacheClusters', cacheArn(env, 'cluster', need(env, input, 'CacheClusterId'))),
+    on(
+      env,
+      'elasticache:DescribeCacheClusters',
+      cacheArn(env, 'cluster', need(env, input, 'CacheClusterId')),
+    ),
   ],
-  AddTagsToResource: (input, env) => [creating('elasticache:AddTagsToResource', need(env, input, 'ResourceName'), input)],
-  ListTagsForResource: (input, env) => [on(env, 'elasticache:ListTagsForResource', need(env, input, 'ResourceName'))],
+  AddTagsToResource: (input, env) => [
+    creating('elasticache:AddTagsToResource', need(env, input, 'ResourceName'), input),
+  ],
+  ListTagsForResource: (input, env) => [
+    on(env, 'elasticache:ListTagsForResource', need(env, input, 'ResourceName')),
+  ],
 };
 
 function rdsArn(env: Scope, type: string, name: string): string {
@@ -764,14 +916,20 @@ function rdsCall(action: string, type: string, field: string): Mapper {
 const rds: Record<string, Mapper> = {
   CreateDBSubnetGroup: (input, env) => {
     const resource = rdsArn(env, 'subgrp', need(env, input, 'DBSubnetGroupName'));
-    return [creating('rds:CreateDBSubnetGroup', resource, input), ...tagOnCreate('rds:AddTagsToResource', resource, input)];
+    return [
+      creating('rds:CreateDBSubnetGroup', resource, input),
+      ...tagOnCreate('rds:AddTagsToResource', resource, input),
+    ];
   },
   ModifyDBSubnetGroup: rdsCall('rds:ModifyDBSubnetGroup', 'subgrp', 'DBSubnetGroupName'),
   DeleteDBSubnetGroup: rdsCall('rds:DeleteDBSubnetGroup', 'subgrp', 'DBSubnetGroupName'),
   DescribeDBSubnetGroups: rdsCall('rds:DescribeDBSubnetGroups', 'subgrp', 'DBSubnetGroupName'),
   CreateDBParameterGroup: (input, env) => {
     const resource = rdsArn(env, 'pg', need(env, input, 'DBParameterGroupName'));
-    return [creating('rds:CreateDBParameterGroup', resource, input), ...tagOnCreate('rds:AddTagsToResource', resource, input)];
+    return [
+      creating('rds:CreateDBParameterGroup', resource, input),
+      ...tagOnCreate('rds:AddTagsToResource', resource, input),
+    ];
   },
   ModifyDBParameterGroup: rdsCall('rds:ModifyDBParameterGroup', 'pg', 'DBParameterGroupName'),
   DeleteDBParameterGroup: rdsCall('rds:DeleteDBParameterGroup', 'pg', 'DBParameterGroupName'),
@@ -781,9 +939,11 @@ const rds: Record<string, Mapper> = {
     const resource = rdsArn(env, 'db', need(env, input, 'DBInstanceIdentifier'));
     const related: Authorization[] = [];
     const subnetGroup = str(input.DBSubnetGroupName);
-    if (subnetGroup !== undefined) related.push(on(env, 'rds:CreateDBInstance', rdsArn(env, 'subgrp', subnetGroup)));
+    if (subnetGroup !== undefined)
+      related.push(on(env, 'rds:CreateDBInstance', rdsArn(env, 'subgrp', subnetGroup)));
     const parameterGroup = str(input.DBParameterGroupName);
-    if (parameterGroup !== undefined) related.push(on(env, 'rds:CreateDBInstance', rdsArn(env, 'pg', parameterGroup)));
+    if (parameterGroup !== undefined)
+      related.push(on(env, 'rds:CreateDBInstance', rdsArn(env, 'pg', parameterGroup)));
     if (input.ManageMasterUserPassword === true) {
       // "To manage the master user password with Secrets Manager you need
       // secretsmanager:CreateSecret, secretsmanager:TagResource and
@@ -814,14 +974,21 @@ const rds: Record<string, Mapper> = {
         },
       });
     }
-    return [creating('rds:CreateDBInstance', resource, input), ...related, ...tagOnCreate('rds:AddTagsToResource', resource, input)];
+    return [
+      creating('rds:CreateDBInstance', resource, input),
+      ...related,
+      serviceLinkedRole(env, 'rds.amazonaws.com', 'AWSServiceRoleForRDS'),
+      ...tagOnCreate('rds:AddTagsToResource', resource, input),
+    ];
   },
   ModifyDBInstance: (input, env) => {
     const resource = rdsArn(env, 'db', need(env, input, 'DBInstanceIdentifier'));
     const parameterGroup = str(input.DBParameterGroupName);
     return [
       on(env, 'rds:ModifyDBInstance', resource),
-      ...(parameterGroup === undefined ? [] : [on(env, 'rds:ModifyDBInstance', rdsArn(env, 'pg', parameterGroup))]),
+      ...(parameterGroup === undefined
+        ? []
+        : [on(env, 'rds:ModifyDBInstance', rdsArn(env, 'pg', parameterGroup))]),
     ];
   },
   DeleteDBInstance: (input, env) => {
@@ -830,11 +997,18 @@ const rds: Record<string, Mapper> = {
     // a final snapshot needs rds:CreateDBSnapshot (RDS API reference, DeleteDBInstance)
     return [
       on(env, 'rds:DeleteDBInstance', resource),
-      ...(snapshot === undefined ? [] : [on(env, 'rds:CreateDBSnapshot', rdsArn(env, 'snapshot', snapshot)), on(env, 'rds:CreateDBSnapshot', resource)]),
+      ...(snapshot === undefined
+        ? []
+        : [
+            on(env, 'rds:CreateDBSnapshot', rdsArn(env, 'snapshot', snapshot)),
+            on(env, 'rds:CreateDBSnapshot', resource),
+          ]),
     ];
   },
   DescribeDBInstances: rdsCall('rds:DescribeDBInstances', 'db', 'DBInstanceIdentifier'),
-  AddTagsToResource: (input, env) => [creating('rds:AddTagsToResource', need(env, input, 'ResourceName'), input)],
+  AddTagsToResource: (input, env) => [
+    creating('rds:AddTagsToResource', need(env, input, 'ResourceName'), input),
+  ],
   ListTagsForResource: (input, env) => [on(env, 'rds:ListTagsForResource', need(env, input, 'ResourceName'))],
 };
 
@@ -848,7 +1022,13 @@ const rds: Record<string, Mapper> = {
 
 const ec2Arn = (env: Scope, type: string, id: string) => arnOf(env, 'ec2', `${type}/${id}`);
 
-function ec2Create(action: string, type: string, input: Input, env: Env, related: Authorization[] = []): Authorization[] {
+function ec2Create(
+  action: string,
+  type: string,
+  input: Input,
+  env: Env,
+  related: Authorization[] = [],
+): Authorization[] {
   const created = ec2Arn(env, type, '*');
   const tags = requestTags(input);
   return [
@@ -856,7 +1036,14 @@ function ec2Create(action: string, type: string, input: Input, env: Env, related
     ...related,
     ...(tags === undefined
       ? []
-      : [{ ...creating('ec2:CreateTags', created, input, { 'ec2:CreateAction': action.replace(/^ec2:/, '') }), why: 'the call tags the resource it creates' }]),
+      : [
+          {
+            ...creating('ec2:CreateTags', created, input, {
+              'ec2:CreateAction': action.replace(/^ec2:/, ''),
+            }),
+            why: 'the call tags the resource it creates',
+          },
+        ]),
   ];
 }
 
@@ -869,7 +1056,8 @@ const ids = (value: unknown) => (Array.isArray(value) ? (value as string[]) : []
 const ec2: Record<string, Mapper> = {
   // the Describe* calls take no resource (SAR: "*")
   DescribeVpcs: () => [anywhere('ec2:DescribeVpcs')],
-  DescribeVpcAttribute: () => [anywhere('ec2:DescribeVpcAttribute')],
+  // the one Describe call of the network that names its resource (SAR: vpc)
+  DescribeVpcAttribute: ec2On('vpc', 'VpcId', 'ec2:DescribeVpcAttribute'),
   DescribeSubnets: () => [anywhere('ec2:DescribeSubnets')],
   DescribeAvailabilityZones: () => [anywhere('ec2:DescribeAvailabilityZones')],
   DescribeRouteTables: () => [anywhere('ec2:DescribeRouteTables')],
@@ -882,7 +1070,9 @@ const ec2: Record<string, Mapper> = {
   ModifyVpcAttribute: ec2On('vpc', 'VpcId', 'ec2:ModifyVpcAttribute'),
   DeleteVpc: ec2On('vpc', 'VpcId', 'ec2:DeleteVpc'),
   CreateSubnet: (input, env) =>
-    ec2Create('ec2:CreateSubnet', 'subnet', input, env, [on(env, 'ec2:CreateSubnet', ec2Arn(env, 'vpc', need(env, input, 'VpcId')))]),
+    ec2Create('ec2:CreateSubnet', 'subnet', input, env, [
+      on(env, 'ec2:CreateSubnet', ec2Arn(env, 'vpc', need(env, input, 'VpcId'))),
+    ]),
   DeleteSubnet: ec2On('subnet', 'SubnetId', 'ec2:DeleteSubnet'),
   CreateRouteTable: (input, env) =>
     ec2Create('ec2:CreateRouteTable', 'route-table', input, env, [
@@ -914,8 +1104,12 @@ const ec2: Record<string, Mapper> = {
     const related = [
       on(env, 'ec2:CreateVpcEndpoint', ec2Arn(env, 'vpc', need(env, input, 'VpcId'))),
       ...ids(input.SubnetIds).map((id) => on(env, 'ec2:CreateVpcEndpoint', ec2Arn(env, 'subnet', id))),
-      ...ids(input.SecurityGroupIds).map((id) => on(env, 'ec2:CreateVpcEndpoint', ec2Arn(env, 'security-group', id))),
-      ...ids(input.RouteTableIds).map((id) => on(env, 'ec2:CreateVpcEndpoint', ec2Arn(env, 'route-table', id))),
+      ...ids(input.SecurityGroupIds).map((id) =>
+        on(env, 'ec2:CreateVpcEndpoint', ec2Arn(env, 'security-group', id)),
+      ),
+      ...ids(input.RouteTableIds).map((id) =>
+        on(env, 'ec2:CreateVpcEndpoint', ec2Arn(env, 'route-table', id)),
+      ),
     ];
     if (input.PrivateDnsEnabled === true) {
       // "To enable private DNS you need route53:AssociateVPCWithHostedZone"
@@ -986,8 +1180,34 @@ export function authorizationsFor(call: RecordedCall, scope: Scope, live: Live =
   return mapper((call.input ?? {}) as Input, { ...scope, live, call });
 }
 
-export function isMapped(service: string, command: string): boolean {
-  return table[service]?.[command] !== undefined;
+// What a call needs beyond itself once it failed, where AWS's answer depends on
+// a second permission: S3 answers a missing object with 404 (which the
+// function takes as "deleted, skip it" and reconcile as "gone") only to a
+// caller that may s3:ListBucket; to anyone else it answers 403 Access Denied
+// (GetObject and HeadObject API references, Permissions).
+export function authorizationsOnFailure(
+  call: RecordedCall,
+  error: unknown,
+  scope: Scope,
+  live: Live = {},
+): Authorization[] {
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata
+    ?.httpStatusCode;
+  const env = { ...scope, live, call };
+  if (
+    call.service === 's3' &&
+    (call.command === 'GetObject' || call.command === 'HeadObject') &&
+    status === 404
+  ) {
+    const input = (call.input ?? {}) as Input;
+    return [
+      {
+        ...on(env, 's3:ListBucket', bucketArn(env, need(env, input, 'Bucket'))),
+        why: 'S3 answers a missing object with 404, not 403, only to a caller that may list the bucket',
+      },
+    ];
+  }
+  return [];
 }
 
 // The Docker Registry HTTP API calls of an image push and pull, as ECR

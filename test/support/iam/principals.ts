@@ -5,35 +5,78 @@ import type { Scope } from './actions.ts';
 import type { PolicyDocument, Principal } from './evaluate.ts';
 
 // The principals that make the project's AWS calls, with the policies they
-// really get: the deployer's documented policy, and the roles as up.ts wrote them.
+// really get: the deployer's documented policy, the role the scheduled
+// generator assumes, and the roles as up.ts writes them.
 
-const deployerPolicyFile = fileURLToPath(new URL('../../../docs/deployer-policy.json', import.meta.url));
+const root = new URL('../../../', import.meta.url);
+const fromRoot = (path: string) => fileURLToPath(new URL(path, root));
 
-// docs/deployer-policy.json with its placeholders filled in, as a user attaches it
-export function deployerPolicy(scope: Scope): PolicyDocument {
-  const text = readFileSync(deployerPolicyFile, 'utf8')
+export const deployerPolicyPath = 'docs/deployer-policy.json';
+
+// A policy file of docs/ with its placeholders filled in, as a user attaches it
+export function policyFile(path: string, scope: Scope): PolicyDocument {
+  const text = readFileSync(fromRoot(path), 'utf8')
     .replaceAll('REGION', scope.region)
     .replaceAll('ACCOUNT', scope.accountId);
   return JSON.parse(text) as PolicyDocument;
 }
 
-export function deployer(scope: Scope, document: PolicyDocument = deployerPolicy(scope)): Principal {
+export function deployer(
+  scope: Scope,
+  document: PolicyDocument = policyFile(deployerPolicyPath, scope),
+): Principal {
   return {
-    name: 'the deployer (docs/deployer-policy.json)',
-    arn: `arn:${scope.partition}:iam::${scope.accountId}:user/deployer`,
+    name: `the deployer (${deployerPolicyPath})`,
+    arn: `arn:${scope.partition}:iam::${scope.accountId}:role/deployer`,
     policies: [{ name: 'deployer-policy', document }],
   };
 }
 
-export function principalOf(name: string, arn: string, document: PolicyDocument, boundary?: PolicyDocument): Principal {
-  return { name, arn, policies: [{ name: 'inline', document }], ...(boundary === undefined ? {} : { boundary }) };
+// The policy file of each role a workflow may assume, by the repository
+// variable that holds the role's ARN (docs/image.md, GitHub OIDC setup).
+const workflowRoles: Record<string, string> = {
+  AWS_DEPLOY_ROLE_ARN: deployerPolicyPath,
+};
+
+// The principal the scheduled generator runs as: the role that
+// .github/workflows/generate.yml assumes, with that role's policy file.
+export function generator(scope: Scope): Principal {
+  const workflow = readFileSync(fromRoot('.github/workflows/generate.yml'), 'utf8');
+  const variable = /role-to-assume:\s*\$\{\{\s*vars\.(\w+)\s*\}\}/.exec(workflow)?.[1];
+  const path = variable === undefined ? undefined : workflowRoles[variable];
+  if (path === undefined) {
+    throw new Error(
+      `generate.yml assumes ${variable ?? 'no role'}: add that role's policy file to workflowRoles in test/support/iam/principals.ts`,
+    );
+  }
+  return {
+    name: `the scheduled generator (vars.${variable}, ${path})`,
+    arn: `arn:${scope.partition}:iam::${scope.accountId}:role/generator`,
+    policies: [
+      { name: path === deployerPolicyPath ? 'deployer-policy' : path, document: policyFile(path, scope) },
+    ],
+  };
+}
+
+// A role with one inline policy, as ensureRole writes it
+export function rolePrincipal(
+  name: string,
+  arn: string,
+  policyName: string,
+  document: PolicyDocument,
+  boundary?: PolicyDocument,
+): Principal {
+  return { name, arn, policies: [{ name: policyName, document }], boundary };
 }
 
 // A role as it is in the IAM fake after a run: its inline policies as up.ts put them
-export function roleInFake(iam: IamFake, roleArn: string, boundaries: Record<string, PolicyDocument> = {}): Principal {
+export function roleInFake(
+  iam: IamFake,
+  roleArn: string,
+  boundaries: Record<string, PolicyDocument> = {},
+): Principal {
   const role = [...iam.roles.values()].find((r) => r.arn === roleArn);
   if (role === undefined) throw new Error(`no role ${roleArn} in the IAM fake`);
-  const boundary = role.permissionsBoundary === undefined ? undefined : boundaries[role.permissionsBoundary];
   return {
     name: `the role ${role.name} (as up.ts wrote it)`,
     arn: role.arn,
@@ -41,6 +84,6 @@ export function roleInFake(iam: IamFake, roleArn: string, boundaries: Record<str
       name,
       document: JSON.parse(document) as PolicyDocument,
     })),
-    ...(boundary === undefined ? {} : { boundary }),
+    boundary: role.permissionsBoundary === undefined ? undefined : boundaries[role.permissionsBoundary],
   };
 }

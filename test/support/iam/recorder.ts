@@ -1,12 +1,19 @@
 import { observeCalls, type RecordedCall } from '../../fakes/calls.ts';
 import type { FakeAws } from '../../fakes/index.ts';
-import { type Authorization, authorizationsFor, type Live, type Scope } from './actions.ts';
+import {
+  type Authorization,
+  authorizationsFor,
+  authorizationsOnFailure,
+  type Live,
+  registryAuthorization,
+  type Scope,
+} from './actions.ts';
 import type { Request } from './evaluate.ts';
 
 // Maps every call to its IAM requests at the moment it is made, while the
 // resources it names still carry the tags their conditions read (a delete's
 // resource is gone by the end of the test). Unlike the call log, which tests
-// reset, it keeps every call of the test file, for one check at the end.
+// reset, it keeps every call from start() to stop().
 
 export interface AuthorizationLog {
   // requests made with the caller's own credentials
@@ -31,7 +38,8 @@ export function liveOf(aws: FakeAws): Live {
     },
     routeTableOfAssociation(associationId) {
       for (const table of aws.ec2.state.routeTables.values()) {
-        if (table.Associations.some((a) => a.RouteTableAssociationId === associationId)) return table.RouteTableId;
+        if (table.Associations.some((a) => a.RouteTableAssociationId === associationId))
+          return table.RouteTableId;
       }
       return undefined;
     },
@@ -54,27 +62,59 @@ export function recordAuthorizations(
   live: Live = {},
   include: (call: RecordedCall) => boolean = () => true,
 ): AuthorizationLog {
-  const log: Omit<AuthorizationLog, 'stop'> = { caller: [], byRole: new Map(), unmapped: [] };
-  const stop = observeCalls((call) => {
-    if (!include(call)) return;
-    let authorizations: Authorization[];
-    try {
-      authorizations = authorizationsFor(call, scope, live);
-    } catch (error) {
-      log.unmapped.push(error instanceof Error ? error.message : String(error));
-      return;
-    }
+  const caller: Request[] = [];
+  const byRole = new Map<string, Request[]>();
+  const unmapped: string[] = [];
+  const add = (call: RecordedCall, authorizations: Authorization[]) => {
     const name = `${call.service}:${call.command}`;
     for (const authorization of authorizations) {
       const request = { call: name, authorization };
       if (authorization.as === undefined) {
-        log.caller.push(request);
+        caller.push(request);
       } else {
-        const list = log.byRole.get(authorization.as) ?? [];
+        const list = byRole.get(authorization.as) ?? [];
         list.push(request);
-        log.byRole.set(authorization.as, list);
+        byRole.set(authorization.as, list);
       }
     }
+  };
+  const stop = observeCalls({
+    called(call) {
+      if (!include(call)) return;
+      try {
+        add(call, authorizationsFor(call, scope, live));
+      } catch (error) {
+        unmapped.push(error instanceof Error ? error.message : String(error));
+      }
+    },
+    failed(call, error) {
+      if (include(call)) add(call, authorizationsOnFailure(call, error, scope, live));
+    },
   });
-  return { ...log, stop };
+  return { caller, byRole, unmapped, stop };
+}
+
+// The registry API of an image push goes over fetch, not the SDK: every
+// request to `host` is recorded as ECR authorizes it, until the returned
+// function restores fetch.
+export function recordRegistryCalls(
+  host: string,
+  scope: Scope,
+  log: Pick<AuthorizationLog, 'caller'>,
+): () => void {
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
+    if (new URL(url).host === host) {
+      const authorization = registryAuthorization(method, url, scope);
+      if (authorization !== undefined) {
+        log.caller.push({ call: `registry:${method} ${new URL(url).pathname}`, authorization });
+      }
+    }
+    return realFetch(input, init);
+  }) as typeof fetch;
+  return () => {
+    globalThis.fetch = realFetch;
+  };
 }
