@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { assertNoFindings, deniedRequests, describeDenial } from '../support/iam/evaluate.ts';
+import { assertNoFindings, deniedRequests, describeDenial, isAllowed } from '../support/iam/evaluate.ts';
 import { deployer } from '../support/iam/principals.ts';
 import { registrySkipReason } from '../support/registry.ts';
 import { type DeployRecording, deployScope, recordDeployment } from './scenarios/deploy.ts';
@@ -36,5 +36,22 @@ describe('the deployer', { skip: registrySkipReason() }, () => {
       const denied = await deniedRequests(role, requests);
       assertNoFindings(denied.map(describeDenial), `requests ${role.name} denies`);
     }
+  });
+
+  test('the deployer may map the queue only to the stack’s functions, and pass its roles only to Lambda and Scheduler', async () => {
+    const principal = deployer(deployScope);
+    const { region, accountId } = deployScope;
+    const functionArn = (name: string) => `arn:aws:lambda:${region}:${accountId}:function:${name}`;
+    const mapping = (name: string) =>
+      isAllowed(principal, 'lambda:CreateEventSourceMapping', '*', {
+        'lambda:FunctionArn': functionArn(name),
+      });
+    assert.equal(await mapping('ada-linecount-dev-count'), true);
+    assert.equal(await mapping('payroll'), false);
+    const role = `arn:aws:iam::${accountId}:role/ada-linecount-dev-function`;
+    const pass = (service: string) =>
+      isAllowed(principal, 'iam:PassRole', role, { 'iam:PassedToService': service });
+    assert.equal(await pass('lambda.amazonaws.com'), true);
+    assert.equal(await pass('ec2.amazonaws.com'), false);
   });
 });

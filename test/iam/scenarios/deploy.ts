@@ -262,10 +262,11 @@ class Deployment {
         AttributeValue: JSON.stringify({ Version: '2012-10-17', Statement: [] }),
       }),
     );
-    const subscription = await findSubscription(ctx, {
-      topicArn: outputs.topicArn,
-      queueArn: outputs.queueArn,
-    });
+    // looked up with someone else's clients: only the stack's own calls are recorded
+    const subscription = await findSubscription(
+      { ...ctx, clients: hand },
+      { topicArn: outputs.topicArn, queueArn: outputs.queueArn },
+    );
     assert.ok(subscription);
     await hand.sns.send(
       new SetSubscriptionAttributesCommand({
