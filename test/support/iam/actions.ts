@@ -33,6 +33,9 @@ export interface Authorization {
   why?: string;
   // the resource's own policy, where IAM needs it to allow anything (KMS key policies)
   resourcePolicy?: unknown;
+  // without it the call still succeeds, with less in its answer (GetFunction
+  // without lambda:ListTags omits the tags, and up then sees them as drift)
+  optional?: true;
 }
 
 type Tags = Record<string, string>;
@@ -702,6 +705,7 @@ const lambda: Record<string, Mapper> = {
       {
         ...on(env, 'lambda:ListTags', resource),
         why: 'GetFunction returns the function’s tags only with lambda:ListTags',
+        optional: true,
       },
     ];
   },

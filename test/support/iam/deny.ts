@@ -36,7 +36,9 @@ export function denyActions(scope: Scope, actions: readonly string[], live: Live
       } catch {
         return;
       }
-      const refused = authorizations.find((a) => a.as === undefined && denied.has(a.action.toLowerCase()));
+      const refused = authorizations.find(
+        (a) => a.as === undefined && a.optional === undefined && denied.has(a.action.toLowerCase()),
+      );
       if (refused === undefined) return;
       const error = new AccessDenied(
         `User: arn:${scope.partition}:sts::${scope.accountId}:assumed-role/deployer/session is not authorized to perform: ${refused.action} on resource: ${refused.resource} because no identity-based policy allows the ${refused.action} action`,
