@@ -37,6 +37,25 @@ test('a visibility timeout below 6 × function timeout + batching window is refu
   ]);
 });
 
+test('more than 10 messages per batch without a batching window is refused', () => {
+  const problems = problemsOf(() =>
+    loadDeployConfig({ AWS_REGION: 'eu-west-1', BATCH_SIZE: '11', BATCHING_WINDOW_SECONDS: '0' }),
+  );
+  assert.deepEqual(problems, [
+    'BATCH_SIZE=11 needs BATCHING_WINDOW_SECONDS of at least 1 (Lambda takes more than 10 messages per batch only with a batching window): set BATCHING_WINDOW_SECONDS=1 or more, or BATCH_SIZE=10 or less',
+  ]);
+  assert.equal(
+    loadDeployConfig({ AWS_REGION: 'eu-west-1', BATCH_SIZE: '10', BATCHING_WINDOW_SECONDS: '0' }).fn
+      .batchSize,
+    10,
+  );
+  assert.equal(
+    loadDeployConfig({ AWS_REGION: 'eu-west-1', BATCH_SIZE: '11', BATCHING_WINDOW_SECONDS: '1' }).fn
+      .batchSize,
+    11,
+  );
+});
+
 test('defaults satisfy the queue rules', () => {
   const config = loadDeployConfig({ AWS_REGION: 'eu-west-1' });
   assert.equal(config.stack.app, 'ada-linecount');

@@ -259,6 +259,15 @@ function readFunction(r: Reader): FunctionSettings {
       `QUEUE_VISIBILITY_TIMEOUT_SECONDS=${visibilityTimeoutSeconds} must be at least 6 × FUNCTION_TIMEOUT_SECONDS + BATCHING_WINDOW_SECONDS = ${minimumVisibility}`,
     );
   }
+  const batchSize = r.int('BATCH_SIZE', 10, 1, 10_000);
+  // "When you set BatchSize to a value greater than 10, you must set
+  // MaximumBatchingWindowInSeconds to at least 1" (CreateEventSourceMapping API
+  // reference, MaximumBatchingWindowInSeconds): Lambda refuses the mapping.
+  if (batchSize > 10 && batchingWindowSeconds < 1) {
+    r.problems.push(
+      `BATCH_SIZE=${batchSize} needs BATCHING_WINDOW_SECONDS of at least 1 (Lambda takes more than 10 messages per batch only with a batching window): set BATCHING_WINDOW_SECONDS=1 or more, or BATCH_SIZE=10 or less`,
+    );
+  }
   const queueRetentionSeconds = r.int('QUEUE_RETENTION_SECONDS', 4 * 86_400, 60, 1_209_600);
   const dlqRetentionSeconds = r.int('DLQ_RETENTION_SECONDS', 1_209_600, 60, 1_209_600);
   // A message moved to the DLQ keeps its original enqueue time, so the DLQ
@@ -276,7 +285,7 @@ function readFunction(r: Reader): FunctionSettings {
       [Architecture.arm64, Architecture.x86_64],
       Architecture.arm64,
     ),
-    batchSize: r.int('BATCH_SIZE', 10, 1, 10_000),
+    batchSize,
     batchingWindowSeconds,
     maxConcurrency: r.int('MAX_CONCURRENCY', 5, 2, 1_000, 'the event source mapping minimum is 2'),
     maxReceiveCount: r.int(

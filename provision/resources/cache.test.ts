@@ -7,6 +7,7 @@ import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installElastiCacheFake } from '../../test/fakes/elasticache.ts';
 import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
 import {
   authTokenLength,
   deleteCache,
@@ -192,6 +193,42 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
     await ensureCache(makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits });
     assert.deepEqual(callNames(mutatingCalls()), ['elasticache:ModifyCacheParameterGroup']);
     assert.equal(group?.parameters['maxmemory-policy'], 'noeviction');
+  });
+
+  test('a read ElastiCache refuses stops the run with the step and the permission to check', async () => {
+    const scope = { partition: 'aws', region: 'us-east-1', accountId: identity.accountId };
+    const reads = [
+      [
+        'elasticache:DescribeCacheSubnetGroups',
+        /cannot read cache subnet group ada-linecount-test-cache: AccessDenied: .*\(check elasticache:DescribeCacheSubnetGroups permission\)$/,
+      ],
+      [
+        'elasticache:DescribeCacheParameters',
+        /cannot read cache parameter group ada-linecount-test-cache-noeviction: AccessDenied: .*\(check elasticache:DescribeCacheParameterGroups and elasticache:DescribeCacheParameters permissions\)$/,
+      ],
+      [
+        'elasticache:DescribeReplicationGroups',
+        /cannot read replication group ada-linecount-test-cache: AccessDenied: .*\(check elasticache:DescribeReplicationGroups permission\)$/,
+      ],
+      [
+        'elasticache:DescribeCacheClusters',
+        /cannot read cache cluster ada-linecount-test-cache-001 of replication group ada-linecount-test-cache: AccessDenied: .*\(check elasticache:DescribeCacheClusters permission\)$/,
+      ],
+    ] as const;
+    for (const [action, message] of reads) {
+      const allow = denyActions(scope, [action]);
+      try {
+        await assert.rejects(
+          ensureCache(makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits }),
+          (error: Error) => {
+            assert.match(error.message, message);
+            return true;
+          },
+        );
+      } finally {
+        allow();
+      }
+    }
   });
 
   test('delete removes the group, both groups and schedules the secret; a second delete is a no-op', async () => {

@@ -282,7 +282,11 @@ export async function findCacheSubnetGroup(ctx: Ctx): Promise<{ subnetIds: strin
     return group && { subnetIds: (group.Subnets ?? []).map((s) => s.SubnetIdentifier ?? '') };
   } catch (error) {
     if (error instanceof CacheSubnetGroupNotFoundFault) return undefined;
-    throw error;
+    throw stepError(
+      `read cache subnet group ${ctx.names.cacheSubnetGroup}`,
+      error,
+      'check elasticache:DescribeCacheSubnetGroups permission',
+    );
   }
 }
 
@@ -351,7 +355,11 @@ export async function findCacheParameterGroup(
     return { family: group.CacheParameterGroupFamily ?? '', parameters };
   } catch (error) {
     if (error instanceof CacheParameterGroupNotFoundFault) return undefined;
-    throw error;
+    throw stepError(
+      `read cache parameter group ${name}`,
+      error,
+      'check elasticache:DescribeCacheParameterGroups and elasticache:DescribeCacheParameters permissions',
+    );
   }
 }
 
@@ -430,7 +438,11 @@ export async function findReplicationGroup(ctx: Ctx): Promise<ActualReplicationG
     group = await describeGroup();
   } catch (error) {
     if (error instanceof ReplicationGroupNotFoundFault) return undefined;
-    throw error;
+    throw stepError(
+      `read replication group ${ctx.names.cache}`,
+      error,
+      'check elasticache:DescribeReplicationGroups permission',
+    );
   }
   if (group === undefined) return undefined;
   // the parameter group and security groups live on the member clusters
@@ -446,7 +458,13 @@ export async function findReplicationGroup(ctx: Ctx): Promise<ActualReplicationG
       );
       cluster = CacheClusters[0] ?? {};
     } catch (error) {
-      if (!(error instanceof CacheClusterNotFoundFault)) throw error;
+      if (!(error instanceof CacheClusterNotFoundFault)) {
+        throw stepError(
+          `read cache cluster ${member} of replication group ${ctx.names.cache}`,
+          error,
+          'check elasticache:DescribeCacheClusters permission',
+        );
+      }
     }
   }
   const endpoint = group.NodeGroups?.[0]?.PrimaryEndpoint;

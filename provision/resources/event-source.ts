@@ -124,9 +124,18 @@ export async function findEventSource(
   if (found?.UUID === undefined) return undefined;
   let tags: Tags = {};
   if (found.EventSourceMappingArn !== undefined) {
-    tags =
-      (await ctx.clients.lambda.send(new ListTagsCommand({ Resource: found.EventSourceMappingArn }))).Tags ??
-      {};
+    try {
+      const answer = await ctx.clients.lambda.send(
+        new ListTagsCommand({ Resource: found.EventSourceMappingArn }),
+      );
+      tags = answer.Tags ?? {};
+    } catch (error) {
+      throw stepError(
+        `read the tags of ${kind} ${found.UUID}`,
+        error,
+        'check lambda:ListTags permission on the mapping',
+      );
+    }
   }
   return {
     uuid: found.UUID,
@@ -189,7 +198,15 @@ export async function ensureEventSource(ctx: Ctx, inputs: EventSourceInputs): Pr
   }
   const missing = missingTags(desired.tags, actual.tags);
   if (actual.arn !== undefined && Object.keys(missing).length > 0) {
-    await ctx.clients.lambda.send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }));
+    await ctx.clients.lambda
+      .send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }))
+      .catch((error: unknown) => {
+        throw stepError(
+          `tag ${kind} ${actual.uuid}`,
+          error,
+          'check lambda:TagResource permission on the mapping',
+        );
+      });
   }
   if (changes.length > 0 || actual.state !== 'Enabled') await waitEnabled(ctx, actual.uuid);
   return { uuid: actual.uuid };
@@ -220,7 +237,7 @@ async function createEventSource(ctx: Ctx, desired: DesiredEventSource): Promise
     throw stepError(
       `create ${kind} for ${desired.functionName}`,
       error,
-      'check lambda:CreateEventSourceMapping permission and that the function role can read the queue',
+      'check lambda:CreateEventSourceMapping and lambda:TagResource permissions and that the function role can read the queue',
     );
   }
 }

@@ -1,9 +1,25 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import type { NotificationConfiguration, QueueConfiguration, TopicConfiguration } from '@aws-sdk/client-s3';
+import { after, before, test } from 'node:test';
+import {
+  CreateBucketCommand,
+  GetBucketNotificationConfigurationCommand,
+  type NotificationConfiguration,
+  PutBucketNotificationConfigurationCommand,
+  type QueueConfiguration,
+  type TopicConfiguration,
+} from '@aws-sdk/client-s3';
+import { CreateTopicCommand, SetTopicAttributesCommand } from '@aws-sdk/client-sns';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { desiredNotification, mergeNotification, notificationDrift } from './notification.ts';
+import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
+import { type CollectingLog, testContext } from '../../test/provision/context.ts';
+import {
+  desiredNotification,
+  ensureNotification,
+  mergeNotification,
+  notificationDrift,
+} from './notification.ts';
+import { desiredTopic } from './topic.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'us-east-1' });
 const identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
@@ -89,4 +105,84 @@ test('merging without ours removes only ours', () => {
   const merged = mergeNotification({ TopicConfigurations: [foreignTopic, ours] }, undefined, ours.Id ?? '');
   assert.deepEqual(merged, { TopicConfigurations: [foreignTopic] });
   assert.deepEqual(mergeNotification({ TopicConfigurations: [ours] }, undefined, ours.Id ?? ''), {});
+});
+
+// On the emulator, which validates destinations as S3 does: it refuses a
+// topic whose policy does not let this bucket publish.
+
+let emulator: Emulator;
+
+before(async () => {
+  emulator = await startEmulator({ port: 0 });
+});
+after(async () => {
+  await emulator.stop();
+});
+
+async function stack(stage: string) {
+  const ctx = testContext(
+    'apply',
+    { AWS_ENDPOINT_URL_S3: emulator.endpoint, AWS_ENDPOINT_URL_SNS: emulator.endpoint, STAGE: stage },
+    { accountId: '000000000000', region: 'us-east-1', partition: 'aws' },
+  );
+  ctx.clients.s3.config.credentials = async () => emulatorCredentials;
+  ctx.clients.sns.config.credentials = async () => emulatorCredentials;
+  const bucket = ctx.names.bucket;
+  await ctx.clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  const { TopicArn = '' } = await ctx.clients.sns.send(new CreateTopicCommand({ Name: ctx.names.topic }));
+  const setPolicy = () =>
+    ctx.clients.sns.send(
+      new SetTopicAttributesCommand({
+        TopicArn,
+        AttributeName: 'Policy',
+        AttributeValue: desiredTopic(ctx, { bucketArn: `arn:aws:s3:::${bucket}` }).attributes.Policy,
+      }),
+    );
+  return { ctx, bucket, topicArn: TopicArn, setPolicy, log: ctx.log as CollectingLog };
+}
+
+const quickly = { timeoutMs: 5_000, intervalMs: 50, maxIntervalMs: 100 };
+
+test('the notification is saved once S3 can validate the topic policy that was just set', async () => {
+  const { ctx, bucket, topicArn, setPolicy, log } = await stack('nvalid');
+  // the policy takes effect a moment after the first save was refused
+  const effect = new Promise((resolve) => setTimeout(resolve, 300)).then(setPolicy);
+  await ensureNotification(ctx, { bucket, topicArn }, { retry: quickly });
+  await effect;
+  assert.ok(
+    log.lines.some((line) => line.startsWith('progress: S3 cannot validate')),
+    'S3 refused the first save',
+  );
+  const saved = await ctx.clients.s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
+  assert.deepEqual(
+    saved.TopicConfigurations?.map((t) => [t.Id, t.TopicArn]),
+    [[`${ctx.names.base}-uploads`, topicArn]],
+  );
+});
+
+test('a configuration S3 can never accept fails at once, with the step and what to check', async () => {
+  const { ctx, bucket, topicArn, setPolicy } = await stack('noverlap');
+  await setPolicy();
+  // someone else's entry for the same events under the same prefix: S3 refuses the overlap
+  await ctx.clients.s3.send(
+    new PutBucketNotificationConfigurationCommand({
+      Bucket: bucket,
+      NotificationConfiguration: {
+        TopicConfigurations: [
+          {
+            Id: 'audit',
+            TopicArn: topicArn,
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } },
+          },
+        ],
+      },
+    }),
+  );
+  const started = Date.now();
+  await assert.rejects(
+    ensureNotification(ctx, { bucket, topicArn }, { retry: quickly }),
+    /cannot write the notification configuration of .*InvalidArgument.*foreign entries must not overlap/,
+  );
+  assert.ok(Date.now() - started < quickly.timeoutMs / 2, 'not retried');
 });

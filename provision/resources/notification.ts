@@ -4,9 +4,11 @@ import {
   NoSuchBucket,
   type NotificationConfiguration,
   PutBucketNotificationConfigurationCommand,
+  S3ServiceException,
   type TopicConfiguration,
 } from '@aws-sdk/client-s3';
 import { stepError } from '../../lib/errors.ts';
+import { retryWhile } from '../../lib/poll.ts';
 import { Action, type Ctx, type FieldChange, isPlan, record, sameValue } from '../../lib/reconcile.ts';
 
 const kind = 'bucket notification';
@@ -93,13 +95,55 @@ export async function findNotification(
   }
 }
 
-async function writeNotification(ctx: Ctx, bucket: string, configuration: NotificationConfiguration) {
+// S3 checks, when the configuration is saved, that it may publish to each
+// destination, against the destination's policy as S3 sees it. The topic
+// policy ensureTopic has just set may not be in effect yet (both services are
+// eventually consistent), and S3 then answers "Unable to validate the
+// following destination configurations" for a while: the save is retried,
+// for a bounded time, while S3 gives that answer, and no other.
+export const destinationValidationRetry = { timeoutMs: 60_000, intervalMs: 2_000, maxIntervalMs: 10_000 };
+
+// S3 has no exception class for it: its error code is InvalidArgument, which
+// also means a configuration that can never be saved (overlapping filters),
+// so the message, which names the case, decides.
+function isUnvalidatedDestination(error: unknown): boolean {
+  return (
+    error instanceof S3ServiceException &&
+    error.name === 'InvalidArgument' &&
+    error.message.startsWith('Unable to validate the following destination configurations')
+  );
+}
+
+export interface NotificationOptions {
+  // tests shorten the wait for the topic policy to take effect
+  retry?: Partial<typeof destinationValidationRetry>;
+}
+
+async function writeNotification(
+  ctx: Ctx,
+  bucket: string,
+  configuration: NotificationConfiguration,
+  options: NotificationOptions = {},
+) {
+  const retry = { ...destinationValidationRetry, ...options.retry };
   try {
-    await ctx.clients.s3.send(
-      new PutBucketNotificationConfigurationCommand({
-        Bucket: bucket,
-        NotificationConfiguration: configuration,
-      }),
+    await retryWhile(
+      () =>
+        ctx.clients.s3.send(
+          new PutBucketNotificationConfigurationCommand({
+            Bucket: bucket,
+            NotificationConfiguration: configuration,
+          }),
+        ),
+      isUnvalidatedDestination,
+      {
+        what: `S3 to accept the topic policy of ${bucket}'s notification`,
+        ...retry,
+        onProgress: (elapsed) =>
+          ctx.log.progress(
+            `S3 cannot validate the notification's topic yet (its policy is still taking effect): ${Math.round(elapsed / 1000)} s`,
+          ),
+      },
     );
   } catch (error) {
     throw stepError(
@@ -115,6 +159,7 @@ async function writeNotification(ctx: Ctx, bucket: string, configuration: Notifi
 export async function ensureNotification(
   ctx: Ctx,
   inputs: { bucket: string; topicArn: string },
+  options: NotificationOptions = {},
 ): Promise<{}> {
   const desired = desiredNotification(ctx, inputs);
   const name = `${inputs.bucket} ${desired.Id}`;
@@ -124,7 +169,7 @@ export async function ensureNotification(
   const action = drift.length === 0 ? Action.unchanged : exists ? Action.update : Action.create;
   record(ctx, { kind, name, action, ...(drift.length > 0 ? { fields: drift } : {}) });
   if (isPlan(ctx) || drift.length === 0) return {};
-  await writeNotification(ctx, inputs.bucket, mergeNotification(actual, desired, desired.Id ?? ''));
+  await writeNotification(ctx, inputs.bucket, mergeNotification(actual, desired, desired.Id ?? ''), options);
   return {};
 }
 
@@ -139,5 +184,7 @@ export async function deleteNotification(ctx: Ctx): Promise<void> {
   }
   record(ctx, { kind, name, action: Action.delete });
   if (isPlan(ctx)) return;
-  await writeNotification(ctx, bucket, mergeNotification(actual, undefined, id));
+  // nothing of ours was just set: a foreign destination S3 cannot validate
+  // will not become valid by waiting
+  await writeNotification(ctx, bucket, mergeNotification(actual, undefined, id), { retry: { timeoutMs: 0 } });
 }

@@ -121,17 +121,29 @@ export function desiredFunctionRole(
           Resource: inputs.logGroups.map((group) => logGroupStreamsArn(ctx, group)).sort(),
         },
         {
-          // ec2:DescribeNetworkInterfaces has no resource-level permissions:
-          // it only works on "*" (Lambda developer guide, VPC permissions).
+          // What Lambda does with the role to attach the function to its subnets
+          // (Lambda Developer Guide, "Giving Lambda functions access to
+          // resources in an Amazon VPC", Required IAM permissions; the
+          // AWSLambdaVPCAccessExecutionRole actions, whose version 3 added
+          // ec2:DescribeSubnets). The Describe calls have no resource-level
+          // permissions: they only work on "*" (Service Authorization Reference).
           Sid: 'DescribeVpcNetworkInterfaces',
           Effect: 'Allow',
-          Action: 'ec2:DescribeNetworkInterfaces',
+          Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
           Resource: '*',
         },
         {
-          // The rest is kept to this account and region, the scope the Lambda
-          // developer guide gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*);
-          // Lambda creates and removes the ENIs itself, with ids nobody knows in advance.
+          // The rest is kept to this account and region, the scope the same guide
+          // gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*),
+          // spelled once per resource type these actions take (SAR:
+          // network-interface, subnet, security-group), since the IAM User Guide
+          // allows no wildcard in an ARN's resource-type part. Lambda creates and
+          // removes the interfaces itself, with ids nobody knows in advance.
+          // CreateNetworkInterface is not narrowed to the function's subnets and
+          // security group: Lambda checks the role when the function is created
+          // or updated ("The provided execution role does not have permissions
+          // to call CreateNetworkInterface on EC2") in a way AWS does not
+          // document, and AWS documents no narrower scope that it accepts.
           Sid: 'ManageVpcNetworkInterfaces',
           Effect: 'Allow',
           Action: [
@@ -140,7 +152,9 @@ export function desiredFunctionRole(
             'ec2:AssignPrivateIpAddresses',
             'ec2:UnassignPrivateIpAddresses',
           ],
-          Resource: arn(identity, 'ec2', '*/*'),
+          Resource: ['network-interface', 'security-group', 'subnet'].map((type) =>
+            arn(identity, 'ec2', `${type}/*`),
+          ),
         },
       ],
     },

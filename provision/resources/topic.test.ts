@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { desiredTopic, type TopicState, topicDrift } from './topic.ts';
+import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
+import { answerSnsErrorsAsDocumented } from '../../test/fakes/sns.ts';
+import { testContext } from '../../test/provision/context.ts';
+import { deleteTopic, desiredTopic, ensureTopic, findTopic, type TopicState, topicDrift } from './topic.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'us-east-1' });
 const identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
@@ -48,3 +51,44 @@ for (const c of cases) {
     );
   });
 }
+
+// The topic on the emulator, whose SNS answers each call on a missing topic
+// with the error SNS documents for that call (test/fakes/sns.ts):
+// GetTopicAttributes NotFound, ListTagsForResource ResourceNotFound.
+
+let emulator: Emulator;
+
+before(async () => {
+  emulator = await startEmulator({ port: 0 });
+});
+after(async () => {
+  await emulator.stop();
+});
+
+function emulatorContext(stage: string) {
+  const ctx = testContext(
+    'apply',
+    { AWS_ENDPOINT_URL_SNS: emulator.endpoint, STAGE: stage },
+    // the emulator's account: the topic ARNs it returns are built from it
+    { accountId: '000000000000', region: 'us-east-1', partition: 'aws' },
+  );
+  ctx.clients.sns.config.credentials = async () => emulatorCredentials;
+  answerSnsErrorsAsDocumented(ctx.clients.sns);
+  return ctx;
+}
+
+test('a missing topic is found absent whichever of its reads SNS answers first', async () => {
+  assert.equal(await findTopic(emulatorContext('tmissing')), undefined);
+});
+
+test('a fresh ensure creates the topic, and a second delete finds it gone', async () => {
+  const ctx = emulatorContext('tcycle');
+  const { arn } = await ensureTopic(ctx, { bucketArn: `arn:aws:s3:::${ctx.names.bucket}` });
+  assert.equal((await findTopic(ctx))?.arn, arn);
+  await deleteTopic(ctx);
+  await deleteTopic(ctx);
+  assert.deepEqual(
+    ctx.changes.map((c) => `${c.action} ${c.kind}`),
+    ['create topic', 'delete topic', 'absent topic'],
+  );
+});

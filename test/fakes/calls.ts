@@ -22,28 +22,87 @@ export interface RecordedCall {
 
 export const callLog: RecordedCall[] = [];
 
-export function recordCall(service: string, command: string, input: unknown): void {
-  callLog.push({ service, command, input: structuredClone(input) });
+// Observers of every call as it is made (before the fake or the emulator
+// answers it), for checks that need the state the call met, like the IAM check
+// reading a resource's tags before a delete removes them; and of every call
+// that failed, with the error it got, for checks that depend on the answer
+// (S3 answers a missing object with 404 only to a caller that may list the bucket).
+export interface CallObserver {
+  called(call: RecordedCall): void;
+  failed?(call: RecordedCall, error: unknown): void;
+}
+
+const observers = new Set<CallObserver>();
+
+export function observeCalls(observer: CallObserver): () => void {
+  observers.add(observer);
+  return () => observers.delete(observer);
+}
+
+export function recordCall(service: string, command: string, input: unknown): RecordedCall {
+  const call = { service, command, input: structuredClone(input) };
+  callLog.push(call);
+  for (const observer of observers) observer.called(call);
+  return call;
+}
+
+function recordFailure(call: RecordedCall, error: unknown): void {
+  for (const observer of observers) observer.failed?.(call, error);
 }
 
 export function resetCalls(): void {
   callLog.length = 0;
 }
 
-// S3/SNS/SQS calls go to the emulator, not a fake: record them into the same
-// call log so "no mutating call" covers every service
-export function recordEmulatorCalls(clients: Clients): void {
+interface MiddlewareClient {
+  middlewareStack: { add: Function };
+}
+
+// Clients that are not faked (S3/SNS/SQS on the emulator, the function's own
+// clients) record their calls through a middleware into the same call log, so
+// "no mutating call" and the IAM check cover every service.
+export function recordClientCalls(client: MiddlewareClient, service: string): void {
   const recorder =
-    (service: string) =>
     (next: InitializeHandler<object, MetadataBearer>, context: HandlerExecutionContext) =>
     async (args: InitializeHandlerArguments<object>) => {
-      recordCall(service, String(context.commandName).replace(/Command$/, ''), args.input);
-      return next(args);
+      const call = recordCall(service, String(context.commandName).replace(/Command$/, ''), args.input);
+      try {
+        return await next(args);
+      } catch (error) {
+        recordFailure(call, error);
+        throw error;
+      }
     };
-  const options = { step: 'initialize', name: 'recordEmulatorCalls' } as const;
-  clients.s3.middlewareStack.add(recorder('s3'), options);
-  clients.sns.middlewareStack.add(recorder('sns'), options);
-  clients.sqs.middlewareStack.add(recorder('sqs'), options);
+  client.middlewareStack.add(recorder, { step: 'initialize', name: 'recordClientCalls', override: true });
+}
+
+export function recordEmulatorCalls(clients: Clients): void {
+  recordClientCalls(clients.s3, 's3');
+  recordClientCalls(clients.sns, 'sns');
+  recordClientCalls(clients.sqs, 'sqs');
+}
+
+// For code that builds its own clients (a CLI's main): every instance of
+// ClientClass gets the recording middleware before its first command, until
+// the returned function restores the class.
+export function recordEveryClient(ClientClass: { prototype: object }, service: string): () => void {
+  const prototype = ClientClass.prototype as {
+    send: (this: MiddlewareClient, ...args: unknown[]) => unknown;
+  };
+  const own = Object.getOwnPropertyDescriptor(prototype, 'send');
+  const send = prototype.send;
+  const recording = new WeakSet<object>();
+  prototype.send = function (this: MiddlewareClient, ...args: unknown[]) {
+    if (!recording.has(this)) {
+      recording.add(this);
+      recordClientCalls(this, service);
+    }
+    return send.apply(this, args);
+  };
+  return () => {
+    if (own === undefined) delete (prototype as { send?: unknown }).send;
+    else Object.defineProperty(prototype, 'send', own);
+  };
 }
 
 // AWS read-only operations are named Describe*, Get*, List* or Head*; anything
@@ -91,14 +150,19 @@ export function installHandlers(
   const mock = mockClient(ClientClass);
   mock.send.callsFake(async (command) => {
     const name = command.constructor.name.replace(/Command$/, '');
-    recordCall(service, name, command.input);
+    const call = recordCall(service, name, command.input);
     const handler = handlers[name] as ((input: unknown) => unknown) | undefined;
     if (handler === undefined) {
       throw new Error(`the ${service} fake does not implement ${name}; add it to test/fakes/`);
     }
-    // a copy, so code under test never shares objects with the fake's state
-    // (the SDK's output types are the handlers' business; `never` satisfies the stub's signature)
-    return structuredClone(await handler(structuredClone(command.input ?? {}))) as never;
+    try {
+      // a copy, so code under test never shares objects with the fake's state
+      // (the SDK's output types are the handlers' business; `never` satisfies the stub's signature)
+      return structuredClone(await handler(structuredClone(command.input ?? {}))) as never;
+    } catch (error) {
+      recordFailure(call, error);
+      throw error;
+    }
   });
   return { restore: () => mock.restore() };
 }

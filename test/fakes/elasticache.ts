@@ -47,10 +47,11 @@ export interface ElastiCacheFake extends InstalledFake {
 const metadata = { $metadata: {} };
 
 export function installElastiCacheFake(
-  options: { transitionAfter?: number; region?: string } = {},
+  options: { transitionAfter?: number; region?: string; accountId?: string } = {},
 ): ElastiCacheFake {
   const transitionAfter = options.transitionAfter ?? 0;
   const region = options.region ?? 'us-east-1';
+  const accountId = options.accountId ?? '123456789012';
   const state: ElastiCacheState = {
     subnetGroups: new Map(),
     parameterGroups: new Map(),
@@ -106,7 +107,7 @@ export function installElastiCacheFake(
               },
             },
           ],
-    ARN: `arn:aws:elasticache:${region}:123456789012:replicationgroup:${group.id}`,
+    ARN: `arn:aws:elasticache:${region}:${accountId}:replicationgroup:${group.id}`,
   });
 
   const installed = installHandlers(ElastiCacheClient, 'elasticache', {

@@ -34,6 +34,7 @@ export interface FakeRole {
   inlinePolicies: Map<string, string>;
   attachedPolicies: string[];
   tags: Map<string, string>;
+  permissionsBoundary?: string | undefined;
 }
 
 export interface IamFake extends InstalledFake {
@@ -87,6 +88,7 @@ export function installIamFake(options: { accountId?: string } = {}): IamFake {
         inlinePolicies: new Map(),
         attachedPolicies: [],
         tags: new Map((input.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+        permissionsBoundary: input.PermissionsBoundary,
       };
       roles.set(name, created);
       return { Role: describe(created) };

@@ -65,9 +65,9 @@ export function installFakeAws(options: FakeAwsOptions = {}): FakeAws {
   const logs = installLogsFake({ accountId, region });
   const scheduler = installSchedulerFake({ accountId, region, roleExists });
   const cloudwatch = installCloudWatchFake({ accountId, region });
-  const elasticache = installElastiCacheFake({ transitionAfter, region });
+  const elasticache = installElastiCacheFake({ transitionAfter, region, accountId });
   const secretsManager = installSecretsManagerFake({ accountId, region });
-  const rds = installRdsFake({ transitionAfter, region, secrets: secretsManager.state.secrets });
+  const rds = installRdsFake({ transitionAfter, region, accountId, secrets: secretsManager.state.secrets });
 
   const ec2Sources: TaggedSource = () => {
     const s = ec2.state;

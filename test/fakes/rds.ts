@@ -67,10 +67,17 @@ class InvalidParameterCombinationException extends RDSServiceException {
 }
 
 export function installRdsFake(
-  options: { transitionAfter?: number; region?: string; secrets?: Map<string, FakeSecret> } = {},
+  options: {
+    transitionAfter?: number;
+    region?: string;
+    accountId?: string;
+    secrets?: Map<string, FakeSecret>;
+  } = {},
 ): RdsFake {
   const transitionAfter = options.transitionAfter ?? 0;
   const region = options.region ?? 'us-east-1';
+  // the account of the ARNs it hands out (the managed master secret's)
+  const accountId = options.accountId ?? '123456789012';
   const state: RdsState = {
     subnetGroups: new Map(),
     parameterGroups: new Map(),
@@ -276,7 +283,7 @@ export function installRdsFake(
       }
       let secretArn: string | undefined;
       if (input.ManageMasterUserPassword) {
-        secretArn = `arn:aws:secretsmanager:${region}:123456789012:secret:rds!db-${id}-abcdef`;
+        secretArn = `arn:aws:secretsmanager:${region}:${accountId}:secret:rds!db-${id}-abcdef`;
         options.secrets?.set(secretArn, {
           ARN: secretArn,
           Name: `rds!db-${id}`,

@@ -120,7 +120,7 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
     // docs/deployer-policy.json with REGION and ACCOUNT filled in, as a user would
     deployer = await moto.createUser(
       'deployer',
-      policyAsMotoEvaluates(await deployerPolicy(motoRegion, motoAccount)),
+      policyAsMotoEvaluates(deployerPolicy(motoRegion, motoAccount)),
     );
   });
 

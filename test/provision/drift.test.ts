@@ -143,11 +143,11 @@ test('the function role grants each permission on its own resource only', () => 
     'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/f:*',
     'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/g:*',
   ]);
-  // the only "*": DescribeNetworkInterfaces has no resource-level permissions
+  // the only "*": the VPC Describe calls have no resource-level permissions
   const wildcards = role.policy.Statement.filter((s) => s.Resource === '*');
   assert.deepEqual(
     wildcards.map((s) => s.Action),
-    ['ec2:DescribeNetworkInterfaces'],
+    [['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets']],
   );
   assert.deepEqual(role.trustPolicy.Statement[0]?.Condition, {
     StringEquals: { 'aws:SourceAccount': '123456789012' },

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { DescribeVpcEndpointsCommand } from '@aws-sdk/client-ec2';
 import { DescribeRepositoriesCommand, ListTagsForResourceCommand as ListEcrTags } from '@aws-sdk/client-ecr';
 import {
@@ -55,6 +53,7 @@ import { createContext, type ProvisionOptions } from '../../provision/up.ts';
 import { findLeftovers, type TeardownOptions } from '../../teardown/down.ts';
 import { isMutating, type RecordedCall } from '../fakes/calls.ts';
 import { collectingLog } from '../provision/context.ts';
+import { deployerPolicyPath, policyFile } from './iam/principals.ts';
 
 // moto (github.com/getmoto/moto) as a second, independent control plane for
 // the tests under test/moto: the real provision/up.ts and teardown/down.ts run
@@ -156,9 +155,8 @@ export function motoAws(url: string, credentials: Credentials = anyCredentials):
 }
 
 // docs/deployer-policy.json with its REGION and ACCOUNT placeholders filled in, as a user would
-export async function deployerPolicy(region: string, account: string): Promise<PolicyDocument> {
-  const text = await readFile(join(import.meta.dirname, '..', '..', 'docs', 'deployer-policy.json'), 'utf8');
-  return JSON.parse(text.replaceAll('REGION', region).replaceAll('ACCOUNT', account)) as PolicyDocument;
+export function deployerPolicy(region: string, account: string): PolicyDocument {
+  return policyFile(deployerPolicyPath, { partition: 'aws', region, accountId: account }) as PolicyDocument;
 }
 
 // A stage per test, unique per process and label: test files running side by
