@@ -75,6 +75,8 @@ export interface BufferSettings {
   // how long a seen-event mark lives: longer than any redelivery (SQS keeps a message ≤ 14 days)
   dedupeTtlSeconds: number;
   flushMaxEntries: number;
+  // the flush lock's lease: renewed while a flush runs, so a flusher that dies
+  // holds the others back for this long at most
   flushLockMs: number;
   claimIdleMs: number;
 }
@@ -361,7 +363,7 @@ function readBuffer(r: Reader, stack: StackConfig): BufferSettings {
     keyPrefix: r.string('REDIS_KEY_PREFIX', `${stack.app}:${stack.stage}:`),
     dedupeTtlSeconds: r.int('DEDUPE_TTL_SECONDS', 15 * 86_400, 60, 365 * 86_400),
     flushMaxEntries: r.int('FLUSH_MAX_ENTRIES', 5_000, 1, 100_000),
-    flushLockMs: r.int('FLUSH_LOCK_MS', 30_000, 1_000, 900_000),
+    flushLockMs: r.int('FLUSH_LOCK_MS', 1_500, 300, 60_000),
     claimIdleMs: r.int('FLUSH_CLAIM_IDLE_MS', 60_000, 1_000, 3_600_000),
   };
 }

@@ -336,7 +336,7 @@ test('a batch of 10 with one malformed body records 9 rows and fails exactly tha
   assert.equal(added[MetricName.malformedMessages], 1);
 });
 
-test('PostgreSQL unreachable: messages succeed, entries stay buffered, and one flush after it is back writes them once', async () => {
+test('PostgreSQL unreachable: the messages fail, their records stay buffered, and once it is back one flush writes them and the redelivery is acknowledged', async () => {
   const proxy = await new CuttableProxy('127.0.0.1', Number(new URL(testDatabaseUrl).port || 5432)).start();
   const url = new URL(testDatabaseUrl);
   url.port = String(proxy.port);
@@ -353,21 +353,25 @@ test('PostgreSQL unreachable: messages succeed, entries stay buffered, and one f
   const batch = sqsEvent(...objects.map((o, i) => sqsRecord(`pg-${i}`, s3Event(o))));
   proxy.cutConnections();
   const response = await fn.handler(batch);
-  assert.deepEqual(response, { batchItemFailures: [] }, 'buffered messages succeed');
-  assert.equal(added[MetricName.flushFailures], 1);
-  assert.equal(await streamLength(), 4, 'entries stay buffered');
+  assert.deepEqual(
+    response.batchItemFailures.map((f) => f.itemIdentifier).sort(),
+    ['pg-0', 'pg-1', 'pg-2', 'pg-3'],
+    'no message is acknowledged before its record is committed',
+  );
+  assert.ok((added[MetricName.flushFailures] ?? 0) >= 1);
+  assert.equal(await streamLength(), 4, 'the records stay buffered');
   assert.equal((await readRows(db.pool, db.schema)).length, 0);
 
   proxy.restore();
-  await sleep(settings.claimIdleMs + 50);
   const result = await fn.flushHandler();
   assert.equal(result.rows, 4);
   assert.equal(await streamLength(), 0);
-  // a redelivery after the outage changes nothing
+  // SQS delivers the failed messages again: their records are committed now
   assert.deepEqual(await fn.handler(batch), { batchItemFailures: [] });
   const rows = await readRows(db.pool, db.schema);
   assert.equal(rows.length, 4);
   assert.equal(added[MetricName.duplicatesSkipped], 4);
+  assert.equal(added[MetricName.filesCounted], 4, 'counted once, on the first delivery');
 });
 
 test('Redis unreachable: the messages fail fast, nothing is marked seen, and a retry after it is back records them once', async () => {
