@@ -242,11 +242,14 @@ export function bufferRecord(
 
 // bufferRecord, telling a committed duplicate from a pending one; messageId
 // goes into the entry, so a quarantined row names the message that carried it.
+// replacePending appends even over a pending mark: for a record whose entry
+// is known to be gone although its mark says pending (commit.ts).
 export function appendRecord(
   redis: Redis,
   settings: BufferSettings,
   record: CountedRecord,
   messageId?: string,
+  options: { replacePending?: boolean } = {},
 ): Promise<AppendResult> {
   const keys = bufferKeys(settings);
   const fields = [recordField, encodeRecord(record)];
@@ -257,6 +260,7 @@ export function appendRecord(
     ttlSeconds: settings.dedupeTtlSeconds,
     fields,
     label: `${record.bucket}/${record.key}`,
+    replacePending: options.replacePending === true,
   };
   return ensureGroup(redis, keys).then(
     () =>
@@ -281,6 +285,7 @@ interface BufferRequest {
   ttlSeconds: number;
   fields: string[];
   label: string;
+  replacePending: boolean;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
@@ -403,7 +408,7 @@ async function tryGroup(
   let duplicates = 0;
   open.forEach((request, i) => {
     const mark = readMark(marks[i]);
-    if (mark.state === 'pending' || mark.state === 'committed') {
+    if (mark.state === 'committed' || (mark.state === 'pending' && !request.replacePending)) {
       duplicates++;
       settle(request, { outcome: BufferOutcome.duplicate, committed: mark.state === 'committed' });
     } else fresh.push(request);

@@ -19,7 +19,10 @@ import type { Notifier } from './notify.ts';
 // invocation at the same moment) is waited for, not appended again. A record
 // whose mark disappears while waiting (Redis restarted empty, failed over, or
 // was flushed) is appended again at once: losing Redis costs a write, never a
-// record.
+// record. So is one still marked pending after this invocation drained the
+// stream itself: its entry is gone (Redis lost the entry but not the mark),
+// and waiting for it would only send the message to the DLQ. Appending twice
+// is always safe: the upsert is idempotent.
 
 export interface CommitItem {
   record: CountedRecord;
@@ -103,12 +106,12 @@ export function createCommitter(deps: CommitterDeps): Committer {
 
       // Appends the items (again, for those whose mark was lost); the
       // buffer coalesces the calls into one Redis transaction.
-      const append = async (indexes: readonly number[]) => {
+      const append = async (indexes: readonly number[], replacePending = false) => {
         const outcomes = await Promise.allSettled(
           indexes.map((index) => {
             const item = items[index] as CommitItem;
             appends[index] = (appends[index] as number) + 1;
-            return appendRecord(redis, settings, item.record, item.messageId);
+            return appendRecord(redis, settings, item.record, item.messageId, { replacePending });
           }),
         );
         outcomes.forEach((outcome, i) => {
@@ -140,6 +143,8 @@ export function createCommitter(deps: CommitterDeps): Committer {
       // first. A duplicate's mark may already say committed: look first.
       let look = [...waiting.keys()].some((index) => !appended[index]);
       let lockTtl = -2;
+      // this invocation's own flush just read everything the stream held
+      let drained = false;
       while (waiting.size > 0) {
         const now = Date.now();
         if (now >= deadline) {
@@ -159,11 +164,15 @@ export function createCommitter(deps: CommitterDeps): Committer {
             redis.pttl(lockKey),
           ]);
           const lost: number[] = [];
+          const stale: number[] = [];
           indexes.forEach((index, i) => {
             const mark = readMark(values[i]);
             if (mark.state === 'absent') lost.push(index);
+            else if (mark.state === 'pending' && drained) stale.push(index);
             else settleByMark(index, mark);
           });
+          drained = false;
+          lost.push(...stale);
           const given = lost.filter((index) => (appends[index] as number) >= maxAppends);
           fail(
             given,
@@ -174,7 +183,14 @@ export function createCommitter(deps: CommitterDeps): Committer {
           const again = lost.filter((index) => (appends[index] as number) < maxAppends);
           if (again.length > 0) {
             for (const index of again) waiting.delete(index);
-            await append(again);
+            await append(
+              again.filter((index) => !stale.includes(index)),
+              false,
+            );
+            await append(
+              again.filter((index) => stale.includes(index)),
+              true,
+            );
           }
           if (waiting.size === 0) break;
           lockTtl = again.length > 0 ? -2 : ttl;
@@ -192,6 +208,7 @@ export function createCommitter(deps: CommitterDeps): Committer {
             fail(waiting.keys(), new Error(`cannot commit: ${describeError(error)}`, { cause: error }));
             break;
           }
+          drained = !result.skipped && result.drained;
           if (!result.skipped && result.entries === 0 && waiting.size > 0) {
             await notifier.wait(since, Math.min(emptyFlushBackoffMs, deadline - Date.now()));
           }

@@ -56,6 +56,8 @@ export interface FlushResult {
   quarantined: number;
   // statements sent to PostgreSQL, each its own transaction
   statements: number;
+  // the flush ended on a short batch: nothing readable was left in the stream
+  drained: boolean;
 }
 
 export const FlushStage = { claimed: 'claimed', committed: 'committed' } as const;
@@ -118,6 +120,7 @@ export async function flushBuffer(
     dropped: 0,
     quarantined: 0,
     statements: 0,
+    drained: false,
   };
 
   const lease = await acquireLock(redis, keys, settings.flushLockMs);
@@ -129,7 +132,10 @@ export async function flushBuffer(
   try {
     for (;;) {
       const batch = await claimBatch(redis, keys, consumer, settings);
-      if (batch.ids.length === 0) break;
+      if (batch.ids.length === 0) {
+        result.drained = true;
+        break;
+      }
       await options.checkpoint?.(FlushStage.claimed);
       const written = await commitRecords(pool, schema, batch.records);
       result.rows += written.rows;
@@ -142,7 +148,11 @@ export async function flushBuffer(
       result.quarantined += written.refused.size;
       const wanted = options.onBatch?.(settled);
       // a short batch means the stream is drained
-      if (batch.ids.length < settings.flushMaxEntries || wanted === false) break;
+      if (batch.ids.length < settings.flushMaxEntries) {
+        result.drained = true;
+        break;
+      }
+      if (wanted === false) break;
       if (Date.now() > deadline || lease.lost()) break;
     }
   } finally {

@@ -221,3 +221,17 @@ test('a flusher killed mid-flush (SIGKILL) holds the others back for one lease: 
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
+
+test('a record marked pending whose entry is gone is appended again by the invocation that drained the stream', async () => {
+  const record = countedRecord({ key: 'uploads/orphan-mark.txt' });
+  await appendRecord(cache.redis, settings, record, 'first');
+  // Redis kept the mark but lost the entry
+  const keys = bufferKeys(settings);
+  const [[id]] = (await cache.redis.xrange(keys.stream, '-', '+')) as [[string, string[]]];
+  await cache.redis.xdel(keys.stream, id);
+  const started = Date.now();
+  const results = await committer().commit(items([record]), Date.now() + 10_000);
+  assert.deepEqual(statuses(results), ['committed']);
+  assert.ok(Date.now() - started < 2_000, 'at once, not at the deadline');
+  assert.equal((await readRows(db.pool, db.schema)).length, 1);
+});
