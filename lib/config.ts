@@ -260,6 +260,30 @@ function readFunction(r: Reader): FunctionSettings {
       `QUEUE_VISIBILITY_TIMEOUT_SECONDS=${visibilityTimeoutSeconds} must be at least 6 × FUNCTION_TIMEOUT_SECONDS + BATCHING_WINDOW_SECONDS = ${minimumVisibility}`,
     );
   }
+  // A message is acknowledged only once its record is committed, so while
+  // PostgreSQL is down every receive of it fails; the queue moves it to the
+  // DLQ on the receive after the maxReceiveCount-th. Failed messages come back
+  // after the visibility timeout, so the maxReceiveCount-th receive comes
+  // (maxReceiveCount - 1) × visibility after the first: an outage shorter than
+  // that dead-letters nothing (the defaults: 4 × 365 s, over 24 minutes). With
+  // DB_OUTAGE_TOLERANCE_SECONDS set, settings that give less are refused.
+  const maxReceiveCount = r.int(
+    'MAX_RECEIVE_COUNT',
+    5,
+    5,
+    1_000,
+    'AWS recommends at least 5 so throttles do not dead-letter',
+  );
+  const tolerance =
+    r.raw('DB_OUTAGE_TOLERANCE_SECONDS') === undefined
+      ? undefined
+      : r.int('DB_OUTAGE_TOLERANCE_SECONDS', 0, 0, 1_209_600);
+  const ridesOut = outageToleranceSeconds({ maxReceiveCount, visibilityTimeoutSeconds });
+  if (tolerance !== undefined && ridesOut < tolerance) {
+    r.problems.push(
+      `DB_OUTAGE_TOLERANCE_SECONDS=${tolerance} needs (MAX_RECEIVE_COUNT - 1) × QUEUE_VISIBILITY_TIMEOUT_SECONDS ≥ ${tolerance}, but ${maxReceiveCount - 1} × ${visibilityTimeoutSeconds} = ${ridesOut}: raise either one`,
+    );
+  }
   const queueRetentionSeconds = r.int('QUEUE_RETENTION_SECONDS', 4 * 86_400, 60, 1_209_600);
   const dlqRetentionSeconds = r.int('DLQ_RETENTION_SECONDS', 1_209_600, 60, 1_209_600);
   // A message moved to the DLQ keeps its original enqueue time, so the DLQ
@@ -280,18 +304,19 @@ function readFunction(r: Reader): FunctionSettings {
     batchSize: r.int('BATCH_SIZE', 10, 1, 10_000),
     batchingWindowSeconds,
     maxConcurrency: r.int('MAX_CONCURRENCY', 5, 2, 1_000, 'the event source mapping minimum is 2'),
-    maxReceiveCount: r.int(
-      'MAX_RECEIVE_COUNT',
-      5,
-      5,
-      1_000,
-      'AWS recommends at least 5 so throttles do not dead-letter',
-    ),
+    maxReceiveCount,
     visibilityTimeoutSeconds,
     queueRetentionSeconds,
     dlqRetentionSeconds,
     logRetentionDays: Number(r.oneOf('LOG_RETENTION_DAYS', logRetentionChoices, '30')),
   };
+}
+
+// The longest PostgreSQL outage that dead-letters no message (see readFunction).
+export function outageToleranceSeconds(
+  fn: Pick<FunctionSettings, 'maxReceiveCount' | 'visibilityTimeoutSeconds'>,
+): number {
+  return (fn.maxReceiveCount - 1) * fn.visibilityTimeoutSeconds;
 }
 
 // The function's settings alone (batch size, concurrency, ...): for tools
