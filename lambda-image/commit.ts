@@ -201,7 +201,12 @@ export function createCommitter(deps: CommitterDeps): Committer {
           let result: FlushResult;
           try {
             await deps.prepare();
-            result = await flushBuffer(redis, pool, settings, schema, { deadline, onBatch });
+            // a flush for waiting records gathers what others append meanwhile (FLUSH_GATHER_MS)
+            result = await flushBuffer(redis, pool, settings, schema, {
+              deadline,
+              onBatch,
+              gatherMs: settings.flushGatherMs,
+            });
             deps.onFlush?.(result);
           } catch (error) {
             deps.onFlushError?.(error);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type pg from 'pg';
 import type { BufferSettings } from '../lib/config.ts';
@@ -76,6 +77,9 @@ export interface FlushOptions {
   deadline?: number;
   // Called after each settled batch; returning false ends the flush there.
   onBatch?: (settled: SettledMarks) => boolean | undefined;
+  // Once the lock is taken, wait this long before the first read, so records
+  // other invocations are appending at this moment join this commit.
+  gatherMs?: number;
 }
 
 const defaultConsumer = 'flusher';
@@ -130,6 +134,7 @@ export async function flushBuffer(
     return result;
   }
   try {
+    if ((options.gatherMs ?? 0) > 0) await sleep(options.gatherMs);
     for (;;) {
       const batch = await claimBatch(redis, keys, consumer, settings);
       if (batch.ids.length === 0) {
@@ -141,7 +146,16 @@ export async function flushBuffer(
       result.rows += written.rows;
       result.statements += written.statements;
       await options.checkpoint?.(FlushStage.committed);
-      const settled = await settleBatch(redis, keys, settings, batch, written.refused);
+      // the last batch releases the lock in the transaction that settles it
+      const last = batch.ids.length < settings.flushMaxEntries || Date.now() > deadline || lease.lost();
+      const settled = await settleBatch(
+        redis,
+        keys,
+        settings,
+        batch,
+        written.refused,
+        last ? lease : undefined,
+      );
       result.entries += batch.ids.length;
       result.reclaimed += batch.reclaimed;
       result.dropped += batch.dropped;
@@ -164,7 +178,12 @@ export async function flushBuffer(
 }
 
 interface Lease {
+  token: string;
   lost(): boolean;
+  // stops renewing; resolves once no renewal is on the wire
+  stopRenewing(): Promise<void>;
+  // the lock was deleted along with a settled batch
+  released(): void;
   release(): Promise<void>;
 }
 
@@ -193,6 +212,7 @@ async function acquireLock(redis: Redis, keys: BufferKeys, leaseMs: number): Pro
   ]);
   if (acquired !== 'OK') return undefined;
   let lost = false;
+  let done = false;
   let renewing: Promise<void> | undefined;
   const timer = setInterval(
     () => {
@@ -213,11 +233,19 @@ async function acquireLock(redis: Redis, keys: BufferKeys, leaseMs: number): Pro
     Math.max(50, Math.floor(leaseMs / renewalsPerLease)),
   );
   return {
+    token,
     lost: () => lost,
+    async stopRenewing() {
+      clearInterval(timer);
+      await renewing;
+    },
+    released() {
+      done = true;
+    },
     async release() {
       clearInterval(timer);
       await renewing;
-      await releaseLock(redis, keys, token);
+      if (!done) await releaseLock(redis, keys, token);
       announce(redis, keys);
     },
   };
@@ -574,12 +602,18 @@ async function quarantine(pool: pg.Pool, schema: string, refusals: readonly Refu
 // mark says so. An entry acknowledged but not deleted would sit in the stream
 // forever, counted as backlog. Inside runWatched because EXEC would otherwise
 // clear a concurrent bufferRecord's WATCH on the same connection.
+//
+// With the flush's lease, this is its last batch: the same MULTI deletes the
+// lock if it is still this flusher's (WATCH, then compare, as in
+// changeLockIfHeld), which saves the release its two round trips on the path
+// every waiting invocation is on.
 async function settleBatch(
   redis: Redis,
   keys: BufferKeys,
   settings: BufferSettings,
   batch: Batch,
   refused: ReadonlyMap<string, Refusal>,
+  lease?: Lease,
 ): Promise<Map<string, MarkValue>> {
   const marks = new Map<string, MarkValue>();
   for (const { record } of batch.records) {
@@ -590,16 +624,30 @@ async function settleBatch(
       refusal === undefined ? { state: 'committed' } : { state: 'quarantined', reason: refusal.reason },
     );
   }
-  const replies = await runWatched(redis, () => {
+  const settle = (releasing: boolean) => {
     const transaction = redis.multi();
     for (const [mark, value] of marks) {
       const text = value.state === 'quarantined' ? quarantineMark(value.reason) : MarkState.committed;
       transaction.set(mark, text, 'EX', settings.dedupeTtlSeconds);
     }
-    return transaction
-      .xack(keys.stream, keys.group, ...batch.ids)
-      .xdel(keys.stream, ...batch.ids)
-      .exec();
+    transaction.xack(keys.stream, keys.group, ...batch.ids).xdel(keys.stream, ...batch.ids);
+    if (releasing) transaction.del(keys.lock);
+    return transaction.exec();
+  };
+  await lease?.stopRenewing();
+  const replies = await runWatched(redis, async () => {
+    if (lease !== undefined) {
+      const [, holder] = await Promise.all([redis.watch(keys.lock), redis.get(keys.lock)]);
+      if (holder === lease.token) {
+        const released = await settle(true);
+        // null: the lock changed since WATCH (it expired and was taken): settle without it
+        if (released !== null) {
+          lease.released();
+          return released;
+        }
+      } else await redis.unwatch();
+    }
+    return settle(false);
   });
   const failed = replies?.find(([error]) => error !== null)?.[0];
   if (replies === null || failed) {
