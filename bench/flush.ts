@@ -2,7 +2,7 @@
 // commit each invocation waits for, lambda-image/commit.ts) against one INSERT
 // per record, on the same PostgreSQL, side by side in one run.
 //
-//   node --import tsx bench/flush.ts [--records 10000] [--rounds 5] [--batch-sizes 10] [--invocations 5] [--warmup 500]
+//   node --import tsx bench/flush.ts [--records 10000] [--rounds 5] [--batch-sizes 10] [--invocations 5] [--warmup 500] [--gather-ms 2]
 //
 // Uses REDIS_URL / DATABASE_URL when set, else 127.0.0.1:6379 and
 // postgres@127.0.0.1:5432/test. Works in its own schemas and key prefix and
@@ -40,12 +40,7 @@ import { bufferKeys, type CountedRecord } from '../lambda-image/buffer.ts';
 import { type Committer, createCommitter } from '../lambda-image/commit.ts';
 import { createNotifier, type Notifier } from '../lambda-image/notify.ts';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
-import {
-  type BufferSettings,
-  loadFunctionSettings,
-  loadLocalConfig,
-  loadRuntimeConfig,
-} from '../lib/config.ts';
+import { type BufferSettings, loadFunctionSettings, loadLocalConfig, loadOpsConfig } from '../lib/config.ts';
 
 const functionSettings = loadFunctionSettings();
 const { values } = parseArgs({
@@ -69,14 +64,9 @@ const recordCount = positive('records', values.records);
 const roundCount = positive('rounds', values.rounds);
 const invocationCount = positive('invocations', values.invocations);
 const warmupCount = positive('warmup', values.warmup);
-const gatherMs = Number(values['gather-ms'] ?? loadRuntimeGather());
+// FLUSH_GATHER_MS as the function reads it, unless --gather-ms says otherwise
+const gatherMs = Number(values['gather-ms'] ?? loadOpsConfig().buffer.flushGatherMs);
 const batchSizes = (values['batch-sizes'] ?? '').split(',').map((part) => positive('batch-sizes', part));
-
-// FLUSH_GATHER_MS as the function reads it (the URLs are this bench's own)
-function loadRuntimeGather(): number {
-  return loadRuntimeConfig({ ...process.env, REDIS_URL: redisUrl, DATABASE_URL: databaseUrl }).buffer
-    .flushGatherMs;
-}
 
 const local = loadLocalConfig();
 const databaseUrl = local.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -40,6 +40,7 @@ export function createNotifier(redis: Redis, channel: string): Notifier {
   const close = () => {
     closed = true;
     listening = false;
+    redis.off('end', close);
     subscriber?.disconnect();
     subscriber = undefined;
   };
