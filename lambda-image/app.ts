@@ -70,7 +70,7 @@ function describeUpload(upload: UploadEvent): Record<string, string> {
 }
 
 // Why a message failed because of its records' commit, for the log and SQS.
-export class UncommittedError extends Error {
+class UncommittedError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'UncommittedError';

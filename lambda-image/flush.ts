@@ -189,7 +189,7 @@ interface Lease {
 
 // The lock's value names when it was taken, for ops/status; a random part
 // makes it this flusher's alone to extend or release.
-export function lockToken(acquiredAt: number): string {
+function lockToken(acquiredAt: number): string {
   return `${acquiredAt}:${randomUUID()}`;
 }
 
@@ -437,7 +437,7 @@ export async function writeRecords(
   }
 }
 
-export interface Refusal {
+interface Refusal {
   record: CountedRecord;
   messageId: string | undefined;
   // SQLSTATE when PostgreSQL refused the statement; undefined when refused before sending
