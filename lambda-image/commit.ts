@@ -183,14 +183,17 @@ export function createCommitter(deps: CommitterDeps): Committer {
           const again = lost.filter((index) => (appends[index] as number) < maxAppends);
           if (again.length > 0) {
             for (const index of again) waiting.delete(index);
-            await append(
-              again.filter((index) => !stale.includes(index)),
-              false,
-            );
-            await append(
-              again.filter((index) => stale.includes(index)),
-              true,
-            );
+            // both in the same turn of the event loop: one Redis transaction
+            await Promise.all([
+              append(
+                again.filter((index) => !stale.includes(index)),
+                false,
+              ),
+              append(
+                again.filter((index) => stale.includes(index)),
+                true,
+              ),
+            ]);
           }
           if (waiting.size === 0) break;
           lockTtl = again.length > 0 ? -2 : ttl;
