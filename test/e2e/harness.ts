@@ -27,14 +27,17 @@ import {
 // and schema.
 
 // Short timings through configuration, so retries happen within a test:
-// FUNCTION_TIMEOUT_SECONDS=3 (the minimum) keeps the queue's visibility timeout
-// at 6 × 3 + 1 = 19 s, and the runner enforces it; tests that need
-// redeliveries sooner pass the runner's visibilityTimeoutSeconds. A 1 s idle
-// time lets a flush reclaim entries that a failed flush of another
-// environment left pending. The flush lock keeps its deployed lease.
+// FUNCTION_TIMEOUT_SECONDS=10 keeps the queue's visibility timeout at
+// 6 × 10 + 1 = 61 s, and the runner enforces it. An invocation waits for its
+// commit for 80 % of what is left of it, and a busy 2-core machine running
+// several test files must not make a healthy commit miss that (a failed
+// message would come back later and count as a duplicate); tests that need
+// redeliveries pass the runner's visibilityTimeoutSeconds. A 1 s idle time
+// lets a flush reclaim entries that a failed flush of another environment
+// left pending. The flush lock keeps its deployed lease.
 const e2eSettings = {
   STAGE: 'e2e',
-  FUNCTION_TIMEOUT_SECONDS: '3',
+  FUNCTION_TIMEOUT_SECONDS: '10',
   BATCHING_WINDOW_SECONDS: '1',
   FLUSH_CLAIM_IDLE_MS: '1000',
 } as const;

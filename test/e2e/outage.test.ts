@@ -25,8 +25,7 @@ import {
 // None reaches the DLQ, and once PostgreSQL is back everything is written
 // exactly once.
 //
-// The runner's shortened timings: a 3 s function timeout (the function waits
-// for a commit for a share of it) and a visibility timeout of 2 s on receive,
+// The runner's shortened timings: a visibility timeout of 2 s on receive,
 // so with the default MAX_RECEIVE_COUNT of 5 a message is dead-lettered only
 // after (5 - 1) × 2 = 8 s of failures. In AWS the same relation holds with
 // the queue's own visibility timeout: (5 - 1) × 365 s, more than 15 minutes.

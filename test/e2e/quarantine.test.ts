@@ -33,7 +33,7 @@ before(async () => {
   rig = await startRig({
     label: 'e2e_poison',
     env: { MAX_RECEIVE_COUNT: String(maxReceiveCount) },
-    // shortened timings: redeliveries after 1 s instead of the queue's 19 s
+    // shortened timings: redeliveries after 1 s instead of the queue's 61 s
     visibilityTimeoutSeconds: 1,
     // everything queued first, so the poison shares its batches
     paused: true,
