@@ -1,27 +1,32 @@
-// Benchmark: the function's write path (dedupe + buffer in Redis, then group
-// commit) against one INSERT per record, on the same PostgreSQL, in one run.
+// Benchmark: the function's write path (buffer in Redis, then the group
+// commit each invocation waits for, lambda-image/commit.ts) against one INSERT
+// per record, on the same PostgreSQL, side by side in one run.
 //
-//   node --import tsx bench/flush.ts [--records 10000] [--rounds 5] [--batch-sizes 10,100] [--invocations 1]
+//   node --import tsx bench/flush.ts [--records 10000] [--rounds 5] [--batch-sizes 10] [--invocations 5] [--warmup 500] [--gather-ms 2]
 //
 // Uses REDIS_URL / DATABASE_URL when set, else 127.0.0.1:6379 and
 // postgres@127.0.0.1:5432/test. Works in its own schemas and key prefix and
 // removes them at the end. --batch-sizes defaults to BATCH_SIZE (lib/config.ts,
-// default 10) and 100.
+// default 10), --invocations to MAX_CONCURRENCY (default 5).
 //
-// The records arrive as SQS batches. Each path is timed from the first record
-// to the last row committed:
-// - one INSERT per record: what a function without the buffer does, one upsert
-//   per record in autocommit (one transaction and one WAL flush each), on the
-//   instance's one connection;
-// - the function: per batch, bufferRecord for every record at once (as the
-//   handler's parallel batch processing calls it, so they coalesce into one
-//   Redis transaction), then flushBuffer, as the handler does after each batch;
-// - backlog drain: the same buffering, but the batches pile up and one flush
-//   drains them FLUSH_MAX_ENTRIES rows per statement (the scheduled flush after
-//   a burst, or the flush after a batch while another instance held the lock).
+// The records arrive as SQS batches, taken by N invocations at once (the
+// event source mapping's concurrency), each with its own Redis connection
+// and a one-connection PostgreSQL pool, as in Lambda. Each path is timed from
+// the first record to the last row committed:
+// - one INSERT per record: what a function without the buffer does, one
+//   upsert per record in autocommit (one transaction and one WAL flush each);
+// - the function: per batch, exactly what the handler does once the objects
+//   are counted: committer.commit(records), which appends them to the buffer,
+//   then commits them (taking the flush lock) or waits for the invocation that
+//   does, and returns only when they are in PostgreSQL. The next batch of an
+//   invocation starts only after that: the invariant costs what it costs.
 // Reading and counting the objects costs the same in every path and is left out.
-// --invocations N runs N function instances at once, each with its own Redis
-// and PostgreSQL connection, taking batches from one queue (MAX_CONCURRENCY).
+//
+// Counted for the function path: PostgreSQL transactions (every statement is
+// one, in autocommit; counted at the pool, and checked against
+// pg_stat_database.xact_commit, which other sessions on the server also move),
+// and Redis commands and round trips per record (counted at each client: a
+// round trip is a command sent while none of that client's was outstanding).
 // Paths alternate within each round and their order rotates between rounds;
 // the report gives medians, and ratios as the median of each round's ratio.
 
@@ -29,20 +34,24 @@ import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
+import { type Command, Redis } from 'ioredis';
 import pg from 'pg';
-import { bufferKeys, bufferRecord, type CountedRecord } from '../lambda-image/buffer.ts';
-import { flushBuffer } from '../lambda-image/flush.ts';
+import { bufferKeys, type CountedRecord } from '../lambda-image/buffer.ts';
+import { type Committer, createCommitter } from '../lambda-image/commit.ts';
+import { createNotifier, type Notifier } from '../lambda-image/notify.ts';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
-import { type BufferSettings, loadFunctionSettings, loadLocalConfig } from '../lib/config.ts';
+import { type BufferSettings, loadFunctionSettings, loadLocalConfig, loadOpsConfig } from '../lib/config.ts';
 
 const functionSettings = loadFunctionSettings();
 const { values } = parseArgs({
   options: {
     records: { type: 'string', default: '10000' },
     rounds: { type: 'string', default: '5' },
-    'batch-sizes': { type: 'string', default: `${functionSettings.batchSize},100` },
-    invocations: { type: 'string', default: '1' },
+    'batch-sizes': { type: 'string', default: `${functionSettings.batchSize}` },
+    invocations: { type: 'string', default: `${functionSettings.maxConcurrency}` },
+    warmup: { type: 'string', default: '500' },
+    // FLUSH_GATHER_MS, by default the deployed one
+    'gather-ms': { type: 'string' },
   },
 });
 function positive(name: string, text: string | undefined): number {
@@ -54,6 +63,9 @@ function positive(name: string, text: string | undefined): number {
 const recordCount = positive('records', values.records);
 const roundCount = positive('rounds', values.rounds);
 const invocationCount = positive('invocations', values.invocations);
+const warmupCount = positive('warmup', values.warmup);
+// FLUSH_GATHER_MS as the function reads it, unless --gather-ms says otherwise
+const gatherMs = Number(values['gather-ms'] ?? loadOpsConfig().buffer.flushGatherMs);
 const batchSizes = (values['batch-sizes'] ?? '').split(',').map((part) => positive('batch-sizes', part));
 
 const local = loadLocalConfig();
@@ -71,8 +83,9 @@ function freshSettings(): BufferSettings {
     dedupeTtlSeconds: 3600,
     // the deployed defaults (lib/config.ts FLUSH_MAX_ENTRIES, FLUSH_LOCK_MS, FLUSH_CLAIM_IDLE_MS)
     flushMaxEntries: 5_000,
-    flushLockMs: 30_000,
+    flushLockMs: 1_500,
     claimIdleMs: 60_000,
+    flushGatherMs: gatherMs,
   };
 }
 
@@ -111,46 +124,58 @@ function naiveInsert(schema: string): string {
         < rpad(upper(excluded.sequencer), greatest(length(stored.sequencer), length(excluded.sequencer)), '0') COLLATE "C"`;
 }
 
-// One function instance: its own Redis connection and a one-connection pool
-// (lambda-image/connections.ts), whose statements are timed.
-interface Instance {
-  redis: Redis;
-  pool: pg.Pool;
-  timedPool: pg.Pool;
-  databaseMs: number;
+interface Counts {
+  commands: number;
+  roundTrips: number;
   statements: number;
 }
 
+// One function instance: its own Redis connection (commands counted), the
+// subscriber its notifier opens, and a one-connection pool (statements counted).
+interface Instance {
+  redis: Redis;
+  pool: pg.Pool;
+  countedPool: pg.Pool;
+  notifier: Notifier;
+  counts: Counts;
+}
+
+function countCommands(redis: Redis, counts: Counts): void {
+  let outstanding = 0;
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((command: Command, stream?: unknown) => {
+    counts.commands += 1;
+    if (outstanding === 0) counts.roundTrips += 1;
+    outstanding += 1;
+    const done = () => {
+      outstanding -= 1;
+    };
+    command.promise.then(done, done);
+    return (send as (c: Command, s?: unknown) => unknown)(command, stream);
+  }) as Redis['sendCommand'];
+}
+
 function openInstance(): Instance {
+  const counts: Counts = { commands: 0, roundTrips: 0, statements: 0 };
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  countCommands(redis, counts);
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
-  const instance: Instance = {
-    redis: new Redis(redisUrl, { maxRetriesPerRequest: 1 }),
-    pool,
-    timedPool: pool,
-    databaseMs: 0,
-    statements: 0,
-  };
-  // flush.ts only calls pool.query: time exactly the statements the database runs
-  instance.timedPool = {
-    query: async (...args: Parameters<pg.Pool['query']>) => {
-      const started = performance.now();
-      try {
-        return await (pool.query as (...a: unknown[]) => Promise<unknown>)(...args);
-      } finally {
-        instance.databaseMs += performance.now() - started;
-        instance.statements += 1;
-      }
+  // flush.ts only calls pool.query, each an autocommit statement: one transaction each
+  const countedPool = {
+    query: (...args: Parameters<pg.Pool['query']>) => {
+      counts.statements += 1;
+      return (pool.query as (...a: unknown[]) => Promise<unknown>)(...args);
     },
   } as unknown as pg.Pool;
-  return instance;
+  return { redis, pool, countedPool, notifier: createNotifier(redis, 'unused'), counts };
 }
 
 interface Measurement {
   ms: number;
-  bufferMs: number;
-  flushMs: number;
-  databaseMs: number;
-  statements: number;
+  transactions: number;
+  serverTransactions: number;
+  commands: number;
+  roundTrips: number;
 }
 
 // Each instance takes the next batch until none are left, as the event source
@@ -167,21 +192,22 @@ async function eachBatch<T>(batches: readonly T[], work: (instance: Instance, ba
   );
 }
 
-function resetTiming(): void {
-  for (const instance of instances) {
-    instance.databaseMs = 0;
-    instance.statements = 0;
-  }
+function totals(): Counts {
+  return instances.reduce(
+    (sum, { counts }) => ({
+      commands: sum.commands + counts.commands,
+      roundTrips: sum.roundTrips + counts.roundTrips,
+      statements: sum.statements + counts.statements,
+    }),
+    { commands: 0, roundTrips: 0, statements: 0 },
+  );
 }
 
-function collect(ms: number, bufferMs: number, flushMs: number): Measurement {
-  return {
-    ms,
-    bufferMs,
-    flushMs,
-    databaseMs: instances.reduce((sum, i) => sum + i.databaseMs, 0),
-    statements: instances.reduce((sum, i) => sum + i.statements, 0),
-  };
+async function serverCommits(): Promise<number> {
+  const { rows } = await admin.query(
+    'SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = current_database()',
+  );
+  return Number(rows[0].n);
 }
 
 async function runNaive(records: readonly CountedRecord[], batchSize: number): Promise<Measurement> {
@@ -204,48 +230,54 @@ async function runNaive(records: readonly CountedRecord[], batchSize: number): P
   });
   const ms = performance.now() - started;
   await expectRows(naiveSchema, 'one INSERT per record', records.length);
-  return { ms, bufferMs: 0, flushMs: ms, databaseMs: ms, statements: records.length };
+  return { ms, transactions: records.length, serverTransactions: Number.NaN, commands: 0, roundTrips: 0 };
 }
 
-async function runFunction(
-  records: readonly CountedRecord[],
-  batchSize: number,
-  drain: boolean,
-): Promise<Measurement> {
+async function runFunction(records: readonly CountedRecord[], batchSize: number): Promise<Measurement> {
   await admin.query(`TRUNCATE ${qualifiedTable(groupSchema)}`);
   const settings = freshSettings();
-  resetTiming();
-  let bufferMs = 0;
-  let flushMs = 0;
+  const committers = new Map<Instance, Committer>(
+    instances.map((instance) => [
+      instance,
+      createCommitter({
+        redis: instance.redis,
+        pool: instance.countedPool,
+        settings,
+        schema: groupSchema,
+        notifier: (instance.notifier = createNotifier(instance.redis, bufferKeys(settings).channel)),
+        prepare: async () => undefined,
+      }),
+    ]),
+  );
+  // the subscriptions are made before the clock starts, as a warm environment has them
+  await Promise.all(instances.map((instance) => instance.notifier.wait(instance.notifier.generation, 50)));
+  const before = totals();
+  const commitsBefore = await serverCommits();
   const started = performance.now();
   await eachBatch(batchesOf(records, batchSize), async (instance, batch) => {
-    const t0 = performance.now();
-    const outcomes = await Promise.all(batch.map((r) => bufferRecord(instance.redis, settings, r)));
-    if (outcomes.some((o) => o !== 'buffered')) throw new Error('a fresh record was reported as a duplicate');
-    const t1 = performance.now();
-    bufferMs += t1 - t0;
-    if (drain) return;
-    // skipped when another instance holds the lock: its flush, or the next, takes these entries
-    await flushBuffer(instance.redis, instance.timedPool, settings, groupSchema);
-    flushMs += performance.now() - t1;
+    const results = await committers.get(instance)?.commit(
+      batch.map((record, i) => ({ record, messageId: `m-${i}` })),
+      Date.now() + 60_000,
+    );
+    const failed = results?.find((r) => r.status !== 'committed');
+    if (failed !== undefined) throw new Error(`a record was not committed: ${JSON.stringify(failed)}`);
   });
-  if (drain || invocationCount > 1) {
-    // the scheduled flush (or the last instance's next flush) takes what is left
-    const first = instances[0] as Instance;
-    for (;;) {
-      const t0 = performance.now();
-      const result = await flushBuffer(first.redis, first.timedPool, settings, groupSchema);
-      flushMs += performance.now() - t0;
-      if (result.skipped) throw new Error('the flush lock is still held after every instance finished');
-      if (result.entries === 0) break;
-    }
-  }
   const ms = performance.now() - started;
+  const commitsAfter = await serverCommits();
+  const after = totals();
+  for (const instance of instances) instance.notifier.close();
   await expectRows(groupSchema, 'buffer + group commit', records.length);
   if ((await instances[0]?.redis.xlen(bufferKeys(settings).stream)) !== 0) {
     throw new Error('the buffer was not drained');
   }
-  return collect(ms, bufferMs, flushMs);
+  return {
+    ms,
+    transactions: after.statements - before.statements,
+    // minus the one this query's own snapshot of the counter cost
+    serverTransactions: commitsAfter - commitsBefore - 1,
+    commands: after.commands - before.commands,
+    roundTrips: after.roundTrips - before.roundTrips,
+  };
 }
 
 async function expectRows(schema: string, path: string, expected: number): Promise<void> {
@@ -275,7 +307,6 @@ const format = (n: number) => n.toLocaleString('en-US');
 
 interface Variant {
   name: string;
-  batchSize: number;
   run(records: readonly CountedRecord[]): Promise<Measurement>;
   naive?: boolean;
 }
@@ -283,23 +314,14 @@ interface Variant {
 const variants: Variant[] = [
   // the naive path does not depend on the batch size: one statement per record either way
   {
-    name: 'one INSERT per record (autocommit)',
-    batchSize: batchSizes[0] ?? 10,
+    name: `one INSERT per record, ${invocationCount} connections`,
     naive: true,
     run: (r) => runNaive(r, batchSizes[0] ?? 10),
   },
-  ...batchSizes.flatMap((size) => [
-    {
-      name: `function, batch ${size}: coalesced buffer + flush after each batch`,
-      batchSize: size,
-      run: (r: readonly CountedRecord[]) => runFunction(r, size, false),
-    },
-    {
-      name: `backlog, batch ${size}: coalesced buffer, then one draining flush`,
-      batchSize: size,
-      run: (r: readonly CountedRecord[]) => runFunction(r, size, true),
-    },
-  ]),
+  ...batchSizes.map((size) => ({
+    name: `function, batch ${size}, ${invocationCount} invocations: buffer + commit wait`,
+    run: (r: readonly CountedRecord[]) => runFunction(r, size),
+  })),
 ];
 
 const admin = new pg.Pool({ connectionString: databaseUrl, max: 1 });
@@ -312,14 +334,14 @@ try {
   const records = makeRecords();
   const results = new Map<Variant, Measurement[]>(variants.map((v) => [v, []]));
   // one untimed warm-up of every path (connections, plans, JIT)
-  for (const variant of variants) await variant.run(records.slice(0, Math.min(500, recordCount)));
+  for (const variant of variants) await variant.run(records.slice(0, Math.min(warmupCount, recordCount)));
   for (let round = 0; round < roundCount; round++) {
     const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
     for (const variant of order) {
       const measurement = await variant.run(records);
       results.get(variant)?.push(measurement);
       console.error(
-        `round ${round + 1}/${roundCount}: ${variant.name}: ${measurement.ms.toFixed(0)} ms (${format(rate(measurement.ms))} rows/s)`,
+        `round ${round + 1}/${roundCount}: ${variant.name}: ${measurement.ms.toFixed(0)} ms (${format(rate(measurement.ms))} rows/s, ${measurement.transactions} transactions)`,
       );
     }
   }
@@ -334,36 +356,33 @@ try {
   const redisVersion = /redis_version:(\S+)/.exec(info ?? '')?.[1] ?? 'unknown';
   const server = versionRows[0];
   const cpu = cpus();
+  const perThousand = (n: number) => ((n * 1000) / recordCount).toFixed(1);
+  const perRecord = (n: number) => (n / recordCount).toFixed(2);
   const lines = [
     `date: ${new Date().toISOString()}`,
     `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}`,
     `load average (1/5/15 min) before: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
     `PostgreSQL ${server.version} (synchronous_commit=${server.sync}, fsync=${server.fsync}), Redis ${redisVersion}, both on 127.0.0.1`,
-    `records: ${recordCount}, rounds: ${roundCount}, invocations: ${invocationCount}, FLUSH_MAX_ENTRIES: 5000`,
+    `records: ${recordCount}, rounds: ${roundCount}, invocations: ${invocationCount}, FLUSH_MAX_ENTRIES: 5000, FLUSH_LOCK_MS: 1500, FLUSH_GATHER_MS: ${gatherMs}`,
     '',
-    '| path | rows/s (median) | time (median) | of which buffering | of which flushing | statements | ratio, end to end | ratio, database only |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| path | rows/s (median) | time (median) | ratio | PostgreSQL transactions per 1,000 files (pool; server) | Redis commands per record | Redis round trips per record |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const variant of variants) {
     const measured = results.get(variant) ?? [];
     const ms = median(measured.map((m) => m.ms));
-    const endToEnd = variant.naive ? 1 : median(measured.map((m, i) => (naive[i]?.ms ?? Number.NaN) / m.ms));
-    const database = variant.naive
-      ? 1
-      : median(measured.map((m, i) => (naive[i]?.ms ?? Number.NaN) / m.databaseMs));
+    const ratio = variant.naive ? 1 : median(measured.map((m, i) => (naive[i]?.ms ?? Number.NaN) / m.ms));
+    const transactions = median(measured.map((m) => m.transactions));
+    const server = median(measured.map((m) => m.serverTransactions));
     lines.push(
-      `| ${variant.name} | ${format(rate(ms))} | ${format(Math.round(ms))} ms | ${format(Math.round(median(measured.map((m) => m.bufferMs))))} ms | ${format(Math.round(median(measured.map((m) => m.flushMs))))} ms | ${format(median(measured.map((m) => m.statements)))} | ${endToEnd.toFixed(1)}× | ${database.toFixed(1)}× |`,
+      `| ${variant.name} | ${format(rate(ms))} | ${format(Math.round(ms))} ms | ${ratio.toFixed(1)}× | ${perThousand(transactions)}${Number.isNaN(server) ? '' : `; ${perThousand(server)}`} | ${variant.naive ? '–' : perRecord(median(measured.map((m) => m.commands)))} | ${variant.naive ? '–' : perRecord(median(measured.map((m) => m.roundTrips)))} |`,
     );
   }
   lines.push(
     '',
-    'ratio, end to end: the INSERT path time / this path time, per round, median.',
-    'ratio, database only: the INSERT path time (all of it statements) / the time this path spent in its PostgreSQL statements.',
-    ...(invocationCount > 1
-      ? [
-          `buffering and flushing times are summed over the ${invocationCount} instances, which overlap: they add up to more than the wall time.`,
-        ]
-      : []),
+    'ratio: the INSERT path time / this path time, per round, median.',
+    'transactions: statements sent by the pools (each one autocommit transaction); after ";" the server-wide pg_stat_database.xact_commit delta over the run, which counts other sessions too.',
+    'Redis commands include MULTI/EXEC and the commands queued inside; round trips count, per client, a command sent while none of its commands was outstanding.',
   );
   console.log(lines.join('\n'));
 } finally {
@@ -371,6 +390,7 @@ try {
   await admin.query(`DROP SCHEMA IF EXISTS ${groupSchema} CASCADE`).catch(() => undefined);
   if (instances[0]) await removeKeys(instances[0].redis).catch(() => undefined);
   for (const instance of instances) {
+    instance.notifier.close();
     instance.redis.disconnect();
     await instance.pool.end();
   }

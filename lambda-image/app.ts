@@ -8,14 +8,20 @@ import pLimit from 'p-limit';
 import type pg from 'pg';
 import type { BufferSettings } from '../lib/config.ts';
 import { MetricName, MetricUnit } from '../lib/metrics.ts';
-import { BufferOutcome, bufferRecord, describeBuffer } from './buffer.ts';
+import { bufferKeys, type CountedRecord, describeBuffer } from './buffer.ts';
+import { type CommitItem, type CommitResult, CommitStatus, createCommitter } from './commit.ts';
 import { MalformedMessageError, parseMessageBody, type UploadEvent } from './events.ts';
 import { type FlushResult, flushBuffer } from './flush.ts';
+import { createNotifier } from './notify.ts';
 import { countObject } from './object.ts';
 import { migrate } from './schema.ts';
 
-// The function: parse → count → dedupe and buffer → group commit. handler.ts
-// builds the dependencies once per cold start; tests build their own.
+// The function: parse → count → buffer → group commit → acknowledge. A
+// message is acknowledged (left out of batchItemFailures) only when each of its
+// records is committed in PostgreSQL (or a row already holds it or a newer
+// event of the file), or when it is legitimately skipped: a TestEvent, an
+// object changed (412) or deleted (404) since the event. handler.ts builds the
+// dependencies once per cold start; tests build their own.
 
 export interface FunctionDeps {
   s3: S3Client;
@@ -39,6 +45,20 @@ export interface LineCountFunction {
 // and a batch can be up to 10,000 messages (SQS event source BatchSize).
 const maxConcurrentReads = 32;
 
+// The commit wait takes this share of the time the invocation has left once
+// every record is counted, and leaves at least returnReserveMs to answer: an
+// invocation that times out fails its whole batch (Lambda, "Handling errors").
+const commitShareOfRemaining = 0.8;
+const returnReserveMs = 250;
+// without a Lambda context (tests, scripts)
+const defaultRemainingMs = 30_000;
+
+function commitDeadline(context: Context | undefined): number {
+  const remaining = context?.getRemainingTimeInMillis() ?? defaultRemainingMs;
+  const budget = Math.min(remaining * commitShareOfRemaining, remaining - returnReserveMs);
+  return Date.now() + Math.max(0, budget);
+}
+
 function describeUpload(upload: UploadEvent): Record<string, string> {
   return {
     bucket: upload.bucket,
@@ -47,6 +67,69 @@ function describeUpload(upload: UploadEvent): Record<string, string> {
     sequencer: upload.sequencer,
     ...(upload.versionId === undefined ? {} : { versionId: upload.versionId }),
   };
+}
+
+// Why a message failed because of its records' commit, for the log and SQS.
+class UncommittedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UncommittedError';
+  }
+}
+
+// The records of one invocation are committed together: each message counts
+// its objects, hands its records in (or says it has none), and waits; when
+// every message has, one commit runs for all of them. Nothing is acknowledged
+// before the handler returns anyway, so waiting for the slowest read costs no
+// latency and saves one flush per read that finishes late.
+class InvocationCommit {
+  private readonly items: CommitItem[] = [];
+  private readonly parts: { from: number; to: number; resolve(results: CommitResult[]): void }[] = [];
+  private arrived = 0;
+
+  constructor(
+    private readonly expected: number,
+    private readonly run: (items: readonly CommitItem[]) => Promise<CommitResult[]>,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  submit(items: readonly CommitItem[]): Promise<CommitResult[]> {
+    return new Promise((resolve) => {
+      this.parts.push({ from: this.items.length, to: this.items.length + items.length, resolve });
+      this.items.push(...items);
+      this.arrive();
+    });
+  }
+
+  // a message with nothing to commit (skipped, or failed before its records were ready)
+  pass(): void {
+    this.arrive();
+  }
+
+  private arrive(): void {
+    this.arrived += 1;
+    if (this.arrived < this.expected) return;
+    const parts = this.parts;
+    if (parts.length === 0) return;
+    this.run(this.items).then(
+      (results) => {
+        for (const part of parts) part.resolve(results.slice(part.from, part.to));
+      },
+      (error: unknown) => {
+        this.onError(error);
+        const failed = new UncommittedError(`cannot commit: ${String(error)}`, { cause: error });
+        for (const part of parts) {
+          part.resolve(
+            this.items.slice(part.from, part.to).map(() => ({
+              appended: false,
+              status: CommitStatus.failed,
+              error: failed,
+            })),
+          );
+        }
+      },
+    );
+  }
 }
 
 export function createFunction(deps: FunctionDeps): LineCountFunction {
@@ -65,47 +148,120 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
     return migration;
   };
 
-  async function processUpload(upload: UploadEvent, messageId: string): Promise<void> {
+  function recordFlush(result: FlushResult): void {
+    if (result.skipped) {
+      logger.debug('flush skipped: another invocation holds the flush lock');
+      return;
+    }
+    if (result.dropped > 0) {
+      logger.warn('unreadable buffer entries dropped', { dropped: result.dropped });
+    }
+    if (result.quarantined > 0) {
+      logger.error(
+        'rows PostgreSQL refused were quarantined; their messages fail until the dead-letter queue',
+        {
+          quarantined: result.quarantined,
+        },
+      );
+      addMetric(MetricName.rowsQuarantined, result.quarantined);
+    }
+    if (result.entries > 0) {
+      logger.info('flushed', { ...result });
+      addMetric(MetricName.rowsFlushed, result.rows);
+      addMetric(MetricName.flushLatency, result.durationMs);
+    }
+  }
+
+  function recordFlushError(error: unknown): void {
+    logger.error('flush failed: the records stay buffered and the next flush retries them', { error });
+    addMetric(MetricName.flushFailures);
+  }
+
+  const committer = createCommitter({
+    redis,
+    pool,
+    settings: buffer,
+    schema,
+    notifier: createNotifier(redis, bufferKeys(buffer).channel),
+    prepare: ensureSchema,
+    onFlush: recordFlush,
+    onFlushError: recordFlushError,
+  });
+
+  interface Counted {
+    upload: UploadEvent;
+    record: CountedRecord;
+  }
+
+  async function countUpload(upload: UploadEvent, messageId: string): Promise<Counted | undefined> {
     const object = await limitReads(() => countObject(s3, upload));
     if (object.status === 'skipped') {
       // 412: overwritten since the event, the newer upload's event counts it; 404: deleted.
       logger.info('object not counted', { messageId, reason: object.reason, ...describeUpload(upload) });
       addMetric(MetricName.objectsSkipped);
-      return;
+      return undefined;
     }
-    const outcome = await bufferRecord(redis, buffer, {
-      ...upload,
-      lines: object.lines,
-      bytes: object.bytes,
+    return { upload, record: { ...upload, lines: object.lines, bytes: object.bytes } };
+  }
+
+  // Records what committing said about each record; the first that did not
+  // end in PostgreSQL fails the message.
+  function reportResults(messageId: string, counted: readonly Counted[], results: readonly CommitResult[]) {
+    let failure: UncommittedError | undefined;
+    results.forEach((result, i) => {
+      const { upload, record } = counted[i] as Counted;
+      if (result.appended) {
+        addMetric(MetricName.filesCounted);
+        addMetric(MetricName.linesCounted, record.lines);
+      }
+      if (result.status === CommitStatus.committed) {
+        logger.debug('counted and committed', { messageId, lines: record.lines, ...describeUpload(upload) });
+      } else if (result.status === CommitStatus.duplicate) {
+        logger.info('duplicate event skipped', { messageId, ...describeUpload(upload) });
+        addMetric(MetricName.duplicatesSkipped);
+      } else if (result.status === CommitStatus.quarantined) {
+        failure ??= new UncommittedError(
+          `the record of s3://${upload.bucket}/${JSON.stringify(upload.key).slice(1, -1)} is quarantined: ${result.reason} (the row is in the quarantine table; the message goes to the dead-letter queue after its retries)`,
+        );
+      } else {
+        failure ??= new UncommittedError(
+          `the record of s3://${upload.bucket}/${JSON.stringify(upload.key).slice(1, -1)} is not committed: ${result.error.message}`,
+          { cause: result.error },
+        );
+      }
     });
-    if (outcome === BufferOutcome.duplicate) {
-      logger.info('duplicate event skipped', { messageId, ...describeUpload(upload) });
-      addMetric(MetricName.duplicatesSkipped);
-      return;
-    }
-    logger.debug('counted and buffered', { messageId, lines: object.lines, ...describeUpload(upload) });
-    addMetric(MetricName.filesCounted);
-    addMetric(MetricName.linesCounted, object.lines);
+    if (failure !== undefined) throw failure;
   }
 
   // A throw fails this message alone: the batch processor lists it in
   // batchItemFailures, SQS redelivers it, and after maxReceiveCount it is dead-lettered.
-  async function processRecord(record: SQSRecord): Promise<void> {
+  async function processRecord(record: SQSRecord, batch: InvocationCommit): Promise<void> {
     const messageId = record.messageId;
+    let counted: Counted[] | undefined;
     try {
-      const message = parseMessageBody(record.body);
-      if (message.kind === 'test') {
-        // Sent once when a notification configuration is saved: nothing to count, never a failure.
-        logger.info('s3:TestEvent acknowledged', { messageId });
-        return;
+      try {
+        const message = parseMessageBody(record.body);
+        if (message.kind === 'test') {
+          // Sent once when a notification configuration is saved: nothing to count, never a failure.
+          logger.info('s3:TestEvent acknowledged', { messageId });
+          return;
+        }
+        if (message.ignored !== undefined) {
+          logger.info('records that are not ObjectCreated:* ignored', {
+            messageId,
+            eventNames: message.ignored,
+          });
+        }
+        const all = await Promise.all(message.uploads.map((upload) => countUpload(upload, messageId)));
+        counted = all.filter((c): c is Counted => c !== undefined);
+      } finally {
+        if (counted === undefined || counted.length === 0) batch.pass();
       }
-      if (message.ignored !== undefined) {
-        logger.info('records that are not ObjectCreated:* ignored', {
-          messageId,
-          eventNames: message.ignored,
-        });
-      }
-      for (const upload of message.uploads) await processUpload(upload, messageId);
+      if (counted.length === 0) return;
+      const results = await batch.submit(
+        counted.map(({ record: counts }) => ({ record: counts, messageId })),
+      );
+      reportResults(messageId, counted, results);
     } catch (error) {
       if (error instanceof MalformedMessageError) {
         logger.error('malformed message: it fails until it reaches the dead-letter queue', {
@@ -120,30 +276,14 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
     }
   }
 
-  function recordFlush(result: FlushResult): void {
-    if (result.skipped) {
-      logger.debug('flush skipped: another invocation holds the flush lock');
-      return;
-    }
-    if (result.dropped > 0) {
-      logger.warn('unreadable buffer entries dropped', { dropped: result.dropped });
-    }
-    if (result.entries > 0) {
-      logger.info('flushed', { ...result });
-      addMetric(MetricName.rowsFlushed, result.rows);
-      addMetric(MetricName.flushLatency, result.durationMs);
-    }
-  }
-
-  async function flush(): Promise<FlushResult> {
+  async function flush(context: Context | undefined): Promise<FlushResult> {
     try {
       await ensureSchema();
-      const result = await flushBuffer(redis, pool, buffer, schema);
+      const result = await flushBuffer(redis, pool, buffer, schema, { deadline: commitDeadline(context) });
       recordFlush(result);
       return result;
     } catch (error) {
-      logger.error('flush failed: the records stay buffered and the next flush retries them', { error });
-      addMetric(MetricName.flushFailures);
+      recordFlushError(error);
       throw error;
     }
   }
@@ -161,24 +301,30 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
   return {
     async handler(event, context) {
       if (context !== undefined) logger.addContext(context);
+      // The table exists from the first invocation of an environment on, even
+      // one with nothing to commit; a failure here is the flush's to report.
+      const schemaReady = ensureSchema().catch(() => undefined);
+      const batch = new InvocationCommit(
+        event.Records.length,
+        (items) => committer.commit(items, commitDeadline(context)),
+        (error) => logger.error('commit failed', { error }),
+      );
       try {
-        const response = await processPartialResponse(
+        return await processPartialResponse(
           event,
-          processRecord,
+          (record: SQSRecord) => processRecord(record, batch),
           new BatchProcessor(EventType.SQS),
           {
             ...(context === undefined ? {} : { context }),
             // every message failing is still a partial response naming each id, not a thrown batch
             throwOnFullBatchFailure: false,
-            // all records at once: their bufferRecord calls form one Redis transaction
+            // all records at once: their buffer writes form one Redis transaction, and
+            // the batch waits for one commit (InvocationCommit)
             processInParallel: true,
           },
         );
-        // The records are safe in Redis once buffered: a failed flush is
-        // reported but does not fail the messages; the next flush retries.
-        await flush().catch(() => undefined);
-        return response;
       } finally {
+        await schemaReady;
         // a batch of TestEvents records no metric; publishing nothing would only log a warning
         if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
       }
@@ -187,7 +333,7 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
     async flushHandler(_event, context) {
       if (context !== undefined) logger.addContext(context);
       try {
-        return await flush();
+        return await flush(context);
       } finally {
         // published even when the flush failed: a growing backlog is what the alarm watches
         await publishBufferState();

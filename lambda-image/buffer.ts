@@ -3,10 +3,17 @@ import type { Redis } from 'ioredis';
 import type { BufferSettings } from '../lib/config.ts';
 import { eventIdentity, type UploadEvent } from './events.ts';
 
-// The write-behind buffer in Redis: a dedupe mark per event and one stream of
-// counted records, drained into PostgreSQL by flush.ts. Only plain commands are
-// used (no Lua, no modules), so the same code runs on ElastiCache, a local Redis
-// and the demo's in-process RESP emulation.
+// The write-behind buffer in Redis: a mark per event and one stream of counted
+// records, drained into PostgreSQL by flush.ts. Only plain commands are used
+// (no Lua, no modules), so the same code runs on ElastiCache, a local Redis and
+// the demo's in-process RESP emulation.
+//
+// A mark says where its event stands, and only a commit makes it final:
+//   p          buffered, not yet committed: a retry waits for the commit (commit.ts)
+//   c          committed in PostgreSQL (the row holds this or a newer sequencer)
+//   q:<reason> PostgreSQL refused the row; it is in the quarantine table
+// Redis may lose any of this (a restart, a failover, FLUSHALL): a lost mark
+// only means the record is buffered again, and the upsert is idempotent.
 
 export interface CountedRecord extends UploadEvent {
   lines: number;
@@ -17,18 +24,29 @@ export type BufferOutcome = 'buffered' | 'duplicate';
 
 export const BufferOutcome = { buffered: 'buffered', duplicate: 'duplicate' } as const;
 
+export const MarkState = { pending: 'p', committed: 'c', quarantined: 'q' } as const;
+
+// What appending found: the record was appended now, or its mark was already
+// there, pending or committed.
+export type AppendResult = { outcome: 'buffered' } | { outcome: 'duplicate'; committed: boolean };
+
 export interface BufferKeys {
   stream: string;
   group: string;
   lock: string;
+  // set by every flush when absent (flush.ts): it disappears with Redis's data
+  since: string;
+  // the pub/sub channel on which flushes announce commits and lock releases
+  channel: string;
   seen(identity: string): string;
 }
 
 // Redis keys may be 512 MB, but an S3 key alone may be 1,024 bytes: long
 // identities are hashed so marks stay small and uniform.
 const maxReadableIdentity = 200;
-// The field that holds the record, as JSON, in each stream entry.
+// The fields of each stream entry: the record as JSON, and the SQS message that carried it.
 const recordField = 'r';
+const messageField = 'm';
 // This many aborted WATCH transactions in a row, none of them explained by a
 // mark found present afterwards, means something keeps rewriting marks without
 // settling them; give up and let SQS retry the messages.
@@ -40,11 +58,43 @@ export function bufferKeys(settings: BufferSettings): BufferKeys {
     stream: `${prefix}buffer`,
     group: 'flushers',
     lock: `${prefix}flush-lock`,
+    since: `${prefix}buffer-since`,
+    channel: `${prefix}flushed`,
     seen(identity: string) {
       if (identity.length <= maxReadableIdentity) return `${prefix}seen:${identity}`;
       return `${prefix}seen#${createHash('sha256').update(identity).digest('base64url')}`;
     },
   };
+}
+
+export function markKey(settings: BufferSettings, record: UploadEvent): string {
+  return bufferKeys(settings).seen(eventIdentity(record));
+}
+
+// A quarantine mark keeps the reason for the waiting invocation's log; a
+// Redis value may be large, but a reason longer than this says nothing more.
+const maxReasonLength = 500;
+
+export function quarantineMark(reason: string): string {
+  return `${MarkState.quarantined}:${reason.slice(0, maxReasonLength)}`;
+}
+
+export type MarkValue =
+  | { state: 'absent' }
+  | { state: 'pending' }
+  | { state: 'committed' }
+  | { state: 'quarantined'; reason: string };
+
+export function readMark(value: string | null | undefined): MarkValue {
+  if (value === MarkState.pending) return { state: 'pending' };
+  if (value === MarkState.committed) return { state: 'committed' };
+  if (value?.startsWith(`${MarkState.quarantined}:`)) {
+    return { state: 'quarantined', reason: value.slice(MarkState.quarantined.length + 1) };
+  }
+  // Nothing, or a value this version does not write (the '1' of a release
+  // whose marks meant "buffered", whatever became of the record): buffering
+  // again is always safe, since the upsert is idempotent.
+  return { state: 'absent' };
 }
 
 // WATCH state belongs to the connection, and EXEC clears every watched key. Two
@@ -148,21 +198,36 @@ export function decodeRecord(fields: readonly string[] | null | undefined): Coun
   return undefined;
 }
 
-// Buffering a record is one atomic step: mark the event seen AND append it to
-// the stream, or do neither. Concurrent calls on one connection (the records of
-// a batch, processed in parallel) are coalesced into one transaction per group:
+// the SQS message id the entry was buffered for, when the writer gave one
+export function decodeMessageId(fields: readonly string[] | null | undefined): string | undefined {
+  if (!fields) return undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === messageField) return fields[i + 1];
+  }
+  return undefined;
+}
+
+// Buffering a record is one atomic step: mark the event pending AND append it
+// to the stream, or do neither. Concurrent calls on one connection (the records
+// of a batch, processed in parallel) are coalesced into one transaction per group:
 //
-//   WATCH every mark of the group + EXISTS each (one round trip)
-//   MULTI, SET mark EX ttl + XADD for the absent marks only, EXEC (one round trip)
+//   WATCH every mark of the group + MGET them (one round trip)
+//   MULTI, SET mark p EX ttl + XADD for the new ones only, EXEC (one round trip)
 //
-// Why this is exactly once per event, across connections and within a group:
+// A mark found pending or committed makes the call a duplicate: nothing is
+// appended, and the caller waits for (or already has) that commit. A mark
+// found quarantined is buffered again: the retry tries PostgreSQL once more
+// (the cause may have been fixed).
+//
+// Why this appends each event at most once while its mark lives, across
+// connections and within a group:
 // - EXEC runs the whole MULTI or nothing, so a mark is never set without its
 //   entry being appended (and a connection lost before EXEC leaves nothing).
 // - EXEC runs only if no watched mark was written since WATCH (Redis
 //   transactions, "Optimistic locking using check-and-set"). Every mark in the
-//   MULTI was watched and seen absent, so at EXEC each is still absent: of two
+//   MULTI was watched and read, so at EXEC each is as it was read: of two
 //   connections racing on one event, the later EXEC aborts (null) and its group
-//   looks again, finding the mark now present: 'duplicate'.
+//   reads again, finding the mark now pending: 'duplicate'.
 // - Within a group, the same event twice is one mark: the first call takes part
 //   in the transaction, the others are duplicates of it.
 // - WATCH belongs to the connection and EXEC clears every watched key, so
@@ -172,17 +237,34 @@ export function bufferRecord(
   settings: BufferSettings,
   record: CountedRecord,
 ): Promise<BufferOutcome> {
+  return appendRecord(redis, settings, record).then((result) => result.outcome);
+}
+
+// bufferRecord, telling a committed duplicate from a pending one; messageId
+// goes into the entry, so a quarantined row names the message that carried it.
+// replacePending appends even over a pending mark: for a record whose entry
+// is known to be gone although its mark says pending (commit.ts).
+export function appendRecord(
+  redis: Redis,
+  settings: BufferSettings,
+  record: CountedRecord,
+  messageId?: string,
+  options: { replacePending?: boolean } = {},
+): Promise<AppendResult> {
   const keys = bufferKeys(settings);
+  const fields = [recordField, encodeRecord(record)];
+  if (messageId !== undefined) fields.push(messageField, messageId);
   const request = {
     seenKey: keys.seen(eventIdentity(record)),
     stream: keys.stream,
     ttlSeconds: settings.dedupeTtlSeconds,
-    entry: encodeRecord(record),
+    fields,
     label: `${record.bucket}/${record.key}`,
+    replacePending: options.replacePending === true,
   };
   return ensureGroup(redis, keys).then(
     () =>
-      new Promise<BufferOutcome>((resolve, reject) => {
+      new Promise<AppendResult>((resolve, reject) => {
         enqueue(redis, { ...request, resolve, reject });
       }),
   );
@@ -201,15 +283,16 @@ interface BufferRequest {
   seenKey: string;
   stream: string;
   ttlSeconds: number;
-  entry: string;
+  fields: string[];
   label: string;
-  resolve(outcome: BufferOutcome): void;
+  replacePending: boolean;
+  resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
 
 interface Coalescer {
   waiting: BufferRequest[];
-  scheduled: boolean;
+  draining: boolean;
 }
 
 // A group this large is one WATCH of ~1,000 keys and one MULTI of ~2,000
@@ -222,32 +305,36 @@ const coalescers = new WeakMap<Redis, Coalescer>();
 function enqueue(redis: Redis, request: BufferRequest): void {
   let coalescer = coalescers.get(redis);
   if (coalescer === undefined) {
-    coalescer = { waiting: [], scheduled: false };
+    coalescer = { waiting: [], draining: false };
     coalescers.set(redis, coalescer);
   }
   coalescer.waiting.push(request);
-  scheduleGroup(redis, coalescer);
-}
-
-// The group forms until its turn on the connection comes: setImmediate lets
-// every record whose S3 read finished in the same turn of the event loop join,
-// and calls arriving while an earlier group runs wait for the next one.
-function scheduleGroup(redis: Redis, coalescer: Coalescer): void {
-  if (coalescer.scheduled) return;
-  coalescer.scheduled = true;
+  if (coalescer.draining) return;
+  coalescer.draining = true;
+  // setImmediate lets every record whose S3 read finished in the same turn of
+  // the event loop join the first group
   setImmediate(() => {
-    runWatched(redis, async () => {
-      coalescer.scheduled = false;
-      const group = coalescer.waiting.splice(0, maxGroupSize);
-      if (coalescer.waiting.length > 0) scheduleGroup(redis, coalescer);
-      await writeGroup(redis, group);
-      // every caller has been answered, also on failure (writeGroup rejects them)
-    }).catch(() => undefined);
+    void drain(redis, coalescer);
   });
 }
 
+// One loop per connection takes groups of at most maxGroupSize until nobody
+// waits: calls arriving while a group is on the wire form the next group, and
+// no caller depends on a reschedule to be answered.
+async function drain(redis: Redis, coalescer: Coalescer): Promise<void> {
+  try {
+    while (coalescer.waiting.length > 0) {
+      const group = coalescer.waiting.splice(0, maxGroupSize);
+      // writeGroup answers every caller of the group, also when it fails
+      await runWatched(redis, () => writeGroup(redis, group)).catch(() => undefined);
+    }
+  } finally {
+    coalescer.draining = false;
+  }
+}
+
 async function writeGroup(redis: Redis, group: readonly BufferRequest[]): Promise<void> {
-  // the first call per mark leads; later calls for the same event follow its outcome as duplicates
+  // the first call per mark leads; later calls for the same event follow it as pending duplicates
   const followers = new Map<string, BufferRequest[]>();
   let open: BufferRequest[] = [];
   for (const request of group) {
@@ -257,11 +344,12 @@ async function writeGroup(redis: Redis, group: readonly BufferRequest[]): Promis
       open.push(request);
     } else same.push(request);
   }
-  const settle = (leader: BufferRequest, outcome: BufferOutcome | { error: unknown }) => {
+  const settle = (leader: BufferRequest, outcome: AppendResult | { error: unknown }) => {
     const others = followers.get(leader.seenKey) ?? [];
-    if (typeof outcome === 'string') {
+    if ('outcome' in outcome) {
       leader.resolve(outcome);
-      for (const other of others) other.resolve(BufferOutcome.duplicate);
+      const committed = outcome.outcome === BufferOutcome.duplicate && outcome.committed;
+      for (const other of others) other.resolve({ outcome: BufferOutcome.duplicate, committed });
     } else {
       leader.reject(outcome.error);
       for (const other of others) other.reject(outcome.error);
@@ -283,55 +371,46 @@ async function writeGroup(redis: Redis, group: readonly BufferRequest[]): Promis
     }
   } catch (error) {
     for (const request of open) settle(request, { error });
-    throw error;
   }
 }
 
 type PipelineReplies = [error: Error | null, result: unknown][] | null;
 
-function replyOf(replies: PipelineReplies, index: number, marks: number, step: string): number {
+function marksOf(replies: PipelineReplies, marks: number): (string | null)[] {
   const failed = replies?.find(([error]) => error !== null)?.[0];
-  const reply = replies?.[index]?.[1];
-  if (failed || typeof reply !== 'number') {
+  const reply = replies?.[1]?.[1];
+  if (failed || !Array.isArray(reply) || reply.length !== marks) {
     throw new Error(
-      `cannot ${step} ${marks} dedupe marks: ${failed?.message ?? 'no reply'} (the messages will be retried)`,
+      `cannot check ${marks} dedupe marks: ${failed?.message ?? 'no reply'} (the messages will be retried)`,
       { cause: failed },
     );
   }
-  return reply;
+  return reply as (string | null)[];
 }
 
 async function tryGroup(
   redis: Redis,
   open: readonly BufferRequest[],
-  settle: (leader: BufferRequest, outcome: BufferOutcome | { error: unknown }) => void,
+  settle: (leader: BufferRequest, outcome: AppendResult | { error: unknown }) => void,
 ): Promise<{ aborted: BufferRequest[]; duplicates: number }> {
-  // WATCH and one EXISTS over every mark go out together (one round trip);
-  // Redis runs them in order. EXISTS with many keys answers how many exist: 0
-  // (the usual case, every event new) settles the check; otherwise one more
-  // round, still under the same WATCH, asks key by key.
+  // WATCH and MGET over every mark go out together (one round trip); Redis runs
+  // them in order, so the values read are the watched ones.
   const keys = open.map((request) => request.seenKey);
-  const counted = await redis
-    .pipeline()
-    .watch(...keys)
-    .exists(...keys)
-    .exec();
-  const existing = replyOf(counted, 1, open.length, 'check');
-  let present: number[];
-  if (existing === 0) present = open.map(() => 0);
-  else if (existing === open.length) present = open.map(() => 1);
-  else {
-    const each = redis.pipeline();
-    for (const key of keys) each.exists(key);
-    const replies = await each.exec();
-    present = open.map((_, i) => replyOf(replies, i, open.length, 'check'));
-  }
+  const marks = marksOf(
+    await redis
+      .pipeline()
+      .watch(...keys)
+      .mget(...keys)
+      .exec(),
+    open.length,
+  );
   const fresh: BufferRequest[] = [];
   let duplicates = 0;
   open.forEach((request, i) => {
-    if (present[i] === 1) {
+    const mark = readMark(marks[i]);
+    if (mark.state === 'committed' || (mark.state === 'pending' && !request.replacePending)) {
       duplicates++;
-      settle(request, BufferOutcome.duplicate);
+      settle(request, { outcome: BufferOutcome.duplicate, committed: mark.state === 'committed' });
     } else fresh.push(request);
   });
   if (fresh.length === 0) {
@@ -341,15 +420,15 @@ async function tryGroup(
   const transaction = redis.multi();
   for (const request of fresh) {
     transaction
-      .set(request.seenKey, '1', 'EX', request.ttlSeconds)
-      .xadd(request.stream, '*', recordField, request.entry);
+      .set(request.seenKey, MarkState.pending, 'EX', request.ttlSeconds)
+      .xadd(request.stream, '*', ...request.fields);
   }
   const replies = await transaction.exec();
   // null: a watched mark changed under us, most likely a concurrent delivery of the same event
   if (replies === null) return { aborted: fresh, duplicates };
   // A command can still fail inside EXEC (e.g. the stream key holds another
   // type, or Redis is out of memory): those records fail alone, and a mark set
-  // without its entry is taken back, since "seen" must imply "buffered".
+  // without its entry is taken back, since "pending" must imply "buffered".
   const orphanMarks: string[] = [];
   const failures: [BufferRequest, Error][] = [];
   fresh.forEach((request, i) => {
@@ -367,9 +446,9 @@ async function tryGroup(
     } else if (setError) {
       failures.push([
         request,
-        new Error(`cannot mark ${request.seenKey} as seen: ${setError.message}`, { cause: setError }),
+        new Error(`cannot mark ${request.seenKey} as buffered: ${setError.message}`, { cause: setError }),
       ]);
-    } else settle(request, BufferOutcome.buffered);
+    } else settle(request, { outcome: BufferOutcome.buffered });
   });
   if (orphanMarks.length > 0) await redis.del(...orphanMarks).catch(() => undefined);
   for (const [request, error] of failures) settle(request, { error });

@@ -5,6 +5,10 @@ import { withClient } from '../lib/pg.ts';
 // The system of record: one row per file. The migration is idempotent and runs
 // once per cold start; many functions may cold-start at the same moment.
 export const tableName = 'line_counts';
+// Rows PostgreSQL refused (flush.ts): kept here, durable like the counts and
+// beside them, with the record and the reason, until a later commit of the
+// same file supersedes them.
+export const quarantineTableName = 'line_counts_quarantine';
 
 // Arbitrary but fixed: the first key of the two-key advisory lock names this
 // project's migrations, the second the schema, so two schemas migrate in parallel.
@@ -12,6 +16,10 @@ const migrationLockSpace = 0x6164_61;
 
 export function qualifiedTable(schema: string): string {
   return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(tableName)}`;
+}
+
+export function qualifiedQuarantineTable(schema: string): string {
+  return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(quarantineTableName)}`;
 }
 
 export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
@@ -39,6 +47,23 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
           event_time  timestamptz NOT NULL,
           recorded_at timestamptz NOT NULL DEFAULT now(),
           CONSTRAINT ${pg.escapeIdentifier(`${tableName}_bucket_file_name_key`)} UNIQUE (bucket, file_name)
+        )`);
+      // One row per refused event. identity and record are JSON, in which any
+      // character (U+0000 too) is escaped, so every refused record can be kept;
+      // bucket and file_name are NULL when text cannot hold them.
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS ${qualifiedQuarantineTable(schema)} (
+          identity       text        PRIMARY KEY,
+          bucket         text,
+          file_name      text,
+          sequencer      text        NOT NULL,
+          record         text        NOT NULL,
+          error_code     text,
+          error          text        NOT NULL,
+          message_id     text,
+          attempts       integer     NOT NULL DEFAULT 1,
+          first_refused  timestamptz NOT NULL DEFAULT now(),
+          last_refused   timestamptz NOT NULL DEFAULT now()
         )`);
       await client.query('COMMIT');
     } catch (error) {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, loadDeployConfig, loadRuntimeConfig, loadTestConfig } from './config.ts';
+import {
+  ConfigError,
+  loadDeployConfig,
+  loadRuntimeConfig,
+  loadTestConfig,
+  outageToleranceSeconds,
+} from './config.ts';
 
 function problemsOf(fn: () => unknown): readonly string[] {
   try {
@@ -65,6 +71,38 @@ test('defaults satisfy the queue rules', () => {
   );
   assert.ok(config.fn.dlqRetentionSeconds > config.fn.queueRetentionSeconds);
   assert.ok(config.fn.maxReceiveCount >= 5);
+});
+
+test('the default queue settings dead-letter no message during a 15-minute database outage', () => {
+  const { fn } = loadDeployConfig({ AWS_REGION: 'eu-west-1' });
+  // the 5th receive comes 4 visibility timeouts after the first; only the 6th would dead-letter
+  assert.ok(outageToleranceSeconds(fn) >= 15 * 60, `${outageToleranceSeconds(fn)} s`);
+  assert.doesNotThrow(() =>
+    loadDeployConfig({ AWS_REGION: 'eu-west-1', DB_OUTAGE_TOLERANCE_SECONDS: '900' }),
+  );
+});
+
+test('a stated database outage tolerance refuses queue settings that would dead-letter sooner', () => {
+  const problems = problemsOf(() =>
+    loadDeployConfig({
+      AWS_REGION: 'eu-west-1',
+      FUNCTION_TIMEOUT_SECONDS: '30',
+      BATCHING_WINDOW_SECONDS: '5',
+      DB_OUTAGE_TOLERANCE_SECONDS: '900',
+    }),
+  );
+  assert.deepEqual(problems, [
+    'DB_OUTAGE_TOLERANCE_SECONDS=900 needs (MAX_RECEIVE_COUNT - 1) × QUEUE_VISIBILITY_TIMEOUT_SECONDS ≥ 900, but 4 × 185 = 740: raise either one',
+  ]);
+  assert.doesNotThrow(() =>
+    loadDeployConfig({
+      AWS_REGION: 'eu-west-1',
+      FUNCTION_TIMEOUT_SECONDS: '30',
+      BATCHING_WINDOW_SECONDS: '5',
+      QUEUE_VISIBILITY_TIMEOUT_SECONDS: '225',
+      DB_OUTAGE_TOLERANCE_SECONDS: '900',
+    }),
+  );
 });
 
 test('per-service endpoints override the shared one', () => {

@@ -76,8 +76,13 @@ export interface BufferSettings {
   // how long a seen-event mark lives: longer than any redelivery (SQS keeps a message ≤ 14 days)
   dedupeTtlSeconds: number;
   flushMaxEntries: number;
+  // the flush lock's lease: renewed while a flush runs, so a flusher that dies
+  // holds the others back for this long at most
   flushLockMs: number;
   claimIdleMs: number;
+  // how long a flush waits, once it holds the lock, for records being appended
+  // at that moment to join its commit: fewer, larger transactions under load
+  flushGatherMs: number;
 }
 
 export interface RedisSettings {
@@ -268,6 +273,30 @@ function readFunction(r: Reader): FunctionSettings {
       `BATCH_SIZE=${batchSize} needs BATCHING_WINDOW_SECONDS of at least 1 (Lambda takes more than 10 messages per batch only with a batching window): set BATCHING_WINDOW_SECONDS=1 or more, or BATCH_SIZE=10 or less`,
     );
   }
+  // A message is acknowledged only once its record is committed, so while
+  // PostgreSQL is down every receive of it fails; the queue moves it to the
+  // DLQ on the receive after the maxReceiveCount-th. Failed messages come back
+  // after the visibility timeout, so the maxReceiveCount-th receive comes
+  // (maxReceiveCount - 1) × visibility after the first: an outage shorter than
+  // that dead-letters nothing (the defaults: 4 × 365 s, over 24 minutes). With
+  // DB_OUTAGE_TOLERANCE_SECONDS set, settings that give less are refused.
+  const maxReceiveCount = r.int(
+    'MAX_RECEIVE_COUNT',
+    5,
+    5,
+    1_000,
+    'AWS recommends at least 5 so throttles do not dead-letter',
+  );
+  const tolerance =
+    r.raw('DB_OUTAGE_TOLERANCE_SECONDS') === undefined
+      ? undefined
+      : r.int('DB_OUTAGE_TOLERANCE_SECONDS', 0, 0, 1_209_600);
+  const ridesOut = outageToleranceSeconds({ maxReceiveCount, visibilityTimeoutSeconds });
+  if (tolerance !== undefined && ridesOut < tolerance) {
+    r.problems.push(
+      `DB_OUTAGE_TOLERANCE_SECONDS=${tolerance} needs (MAX_RECEIVE_COUNT - 1) × QUEUE_VISIBILITY_TIMEOUT_SECONDS ≥ ${tolerance}, but ${maxReceiveCount - 1} × ${visibilityTimeoutSeconds} = ${ridesOut}: raise either one`,
+    );
+  }
   const queueRetentionSeconds = r.int('QUEUE_RETENTION_SECONDS', 4 * 86_400, 60, 1_209_600);
   const dlqRetentionSeconds = r.int('DLQ_RETENTION_SECONDS', 1_209_600, 60, 1_209_600);
   // A message moved to the DLQ keeps its original enqueue time, so the DLQ
@@ -288,18 +317,19 @@ function readFunction(r: Reader): FunctionSettings {
     batchSize,
     batchingWindowSeconds,
     maxConcurrency: r.int('MAX_CONCURRENCY', 5, 2, 1_000, 'the event source mapping minimum is 2'),
-    maxReceiveCount: r.int(
-      'MAX_RECEIVE_COUNT',
-      5,
-      5,
-      1_000,
-      'AWS recommends at least 5 so throttles do not dead-letter',
-    ),
+    maxReceiveCount,
     visibilityTimeoutSeconds,
     queueRetentionSeconds,
     dlqRetentionSeconds,
     logRetentionDays: Number(r.oneOf('LOG_RETENTION_DAYS', logRetentionChoices, '30')),
   };
+}
+
+// The longest PostgreSQL outage that dead-letters no message (see readFunction).
+export function outageToleranceSeconds(
+  fn: Pick<FunctionSettings, 'maxReceiveCount' | 'visibilityTimeoutSeconds'>,
+): number {
+  return (fn.maxReceiveCount - 1) * fn.visibilityTimeoutSeconds;
 }
 
 // The function's settings alone (batch size, concurrency, ...): for tools
@@ -371,8 +401,9 @@ function readBuffer(r: Reader, stack: StackConfig): BufferSettings {
     keyPrefix: r.string('REDIS_KEY_PREFIX', `${stack.app}:${stack.stage}:`),
     dedupeTtlSeconds: r.int('DEDUPE_TTL_SECONDS', 15 * 86_400, 60, 365 * 86_400),
     flushMaxEntries: r.int('FLUSH_MAX_ENTRIES', 5_000, 1, 100_000),
-    flushLockMs: r.int('FLUSH_LOCK_MS', 30_000, 1_000, 900_000),
+    flushLockMs: r.int('FLUSH_LOCK_MS', 1_500, 300, 60_000),
     claimIdleMs: r.int('FLUSH_CLAIM_IDLE_MS', 60_000, 1_000, 3_600_000),
+    flushGatherMs: r.int('FLUSH_GATHER_MS', 2, 0, 1_000),
   };
 }
 

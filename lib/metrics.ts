@@ -14,6 +14,7 @@ export const MetricName = {
   rowsFlushed: 'RowsFlushed',
   flushLatency: 'FlushLatency',
   flushFailures: 'FlushFailures',
+  rowsQuarantined: 'RowsQuarantined',
   oldestBufferedAge: 'OldestBufferedAge',
   bufferBacklog: 'BufferBacklog',
 } as const;
@@ -28,6 +29,7 @@ export const MetricUnit = {
   [MetricName.rowsFlushed]: 'Count',
   [MetricName.flushLatency]: 'Milliseconds',
   [MetricName.flushFailures]: 'Count',
+  [MetricName.rowsQuarantined]: 'Count',
   [MetricName.oldestBufferedAge]: 'Seconds',
   [MetricName.bufferBacklog]: 'Count',
 } as const satisfies Record<MetricName, string>;

@@ -92,6 +92,19 @@ for (const target of targets) {
       assert.equal(await redis.exists(key('a')), 0);
     });
 
+    test('MGET answers each key, nil for a missing one or one of another type', async () => {
+      await redis.set(key('m1'), 'one');
+      await redis.set(key('m2'), 'two');
+      await redis.xadd(key('mstream'), '*', 'f', 'v');
+      assert.deepEqual(await redis.mget(key('m1'), key('none'), key('m2'), key('mstream')), [
+        'one',
+        null,
+        'two',
+        null,
+      ]);
+      await redis.del(key('m1'), key('m2'), key('mstream'));
+    });
+
     test('PEXPIRE and PTTL', async () => {
       await redis.set(key('p'), 'x');
       assert.equal(await redis.pttl(key('p')), -1);

@@ -372,6 +372,14 @@ const handlers: Record<string, Handler> = {
     if (args.length !== 2) throw error(arity('GET'));
     return stringValue(keyspace, args[1] as string);
   },
+  // a key holding another type reads as nil, not WRONGTYPE (MGET reference)
+  MGET: ({ keyspace, args }) => {
+    if (args.length < 2) throw error(arity('MGET'));
+    return args.slice(1).map((key) => {
+      const entry = keyspace.get(key);
+      return entry?.value.type === 'string' ? entry.value.data : null;
+    });
+  },
   SET: ({ keyspace, args, raw }) => {
     if (args.length < 3) throw error(arity('SET'));
     const key = args[1] as string;

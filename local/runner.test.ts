@@ -285,3 +285,30 @@ test('stop() returns promptly while the runner waits on an empty queue', async (
   await runner.stop();
   assert.ok(Date.now() - started < 2_000, 'the long poll was aborted');
 });
+
+test('an invocation that outlives the function timeout fails its whole batch, as the Lambda timeout does', async () => {
+  const { queueUrl } = await createQueues('late-1', 'late-2');
+  let calls = 0;
+  let slowFinished = false;
+  const runner = startRunner(
+    options(
+      queueUrl,
+      async (_event, context) => {
+        calls += 1;
+        if (calls === 1) {
+          assert.ok(context.getRemainingTimeInMillis() <= 300);
+          await sleep(800);
+          slowFinished = true;
+        }
+        return undefined;
+      },
+      { functionTimeoutMs: 300 },
+    ),
+  );
+  await waitFor('the queue to empty', async () => (await depth(queueUrl)) === 0);
+  await runner.stop();
+  assert.ok(slowFinished, 'stop() waited for the invocation past its timeout');
+  assert.equal(runner.stats.timeouts, 1);
+  assert.equal(runner.stats.deleted, 2, 'deleted once, after the second delivery');
+  assert.ok(calls >= 2);
+});

@@ -18,6 +18,15 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSReco
 // thrown error, or a failure naming an empty or unknown itemIdentifier, fails
 // the whole batch. Redrive itself is the queue's job: the emulator (fauxqs)
 // moves a message whose receive count exceeds maxReceiveCount, as SQS does.
+// An invocation that outlives the function timeout fails its whole batch, as
+// Lambda's timeout does: nothing is deleted and every message comes back.
+//
+// Fault tests run it with shortened timings: a function timeout of a few
+// seconds (the function's commit wait is a share of it) and a visibility
+// timeout of a second or two on receive, so that failed messages come back,
+// and reach the DLQ after maxReceiveCount receives, within seconds instead of
+// the queue's minutes. The function's own behaviour is the same: it reads its
+// deadline from the context, as in Lambda.
 
 export type BatchHandler = (
   event: SQSEvent,
@@ -42,7 +51,7 @@ export interface RunnerOptions {
   // overrides the queue's visibility timeout for the messages this runner receives
   visibilityTimeoutSeconds?: number;
   flushIntervalMs?: number;
-  // given to the handler's context (getRemainingTimeInMillis)
+  // given to the handler's context (getRemainingTimeInMillis), and enforced
   functionTimeoutMs?: number;
   // parallel pollers, like the mapping's concurrency (default 1)
   concurrency?: number;
@@ -56,6 +65,8 @@ export interface RunnerStats {
   deleted: number;
   failed: number;
   handlerErrors: number;
+  // invocations that outlived the function timeout (counted in handlerErrors too)
+  timeouts: number;
   flushes: number;
   flushErrors: number;
 }
@@ -70,6 +81,8 @@ export interface Runner {
 const maxReceive = 10;
 const maxDeleteBatch = 10;
 const maxWaitSeconds = 20;
+// Lambda's default function timeout is 3 s; this project deploys 60 s (FUNCTION_TIMEOUT_SECONDS)
+const defaultFunctionTimeoutMs = 60_000;
 
 const quietLog: RunnerLog = { info() {}, warn() {} };
 
@@ -165,6 +178,7 @@ export function startRunner(options: RunnerOptions): Runner {
     deleted: 0,
     failed: 0,
     handlerErrors: 0,
+    timeouts: 0,
     flushes: 0,
     flushErrors: 0,
   };
@@ -231,16 +245,51 @@ export function startRunner(options: RunnerOptions): Runner {
     }
   }
 
+  // handler calls still running: an invocation past its timeout is given up
+  // on but cannot be killed, and stop() waits for it before resolving
+  const running = new Set<Promise<unknown>>();
+
+  // the handler's answer, or 'timeout' once the function timeout has passed
+  async function call(
+    records: SQSRecord[],
+  ): Promise<{ response: SQSBatchResponse | undefined | void } | 'timeout'> {
+    const timeoutMs = options.functionTimeoutMs ?? defaultFunctionTimeoutMs;
+    const handled = Promise.resolve().then(() =>
+      options.handler({ Records: records }, createContext(functionName, region, timeoutMs)),
+    );
+    running.add(handled);
+    handled.then(
+      () => running.delete(handled),
+      () => running.delete(handled),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      return await Promise.race([handled.then((response) => ({ response })), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async function invoke(messages: Message[]): Promise<void> {
     const records = messages.map((m) => toRecord(m, options.queueArn, region));
     stats.batches += 1;
     stats.received += records.length;
     let response: SQSBatchResponse | undefined | void;
     try {
-      response = await options.handler(
-        { Records: records },
-        createContext(functionName, region, options.functionTimeoutMs ?? 60_000),
-      );
+      const outcome = await call(records);
+      if (outcome === 'timeout') {
+        stats.timeouts += 1;
+        stats.handlerErrors += 1;
+        stats.failed += records.length;
+        log.warn(
+          `the invocation outlived the function timeout: the whole batch of ${records.length} will be retried`,
+        );
+        return;
+      }
+      response = outcome.response;
     } catch (error) {
       stats.handlerErrors += 1;
       stats.failed += records.length;
@@ -302,6 +351,7 @@ export function startRunner(options: RunnerOptions): Runner {
         if (flushTimer !== undefined) clearTimeout(flushTimer);
         abort.abort();
         await Promise.all(pollers);
+        await Promise.allSettled([...running]);
         await flushing;
       })();
       return stopped;

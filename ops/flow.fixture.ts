@@ -74,6 +74,7 @@ export async function startFlow(label: string): Promise<Flow> {
     flushMaxEntries: 1000,
     flushLockMs: 5_000,
     claimIdleMs: 1_000,
+    flushGatherMs: 2,
   };
   const metrics = new Metrics({ namespace: metricNamespace, serviceName: `ada-linecount-${stage}` });
   // the metrics' EMF lines would only clutter the test output

@@ -128,6 +128,91 @@ test('a stage that cannot be reached needs attention; one not configured is skip
   assert.equal(check(report, CheckName.database).state, CheckState.skipped);
 });
 
+test('a row PostgreSQL refuses is quarantined and needs attention, with its reason, until the file is recorded', async () => {
+  const table = `${flow.db.schema}.line_counts`;
+  const key = 'uploads/status/refused.txt';
+  // a rule of the database's that this upload breaks
+  await flow.db.pool.query(
+    `ALTER TABLE ${table} ADD CONSTRAINT short_files CHECK (line_count < 3 OR file_name NOT LIKE '%refused%') NOT VALID`,
+  );
+  try {
+    await flow.upload(key, 'a\nb\nc\nd\n');
+    const quarantined = async () => {
+      const report = JSON.parse((await run(runStatus, flow, ['--json'])).out) as StatusReport;
+      return check(report, CheckName.database).details.quarantined === 1;
+    };
+    await flow.waitFor('the refused row in the quarantine', quarantined);
+    const { code, out } = await run(runStatus, flow, []);
+    assert.equal(code, ExitCode.attention, out);
+    assert.match(out, /^ {2}database\s+ATTENTION\s+.*; 1 quarantined$/m);
+    assert.match(
+      out,
+      /1 row PostgreSQL refused is quarantined in \S+\.line_counts_quarantine, .*"uploads\/status\/refused\.txt": PostgreSQL refused the row: .*short_files.*message [0-9a-f-]+\)/,
+    );
+  } finally {
+    await flow.db.pool.query(`ALTER TABLE ${table} DROP CONSTRAINT short_files`);
+  }
+  // the cause is gone: the next delivery of the message records the file, which clears the entry
+  await flow.waitFor('the row', async () => (await flow.rowFor(key))?.line_count === '4');
+  const { code, out } = await run(runStatus, flow, []);
+  assert.equal(code, ExitCode.ok, out);
+  assert.doesNotMatch(out, /quarantined/);
+});
+
+test('a flush lock held for too long, or without expiry, needs attention', async () => {
+  const keys = bufferKeys(flow.settings);
+  try {
+    await flow.cache.redis.set(keys.lock, `${Date.now() - 5_000}:a-flusher`, 'PX', 2_000);
+    const fresh = await run(runStatus, flow, ['--json']);
+    const buffer = check(JSON.parse(fresh.out) as StatusReport, CheckName.buffer);
+    assert.equal(fresh.code, ExitCode.ok, fresh.out);
+    assert.equal(buffer.details.lockHeld, true);
+    assert.ok(Number(buffer.details.lockAgeSeconds) >= 5);
+
+    const stuck = await run(runStatus, flow, ['--max-lock-age', '1']);
+    assert.equal(stuck.code, ExitCode.attention, stuck.out);
+    assert.match(stuck.out, /^ {2}buffer\s+ATTENTION\s+.*; flush lock held for \d+ s/m);
+    assert.match(
+      stuck.out,
+      /a flush has held the lock \S+ for \d+ s \(more than 1 s\) and keeps renewing it/,
+    );
+
+    await flow.cache.redis.set(keys.lock, 'set-by-hand');
+    const forever = await run(runStatus, flow, []);
+    assert.equal(forever.code, ExitCode.attention, forever.out);
+    assert.match(forever.out, /the flush lock \S+ has no expiry, which no flush sets: .*redis-cli DEL/);
+  } finally {
+    await flow.cache.redis.del(keys.lock);
+  }
+});
+
+test('a buffer that Redis lost needs attention: first the marker is missing, then it is newer than the rows', async () => {
+  const keys = bufferKeys(flow.settings);
+  const before = await flow.cache.redis.get(keys.since);
+  assert.ok(before, 'the flushes so far set the marker');
+  try {
+    // what a restart or FLUSHALL leaves of this buffer's marker
+    await flow.cache.redis.del(keys.since);
+    const lost = await run(runStatus, flow, []);
+    assert.equal(lost.code, ExitCode.attention, lost.out);
+    assert.match(lost.out, /buffer-since is missing although rows exist: Redis lost its data/);
+
+    // the next flush sets it again, later than every row
+    await flow.fn.flushHandler();
+    const reset = await run(runStatus, flow, []);
+    assert.equal(reset.code, ExitCode.attention, reset.out);
+    assert.match(
+      reset.out,
+      /the buffer was reset \d+ (ms|s) ago \(.*\): Redis lost its data .* nothing acknowledged was lost/,
+    );
+    // a reset longer ago than --max-reset-age is history
+    const later = await run(runStatus, flow, ['--max-reset-age', '0']);
+    assert.equal(later.code, ExitCode.ok, later.out);
+  } finally {
+    await flow.cache.redis.set(keys.since, before as string);
+  }
+});
+
 test('usage problems are reported with what to do', async () => {
   const help = await run(runStatus, flow, ['--help']);
   assert.equal(help.code, ExitCode.ok);

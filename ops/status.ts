@@ -7,8 +7,14 @@ import {
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { describeBuffer } from '../lambda-image/buffer.ts';
-import { qualifiedTable, tableName } from '../lambda-image/schema.ts';
+import { bufferKeys, describeBuffer } from '../lambda-image/buffer.ts';
+import { lockAcquiredAt } from '../lambda-image/flush.ts';
+import {
+  qualifiedQuarantineTable,
+  qualifiedTable,
+  quarantineTableName,
+  tableName,
+} from '../lambda-image/schema.ts';
 import { createClient } from '../lib/clients.ts';
 import { type BufferSettings, type Env, loadOpsConfig, type OpsConfig } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
@@ -75,9 +81,19 @@ export interface StatusThresholds {
   maxMessageAgeSeconds: number;
   // the flush-lag alarm's threshold
   maxBufferAgeSeconds: number;
+  // A flush holds its lock for its own batches only, and stops starting them
+  // by its deadline (at most the function timeout, 900 s): longer is stuck.
+  maxLockAgeSeconds: number;
+  // how long a buffer reset stays worth a look (it costs nothing but redeliveries)
+  maxResetAgeSeconds: number;
 }
 
-export const defaultThresholds: StatusThresholds = { maxMessageAgeSeconds: 900, maxBufferAgeSeconds: 300 };
+export const defaultThresholds: StatusThresholds = {
+  maxMessageAgeSeconds: 900,
+  maxBufferAgeSeconds: 300,
+  maxLockAgeSeconds: 900,
+  maxResetAgeSeconds: 24 * 3600,
+};
 
 // a stage that cannot be checked: not configured or skipped, or unreachable
 export interface Unavailable {
@@ -114,14 +130,19 @@ const help = `Usage: npx tsx ops/status.ts [options]
 
 The health of every stage of the flow on one screen: queue and dead-letter
 queue depth (waiting, in flight), the age of the oldest message, the buffer's
-backlog and the age of its oldest record, the rows written last, and the
-CloudWatch alarms in ALARM. Exits 1 when something needs attention (a message
-in the dead-letter queue, a message or buffered record older than its
-threshold, an alarm in ALARM, a stage that cannot be reached), 0 when healthy.
+backlog and the age of its oldest record, who holds the flush lock and since
+when, whether Redis lost its data (the buffer was reset), the rows written
+last, the rows PostgreSQL refused (quarantined), and the CloudWatch alarms in
+ALARM. Exits 1 when something needs attention (a message in the dead-letter
+queue, a message or buffered record older than its threshold, a flush lock
+held too long or without expiry, a recent buffer reset, a quarantined row, an
+alarm in ALARM, a stage that cannot be reached), 0 when healthy.
 
 Options:
   --max-message-age SECONDS   oldest queue message allowed (default ${defaultThresholds.maxMessageAgeSeconds})
   --max-buffer-age SECONDS    oldest buffered record allowed (default ${defaultThresholds.maxBufferAgeSeconds})
+  --max-lock-age SECONDS      longest a flush may hold the flush lock (default ${defaultThresholds.maxLockAgeSeconds})
+  --max-reset-age SECONDS     how long a buffer reset needs attention (default ${defaultThresholds.maxResetAgeSeconds})
   --skip NAME[,NAME]          checks to leave out: ${Object.values(CheckName).join(', ')}
   --json                      the report as JSON
   -h, --help                  show this help
@@ -238,29 +259,72 @@ async function checkQueues(deps: StatusDeps, thresholds: StatusThresholds, now: 
   });
 }
 
-async function checkBuffer(deps: StatusDeps, thresholds: StatusThresholds): Promise<Check> {
+// The flush lock as ops sees it: who holds it since when (flush.ts writes the
+// acquisition time into the value), and when its lease runs out.
+interface LockState {
+  held: boolean;
+  ageMs?: number | undefined;
+  // -1: the key has no expiry (PTTL reference), which no flush ever sets
+  expiresInMs?: number | undefined;
+}
+
+function describeLock(lock: LockState): string {
+  if (!lock.held) return 'flush lock free';
+  const age = lock.ageMs === undefined ? 'held' : `held for ${formatElapsed(lock.ageMs)}`;
+  return lock.expiresInMs === -1 ? `flush lock ${age}, without expiry` : `flush lock ${age}`;
+}
+
+async function checkBuffer(deps: StatusDeps, thresholds: StatusThresholds, now: Date): Promise<Check> {
   if (isUnavailable(deps.redis)) return unavailableCheck(CheckName.buffer, deps.redis);
+  const redis = deps.redis;
+  const keys = bufferKeys(deps.buffer);
   try {
-    const state = await describeBuffer(deps.redis, deps.buffer);
+    const [state, holder, lockTtl, since] = await Promise.all([
+      describeBuffer(redis, deps.buffer),
+      redis.get(keys.lock),
+      redis.pttl(keys.lock),
+      redis.get(keys.since),
+    ]);
+    const acquiredAt = holder === null ? undefined : lockAcquiredAt(holder);
+    const lock: LockState = {
+      held: holder !== null,
+      ageMs: acquiredAt === undefined ? undefined : Math.max(0, now.getTime() - acquiredAt),
+      expiresInMs: holder === null ? undefined : lockTtl,
+    };
     const ageSeconds = state.oldestAgeMs === undefined ? undefined : state.oldestAgeMs / 1000;
-    const problems =
-      ageSeconds !== undefined && ageSeconds > thresholds.maxBufferAgeSeconds
-        ? [
-            `the oldest buffered record waits for ${formatElapsed(ageSeconds * 1000)} (more than ${thresholds.maxBufferAgeSeconds} s): the flush is not running or failing; check the flush function's logs and the database`,
-          ]
-        : [];
+    const problems: string[] = [];
+    if (ageSeconds !== undefined && ageSeconds > thresholds.maxBufferAgeSeconds) {
+      problems.push(
+        `the oldest buffered record waits for ${formatElapsed(ageSeconds * 1000)} (more than ${thresholds.maxBufferAgeSeconds} s): the flush is not running or failing; check the flush function's logs and the database`,
+      );
+    }
+    if (lock.held && lock.expiresInMs === -1) {
+      problems.push(
+        `the flush lock ${keys.lock} has no expiry, which no flush sets: nothing can be committed until it is gone; delete it (redis-cli DEL ${keys.lock})`,
+      );
+    } else if (lock.ageMs !== undefined && lock.ageMs > thresholds.maxLockAgeSeconds * 1000) {
+      problems.push(
+        `a flush has held the lock ${keys.lock} for ${formatElapsed(lock.ageMs)} (more than ${thresholds.maxLockAgeSeconds} s) and keeps renewing it: that flusher is stuck; find it in the function logs (FlushLatency, errors)`,
+      );
+    }
+    const waiting =
+      state.pending === 0
+        ? 'no records waiting for the flush'
+        : `${plural(state.pending, 'record')} waiting for the flush, the oldest for ${formatElapsed(state.oldestAgeMs ?? 0)}`;
     return {
       name: CheckName.buffer,
       state: problems.length > 0 ? CheckState.attention : CheckState.ok,
-      summary:
-        state.pending === 0
-          ? 'no records waiting for the flush'
-          : `${plural(state.pending, 'record')} waiting for the flush, the oldest for ${formatElapsed(state.oldestAgeMs ?? 0)}`,
+      summary: `${waiting}; ${describeLock(lock)}`,
       problems,
       details: {
         pending: state.pending,
         oldestAgeSeconds: ageSeconds ?? null,
         keyPrefix: deps.buffer.keyPrefix,
+        lockHeld: lock.held,
+        lockAgeSeconds: lock.ageMs === undefined ? null : lock.ageMs / 1000,
+        lockExpiresInMs: lock.expiresInMs ?? null,
+        // when this Redis first held the buffer (set by every flush when absent): null after Redis lost its data
+        bufferSince: since,
       },
     };
   } catch (error) {
@@ -278,35 +342,106 @@ async function checkBuffer(deps: StatusDeps, thresholds: StatusThresholds): Prom
 
 interface RowsSummary {
   rows: string;
+  first_recorded_at: Date | null;
   last_recorded_at: Date | null;
   last_hour: string;
+}
+
+interface QuarantinedRow {
+  bucket: string | null;
+  record: string;
+  error: string;
+  message_id: string | null;
+  attempts: number;
+  last_refused: Date;
+}
+
+// how many quarantined rows the report lists
+const quarantineShown = 5;
+
+// Rows PostgreSQL refused that no later commit of the same file superseded
+// (a row holding the same or a newer sequencer, compared as the flush does).
+async function readQuarantine(
+  pool: pg.Pool,
+  schema: string,
+): Promise<{ count: number; latest: QuarantinedRow[] }> {
+  const width = 'greatest(length(l.sequencer), length(q.sequencer))';
+  const open = `FROM ${qualifiedQuarantineTable(schema)} q
+    WHERE NOT EXISTS (
+      SELECT 1 FROM ${qualifiedTable(schema)} l
+       WHERE l.bucket = q.bucket AND l.file_name = q.file_name
+         AND rpad(upper(l.sequencer), ${width}, '0') COLLATE "C" >= rpad(upper(q.sequencer), ${width}, '0') COLLATE "C")`;
+  try {
+    const [counted, latest] = await Promise.all([
+      pool.query<{ n: string }>(`SELECT count(*) AS n ${open}`),
+      pool.query<QuarantinedRow>(
+        `SELECT bucket, record, error, message_id, attempts, last_refused ${open} ORDER BY last_refused DESC LIMIT ${quarantineShown}`,
+      ),
+    ]);
+    return { count: Number(counted.rows[0]?.n ?? 0), latest: latest.rows };
+  } catch (error) {
+    // 42P01: a database the function has not migrated since the quarantine table came
+    if ((error as { code?: unknown }).code === '42P01') return { count: 0, latest: [] };
+    throw error;
+  }
+}
+
+function describeQuarantined(row: QuarantinedRow): string {
+  let key = '?';
+  try {
+    key = JSON.stringify((JSON.parse(row.record) as { key?: unknown }).key ?? '?');
+  } catch {
+    // the record column is always JSON written by the flush; show what is known
+  }
+  const message = row.message_id === null ? '' : `, message ${row.message_id}`;
+  return `${row.bucket ?? '?'}/${key}: ${row.error} (${row.attempts === 1 ? '1 try' : `${row.attempts} tries`}${message})`;
 }
 
 async function checkDatabase(deps: StatusDeps, now: Date): Promise<Check> {
   const database = deps.database;
   if (isUnavailable(database)) return unavailableCheck(CheckName.database, database);
   try {
-    const { rows } = await database.pool.query<RowsSummary>(
-      `SELECT count(*) AS rows, max(recorded_at) AS last_recorded_at,
-              count(*) FILTER (WHERE recorded_at > now() - interval '1 hour') AS last_hour
-         FROM ${qualifiedTable(database.schema)}`,
-    );
+    const [{ rows }, quarantine] = await Promise.all([
+      database.pool.query<RowsSummary>(
+        `SELECT count(*) AS rows, min(recorded_at) AS first_recorded_at, max(recorded_at) AS last_recorded_at,
+                count(*) FILTER (WHERE recorded_at > now() - interval '1 hour') AS last_hour
+           FROM ${qualifiedTable(database.schema)}`,
+      ),
+      readQuarantine(database.pool, database.schema),
+    ]);
     const summary = rows[0] as RowsSummary;
     const last = summary.last_recorded_at;
     const details = {
       schema: database.schema,
       rows: Number(summary.rows),
+      firstRecordedAt: summary.first_recorded_at?.toISOString() ?? null,
       lastRecordedAt: last?.toISOString() ?? null,
       rowsLastHour: Number(summary.last_hour),
+      quarantined: quarantine.count,
+      latestQuarantined: quarantine.latest.map((row) => ({
+        bucket: row.bucket,
+        record: row.record,
+        error: row.error,
+        messageId: row.message_id,
+        attempts: row.attempts,
+        lastRefused: row.last_refused.toISOString(),
+      })),
     };
+    const problems =
+      quarantine.count === 0
+        ? []
+        : [
+            `${plural(quarantine.count, 'row')} PostgreSQL refused ${quarantine.count === 1 ? 'is' : 'are'} quarantined in ${database.schema}.${quarantineTableName}, each with its record and the reason; their messages fail and go to the dead-letter queue. Latest: ${quarantine.latest.map(describeQuarantined).join('; ')}. Fix the cause, then npx tsx ops/redrive.ts; a file recorded later clears its entry`,
+          ];
+    const rowsSummary =
+      last === null
+        ? 'no rows yet'
+        : `${plural(details.rows, 'row')}; last written ${last.toISOString()} (${formatElapsed(Math.max(0, now.getTime() - last.getTime()))} ago); ${details.rowsLastHour} in the last hour`;
     return {
       name: CheckName.database,
-      state: CheckState.ok,
-      summary:
-        last === null
-          ? 'no rows yet'
-          : `${plural(details.rows, 'row')}; last written ${last.toISOString()} (${formatElapsed(Math.max(0, now.getTime() - last.getTime()))} ago); ${details.rowsLastHour} in the last hour`,
-      problems: [],
+      state: problems.length > 0 ? CheckState.attention : CheckState.ok,
+      summary: quarantine.count === 0 ? rowsSummary : `${rowsSummary}; ${quarantine.count} quarantined`,
+      problems,
       details,
     };
   } catch (error) {
@@ -317,7 +452,15 @@ async function checkDatabase(deps: StatusDeps, now: Date): Promise<Check> {
         state: CheckState.ok,
         summary: `no table ${database.schema}.${tableName} yet (the first flush creates it; check DB_SCHEMA)`,
         problems: [],
-        details: { schema: database.schema, rows: 0, lastRecordedAt: null, rowsLastHour: 0 },
+        details: {
+          schema: database.schema,
+          rows: 0,
+          firstRecordedAt: null,
+          lastRecordedAt: null,
+          rowsLastHour: 0,
+          quarantined: 0,
+          latestQuarantined: [],
+        },
       };
     }
     return {
@@ -381,6 +524,37 @@ async function checkAlarms(deps: StatusDeps): Promise<Check> {
   }
 }
 
+// A buffer that Redis lost (a restart, a failover, FLUSHALL): the marker every
+// flush sets when absent is gone, or it was set again after rows were already
+// committed. Nothing acknowledged is lost, since a message is acknowledged
+// only once its record is committed; but messages in flight came back from SQS
+// and the dedupe marks are gone, so it is worth knowing when it happened.
+function noteReset(buffer: Check, database: Check, thresholds: StatusThresholds, now: Date): void {
+  if (buffer.state === CheckState.unreachable || buffer.state === CheckState.skipped) return;
+  if (database.state === CheckState.unreachable || database.state === CheckState.skipped) return;
+  const since = buffer.details.bufferSince as string | null;
+  const firstRow = database.details.firstRecordedAt as string | null | undefined;
+  if (firstRow === null || firstRow === undefined) return;
+  const consequence =
+    'nothing acknowledged was lost (a message is acknowledged only once its record is committed), but what was buffered then came back from SQS and the dedupe marks are gone';
+  if (since === null) {
+    buffer.problems.push(
+      `the buffer's marker ${buffer.details.keyPrefix}buffer-since is missing although rows exist: Redis lost its data (a restart, a failover or FLUSHALL) and no flush has run since, or REDIS_KEY_PREFIX is not the function's; ${consequence}. The next flush sets the marker again`,
+    );
+  } else {
+    const resetAt = Date.parse(since);
+    // the marker is set just before its flush's first commit: a row older than it predates this Redis
+    const predates = Date.parse(firstRow) < resetAt - 1_000;
+    const ageMs = now.getTime() - resetAt;
+    if (predates && ageMs <= thresholds.maxResetAgeSeconds * 1000) {
+      buffer.problems.push(
+        `the buffer was reset ${formatElapsed(Math.max(0, ageMs))} ago (${since}): Redis lost its data (a restart, a failover or FLUSHALL); ${consequence}. Check the cache's events; this clears after ${thresholds.maxResetAgeSeconds} s`,
+      );
+    }
+  }
+  if (buffer.problems.length > 0) buffer.state = CheckState.attention;
+}
+
 export async function collectStatus(
   deps: StatusDeps,
   thresholds: StatusThresholds = defaultThresholds,
@@ -388,10 +562,11 @@ export async function collectStatus(
 ): Promise<StatusReport> {
   const [queues, buffer, database, alarms] = await Promise.all([
     checkQueues(deps, thresholds, now),
-    checkBuffer(deps, thresholds),
+    checkBuffer(deps, thresholds, now),
     checkDatabase(deps, now),
     checkAlarms(deps),
   ]);
+  noteReset(buffer, database, thresholds, now);
   const skip = new Set(deps.skip ?? []);
   const checks = [...queues, buffer, database, alarms].filter((check) => !skip.has(check.name));
   return {
@@ -431,6 +606,8 @@ export function parseStatusArgs(argv: string[]) {
   const values = parseFlags(argv, {
     'max-message-age': { type: 'string' },
     'max-buffer-age': { type: 'string' },
+    'max-lock-age': { type: 'string' },
+    'max-reset-age': { type: 'string' },
     skip: { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -455,6 +632,16 @@ export function parseStatusArgs(argv: string[]) {
         'max-buffer-age',
         values['max-buffer-age'],
         defaultThresholds.maxBufferAgeSeconds,
+      ),
+      maxLockAgeSeconds: parseSeconds(
+        'max-lock-age',
+        values['max-lock-age'],
+        defaultThresholds.maxLockAgeSeconds,
+      ),
+      maxResetAgeSeconds: parseSeconds(
+        'max-reset-age',
+        values['max-reset-age'],
+        defaultThresholds.maxResetAgeSeconds,
       ),
     },
   };

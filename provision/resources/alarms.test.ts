@@ -177,6 +177,15 @@ describe('alarm definitions', () => {
         'GreaterThanThreshold',
         'notBreaching',
       ],
+      [
+        'rows-quarantined',
+        metricNamespace,
+        MetricName.rowsQuarantined,
+        { service: 'ada-linecount-test' },
+        0,
+        'GreaterThanThreshold',
+        'notBreaching',
+      ],
     ] as const;
     for (const [suffix, namespace, metric, dimensions, threshold, operator, missing] of expected) {
       const alarm = byName(alarms, suffix);

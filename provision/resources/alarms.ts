@@ -370,6 +370,23 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
       TreatMissingData: TreatMissingData.notBreaching,
     },
+    {
+      AlarmName: name('rows-quarantined'),
+      AlarmDescription:
+        'PostgreSQL refused a row (a key with U+0000, a time out of range, a constraint): the flush committed the rest of its batch and put the row, with its record and the error, in the line_counts_quarantine table. ' +
+        `Its message fails on every delivery and reaches the DLQ after ${config.fn.maxReceiveCount} receives. npx tsx ops/status.ts lists the quarantined rows and their reasons; fix the cause, then npx tsx ops/redrive.ts. ` +
+        'Missing data is not breaching: the metric is only published when a row is refused.',
+      Namespace: metricNamespace,
+      MetricName: MetricName.rowsQuarantined,
+      Dimensions: dimensions(service),
+      Statistic: 'Sum',
+      Period: 60,
+      EvaluationPeriods: 1,
+      DatapointsToAlarm: 1,
+      Threshold: 0,
+      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+      TreatMissingData: TreatMissingData.notBreaching,
+    },
   );
   return alarms;
 }

@@ -28,7 +28,7 @@ before(async () => {
   rig = await startRig({
     label: 'e2e_dlq',
     env: { MAX_RECEIVE_COUNT: String(maxReceiveCount) },
-    // redeliveries after 1 s instead of the queue's 19 s
+    // redeliveries after 1 s instead of the queue's 61 s
     visibilityTimeoutSeconds: 1,
     // messages are queued first, so the poison shares its first batch
     paused: true,

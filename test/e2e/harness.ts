@@ -4,6 +4,7 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { type ManifestEntry, uploadGeneratedFile } from '../../generator/generate.ts';
 import { createRunId, NameStyle } from '../../generator/names.ts';
 import { type FilePlan, planFile } from '../../generator/plan.ts';
+import { parseMessageBody, type UploadEvent } from '../../lambda-image/events.ts';
 import { type Env } from '../../lib/config.ts';
 import {
   type Invocation,
@@ -26,16 +27,19 @@ import {
 // and schema.
 
 // Short timings through configuration, so retries happen within a test:
-// FUNCTION_TIMEOUT_SECONDS=3 (the minimum) keeps the queue's visibility timeout
-// at 6 × 3 + 1 = 19 s; tests that need redeliveries sooner pass the runner's
-// visibilityTimeoutSeconds. A 1 s idle time lets a flush reclaim entries that a
-// failed flush of another environment left pending.
+// FUNCTION_TIMEOUT_SECONDS=10 keeps the queue's visibility timeout at
+// 6 × 10 + 1 = 61 s, and the runner enforces it. An invocation waits for its
+// commit for 80 % of what is left of it, and a busy 2-core machine running
+// several test files must not make a healthy commit miss that (a failed
+// message would come back later and count as a duplicate); tests that need
+// redeliveries pass the runner's visibilityTimeoutSeconds. A 1 s idle time
+// lets a flush reclaim entries that a failed flush of another environment
+// left pending. The flush lock keeps its deployed lease.
 const e2eSettings = {
   STAGE: 'e2e',
-  FUNCTION_TIMEOUT_SECONDS: '3',
+  FUNCTION_TIMEOUT_SECONDS: '10',
   BATCHING_WINDOW_SECONDS: '1',
   FLUSH_CLAIM_IDLE_MS: '1000',
-  FLUSH_LOCK_MS: '5000',
 } as const;
 
 export interface Rig {
@@ -162,4 +166,47 @@ export function handledRecords(invocations: readonly Invocation[]) {
     }
   }
   return handled;
+}
+
+// Counts every row the function writes (insert or actual update) from now on:
+// an upsert that changes nothing (a duplicate, or an older event) fires no
+// UPDATE trigger, so a file written more than once was counted twice.
+export async function watchWrites(
+  db: TestSchema,
+): Promise<{ doubled(): Promise<string[]>; total(): Promise<number> }> {
+  const table = `${db.schema}.line_counts`;
+  await db.pool.query(`CREATE TABLE ${db.schema}.row_writes (file_name text NOT NULL, op text NOT NULL)`);
+  await db.pool.query(`
+    CREATE FUNCTION ${db.schema}.note_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO ${db.schema}.row_writes VALUES (NEW.file_name, TG_OP);
+      RETURN NEW;
+    END $$`);
+  await db.pool.query(
+    `CREATE TRIGGER note_write AFTER INSERT OR UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${db.schema}.note_write()`,
+  );
+  return {
+    async doubled() {
+      const { rows } = await db.pool.query<{ file_name: string }>(
+        `SELECT file_name FROM ${db.schema}.row_writes GROUP BY file_name HAVING count(*) > 1 ORDER BY 1`,
+      );
+      return rows.map((r) => r.file_name);
+    },
+    async total() {
+      const { rows } = await db.pool.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${db.schema}.row_writes`,
+      );
+      return Number(rows[0]?.n ?? 0);
+    },
+  };
+}
+
+// The upload a handled SQS record announces (its first ObjectCreated record).
+export function uploadOf(record: SQSRecord): UploadEvent | undefined {
+  try {
+    const message = parseMessageBody(record.body);
+    return message.kind === 'uploads' ? message.uploads[0] : undefined;
+  } catch {
+    return undefined;
+  }
 }

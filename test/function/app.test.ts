@@ -5,7 +5,7 @@ import { after, before, beforeEach, mock, test } from 'node:test';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { buildApp } from 'fauxqs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -336,7 +336,7 @@ test('a batch of 10 with one malformed body records 9 rows and fails exactly tha
   assert.equal(added[MetricName.malformedMessages], 1);
 });
 
-test('PostgreSQL unreachable: messages succeed, entries stay buffered, and one flush after it is back writes them once', async () => {
+test('PostgreSQL unreachable: the messages fail, their records stay buffered, and once it is back one flush writes them and the redelivery is acknowledged', async () => {
   const proxy = await new CuttableProxy('127.0.0.1', Number(new URL(testDatabaseUrl).port || 5432)).start();
   const url = new URL(testDatabaseUrl);
   url.port = String(proxy.port);
@@ -353,21 +353,25 @@ test('PostgreSQL unreachable: messages succeed, entries stay buffered, and one f
   const batch = sqsEvent(...objects.map((o, i) => sqsRecord(`pg-${i}`, s3Event(o))));
   proxy.cutConnections();
   const response = await fn.handler(batch);
-  assert.deepEqual(response, { batchItemFailures: [] }, 'buffered messages succeed');
-  assert.equal(added[MetricName.flushFailures], 1);
-  assert.equal(await streamLength(), 4, 'entries stay buffered');
+  assert.deepEqual(
+    response.batchItemFailures.map((f) => f.itemIdentifier).sort(),
+    ['pg-0', 'pg-1', 'pg-2', 'pg-3'],
+    'no message is acknowledged before its record is committed',
+  );
+  assert.ok((added[MetricName.flushFailures] ?? 0) >= 1);
+  assert.equal(await streamLength(), 4, 'the records stay buffered');
   assert.equal((await readRows(db.pool, db.schema)).length, 0);
 
   proxy.restore();
-  await sleep(settings.claimIdleMs + 50);
   const result = await fn.flushHandler();
   assert.equal(result.rows, 4);
   assert.equal(await streamLength(), 0);
-  // a redelivery after the outage changes nothing
+  // SQS delivers the failed messages again: their records are committed now
   assert.deepEqual(await fn.handler(batch), { batchItemFailures: [] });
   const rows = await readRows(db.pool, db.schema);
   assert.equal(rows.length, 4);
   assert.equal(added[MetricName.duplicatesSkipped], 4);
+  assert.equal(added[MetricName.filesCounted], 4, 'counted once, on the first delivery');
 });
 
 test('Redis unreachable: the messages fail fast, nothing is marked seen, and a retry after it is back records them once', async () => {
@@ -406,4 +410,79 @@ test('Redis unreachable: the messages fail fast, nothing is marked seen, and a r
     objects.map((o) => [o.key, '2']),
   );
   assert.equal((await seenMarks()).length, 3);
+});
+
+test('a message with two ObjectCreated records counts and records both', async () => {
+  const { fn, added } = build();
+  const first = await upload('pair/first.txt', 'a\nb\n');
+  const second = await upload('pair/second.txt', 'a\nb\nc\nd\ne');
+  const response = await fn.handler(sqsEvent(sqsRecord('pair', snsEnvelope(s3Event(first, second)))));
+  assert.deepEqual(response, { batchItemFailures: [] });
+  const rows = await readRows(db.pool, db.schema);
+  assert.deepEqual(
+    rows.map((r) => [r.file_name, r.line_count]),
+    [
+      ['pair/first.txt', '2'],
+      ['pair/second.txt', '5'],
+    ],
+  );
+  assert.equal(added[MetricName.filesCounted], 2);
+  assert.equal(added[MetricName.linesCounted], 7);
+});
+
+test('a body shorter than its ContentLength fails the message instead of recording a short count', async () => {
+  // a connection cut mid-body: the stream ends early and cleanly
+  const truncatedS3 = {
+    send: async () => ({ Body: Readable.from([Buffer.from('a\nb\n')]), ContentLength: 40 }),
+  } as unknown as S3Client;
+  const { fn } = build({ s3: truncatedS3 });
+  const object = { key: 'truncated.txt', size: 40, eTag: 'e1', sequencer: nextSequencer() };
+  const response = await fn.handler(sqsEvent(sqsRecord('cut', s3Event(object))));
+  assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: 'cut' }] });
+  assert.equal((await readRows(db.pool, db.schema)).length, 0);
+  assert.equal(await streamLength(), 0, 'nothing buffered');
+});
+
+test('a record PostgreSQL cannot store fails its message alone and is quarantined; its batch-mates are acknowledged', async () => {
+  const { fn, added } = build();
+  const good = await Promise.all(Array.from({ length: 4 }, (_, i) => upload(`poison/good-${i}.txt`, 'x\n')));
+  const bad = await upload('poison/nul\u0000key.txt', 'one\ntwo\n');
+  const records = good.map((o, i) => sqsRecord(`good-${i}`, snsEnvelope(s3Event(o))));
+  records.splice(2, 0, sqsRecord('poison', snsEnvelope(s3Event(bad))));
+  const response = await fn.handler(sqsEvent(...records));
+  assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: 'poison' }] });
+  assert.equal((await readRows(db.pool, db.schema)).length, 4);
+  assert.equal(added[MetricName.rowsQuarantined], 1);
+  const { rows } = await db.pool.query(
+    `SELECT message_id, error, record FROM ${db.schema}.line_counts_quarantine`,
+  );
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].message_id, 'poison');
+  assert.match(rows[0].error, /U\+0000/);
+  assert.equal(JSON.parse(rows[0].record).lines, 2);
+  // delivered again, it fails again with the same reason, and still nothing else moves
+  const again = await fn.handler(sqsEvent(records[2] as SQSRecord));
+  assert.deepEqual(again, { batchItemFailures: [{ itemIdentifier: 'poison' }] });
+  await db.pool.query(`TRUNCATE ${db.schema}.line_counts_quarantine`);
+});
+
+test('an invocation whose records cannot be committed before its deadline fails them, and their retry is acknowledged once committed', async () => {
+  const { fn, added } = build();
+  const object = await upload('deadline/late.txt', 'a\n');
+  const message = sqsRecord('late', s3Event(object));
+  const keys = bufferKeys(settings);
+  // another flusher holds the lock for longer than this invocation may wait
+  await cache.redis.set(keys.lock, `${Date.now()}:another`, 'PX', 30_000);
+  const context = { getRemainingTimeInMillis: () => 1_000 } as Context;
+  const started = Date.now();
+  const late = await fn.handler(sqsEvent(message), context);
+  assert.ok(Date.now() - started < 1_500, 'answered before the function timeout');
+  assert.deepEqual(late, { batchItemFailures: [{ itemIdentifier: 'late' }] });
+  assert.equal(await streamLength(), 1, 'the record stays buffered');
+  await cache.redis.del(keys.lock);
+  assert.deepEqual(await fn.handler(sqsEvent(message)), { batchItemFailures: [] });
+  assert.equal(await streamLength(), 0);
+  assert.equal((await readRows(db.pool, db.schema)).length, 1);
+  assert.equal(added[MetricName.filesCounted], 1);
+  assert.equal(added[MetricName.duplicatesSkipped], 1);
 });

@@ -2,12 +2,17 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, mock, test } from 'node:test';
 import { Redis } from 'ioredis';
 import {
+  appendRecord,
   type BufferOutcome,
   bufferKeys,
   bufferRecord,
   bufferRecords,
   type CountedRecord,
+  decodeMessageId,
   decodeRecord,
+  MarkState,
+  quarantineMark,
+  readMark,
 } from '../../lambda-image/buffer.ts';
 import { createRedis } from '../../lambda-image/connections.ts';
 import { eventIdentity } from '../../lambda-image/events.ts';
@@ -264,4 +269,64 @@ test('coalesced buffering and the retry of failed flushes work on the demo emula
     await emulator.stop();
     await db.drop();
   }
+});
+
+test('2,500 concurrent calls on one connection all settle, in groups of at most 1,000', async () => {
+  const transactions = countTransactions(cache.redis);
+  const records = countedRecords(2_500);
+  let outcomes: PromiseSettledResult<BufferOutcome>[];
+  try {
+    const calls = records.map((r) => bufferRecord(cache.redis, settings, r));
+    // and more arriving while the first groups are on the wire
+    await new Promise((resolve) => setImmediate(resolve));
+    const late = countedRecords(500, 'late').map((r) => bufferRecord(cache.redis, settings, r));
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error('calls still unsettled after 20 s')), 20_000).unref(),
+    );
+    outcomes = await Promise.race([Promise.allSettled([...calls, ...late]), timeout]);
+  } finally {
+    mock.restoreAll();
+  }
+  assert.equal(outcomes.length, 3_000);
+  assert.deepEqual(
+    outcomes.filter((o) => o.status !== 'fulfilled' || o.value !== 'buffered'),
+    [],
+  );
+  assert.ok(transactions.count >= 3 && transactions.count <= 5, `${transactions.count} transactions`);
+  assert.equal(await cache.redis.xlen(bufferKeys(settings).stream), 3_000);
+});
+
+test('a mark says where its event stands: pending and committed ones are duplicates, a quarantined one is buffered again', async () => {
+  const [pending, committed, quarantined, fresh] = countedRecords(4, 'state');
+  const keys = bufferKeys(settings);
+  const mark = (record: CountedRecord) => keys.seen(eventIdentity(record));
+  await bufferRecord(cache.redis, settings, pending as CountedRecord);
+  await cache.redis.set(mark(committed as CountedRecord), MarkState.committed, 'EX', 60);
+  await cache.redis.set(mark(quarantined as CountedRecord), quarantineMark('refused before'), 'EX', 60);
+  const results = await Promise.all(
+    [pending, committed, quarantined, fresh].map((r) =>
+      appendRecord(cache.redis, settings, r as CountedRecord, 'msg-1'),
+    ),
+  );
+  assert.deepEqual(results, [
+    { outcome: 'duplicate', committed: false },
+    { outcome: 'duplicate', committed: true },
+    { outcome: 'buffered' },
+    { outcome: 'buffered' },
+  ]);
+  assert.equal(readMark(await cache.redis.get(mark(quarantined as CountedRecord))).state, 'pending');
+  const entries = await cache.redis.xrange(keys.stream, '-', '+');
+  assert.equal(entries.length, 3, 'the pending one, then the quarantined one again and the fresh one');
+  assert.deepEqual(
+    entries.slice(1).map(([, fields]) => decodeMessageId(fields)),
+    ['msg-1', 'msg-1'],
+    'each entry names the message it was buffered for',
+  );
+});
+
+test('a mark written by another release (a bare "1") is not trusted: the event is buffered again', async () => {
+  const record = countedRecord({ key: 'uploads/legacy.txt' });
+  await cache.redis.set(bufferKeys(settings).seen(eventIdentity(record)), '1', 'EX', 60);
+  assert.equal(await bufferRecord(cache.redis, settings, record), 'buffered');
+  assert.equal(await cache.redis.xlen(bufferKeys(settings).stream), 1);
 });

@@ -15,6 +15,7 @@ export function testBufferSettings(
     flushMaxEntries: 1000,
     flushLockMs: 10_000,
     claimIdleMs: 200,
+    flushGatherMs: 0,
     ...overrides,
   };
 }

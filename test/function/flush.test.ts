@@ -2,10 +2,18 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { bufferKeys, bufferRecord, describeBuffer } from '../../lambda-image/buffer.ts';
+import {
+  appendRecord,
+  bufferKeys,
+  bufferRecord,
+  type CountedRecord,
+  describeBuffer,
+  readMark,
+} from '../../lambda-image/buffer.ts';
 import { eventIdentity } from '../../lambda-image/events.ts';
 import { FlushStage, flushBuffer } from '../../lambda-image/flush.ts';
-import { migrate, qualifiedTable } from '../../lambda-image/schema.ts';
+import { migrate, qualifiedQuarantineTable, qualifiedTable } from '../../lambda-image/schema.ts';
+import type { BufferSettings } from '../../lib/config.ts';
 import { CuttableProxy } from '../support/proxy.ts';
 import {
   createTestRedis,
@@ -333,4 +341,190 @@ test('one flush of 20,000 entries succeeds in a single statement', async () => {
   const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM ${qualifiedTable(db.schema)}`);
   assert.equal(rows[0].n, 20_000);
   assert.equal(await cache.redis.xlen(keys.stream), 0);
+});
+
+async function quarantined(): Promise<
+  {
+    identity: string;
+    file_name: string | null;
+    error_code: string | null;
+    error: string;
+    message_id: string | null;
+    record: string;
+    attempts: number;
+  }[]
+> {
+  const { rows } = await db.pool.query(
+    `SELECT identity, file_name, error_code, error, message_id, record, attempts FROM ${qualifiedQuarantineTable(db.schema)} ORDER BY identity`,
+  );
+  return rows;
+}
+
+async function markOf(settings: BufferSettings, record: CountedRecord) {
+  return readMark(await cache.redis.get(bufferKeys(settings).seen(eventIdentity(record))));
+}
+
+test('counts above 2^31 are stored exactly', async () => {
+  const settings = testBufferSettings(prefix);
+  const huge = [2 ** 31 + 1, 2 ** 32 + 7, Number.MAX_SAFE_INTEGER];
+  for (const [i, lines] of huge.entries()) {
+    await bufferRecord(
+      cache.redis,
+      settings,
+      countedRecord({ key: `uploads/huge-${i}.txt`, lines, bytes: lines }),
+    );
+  }
+  await flushBuffer(cache.redis, db.pool, settings, db.schema);
+  const rows = await readRows(db.pool, db.schema);
+  assert.deepEqual(
+    rows.map((r) => [r.line_count, r.size_bytes]),
+    huge.map((n) => [String(n), String(n)]),
+  );
+});
+
+test('a row PostgreSQL refuses is isolated: the rest of its batch commits and the row is quarantined with the error', async () => {
+  const settings = testBufferSettings(prefix);
+  // a rule the database enforces and the function does not know about
+  const table = qualifiedTable(db.schema);
+  await db.pool.query(`ALTER TABLE ${table} ADD CONSTRAINT no_poison CHECK (file_name NOT LIKE '%poison%')`);
+  try {
+    const records = countedRecords(40);
+    const poison = countedRecord({ key: 'uploads/poison.txt', lines: 5 });
+    records.splice(17, 0, poison);
+    for (const [i, record] of records.entries()) {
+      await appendRecord(cache.redis, settings, record, `message-${i}`);
+    }
+    const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+    assert.deepEqual([result.entries, result.rows, result.quarantined], [41, 40, 1]);
+    // one failed statement over 41 rows, then halves down to the poison alone, then the quarantine
+    assert.ok(result.statements <= 2 * Math.ceil(Math.log2(41)) + 2, `${result.statements} statements`);
+    const rows = await readRows(db.pool, db.schema);
+    assert.equal(rows.length, 40);
+    assert.ok(!rows.some((r) => r.file_name === poison.key));
+    const [held] = await quarantined();
+    assert.equal(held?.file_name, poison.key);
+    assert.equal(held?.error_code, '23514');
+    assert.match(held?.error ?? '', /PostgreSQL refused the row: .*no_poison/);
+    assert.equal(held?.message_id, 'message-17');
+    assert.equal(JSON.parse(held?.record ?? '{}').lines, 5, 'the record, with its count, is kept');
+    assert.equal((await markOf(settings, poison)).state, 'quarantined');
+    assert.equal((await markOf(settings, records[0] as CountedRecord)).state, 'committed');
+    assert.equal(await cache.redis.xlen(bufferKeys(settings).stream), 0, 'nothing blocks the next flush');
+
+    // tried again (a redelivery), it is refused again: one quarantine row, two attempts
+    await appendRecord(cache.redis, settings, poison, 'message-17');
+    await bufferRecord(cache.redis, settings, countedRecord({ key: 'uploads/after.txt' }));
+    const again = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+    assert.deepEqual([again.rows, again.quarantined], [1, 1]);
+    assert.deepEqual(
+      (await quarantined()).map((q) => q.attempts),
+      [2],
+    );
+  } finally {
+    await db.pool.query(`ALTER TABLE ${table} DROP CONSTRAINT no_poison`);
+    await db.pool.query(`TRUNCATE ${qualifiedQuarantineTable(db.schema)}`);
+  }
+});
+
+test('an event time PostgreSQL cannot store is quarantined with its SQLSTATE', async () => {
+  const settings = testBufferSettings(prefix);
+  const ancient = countedRecord({ key: 'uploads/ancient.txt', eventTime: '-271821-04-20T00:00:00.000Z' });
+  await bufferRecord(cache.redis, settings, ancient);
+  for (const record of countedRecords(3)) await bufferRecord(cache.redis, settings, record);
+  try {
+    const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+    assert.deepEqual([result.rows, result.quarantined], [3, 1]);
+    const [held] = await quarantined();
+    assert.equal(held?.file_name, ancient.key);
+    assert.match(held?.error_code ?? '', /^22/);
+  } finally {
+    await db.pool.query(`TRUNCATE ${qualifiedQuarantineTable(db.schema)}`);
+  }
+});
+
+test('a key with U+0000 is quarantined without a failing statement, its key kept escaped in the record', async () => {
+  const settings = testBufferSettings(prefix);
+  const nul = countedRecord({ key: 'uploads/nul\u0000name.txt' });
+  await bufferRecord(cache.redis, settings, nul);
+  await bufferRecord(cache.redis, settings, countedRecord({ key: 'uploads/fine.txt' }));
+  try {
+    const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+    assert.deepEqual([result.rows, result.quarantined, result.statements], [1, 1, 2]);
+    const [held] = await quarantined();
+    assert.equal(held?.file_name, null, 'text cannot hold the key');
+    assert.equal(held?.error_code, null);
+    assert.match(held?.error ?? '', /key contains U\+0000/);
+    assert.equal(JSON.parse(held?.record ?? '{}').key, nul.key, 'the record keeps the key exactly');
+    assert.equal((await markOf(settings, nul)).state, 'quarantined');
+  } finally {
+    await db.pool.query(`TRUNCATE ${qualifiedQuarantineTable(db.schema)}`);
+  }
+});
+
+test('when the newest event of a file is refused, the older one in the batch is written in its place', async () => {
+  const settings = testBufferSettings(prefix);
+  const older = countedRecord({ key: 'uploads/twice.txt', sequencer: '0A', lines: 1, eTag: 'a' });
+  const newer = countedRecord({
+    key: 'uploads/twice.txt',
+    sequencer: '0B',
+    lines: 2,
+    eTag: 'b',
+    eventTime: '-271821-04-20T00:00:00.000Z',
+  });
+  await bufferRecord(cache.redis, settings, older);
+  await bufferRecord(cache.redis, settings, newer);
+  try {
+    const result = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+    assert.deepEqual([result.rows, result.quarantined], [1, 1]);
+    const [row] = await readRows(db.pool, db.schema);
+    assert.deepEqual([row?.line_count, row?.sequencer], ['1', '0A']);
+    assert.equal((await markOf(settings, older)).state, 'committed');
+    assert.equal((await markOf(settings, newer)).state, 'quarantined');
+  } finally {
+    await db.pool.query(`TRUNCATE ${qualifiedQuarantineTable(db.schema)}`);
+  }
+});
+
+test('a flush renews its lease while it runs: a flush longer than the lease keeps the lock to the end', async () => {
+  const settings = testBufferSettings(prefix, { flushLockMs: 300 });
+  const keys = bufferKeys(settings);
+  for (const record of countedRecords(5)) await bufferRecord(cache.redis, settings, record);
+  let during: Awaited<ReturnType<typeof flushBuffer>> | undefined;
+  const result = await flushBuffer(cache.redis, db.pool, settings, db.schema, {
+    checkpoint: async (stage) => {
+      if (stage !== FlushStage.claimed) return;
+      await sleep(1_000); // more than three leases
+      during = await flushBuffer(cache.redis, db.pool, settings, db.schema);
+    },
+  });
+  assert.equal(during?.skipped, true, 'the lock was still held after three leases');
+  assert.equal(result.rows, 5);
+  assert.equal(await cache.redis.get(keys.lock), null, 'released at the end');
+  assert.ok(await cache.redis.get(keys.since), 'the flush left the buffer-since marker');
+});
+
+test('a settled batch marks each event committed and announces it on the buffer channel', async () => {
+  const settings = testBufferSettings(prefix);
+  const keys = bufferKeys(settings);
+  const records = countedRecords(3);
+  for (const record of records) await bufferRecord(cache.redis, settings, record);
+  const subscriber = cache.redis.duplicate();
+  const messages: string[] = [];
+  try {
+    subscriber.on('message', (channel: string) => messages.push(channel));
+    await subscriber.subscribe(keys.channel);
+    const settled: string[] = [];
+    await flushBuffer(cache.redis, db.pool, settings, db.schema, {
+      onBatch: (marks) => {
+        settled.push(...marks.keys());
+        return undefined;
+      },
+    });
+    assert.deepEqual(settled.sort(), records.map((r) => keys.seen(eventIdentity(r))).sort());
+    for (const record of records) assert.equal((await markOf(settings, record)).state, 'committed');
+    for (let i = 0; i < 50 && messages.length < 2; i++) await sleep(10);
+    assert.ok(messages.length >= 2, 'a commit and a release announced');
+  } finally {
+    subscriber.disconnect();
+  }
 });
