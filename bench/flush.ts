@@ -245,7 +245,6 @@ async function runFunction(records: readonly CountedRecord[], batchSize: number)
         settings,
         schema: groupSchema,
         notifier: (instance.notifier = createNotifier(instance.redis, bufferKeys(settings).channel)),
-        prepare: async () => undefined,
       }),
     ]),
   );

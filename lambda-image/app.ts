@@ -14,14 +14,15 @@ import { MalformedMessageError, parseMessageBody, type UploadEvent } from './eve
 import { type FlushResult, flushBuffer } from './flush.ts';
 import { createNotifier } from './notify.ts';
 import { countObject } from './object.ts';
-import { migrate } from './schema.ts';
 
 // The function: parse → count → buffer → group commit → acknowledge. A
 // message is acknowledged (left out of batchItemFailures) only when each of its
 // records is committed in PostgreSQL (or a row already holds it or a newer
 // event of the file), or when it is legitimately skipped: a TestEvent, an
 // object changed (412) or deleted (404) since the event. handler.ts builds the
-// dependencies once per cold start; tests build their own.
+// dependencies once per cold start; tests build their own. The tables exist
+// before the function runs: the migration function creates them
+// (lambda-image/migrate.ts), and the function's role may not.
 
 export interface FunctionDeps {
   s3: S3Client;
@@ -138,16 +139,6 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
   const addMetric = (name: MetricName, value = 1) => metrics.addMetric(name, MetricUnit[name], value);
   const limitReads = pLimit(maxConcurrentReads);
 
-  // Once per cold start, before the first flush; a failed attempt is retried by the next flush.
-  let migration: Promise<void> | undefined;
-  const ensureSchema = (): Promise<void> => {
-    migration ??= migrate(pool, schema).catch((error: unknown) => {
-      migration = undefined;
-      throw error;
-    });
-    return migration;
-  };
-
   function recordFlush(result: FlushResult): void {
     if (result.skipped) {
       logger.debug('flush skipped: another invocation holds the flush lock');
@@ -183,7 +174,6 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
     settings: buffer,
     schema,
     notifier: createNotifier(redis, bufferKeys(buffer).channel),
-    prepare: ensureSchema,
     onFlush: recordFlush,
     onFlushError: recordFlushError,
   });
@@ -278,7 +268,6 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
 
   async function flush(context: Context | undefined): Promise<FlushResult> {
     try {
-      await ensureSchema();
       const result = await flushBuffer(redis, pool, buffer, schema, { deadline: commitDeadline(context) });
       recordFlush(result);
       return result;
@@ -301,9 +290,6 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
   return {
     async handler(event, context) {
       if (context !== undefined) logger.addContext(context);
-      // The table exists from the first invocation of an environment on, even
-      // one with nothing to commit; a failure here is the flush's to report.
-      const schemaReady = ensureSchema().catch(() => undefined);
       const batch = new InvocationCommit(
         event.Records.length,
         (items) => committer.commit(items, commitDeadline(context)),
@@ -324,7 +310,6 @@ export function createFunction(deps: FunctionDeps): LineCountFunction {
           },
         );
       } finally {
-        await schemaReady;
         // a batch of TestEvents records no metric; publishing nothing would only log a warning
         if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
       }

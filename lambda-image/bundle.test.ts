@@ -84,7 +84,7 @@ test('the AWS SDK and CommonJS dependencies are inside the bundle', async () => 
   assert.doesNotMatch(code, /from\s*["']@aws-sdk\//);
   assert.doesNotMatch(code, /require\(["'](@aws-sdk|pg|ioredis)["']\)/);
   assert.ok(code.startsWith("import { createRequire as __bundleCreateRequire } from 'node:module';"));
-  assert.deepEqual(await importInChild(bundle), ['flushHandler', 'handler']);
+  assert.deepEqual(await importInChild(bundle), ['flushHandler', 'handler', 'migrateHandler']);
 });
 
 test('an entry without handler and flushHandler is refused', async () => {
@@ -101,11 +101,12 @@ test('a missing entry fails with the entry named', async () => {
   );
 });
 
-test('the function entry bundles and loads with handler and flushHandler', async () => {
+test('the function entry bundles and loads with handler, flushHandler and migrateHandler', async () => {
   const bundle = await bundleFunction();
-  assert.deepEqual(bundle.exports, ['flushHandler', 'handler']);
+  assert.deepEqual(bundle.exports, ['flushHandler', 'handler', 'migrateHandler']);
   const exported = await importInChild(bundle);
   assert.ok(exported.includes('handler') && exported.includes('flushHandler'), exported.join(', '));
+  assert.ok(exported.includes('migrateHandler'), exported.join(', '));
 });
 
 test('the Dockerfile, the bundle target and the daemonless build use the same Lambda Node.js base', async () => {

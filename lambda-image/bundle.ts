@@ -14,8 +14,9 @@ export const nodeTarget = 'node24';
 export const defaultEntry = 'lambda-image/handler.ts';
 export const defaultOutdir = 'dist/lambda';
 export const bundleFileName = 'index.mjs';
-// Lambda resolves `index.handler` / `index.flushHandler` against these exports.
-export const requiredExports = ['flushHandler', 'handler'] as const;
+// Lambda resolves `index.handler`, `index.flushHandler` and
+// `index.migrateHandler` against these exports.
+export const requiredExports = ['flushHandler', 'handler', 'migrateHandler'] as const;
 
 // CommonJS dependencies (pg, ioredis) call require(); an ESM bundle has none, so
 // the banner creates one. The alias avoids clashing with a bundled `createRequire`.
@@ -92,7 +93,7 @@ export async function bundleFunction(options: BundleOptions = {}): Promise<Bundl
   const missing = requiredExports.filter((name) => !exports.includes(name));
   if (missing.length > 0) {
     throw new BundleError(
-      `${entry} does not export ${missing.join(', ')} (the image runs index.handler and index.flushHandler)`,
+      `${entry} does not export ${missing.join(', ')} (the image runs index.handler, index.flushHandler and index.migrateHandler)`,
     );
   }
   const absoluteOutdir = resolve(projectRoot, outdir);

@@ -49,8 +49,6 @@ export interface CommitterDeps {
   settings: BufferSettings;
   schema: string;
   notifier: Notifier;
-  // runs before each flush (the migration, once per cold start)
-  prepare(): Promise<void>;
   onFlush?(result: FlushResult): void;
   onFlushError?(error: unknown): void;
 }
@@ -203,7 +201,6 @@ export function createCommitter(deps: CommitterDeps): Committer {
           // nobody flushes: take the lock and commit everything buffered
           let result: FlushResult;
           try {
-            await deps.prepare();
             // a flush for waiting records gathers what others append meanwhile (FLUSH_GATHER_MS)
             result = await flushBuffer(redis, pool, settings, schema, {
               deadline,

@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Signer } from '@aws-sdk/rds-signer';
 import { Redis, type RedisOptions } from 'ioredis';
 import pg from 'pg';
-import type { DatabaseSettings, RedisSettings, RuntimeConfig } from '../lib/config.ts';
+import type { AwsConfig, DatabaseSettings, RedisSettings, RuntimeConfig } from '../lib/config.ts';
 import { describeError } from '../lib/errors.ts';
 
 // The function's two connections, built once per cold start. Locally they come
-// from REDIS_URL / DATABASE_URL; deployed, from host + a Secrets Manager secret
-// read at cold start and read again when the service rejects the credentials
-// (the secret was rotated since).
+// from REDIS_URL / DATABASE_URL. Deployed, Redis signs in with the token of a
+// Secrets Manager secret, read at cold start and read again when the service
+// rejects it (the secret was rotated since); PostgreSQL with an IAM
+// authentication token made for each new connection (the counting and flush
+// functions) or with the RDS master secret (the migration, the ops commands).
 
 export interface Connections {
   redis: Redis;
@@ -19,6 +22,10 @@ export interface Connections {
 export interface ConnectionDeps {
   // needed only when a secret ARN is configured
   secrets?: SecretsManagerClient | undefined;
+  // region and credentials an IAM authentication token is signed with; the
+  // region is required with DB_IAM_USER (lib/config.ts checks it), the
+  // credentials default to the SDK's provider chain (the function's role)
+  aws?: Pick<AwsConfig, 'region' | 'credentials'> | undefined;
   // errors that surface outside any call (idle connection lost, refresh failed)
   onError?: ((what: string, error: unknown) => void) | undefined;
 }
@@ -272,9 +279,54 @@ class RotatingPool extends pg.Pool {
   }
 }
 
+// RDS IAM database authentication: the password is a token, a SigV4-presigned
+// rds-db:connect request for this host, port and user, valid for 15 minutes
+// and checked only when a connection signs in; an open connection outlives it
+// (RDS User Guide, "IAM database authentication"). pg asks for the password on
+// every new connection, so each gets a fresh token, made locally (no call to
+// AWS: the function needs no endpoint for it). RDS throttles sign-ins above
+// 200 new IAM connections a second; a pool of DB_POOL_MAX connections per
+// execution environment, kept for a minute when idle, stays far below.
+// IAM sign-in requires TLS, which databaseConfig always asks for.
+function iamAuthPassword(
+  settings: DatabaseSettings,
+  iamUser: string,
+  deps: ConnectionDeps,
+): () => Promise<string> {
+  const region = deps.aws?.region;
+  if (region === undefined || settings.host === undefined) {
+    throw new Error(
+      `DB_IAM_USER=${iamUser} needs DB_HOST and AWS_REGION: the token is signed for the database's host and region`,
+    );
+  }
+  const signer = new Signer({
+    hostname: settings.host,
+    port: settings.port,
+    username: iamUser,
+    region,
+    ...(deps.aws?.credentials === undefined ? {} : { credentials: deps.aws.credentials }),
+  });
+  return async () => {
+    try {
+      return await signer.getAuthToken();
+    } catch (error) {
+      throw new Error(
+        `cannot make an IAM authentication token for ${iamUser}@${settings.host}: ${describeError(error)} (the function's role provides the credentials)`,
+        { cause: error },
+      );
+    }
+  };
+}
+
 export async function createPool(settings: DatabaseSettings, deps: ConnectionDeps = {}): Promise<pg.Pool> {
   let pool: pg.Pool;
-  if (settings.url === undefined && settings.secretArn !== undefined) {
+  if (settings.url === undefined && settings.iamUser !== undefined) {
+    pool = new pg.Pool({
+      ...databaseConfig(settings),
+      user: settings.iamUser,
+      password: iamAuthPassword(settings, settings.iamUser, deps),
+    });
+  } else if (settings.url === undefined && settings.secretArn !== undefined) {
     const secret = new SecretValue(
       requireSecrets(deps, 'PostgreSQL'),
       settings.secretArn,
@@ -296,12 +348,12 @@ export async function createPool(settings: DatabaseSettings, deps: ConnectionDep
 }
 
 export async function createConnections(
-  config: Pick<RuntimeConfig, 'redis' | 'database'>,
+  config: Pick<RuntimeConfig, 'redis' | 'database'> & { aws?: RuntimeConfig['aws'] },
   deps: ConnectionDeps = {},
 ): Promise<Connections> {
   const [redis, pool] = await Promise.all([
     createRedis(config.redis, deps),
-    createPool(config.database, deps),
+    createPool(config.database, { aws: config.aws, ...deps }),
   ]);
   return {
     redis,

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   ConfigError,
   loadDeployConfig,
+  loadMigrationConfig,
   loadRuntimeConfig,
   loadTestConfig,
   outageToleranceSeconds,
@@ -124,6 +125,44 @@ test('the function needs either URLs or hosts with secret ARNs', () => {
     DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
   });
   assert.equal(config.buffer.keyPrefix, 'ada-linecount:dev:');
+});
+
+test('deployed, the function signs in to PostgreSQL as DB_IAM_USER, signed for AWS_REGION, and never with a secret too', () => {
+  const deployed = {
+    AWS_REGION: 'us-east-1',
+    REDIS_HOST: 'cache.example',
+    REDIS_AUTH_SECRET_ARN: 'arn:cache',
+    DB_HOST: 'db.example',
+    DB_IAM_USER: 'linecount_app',
+  };
+  const config = loadRuntimeConfig(deployed);
+  assert.equal(config.database.iamUser, 'linecount_app');
+  assert.equal(config.database.secretArn, undefined);
+  const { AWS_REGION: _region, ...withoutRegion } = deployed;
+  assert.match(problemsOf(() => loadRuntimeConfig(withoutRegion)).join('\n'), /DB_IAM_USER needs AWS_REGION/);
+  assert.match(
+    problemsOf(() => loadRuntimeConfig({ ...deployed, DB_SECRET_ARN: 'arn:master' })).join('\n'),
+    /DB_IAM_USER and DB_SECRET_ARN are both set/,
+  );
+  assert.match(
+    problemsOf(() => loadRuntimeConfig({ ...deployed, DB_IAM_USER: 'App-User' })).join('\n'),
+    /DB_IAM_USER=App-User must be a lowercase SQL identifier/,
+  );
+});
+
+test('the migration needs the master secret (or a URL) and the role to create, and every problem is reported at once', () => {
+  const problems = problemsOf(() => loadMigrationConfig({ DB_HOST: 'db.example', DB_IAM_USER: 'x' }));
+  assert.deepEqual(problems.length, 3, problems.join('\n'));
+  assert.match(problems.join('\n'), /set DB_APP_USER/);
+  assert.match(problems.join('\n'), /DB_HOST with DB_SECRET_ARN, the master user secret/);
+  assert.match(problems.join('\n'), /DB_IAM_USER is not for the migration/);
+  const config = loadMigrationConfig({
+    DB_HOST: 'db.example',
+    DB_SECRET_ARN: 'arn:master',
+    DB_APP_USER: 'linecount_app',
+  });
+  assert.equal(config.applicationUser, 'linecount_app');
+  assert.equal(config.database.secretArn, 'arn:master');
 });
 
 test('the moto servers are optional, and the IAM-enforcing one must be a second server', () => {

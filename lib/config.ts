@@ -98,7 +98,11 @@ export interface DatabaseSettings {
   host?: string | undefined;
   port: number;
   name: string;
+  // deployed, one of: the RDS master secret (the migration function, the ops
+  // commands), or a user that signs in with an IAM authentication token (the
+  // counting and flush functions)
   secretArn?: string | undefined;
+  iamUser?: string | undefined;
   caFile?: string | undefined;
   schema: string;
   poolMax: number;
@@ -386,15 +390,23 @@ function readDatabase(r: Reader): DatabaseSettings {
     port: r.int('DB_PORT', 5432, 1, 65_535),
     name: r.string('DB_NAME', 'linecount'),
     secretArn: r.raw('DB_SECRET_ARN'),
+    iamUser: r.raw('DB_IAM_USER'),
     caFile: r.raw('DB_CA_FILE'),
     schema: r.string('DB_SCHEMA', 'public'),
     poolMax: r.int('DB_POOL_MAX', 2, 1, 100),
   };
-  if (!/^[a-z_][a-z0-9_]*$/.test(database.schema)) {
+  if (!sqlIdentifier.test(database.schema)) {
     r.problems.push(`DB_SCHEMA=${database.schema} must be a lowercase SQL identifier`);
+  }
+  if (database.iamUser !== undefined && !sqlIdentifier.test(database.iamUser)) {
+    r.problems.push(`DB_IAM_USER=${database.iamUser} must be a lowercase SQL identifier`);
   }
   return database;
 }
+
+// Lowercase, so the name is the same quoted or not, and at most 63 bytes
+// (PostgreSQL's NAMEDATALEN - 1; a longer identifier is truncated).
+const sqlIdentifier = /^[a-z_][a-z0-9_]{0,62}$/;
 
 function readBuffer(r: Reader, stack: StackConfig): BufferSettings {
   return {
@@ -422,13 +434,64 @@ export function loadRuntimeConfig(env: Env = process.env): RuntimeConfig {
       'set REDIS_URL (e.g. redis://127.0.0.1:6379) or REDIS_HOST with REDIS_AUTH_SECRET_ARN (as the deployed function does)',
     );
   }
-  if (database.url === undefined && (database.host === undefined || database.secretArn === undefined)) {
+  if (
+    database.url === undefined &&
+    (database.host === undefined || (database.secretArn === undefined && database.iamUser === undefined))
+  ) {
     r.problems.push(
-      'set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) or DB_HOST with DB_SECRET_ARN (as the deployed function does)',
+      'set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test), or DB_HOST with DB_IAM_USER (as the deployed function does) or with DB_SECRET_ARN',
     );
   }
+  checkDatabaseSignIn(r, config.aws, database);
   r.check();
   return config;
+}
+
+// One way to sign in: a token is signed for a region, and a user named twice
+// would leave it unclear which one connects.
+function checkDatabaseSignIn(r: Reader, aws: AwsConfig, database: DatabaseSettings): void {
+  if (database.url !== undefined) return;
+  if (database.iamUser !== undefined && database.secretArn !== undefined) {
+    r.problems.push('DB_IAM_USER and DB_SECRET_ARN are both set: keep the one this program signs in with');
+  }
+  if (database.iamUser !== undefined && aws.region === undefined) {
+    r.problems.push(
+      'DB_IAM_USER needs AWS_REGION: an IAM authentication token is signed for the region of the database',
+    );
+  }
+}
+
+// The migration function (lambda-image/migrate.ts): it connects as the master
+// user, creates the tables, and creates the application role and its grants.
+export interface MigrationConfig {
+  aws: AwsConfig;
+  stack: StackConfig;
+  database: DatabaseSettings;
+  // the role the counting and flush functions sign in as
+  applicationUser: string;
+}
+
+export function loadMigrationConfig(env: Env = process.env): MigrationConfig {
+  const r = new Reader(env);
+  const aws = readAws(r);
+  const stack = readStack(r);
+  const database = readDatabase(r);
+  const applicationUser = r.raw('DB_APP_USER');
+  if (applicationUser === undefined) {
+    r.problems.push('set DB_APP_USER: the PostgreSQL role the counting and flush functions connect as');
+  } else if (!sqlIdentifier.test(applicationUser)) {
+    r.problems.push(`DB_APP_USER=${applicationUser} must be a lowercase SQL identifier`);
+  }
+  if (database.url === undefined && (database.host === undefined || database.secretArn === undefined)) {
+    r.problems.push(
+      'set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) or DB_HOST with DB_SECRET_ARN, the master user secret (as the deployed migration does)',
+    );
+  }
+  if (database.url === undefined && database.iamUser !== undefined) {
+    r.problems.push('DB_IAM_USER is not for the migration: it connects as the master user (DB_SECRET_ARN)');
+  }
+  r.check();
+  return { aws, stack, database, applicationUser: applicationUser ?? '' };
 }
 
 // The ops commands (ops/*.ts). Each needs a different part of the stack, and

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { createFunction, type FunctionDeps } from '../../lambda-image/app.ts';
 import { bufferKeys } from '../../lambda-image/buffer.ts';
 import { createRedis } from '../../lambda-image/connections.ts';
-import { qualifiedTable } from '../../lambda-image/schema.ts';
+import { migrate, qualifiedTable } from '../../lambda-image/schema.ts';
 import type { BufferSettings } from '../../lib/config.ts';
 import { MetricName, metricNamespace } from '../../lib/metrics.ts';
 import { encodeEventKey } from '../../lib/s3-event.ts';
@@ -53,6 +53,8 @@ before(async () => {
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   db = await createTestSchema('app');
   cache = await createTestRedis('app');
+  // as the migration function does before the function is deployed
+  await migrate(db.pool, db.schema);
 });
 
 after(async () => {
@@ -215,6 +217,24 @@ test('an upload is counted, buffered and flushed into one row with the decoded k
   assert.equal(published.mock.callCount(), 1, 'metrics published once per invocation');
 });
 
+test('the function runs no DDL: before the migration its messages fail, nothing is created, and once migrated the redelivery is recorded', async () => {
+  const bare = await createTestSchema('app_bare');
+  cleanups.push(() => bare.drop());
+  const { fn } = build({ pool: bare.pool, schema: bare.schema });
+  const object = await upload('bare/a.txt', 'a\n');
+  const event = sqsEvent(sqsRecord('bare-1', s3Event(object)));
+  assert.deepEqual(await fn.handler(event), { batchItemFailures: [{ itemIdentifier: 'bare-1' }] });
+  await assert.rejects(fn.flushHandler(), /line_counts.*does not exist/);
+  const { rows } = await bare.pool.query(
+    'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1',
+    [bare.schema],
+  );
+  assert.equal(rows[0].n, 0, 'the function created no table');
+  await migrate(bare.pool, bare.schema);
+  assert.deepEqual(await fn.handler(event), { batchItemFailures: [] });
+  assert.equal((await readRows(bare.pool, bare.schema)).length, 1);
+});
+
 test('the same event delivered twice under new message ids records one row', async () => {
   const { fn, added } = build();
   const object = await upload('twice.txt', 'a\nb\n');
@@ -347,7 +367,7 @@ test('PostgreSQL unreachable: the messages fail, their records stay buffered, an
     await proxy.stop();
   });
   const { fn, added } = build({ pool });
-  await fn.flushHandler(); // cold start: migrate while the database is up
+  await fn.flushHandler(); // cold start while the database is up
 
   const objects = await Promise.all(Array.from({ length: 4 }, (_, i) => upload(`outage/pg-${i}.txt`, 'a\n')));
   const batch = sqsEvent(...objects.map((o, i) => sqsRecord(`pg-${i}`, s3Event(o))));

@@ -50,7 +50,6 @@ function committer(overrides: Partial<BufferSettings> = {}): Committer {
     settings: own,
     schema: db.schema,
     notifier: createNotifier(cache.redis, bufferKeys(own).channel),
-    prepare: async () => undefined,
   });
 }
 

@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
-import { after, before, test } from 'node:test';
-import { createSecureContext, TLSSocket } from 'node:tls';
+import { after, before, mock, test } from 'node:test';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import {
   createConnections,
   createPool,
@@ -21,7 +18,15 @@ import type { DatabaseSettings } from '../../lib/config.ts';
 import { freePort } from '../../lib/net.ts';
 import { callsTo, resetCalls } from '../fakes/calls.ts';
 import { installSecretsManagerFake, type SecretsManagerFake } from '../fakes/secrets-manager.ts';
-import { testDatabaseUrl, testRedisUrl } from '../support/services.ts';
+import { dropRole } from '../support/migration.ts';
+import {
+  type Certificate,
+  generateCertificate as generateGateCertificate,
+  iamTokenCheck,
+  PostgresGate,
+  passwordCheck,
+} from '../support/pg-gate.ts';
+import { testDatabaseUrl, testRedisUrl, uniqueName } from '../support/services.ts';
 import { sleep } from './fixtures.ts';
 
 // Connections as the deployed function builds them, on this machine: a private
@@ -106,116 +111,36 @@ async function startPrivateRedis(password: string): Promise<{ port: number; proc
   return { port, process: child };
 }
 
-// ---- a PostgreSQL front that demands a password over TLS ----
+// ---- a PostgreSQL front that demands a password over TLS (test/support/pg-gate.ts) ----
 
-function generateCertificate(name: string): { key: string; cert: string; certFile: string } {
-  const keyFile = join(dir, `${name}.key`);
-  const certFile = join(dir, `${name}.pem`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
-  return {
-    key: execFileSync('cat', [keyFile], { encoding: 'utf8' }),
-    cert: execFileSync('cat', [certFile], { encoding: 'utf8' }),
-    certFile,
-  };
-}
-
-async function readBytes(stream: Duplex, n: number): Promise<Buffer> {
-  for (;;) {
-    const chunk = stream.read(n) as Buffer | null;
-    if (chunk !== null) return chunk;
-    if (stream.destroyed || stream.readableEnded) throw new Error('client went away');
-    await Promise.race([once(stream, 'readable'), once(stream, 'close')]);
-  }
-}
-
-// PostgreSQL frontend/backend protocol: SSLRequest code, AuthenticationCleartextPassword, ErrorResponse.
-const sslRequestCode = 80877103;
-
-function errorResponse(code: string, message: string): Buffer {
-  const fields = Buffer.from(`SFATAL\0VFATAL\0C${code}\0M${message}\0\0`);
-  const header = Buffer.alloc(5);
-  header.write('E', 0);
-  header.writeInt32BE(fields.length + 4, 1);
-  return Buffer.concat([header, fields]);
+function generateCertificate(name: string): Certificate {
+  return generateGateCertificate(dir, name);
 }
 
 class PasswordGate {
   password = '';
-  port = 0;
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
+  private gate: PostgresGate;
 
-  constructor(private readonly tls: { key: string; cert: string }) {}
+  constructor(tls: { key: string; cert: string }) {
+    this.gate = new PostgresGate({ tls, check: passwordCheck(() => this.password) });
+  }
+
+  get port(): number {
+    return this.gate.port;
+  }
 
   async start(password: string): Promise<this> {
     this.password = password;
-    this.server = createServer((socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-      socket.on('error', () => undefined);
-      this.serve(socket).catch(() => socket.destroy());
-    });
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    this.port = (this.server.address() as { port: number }).port;
+    await this.gate.start();
     return this;
   }
 
-  private async serve(socket: Socket): Promise<void> {
-    let stream: Duplex = socket;
-    let header = await readBytes(stream, 8);
-    if (header.readInt32BE(4) === sslRequestCode) {
-      socket.write('S');
-      const secure = new TLSSocket(socket, { isServer: true, secureContext: createSecureContext(this.tls) });
-      secure.on('error', () => socket.destroy());
-      stream = secure;
-      header = await readBytes(stream, 8);
-    }
-    const startup = Buffer.concat([header, await readBytes(stream, header.readInt32BE(0) - 8)]);
-    stream.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3])); // 'R': cleartext password, please
-    const type = await readBytes(stream, 5);
-    const body = await readBytes(stream, type.readInt32BE(1) - 4);
-    if (body.subarray(0, -1).toString() !== this.password) {
-      stream.end(errorResponse('28P01', 'password authentication failed for user "postgres"'));
-      return;
-    }
-    const target = new URL(testDatabaseUrl);
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    this.sockets.add(upstream);
-    upstream.on('error', () => socket.destroy());
-    upstream.on('close', () => socket.destroy());
-    upstream.write(startup);
-    stream.pipe(upstream).pipe(stream);
-  }
-
   dropConnections(): void {
-    for (const socket of this.sockets) socket.destroy();
+    this.gate.dropConnections();
   }
 
-  async stop(): Promise<void> {
-    this.dropConnections();
-    const server = this.server;
-    if (server) await new Promise((resolve) => server.close(resolve));
+  stop(): Promise<void> {
+    return this.gate.stop();
   }
 }
 
@@ -332,6 +257,94 @@ test('a database certificate not signed by the configured CA is refused', async 
   const pool = await createPool(deployedDatabase(gate.port, arn, otherCa.certFile), { secrets });
   cleanups.push(() => pool.end());
   await assert.rejects(pool.query('SELECT 1'), /self[- ]signed|unable to verify|certificate/i);
+});
+
+// ---- IAM database authentication (the counting and flush functions) ----
+
+const iamKeys = { accessKeyId: 'AKIAFUNCTIONROLE0001', secretAccessKey: 'the-function-role-secret' };
+
+async function iamSignIn(label: string, signingKeys = iamKeys) {
+  const admin = new pg.Pool({ connectionString: testDatabaseUrl, max: 1 });
+  const role = uniqueName(label);
+  await admin.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN`);
+  cleanups.push(async () => {
+    await dropRole(admin, role);
+    await admin.end();
+  });
+  const serverCert = generateCertificate(`${label}-server`);
+  const signIns: { user: string; token: string; accessKeyId: string }[] = [];
+  const gate: PostgresGate = new PostgresGate({
+    tls: serverCert,
+    check: iamTokenCheck({
+      host: '127.0.0.1',
+      port: () => gate.port,
+      region: 'us-east-1',
+      credentials: [iamKeys],
+      onSignIn: (signIn) => signIns.push(signIn),
+    }),
+  });
+  await gate.start();
+  cleanups.push(() => gate.stop());
+  const settings: DatabaseSettings = {
+    host: '127.0.0.1',
+    port: gate.port,
+    name: new URL(testDatabaseUrl).pathname.slice(1) || 'test',
+    iamUser: role,
+    caFile: serverCert.certFile,
+    schema: 'public',
+    poolMax: 2,
+  };
+  const pool = await createPool(settings, { aws: { region: 'us-east-1', credentials: signingKeys } });
+  pool.on('error', () => undefined);
+  cleanups.push(() => pool.end());
+  return { role, gate, pool, signIns };
+}
+
+test('with DB_IAM_USER the pool signs in as that role with an IAM token over verified TLS, and reads no secret', async () => {
+  resetCalls();
+  const { role, pool, signIns } = await iamSignIn('iam_signin');
+  // the gate refuses a client that does not ask for TLS, as RDS does
+  const { rows } = await pool.query<{ user: string }>('SELECT current_user AS user');
+  assert.deepEqual(rows, [{ user: role }]);
+  assert.equal(callsTo('secretsmanager').length, 0, 'no secret is read');
+  assert.equal(signIns.length, 1);
+  // the token: an rds-db connect request for this endpoint and user, valid 15 minutes (900 s)
+  const token = new URL(`https://${signIns[0]?.token}`);
+  assert.equal(token.searchParams.get('Action'), 'connect');
+  assert.equal(token.searchParams.get('DBUser'), role);
+  assert.equal(token.searchParams.get('X-Amz-Expires'), '900');
+  assert.match(
+    token.searchParams.get('X-Amz-Credential') ?? '',
+    /^AKIAFUNCTIONROLE0001\/\d{8}\/us-east-1\/rds-db\/aws4_request$/,
+  );
+});
+
+test('each new connection signs in with a token made then: an open connection outlives its token, a new one gets a fresh token', async () => {
+  const { pool, gate, signIns } = await iamSignIn('iam_fresh');
+  const start = Date.now();
+  mock.timers.enable({ apis: ['Date'], now: start });
+  try {
+    const held = await pool.connect();
+    assert.equal((await held.query('SELECT 1 AS one')).rows[0].one, 1);
+    // twenty minutes on: the first token has expired, the connection it opened has not
+    mock.timers.setTime(start + 20 * 60_000);
+    assert.equal((await held.query('SELECT 2 AS two')).rows[0].two, 2);
+    held.release();
+    gate.dropConnections();
+    await sleep(50);
+    assert.equal((await pool.query('SELECT 3 AS three')).rows[0].three, 3);
+  } finally {
+    mock.timers.reset();
+  }
+  assert.equal(signIns.length, 2);
+  const signedAt = signIns.map((s) => new URL(`https://${s.token}`).searchParams.get('X-Amz-Date'));
+  assert.notEqual(signedAt[0], signedAt[1], 'the second connection was signed 20 minutes later');
+});
+
+test('a token signed with keys IAM does not know is refused (28P01)', async () => {
+  const { pool, signIns } = await iamSignIn('iam_wrong', { ...iamKeys, secretAccessKey: 'not-the-secret' });
+  await assert.rejects(pool.query('SELECT 1'), { code: '28P01' });
+  assert.equal(signIns.length, 0);
 });
 
 test('secrets are parsed in the shapes RDS and the cache provisioning store', () => {
