@@ -29,7 +29,11 @@ export function stackNames(stack: StackConfig, identity: Identity) {
     dbParameterGroup: `${base}-db-force-ssl`,
     db: `${base}-db`,
     dbName: 'linecount',
+    // the RDS master user: only the migration function connects as it
     dbUser: 'linecount',
+    // the PostgreSQL role the counting and flush functions connect as, with
+    // an IAM authentication token (lambda-image/schema.ts grants it its rights)
+    dbAppUser: 'linecount_app',
     repository: base,
     function: `${base}-count`,
     flushFunctionAlias: 'flush',
@@ -39,6 +43,11 @@ export function stackNames(stack: StackConfig, identity: Identity) {
     logGroup: `/aws/lambda/${base}-count`,
     flushLogGroup: `/aws/lambda/${base}-flush`,
     role: `${base}-function`,
+    // the one-shot migration: the same image run as a third function
+    // (ImageConfig.Command), with a role of its own that may read the master secret
+    migrateFunction: `${base}-migrate`,
+    migrateLogGroup: `/aws/lambda/${base}-migrate`,
+    migrateRole: `${base}-migrate`,
     schedulerRole: `${base}-scheduler`,
     schedule: `${base}-flush`,
     dashboard: base,

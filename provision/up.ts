@@ -22,6 +22,7 @@ import { ensureEventSource } from './resources/event-source.ts';
 import { ensureFunctions, findFunction, functionArn, functionEnvironment } from './resources/function.ts';
 import { resolveIdentity } from './resources/identity.ts';
 import { ensureLogGroup } from './resources/log-group.ts';
+import { ensureMigration } from './resources/migration.ts';
 import { ensureNetwork, type NetworkOptions } from './resources/network.ts';
 import { ensureNotification } from './resources/notification.ts';
 import { ensureDeadLetterQueue, ensureQueue } from './resources/queue.ts';
@@ -99,10 +100,19 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
   const imageUri = await resolveImage(ctx, repository.uri, options);
   await ensureLogGroup(ctx, names.logGroup);
   await ensureLogGroup(ctx, names.flushLogGroup);
+  await ensureLogGroup(ctx, names.migrateLogGroup);
+  // the tables and the functions' database role, before any function that uses them
+  await ensureMigration(ctx, {
+    imageUri,
+    subnetIds: network.subnetIds,
+    securityGroupId: network.securityGroups.function,
+    database,
+  });
   const role = await ensureFunctionRole(ctx, {
     bucket: bucket.name,
     queueArn: queue.arn,
-    secretArns: [cache.authSecretArn, database.secretArn],
+    secretArns: [cache.authSecretArn],
+    database: { resourceId: database.resourceId, user: names.dbAppUser },
     logGroups: [names.logGroup, names.flushLogGroup],
   });
   const schedulerRole = await ensureSchedulerRole(ctx, {
@@ -113,7 +123,7 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
     imageUri,
     subnetIds: network.subnetIds,
     securityGroupId: network.securityGroups.function,
-    environment: functionEnvironment(ctx, { cache, database }),
+    environment: functionEnvironment(ctx, { cache, database: { ...database, user: names.dbAppUser } }),
   });
   await ensureEventSource(ctx, { functionName: functions.count.name, queueArn: queue.arn });
   await ensureSchedule(ctx, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn });

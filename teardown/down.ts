@@ -72,6 +72,8 @@ export async function teardownStack(ctx: Ctx, options: TeardownOptions): Promise
   await deleteEventSource(ctx, { functionName: names.function, queueArn });
   await deleteFunction(ctx, names.flushFunction);
   await deleteFunction(ctx, names.function);
+  await deleteFunction(ctx, names.migrateFunction);
+  await deleteLogGroup(ctx, names.migrateLogGroup);
   await deleteLogGroup(ctx, names.flushLogGroup);
   await deleteLogGroup(ctx, names.logGroup);
   await deleteRepository(ctx);
@@ -93,6 +95,7 @@ export async function teardownStack(ctx: Ctx, options: TeardownOptions): Promise
   await deleteNetwork(ctx, options.network);
   // last: until here a function or the schedule could still need them
   await deleteRole(ctx, names.schedulerRole);
+  await deleteRole(ctx, names.migrateRole);
   await deleteRole(ctx, names.role);
   return { changes: ctx.changes };
 }

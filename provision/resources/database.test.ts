@@ -48,10 +48,12 @@ describe('database drift functions', () => {
     parameterGroup: 'ada-linecount-test-db-force-ssl',
     securityGroupIds: ['sg-db'],
     publiclyAccessible: false,
+    iamDatabaseAuthentication: true,
     storageEncrypted: true,
     host: 'h',
     port: 5432,
     secretArn: 'arn',
+    resourceId: 'db-ABCDEFGHIJKLMNOPQRSTUVWXYZ',
   };
   const cases: { name: string; change: Partial<ActualInstance>; fields: string[] }[] = [
     { name: 'in sync', change: {}, fields: [] },
@@ -65,6 +67,11 @@ describe('database drift functions', () => {
     },
     { name: 'security groups', change: { securityGroupIds: ['sg-other'] }, fields: ['VpcSecurityGroupIds'] },
     { name: 'made public', change: { publiclyAccessible: true }, fields: ['PubliclyAccessible'] },
+    {
+      name: 'IAM database authentication turned off',
+      change: { iamDatabaseAuthentication: false },
+      fields: ['EnableIAMDatabaseAuthentication'],
+    },
     { name: 'smaller storage', change: { allocatedStorageGb: 10 }, fields: ['AllocatedStorage'] },
     { name: 'larger storage than asked (cannot shrink)', change: { allocatedStorageGb: 100 }, fields: [] },
   ];
@@ -108,6 +115,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     const planned = await ensureDatabase(plan, inputs, { waits });
     assert.deepEqual(mutatingCalls(), []);
     assert.match(planned.secretArn, /known after apply/);
+    assert.match(planned.resourceId, /known after apply/);
 
     const lines: string[] = [];
     const apply = makeCtx({}, 'apply', lines);
@@ -121,12 +129,14 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
         port: 5432,
         name: 'linecount',
         secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-ada-linecount-test-db-abcdef',
+        resourceId: rds.state.instances.get('ada-linecount-test-db')?.resourceId,
       },
     );
+    assert.match(out.resourceId, /^db-[A-Z2-7]{26}$/);
     assert.ok(lines.some((l) => /waiting for RDS instance ada-linecount-test-db/.test(l)));
   });
 
-  test('the instance is private, encrypted, TLS-only, with an RDS-managed password', () => {
+  test('the instance is private, encrypted, TLS-only, with an RDS-managed password and IAM database authentication', () => {
     const instance = rds.state.instances.get('ada-linecount-test-db');
     assert.ok(instance);
     const i = instance.input;
@@ -135,6 +145,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     assert.equal(i.StorageType, 'gp3');
     assert.equal(i.ManageMasterUserPassword, true);
     assert.equal(i.MasterUserPassword, undefined);
+    assert.equal(i.EnableIAMDatabaseAuthentication, true);
     assert.equal(i.DBInstanceClass, 'db.t4g.micro');
     assert.equal(i.CopyTagsToSnapshot, true);
     assert.equal(i.BackupRetentionPeriod, 7);
@@ -151,6 +162,24 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     await ensureDatabase(ctx, inputs, { waits });
     assert.deepEqual(mutatingCalls(), []);
     assert.ok(ctx.changes.every((c) => c.action === Action.unchanged));
+  });
+
+  test('an instance deployed before IAM database authentication gets it turned on, and nothing else changes', async () => {
+    const instance = rds.state.instances.get('ada-linecount-test-db');
+    assert.ok(instance);
+    instance.iamDatabaseAuthentication = false;
+    const ctx = makeCtx();
+    await ensureDatabase(ctx, inputs, { waits });
+    assert.deepEqual(callNames(mutatingCalls()), ['rds:ModifyDBInstance']);
+    assert.deepEqual(mutatingCalls()[0]?.input, {
+      DBInstanceIdentifier: 'ada-linecount-test-db',
+      ApplyImmediately: true,
+      EnableIAMDatabaseAuthentication: true,
+    });
+    assert.equal(instance.iamDatabaseAuthentication, true);
+    resetCalls();
+    await ensureDatabase(makeCtx(), inputs, { waits });
+    assert.deepEqual(mutatingCalls(), []);
   });
 
   test('a new instance class changes exactly that, with ApplyImmediately; plan reports the same change', async () => {

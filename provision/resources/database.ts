@@ -64,7 +64,12 @@ export interface DatabaseOutputs {
   host: string;
   port: number;
   name: string;
+  // the RDS-managed master user secret: only the migration function reads it
   secretArn: string;
+  // DbiResourceId, the instance's part of the rds-db:connect resource
+  // (arn:aws:rds-db:region:account:dbuser:DbiResourceId/user: RDS User Guide,
+  // "Creating and using an IAM policy for IAM database access")
+  resourceId: string;
 }
 
 export interface DatabaseOptions {
@@ -80,6 +85,8 @@ export interface DesiredInstance {
   parameterGroup: string;
   securityGroupIds: string[];
   publiclyAccessible: false;
+  // the functions sign in with IAM authentication tokens, never a password
+  iamDatabaseAuthentication: true;
 }
 
 export interface ActualInstance {
@@ -92,10 +99,12 @@ export interface ActualInstance {
   parameterGroup: string | undefined;
   securityGroupIds: string[];
   publiclyAccessible: boolean;
+  iamDatabaseAuthentication: boolean;
   storageEncrypted: boolean;
   host: string | undefined;
   port: number | undefined;
   secretArn: string | undefined;
+  resourceId: string | undefined;
 }
 
 export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstance {
@@ -109,10 +118,16 @@ export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstan
     parameterGroup: ctx.names.dbParameterGroup,
     securityGroupIds: [inputs.securityGroupId],
     publiclyAccessible: false,
+    iamDatabaseAuthentication: true,
   };
 }
 
-// Field names are ModifyDBInstance's, so the drift is the request.
+// Field names are ModifyDBInstance's, so the drift is the request. IAM
+// database authentication is read as IAMDatabaseAuthenticationEnabled
+// (DescribeDBInstances) and set as EnableIAMDatabaseAuthentication, applied
+// at once like the rest; PostgreSQL needs TLS for it, which rds.force_ssl
+// already requires (RDS User Guide, "Enabling and disabling IAM database
+// authentication").
 export function instanceDrift(desired: DesiredInstance, actual: ActualInstance): FieldChange[] {
   const changes = diffFields(
     {
@@ -122,6 +137,7 @@ export function instanceDrift(desired: DesiredInstance, actual: ActualInstance):
       DBParameterGroupName: desired.parameterGroup,
       VpcSecurityGroupIds: [...desired.securityGroupIds].sort(),
       PubliclyAccessible: desired.publiclyAccessible,
+      EnableIAMDatabaseAuthentication: desired.iamDatabaseAuthentication,
     },
     {
       DBInstanceClass: actual.instanceClass,
@@ -130,6 +146,7 @@ export function instanceDrift(desired: DesiredInstance, actual: ActualInstance):
       DBParameterGroupName: actual.parameterGroup,
       VpcSecurityGroupIds: [...actual.securityGroupIds].sort(),
       PubliclyAccessible: actual.publiclyAccessible,
+      EnableIAMDatabaseAuthentication: actual.iamDatabaseAuthentication,
     },
   );
   // storage can only grow (ModifyDBInstance AllocatedStorage); a smaller setting is left alone
@@ -305,10 +322,12 @@ function toActual(instance: DBInstance): ActualInstance {
     parameterGroup: instance.DBParameterGroups?.[0]?.DBParameterGroupName,
     securityGroupIds: (instance.VpcSecurityGroups ?? []).map((g) => g.VpcSecurityGroupId ?? ''),
     publiclyAccessible: instance.PubliclyAccessible ?? false,
+    iamDatabaseAuthentication: instance.IAMDatabaseAuthenticationEnabled ?? false,
     storageEncrypted: instance.StorageEncrypted ?? false,
     host: instance.Endpoint?.Address,
     port: instance.Endpoint?.Port,
     secretArn: instance.MasterUserSecret?.SecretArn,
+    resourceId: instance.DbiResourceId,
   };
 }
 
@@ -354,6 +373,7 @@ function outputs(ctx: Ctx, actual: ActualInstance): DatabaseOutputs {
     port: actual.port ?? dbEngine.port,
     name: ctx.names.dbName,
     secretArn: actual.secretArn ?? pending('database secret ARN'),
+    resourceId: actual.resourceId ?? pending('database resource id'),
   };
 }
 
@@ -377,6 +397,7 @@ export async function ensureDatabase(
         port: dbEngine.port,
         name: ctx.names.dbName,
         secretArn: pending('database secret ARN'),
+        resourceId: pending('database resource id'),
       };
     }
     try {
@@ -399,6 +420,7 @@ export async function ensureDatabase(
           DBSubnetGroupName: ctx.names.dbSubnetGroup,
           DBParameterGroupName: desired.parameterGroup,
           VpcSecurityGroupIds: desired.securityGroupIds,
+          EnableIAMDatabaseAuthentication: desired.iamDatabaseAuthentication,
           BackupRetentionPeriod: desired.backupRetentionDays,
           DeletionProtection: desired.deletionProtection,
           CopyTagsToSnapshot: true,

@@ -39,9 +39,11 @@ const kind = 'lambda function';
 // (the Dockerfile copies it into the task root, /var/task).
 export const databaseCaFile = '/var/task/rds-global-bundle.pem';
 
-// The image's CMD is the SQS handler; the flush function runs the same image
-// with another entry point, so one build serves both and they cannot diverge.
+// The image's CMD is the SQS handler; the flush and migration functions run
+// the same image with another entry point, so one build serves all three and
+// they cannot diverge.
 export const FlushCommand = ['index.flushHandler'] as const;
+export const MigrateCommand = ['index.migrateHandler'] as const;
 
 // IAM is eventually consistent: for a while after a role (or its inline
 // policy) is created, CreateFunction answers InvalidParameterValueException
@@ -102,11 +104,15 @@ export interface LiveFunction {
 
 export interface ConnectionInputs {
   cache: { host: string; port: number; authSecretArn: string };
-  database: { host: string; port: number; name: string; secretArn: string };
+  // the functions sign in as `user` with an IAM authentication token: no
+  // password, and no access to the master secret
+  database: { host: string; port: number; name: string; user: string };
 }
 
-// Settings only, never secret values: the function reads the secrets by ARN at
-// cold start, so the values never appear in GetFunctionConfiguration.
+// Settings only, never secret values: the function reads the cache token by
+// ARN at cold start and makes database tokens itself, so no credential appears
+// in GetFunctionConfiguration. Lambda sets AWS_REGION, which the tokens are
+// signed for.
 export function functionEnvironment(
   ctx: Pick<Ctx, 'config'>,
   inputs: ConnectionInputs,
@@ -121,17 +127,26 @@ export function functionEnvironment(
     DB_HOST: inputs.database.host,
     DB_PORT: String(inputs.database.port),
     DB_NAME: inputs.database.name,
-    DB_SECRET_ARN: inputs.database.secretArn,
+    DB_IAM_USER: inputs.database.user,
     DB_CA_FILE: databaseCaFile,
     POWERTOOLS_SERVICE_NAME: serviceName(app, stage),
     POWERTOOLS_METRICS_NAMESPACE: metricNamespace,
   };
 }
 
-function desiredFunction(
+// The counting and flush functions take timeout and memory from the
+// configuration; the migration function names its own.
+export function desiredFunction(
   ctx: Pick<Ctx, 'config' | 'names'>,
   inputs: FunctionInputs,
-  which: { name: string; logGroup: string; command: string[]; description: string },
+  which: {
+    name: string;
+    logGroup: string;
+    command: string[];
+    description: string;
+    timeout?: number;
+    memorySize?: number;
+  },
 ): DesiredFunction {
   const { fn } = ctx.config;
   return {
@@ -139,8 +154,8 @@ function desiredFunction(
     imageUri: inputs.imageUri,
     architecture: fn.architecture,
     role: inputs.roleArn,
-    timeout: fn.timeoutSeconds,
-    memorySize: fn.memoryMb,
+    timeout: which.timeout ?? fn.timeoutSeconds,
+    memorySize: which.memorySize ?? fn.memoryMb,
     environment: inputs.environment,
     subnetIds: [...inputs.subnetIds].sort(),
     securityGroupIds: [inputs.securityGroupId],
@@ -374,7 +389,7 @@ async function updateFunction(ctx: Ctx, desired: DesiredFunction, actual: LiveFu
   }
 }
 
-async function waitActive(ctx: Ctx, name: string): Promise<void> {
+export async function waitActive(ctx: Ctx, name: string): Promise<void> {
   await withProgress(
     `${kind} ${name} to become Active`,
     (message) => ctx.log.progress(message),

@@ -17,7 +17,7 @@ import {
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import { Action, type Ctx, type FieldChange, isPlan, missingTags, record } from '../../lib/reconcile.ts';
-import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
+import { type PolicyDocument, type PolicyStatement, parsePolicy, samePolicy } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { logGroupStreamsArn } from './log-group.ts';
 
@@ -45,7 +45,10 @@ export interface LiveRole {
 export interface FunctionRoleInputs {
   bucket: string;
   queueArn: string;
+  // the cache's auth token; never the database's master secret
   secretArns: string[];
+  // the instance (DbiResourceId) and the PostgreSQL role the functions sign in as
+  database: { resourceId: string; user: string };
   logGroups: string[];
 }
 
@@ -53,7 +56,7 @@ export interface SchedulerRoleInputs {
   functionArn: string;
 }
 
-function trustPolicy(ctx: Pick<Ctx, 'identity'>, service: string): PolicyDocument {
+export function trustPolicy(ctx: Pick<Ctx, 'identity'>, service: string): PolicyDocument {
   return {
     Version: '2012-10-17',
     Statement: [
@@ -115,51 +118,81 @@ export function desiredFunctionRole(
           Resource: [...inputs.secretArns].sort(),
         },
         {
-          Sid: 'WriteLogs',
+          // Signing in to PostgreSQL as one role of one instance, with an IAM
+          // authentication token (RDS User Guide, "Creating and using an IAM
+          // policy for IAM database access"; SAR: rds-db:connect takes only
+          // the db-user resource, dbuser:DbiResourceId/user). The master
+          // secret is the migration role's alone (migration.ts).
+          Sid: 'ConnectToDatabase',
           Effect: 'Allow',
-          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-          Resource: inputs.logGroups.map((group) => logGroupStreamsArn(ctx, group)).sort(),
+          Action: 'rds-db:connect',
+          Resource: databaseUserArn(identity, inputs.database.resourceId, inputs.database.user),
         },
-        {
-          // What Lambda does with the role to attach the function to its subnets
-          // (Lambda Developer Guide, "Giving Lambda functions access to
-          // resources in an Amazon VPC", Required IAM permissions; the
-          // AWSLambdaVPCAccessExecutionRole actions, whose version 3 added
-          // ec2:DescribeSubnets). The Describe calls have no resource-level
-          // permissions: they only work on "*" (Service Authorization Reference).
-          Sid: 'DescribeVpcNetworkInterfaces',
-          Effect: 'Allow',
-          Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
-          Resource: '*',
-        },
-        {
-          // The rest is kept to this account and region, the scope the same guide
-          // gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*),
-          // spelled once per resource type these actions take (SAR:
-          // network-interface, subnet, security-group), since the IAM User Guide
-          // allows no wildcard in an ARN's resource-type part. Lambda creates and
-          // removes the interfaces itself, with ids nobody knows in advance.
-          // CreateNetworkInterface is not narrowed to the function's subnets and
-          // security group: Lambda checks the role when the function is created
-          // or updated ("The provided execution role does not have permissions
-          // to call CreateNetworkInterface on EC2") in a way AWS does not
-          // document, and AWS documents no narrower scope that it accepts.
-          Sid: 'ManageVpcNetworkInterfaces',
-          Effect: 'Allow',
-          Action: [
-            'ec2:CreateNetworkInterface',
-            'ec2:DeleteNetworkInterface',
-            'ec2:AssignPrivateIpAddresses',
-            'ec2:UnassignPrivateIpAddresses',
-          ],
-          Resource: ['network-interface', 'security-group', 'subnet'].map((type) =>
-            arn(identity, 'ec2', `${type}/*`),
-          ),
-        },
+        writeLogsStatement(ctx, inputs.logGroups),
+        ...vpcExecutionStatements(identity),
       ],
     },
     tags: names.tags,
   };
+}
+
+export function databaseUserArn(identity: Ctx['identity'], resourceId: string, user: string): string {
+  return arn(identity, 'rds-db', `dbuser:${resourceId}/${user}`);
+}
+
+export function writeLogsStatement(
+  ctx: Pick<Ctx, 'identity'>,
+  logGroups: readonly string[],
+): PolicyStatement {
+  return {
+    Sid: 'WriteLogs',
+    Effect: 'Allow',
+    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    Resource: logGroups.map((group) => logGroupStreamsArn(ctx, group)).sort(),
+  };
+}
+
+// What a function in a VPC needs of its execution role; every function of the
+// stack runs in the VPC.
+export function vpcExecutionStatements(identity: Ctx['identity']): PolicyStatement[] {
+  return [
+    {
+      // What Lambda does with the role to attach the function to its subnets
+      // (Lambda Developer Guide, "Giving Lambda functions access to
+      // resources in an Amazon VPC", Required IAM permissions; the
+      // AWSLambdaVPCAccessExecutionRole actions, whose version 3 added
+      // ec2:DescribeSubnets). The Describe calls have no resource-level
+      // permissions: they only work on "*" (Service Authorization Reference).
+      Sid: 'DescribeVpcNetworkInterfaces',
+      Effect: 'Allow',
+      Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+      Resource: '*',
+    },
+    {
+      // The rest is kept to this account and region, the scope the same guide
+      // gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*),
+      // spelled once per resource type these actions take (SAR:
+      // network-interface, subnet, security-group), since the IAM User Guide
+      // allows no wildcard in an ARN's resource-type part. Lambda creates and
+      // removes the interfaces itself, with ids nobody knows in advance.
+      // CreateNetworkInterface is not narrowed to the function's subnets and
+      // security group: Lambda checks the role when the function is created
+      // or updated ("The provided execution role does not have permissions
+      // to call CreateNetworkInterface on EC2") in a way AWS does not
+      // document, and AWS documents no narrower scope that it accepts.
+      Sid: 'ManageVpcNetworkInterfaces',
+      Effect: 'Allow',
+      Action: [
+        'ec2:CreateNetworkInterface',
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
+      Resource: ['network-interface', 'security-group', 'subnet'].map((type) =>
+        arn(identity, 'ec2', `${type}/*`),
+      ),
+    },
+  ];
 }
 
 export function desiredSchedulerRole(

@@ -1,3 +1,4 @@
+import type { MigrationTarget } from '../support/migration.ts';
 import { type CloudWatchFake, installCloudWatchFake } from './cloudwatch.ts';
 import { type Ec2Fake, installEc2Fake } from './ec2.ts';
 import { type EcrFake, installEcrFake } from './ecr.ts';
@@ -16,6 +17,8 @@ import { installStsFake, type StsFake } from './sts.ts';
 // whose repository ECR has, RDS puts its managed master secret into Secrets
 // Manager, and the tagging API answers from all of their state. S3, SNS and
 // SQS are not faked: tests run them on the local emulator (local/emulator.ts).
+// The migration function, invoked by up, runs the real migration on the
+// test PostgreSQL given as `database`.
 
 export interface FakeAwsOptions {
   accountId?: string;
@@ -24,6 +27,8 @@ export interface FakeAwsOptions {
   transitionAfter?: number;
   // the first N CreateFunction calls answer "cannot be assumed" (IAM propagation)
   roleNotReadyTimes?: number;
+  // where the migration function's invocations run the migration
+  database?: MigrationTarget;
 }
 
 export interface FakeAws {
@@ -62,6 +67,7 @@ export function installFakeAws(options: FakeAwsOptions = {}): FakeAws {
     imageExists: (imageUri) => ecr.repositories.has(repositoryOf(imageUri)),
     ...(options.roleNotReadyTimes === undefined ? {} : { roleNotReadyTimes: options.roleNotReadyTimes }),
   });
+  if (options.database !== undefined) lambda.useDatabase(options.database);
   const logs = installLogsFake({ accountId, region });
   const scheduler = installSchedulerFake({ accountId, region, roleExists });
   const cloudwatch = installCloudWatchFake({ accountId, region });

@@ -10,6 +10,7 @@ import {
   type GetFunctionConfigurationRequest,
   type GetFunctionRequest,
   InvalidParameterValueException,
+  type InvocationRequest,
   LambdaClient,
   type ListEventSourceMappingsRequest,
   type ListTagsRequest,
@@ -20,6 +21,9 @@ import {
   type UpdateFunctionCodeRequest,
   type UpdateFunctionConfigurationRequest,
 } from '@aws-sdk/client-lambda';
+import { runMigration } from '../../lambda-image/migrate.ts';
+import { loadMigrationConfig } from '../../lib/config.ts';
+import type { MigrationTarget } from '../support/migration.ts';
 import { type InstalledFake, installHandlers } from './calls.ts';
 
 // A stateful Lambda control plane for image functions and SQS event source
@@ -27,7 +31,12 @@ import { type InstalledFake, installHandlers } from './calls.ts';
 // waiters then return on their first check). Optional checks make it refuse
 // what the service refuses: a role it cannot assume (`roleExists`, and
 // `roleNotReadyTimes` for IAM's propagation delay) and an image that is not
-// in ECR (`imageExists`).
+// in ECR (`imageExists`). It cannot run an image, so Invoke runs the code a
+// test registers for the function's entry point (`runtimes`, by handler:
+// ImageConfig.Command, else the image's CMD index.handler), and answers as
+// Lambda does: a result is the payload, a thrown error a FunctionError.
+// `useDatabase` registers the real migration (lambda-image/migrate.ts) for
+// index.migrateHandler, run against a test PostgreSQL.
 
 export interface FakeFunction {
   configuration: FunctionConfiguration;
@@ -44,13 +53,67 @@ export interface LambdaFakeOptions {
   roleNotReadyTimes?: number;
 }
 
+// The code behind one entry point: the invocation's payload in, its result out
+export type FakeRuntime = (payload: unknown, fn: FakeFunction) => unknown;
+
 export interface LambdaFake extends InstalledFake {
   functions: Map<string, FakeFunction>;
+  runtimes: Map<string, FakeRuntime>;
+  useDatabase(target: MigrationTarget): void;
   mappings: Map<string, EventSourceMappingConfiguration & { tags: Map<string, string> }>;
   taggedResources(): { arn: string; tags: Record<string, string> }[];
 }
 
 const metadata = { $metadata: {} };
+const imageCmd = 'index.handler';
+
+// A synchronous invocation's answer (Lambda API reference, Invoke): status
+// 200 either way; the result as the payload, or, when the handler threw, the
+// Node.js runtime's error document with FunctionError Unhandled.
+export async function invocationAnswer(
+  runtime: FakeRuntime,
+  payload: Uint8Array | undefined,
+  fn: FakeFunction,
+) {
+  const text = new TextDecoder().decode(payload ?? new Uint8Array());
+  const answer = (body: unknown, functionError?: string) => ({
+    StatusCode: 200,
+    ExecutedVersion: '$LATEST',
+    ...(functionError === undefined ? {} : { FunctionError: functionError }),
+    Payload: new TextEncoder().encode(JSON.stringify(body ?? null)),
+  });
+  try {
+    return answer(await runtime(text === '' ? {} : JSON.parse(text), fn));
+  } catch (error) {
+    const thrown = error instanceof Error ? error : new Error(String(error));
+    return answer(
+      { errorType: thrown.name, errorMessage: thrown.message, trace: (thrown.stack ?? '').split('\n') },
+      'Unhandled',
+    );
+  }
+}
+
+// The migration function's entry point as the deployed function runs it: its
+// environment must be a complete deployed configuration (the master secret by
+// ARN, the role to create), and the migration itself then runs on the target,
+// connected by URL, for the target's role.
+export function migrationRuntime(target: MigrationTarget): FakeRuntime {
+  return async (_payload, fn) => {
+    const environment = fn.configuration.Environment?.Variables ?? {};
+    const deployed = loadMigrationConfig(environment);
+    if (deployed.database.secretArn === undefined) {
+      throw new Error('the migration function has no DB_SECRET_ARN: it signs in as the master user');
+    }
+    return runMigration(
+      loadMigrationConfig({
+        ...environment,
+        DATABASE_URL: target.url,
+        DB_SCHEMA: target.schema,
+        DB_APP_USER: target.role,
+      }),
+    );
+  };
+}
 
 // FunctionName accepts a name, a partial ARN or a full ARN (API reference)
 function nameOf(functionName: string | undefined): string {
@@ -65,6 +128,7 @@ export function installLambdaFake(options: LambdaFakeOptions = {}): LambdaFake {
   const functions = new Map<string, FakeFunction>();
   const mappings = new Map<string, EventSourceMappingConfiguration & { tags: Map<string, string> }>();
   let roleNotReady = options.roleNotReadyTimes ?? 0;
+  const runtimes = new Map<string, FakeRuntime>();
   const functionArn = (name: string) => `arn:aws:lambda:${region}:${accountId}:function:${name}`;
 
   function fn(functionName: string | undefined): FakeFunction {
@@ -227,6 +291,20 @@ export function installLambdaFake(options: LambdaFakeOptions = {}): LambdaFake {
       if (input.Architectures !== undefined) f.configuration.Architectures = input.Architectures;
       return { ...f.configuration, State: 'Active', LastUpdateStatus: 'InProgress' };
     },
+    async Invoke(input: InvocationRequest) {
+      const f = fn(input.FunctionName);
+      const entry = f.configuration.ImageConfigResponse?.ImageConfig?.Command?.[0] ?? imageCmd;
+      const runtime = runtimes.get(entry);
+      if (runtime === undefined) {
+        throw new Error(
+          `the Lambda fake has no code for ${entry} (function ${f.configuration.FunctionName}): register it in runtimes, or call useDatabase for index.migrateHandler`,
+        );
+      }
+      if (input.InvocationType !== undefined && input.InvocationType !== 'RequestResponse') {
+        throw new Error(`the Lambda fake runs RequestResponse invocations only, not ${input.InvocationType}`);
+      }
+      return invocationAnswer(runtime, input.Payload, f);
+    },
     DeleteFunction(input: DeleteFunctionRequest) {
       functions.delete(nameOf(fn(input.FunctionName).configuration.FunctionName));
       return {};
@@ -308,6 +386,10 @@ export function installLambdaFake(options: LambdaFakeOptions = {}): LambdaFake {
   return {
     ...installed,
     functions,
+    runtimes,
+    useDatabase(target) {
+      runtimes.set('index.migrateHandler', migrationRuntime(target));
+    },
     mappings,
     taggedResources: () => [
       ...[...functions.values()].map((f) => ({

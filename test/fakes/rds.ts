@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import {
   type CreateDBInstanceMessage,
   DBInstanceAlreadyExistsFault,
@@ -24,7 +25,9 @@ import type { FakeSecret } from './secrets-manager.ts';
 // available and deleting → gone after `transitionAfter` describes, so the SDK
 // waiters poll it as they poll the real service. With ManageMasterUserPassword
 // RDS creates the master secret (put into the Secrets Manager fake's state when
-// one is given) and deletes it with the instance.
+// one is given) and deletes it with the instance. Each instance gets its own
+// DbiResourceId, never reused (an instance created again gets a new one), the
+// resource of rds-db:connect; IAM database authentication is off unless asked.
 
 export interface FakeDbInstance {
   input: CreateDBInstanceMessage;
@@ -37,7 +40,9 @@ export interface FakeDbInstance {
   securityGroupIds: string[];
   allocatedStorage: number;
   publiclyAccessible: boolean;
+  iamDatabaseAuthentication: boolean;
   secretArn: string | undefined;
+  resourceId: string;
 }
 
 export interface RdsState {
@@ -52,6 +57,12 @@ export interface RdsFake extends InstalledFake {
 }
 
 const metadata = { $metadata: {} };
+
+// "db-" and 26 upper-case letters and digits, as RDS spells a DbiResourceId
+function newResourceId(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  return `db-${Array.from({ length: 26 }, () => alphabet[randomInt(alphabet.length)]).join('')}`;
+}
 
 // InvalidParameterCombination is one of the common errors RDS documents but
 // does not model as a class: it arrives as the service exception with that name
@@ -116,6 +127,8 @@ export function installRdsFake(
     StorageType: instance.input.StorageType,
     StorageEncrypted: instance.input.StorageEncrypted ?? false,
     PubliclyAccessible: instance.publiclyAccessible,
+    IAMDatabaseAuthenticationEnabled: instance.iamDatabaseAuthentication,
+    DbiResourceId: instance.resourceId,
     BackupRetentionPeriod: instance.backupRetention,
     DeletionProtection: instance.deletionProtection,
     DBName: instance.input.DBName,
@@ -302,7 +315,9 @@ export function installRdsFake(
         securityGroupIds: input.VpcSecurityGroupIds ?? [],
         allocatedStorage: input.AllocatedStorage ?? 20,
         publiclyAccessible: input.PubliclyAccessible ?? false,
+        iamDatabaseAuthentication: input.EnableIAMDatabaseAuthentication ?? false,
         secretArn,
+        resourceId: newResourceId(),
       };
       state.instances.set(id, instance);
       return { DBInstance: describe(id, instance, instance.status), ...metadata };
@@ -328,6 +343,9 @@ export function installRdsFake(
       if (input.VpcSecurityGroupIds) instance.securityGroupIds = input.VpcSecurityGroupIds;
       if (input.AllocatedStorage) instance.allocatedStorage = input.AllocatedStorage;
       if (input.PubliclyAccessible !== undefined) instance.publiclyAccessible = input.PubliclyAccessible;
+      if (input.EnableIAMDatabaseAuthentication !== undefined) {
+        instance.iamDatabaseAuthentication = input.EnableIAMDatabaseAuthentication;
+      }
       // a class or storage change puts the instance into `modifying`; flags apply at once
       if (input.DBInstanceClass || input.AllocatedStorage) {
         instance.status = 'modifying';

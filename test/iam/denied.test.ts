@@ -10,6 +10,7 @@ import { type FakeAws, installFakeAws } from '../fakes/index.ts';
 import { collectingLog } from '../provision/context.ts';
 import type { Scope } from '../support/iam/actions.ts';
 import { denyActions } from '../support/iam/deny.ts';
+import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 
 // up as a deployer that lacks one action: it stops at the step that needs it,
 // and the error names the step and the permission to check (the fakes and the
@@ -20,17 +21,20 @@ const fast = { minDelaySeconds: 0.01, maxDelaySeconds: 0.02, maxWaitSeconds: 5, 
 
 describe('up without one of its permissions', () => {
   let emulator: Emulator;
+  let database: TestMigrationTarget;
   let aws: FakeAws;
   const stage = `den${process.pid % 1000}`;
 
   before(async () => {
     emulator = await startEmulator({ port: 0 });
-    aws = installFakeAws({ accountId: scope.accountId, region: scope.region });
+    database = await createMigrationTarget('denied');
+    aws = installFakeAws({ accountId: scope.accountId, region: scope.region, database });
     await up();
   });
   after(async () => {
     aws?.restore();
     await emulator?.stop();
+    await database?.drop();
   });
 
   async function context(): Promise<Ctx> {

@@ -130,6 +130,7 @@ const roleInputs = {
     'arn:aws:secretsmanager:us-east-1:123456789012:secret:b',
     'arn:aws:secretsmanager:us-east-1:123456789012:secret:a',
   ],
+  database: { resourceId: 'db-ABCDEFGHIJKLMNOPQRSTUVWXY', user: 'linecount_app' },
   logGroups: ['/aws/lambda/f', '/aws/lambda/g'],
 };
 
@@ -139,6 +140,11 @@ test('the function role grants each permission on its own resource only', () => 
   assert.equal(bySid.ReadUploads?.Resource, 'arn:aws:s3:::bkt/uploads/*');
   assert.equal(bySid.ConsumeQueue?.Resource, roleInputs.queueArn);
   assert.deepEqual(bySid.ReadConnectionSecrets?.Resource, [...roleInputs.secretArns].sort());
+  // one database user of one instance, by its DbiResourceId
+  assert.equal(
+    bySid.ConnectToDatabase?.Resource,
+    'arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY/linecount_app',
+  );
   assert.deepEqual(bySid.WriteLogs?.Resource, [
     'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/f:*',
     'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/g:*',

@@ -57,6 +57,7 @@ const roleInputs = {
   bucket: 'bucket',
   queueArn: `arn:aws:sqs:us-east-1:${accountId}:ada-linecount-dev-uploads`,
   secretArns: ['arn:aws:secretsmanager:us-east-1:123456789012:secret:a-1'],
+  database: { resourceId: 'db-ABCDEFGHIJKLMNOPQRSTUVWXY', user: 'linecount_app' },
   logGroups: ['/aws/lambda/ada-linecount-dev-count'],
 };
 

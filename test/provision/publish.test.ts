@@ -9,6 +9,7 @@ import { type Emulator, emulatorCredentials, startEmulator } from '../../local/e
 import { createContext, type ProvisionOptions, provisionStack } from '../../provision/up.ts';
 import { callNames, callsTo, mutatingCalls, recordEmulatorCalls, resetCalls } from '../fakes/calls.ts';
 import { type FakeAws, installFakeAws } from '../fakes/index.ts';
+import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import { registrySkipReason, startRegistry, type TestRegistry } from '../support/registry.ts';
 import { type PublicRegistry, startPublicRegistry } from '../support/registry-public.ts';
 import { type CollectingLog, collectingLog } from './context.ts';
@@ -30,6 +31,7 @@ describe('up without --image-uri', { skip }, () => {
   let emulator: Emulator;
   let registry: TestRegistry;
   let publicEcr: PublicRegistry;
+  let database: TestMigrationTarget;
   let aws: FakeAws;
   const stage = `pub${process.pid % 1000}`;
 
@@ -37,14 +39,16 @@ describe('up without --image-uri', { skip }, () => {
     emulator = await startEmulator({ port: 0 });
     registry = await startRegistry();
     publicEcr = await startPublicRegistry();
+    database = await createMigrationTarget('publish');
   });
   after(async () => {
+    await database?.drop();
     await publicEcr?.stop();
     await registry?.stop();
     await emulator?.stop();
   });
   beforeEach(() => {
-    aws = installFakeAws({ accountId });
+    aws = installFakeAws({ accountId, database });
     aws.ecr.useRegistry(registry);
     resetCalls();
   });
@@ -111,7 +115,7 @@ describe('up without --image-uri', { skip }, () => {
     assert.equal(inspected.Digest, digest);
     assert.equal(inspected.Architecture, 'arm64');
 
-    for (const name of [ctx.names.function, ctx.names.flushFunction]) {
+    for (const name of [ctx.names.function, ctx.names.flushFunction, ctx.names.migrateFunction]) {
       const created = first.changes.find((c) => c.kind === 'lambda function' && c.name === name);
       assert.equal(created?.action, Action.create, name);
       assert.equal(aws.lambda.functions.get(name)?.imageUri, imageUri, `${name} runs the pushed digest`);

@@ -15,12 +15,14 @@ import {
   resetCalls,
 } from '../fakes/calls.ts';
 import { type FakeAws, installFakeAws } from '../fakes/index.ts';
+import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import { collectingLog } from './context.ts';
 
 // The whole stack: control-plane services on the stateful fakes, S3/SNS/SQS on
 // the local emulator over HTTP. Calls to the emulator are recorded into the
 // same call log through a client middleware, so "no mutating call" covers
-// every service.
+// every service. The migration function's invocations run the real migration
+// on a schema of the test PostgreSQL.
 
 // the emulator's account: ARNs it returns and ARNs built from the identity must agree
 const accountId = '000000000000';
@@ -33,18 +35,21 @@ const waits: ProvisionOptions = {
 };
 
 let emulator: Emulator;
+let database: TestMigrationTarget;
 let aws: FakeAws;
 let stageCounter = 0;
 let stage: string;
 
 before(async () => {
   emulator = await startEmulator({ port: 0 });
+  database = await createMigrationTarget('stack');
 });
 after(async () => {
   await emulator.stop();
+  await database.drop();
 });
 beforeEach(() => {
-  aws = installFakeAws({ accountId });
+  aws = installFakeAws({ accountId, database });
   resetCalls();
   stageCounter += 1;
   stage = `st${process.pid % 1000}x${stageCounter}`;
@@ -124,11 +129,25 @@ test('a fresh up creates everything in the order of the flow, and a second up ma
   );
   assert.ok(kinds.indexOf('schedule') < kinds.findIndex((k) => /alarm|alert|dashboard/i.test(k)));
 
-  assert.equal(aws.lambda.functions.size, 2);
-  assert.equal(aws.iam.roles.size, 2);
+  assert.equal(aws.lambda.functions.size, 3);
+  assert.equal(aws.iam.roles.size, 3);
   const count = aws.lambda.functions.get(`ada-linecount-${stage}-count`)?.configuration;
   assert.equal(count?.Environment?.Variables?.REDIS_AUTH_SECRET_ARN, first.outputs.cacheAuthSecretArn);
-  assert.equal(count?.Environment?.Variables?.DB_SECRET_ARN, first.outputs.dbSecretArn);
+  // the counting functions sign in as the application role; only the migration holds the master secret
+  assert.equal(count?.Environment?.Variables?.DB_IAM_USER, 'linecount_app');
+  assert.equal(count?.Environment?.Variables?.DB_SECRET_ARN, undefined);
+  const migration = aws.lambda.functions.get(`ada-linecount-${stage}-migrate`)?.configuration;
+  assert.equal(migration?.Environment?.Variables?.DB_SECRET_ARN, first.outputs.dbSecretArn);
+  assert.equal(migration?.Environment?.Variables?.DB_APP_USER, 'linecount_app');
+  assert.deepEqual(migration?.ImageConfigResponse?.ImageConfig?.Command, ['index.migrateHandler']);
+  assert.notEqual(migration?.Role, count?.Role);
+  // the migration ran: the tables and the role exist
+  const { rows } = await database.pool.query(
+    `SELECT (SELECT count(*)::int FROM information_schema.tables WHERE table_schema = $1) AS tables,
+            (SELECT count(*)::int FROM pg_roles WHERE rolname = $2) AS roles`,
+    [database.schema, database.role],
+  );
+  assert.deepEqual(rows[0], { tables: 2, roles: 1 });
   assert.equal(first.outputs.imageUri?.endsWith(digest), true);
 
   resetCalls();
@@ -153,6 +172,54 @@ test('changing the function memory changes exactly the functions memory', async 
     'lambda:UpdateFunctionConfiguration',
     'lambda:UpdateFunctionConfiguration',
   ]);
+});
+
+test('a new image updates the three functions and runs the migration once more; a second up runs nothing', async () => {
+  await up();
+  resetCalls();
+  const newImage = async () => {
+    const ctx = await context('apply');
+    return provisionStack(ctx, { ...waits, imageUri: imageUri(ctx, `sha256:${'6'.repeat(64)}`) });
+  };
+  const { changes } = await newImage();
+  assert.deepEqual(
+    callNames(mutatingCalls()).filter((name) => name.startsWith('lambda:')),
+    [
+      'lambda:UpdateFunctionCode',
+      'lambda:Invoke',
+      'lambda:TagResource',
+      'lambda:UpdateFunctionCode',
+      'lambda:UpdateFunctionCode',
+    ],
+  );
+  assert.deepEqual(
+    changes.filter((c) => c.kind === 'database migration').map((c) => c.action),
+    [Action.update],
+  );
+  resetCalls();
+  await newImage();
+  assert.deepEqual(callNames(mutatingCalls()), []);
+});
+
+test('a failed migration stops up before the counting functions exist, says why, and the next up runs it again', async () => {
+  aws.lambda.runtimes.set('index.migrateHandler', () => {
+    throw new Error('permission denied for database linecount');
+  });
+  await assert.rejects(up(), {
+    message:
+      /^cannot migrate the database: ada-linecount-\S+-migrate failed \(Unhandled\): Error: permission denied for database linecount \(its log is in \/aws\/lambda\/ada-linecount-\S+-migrate; fix the cause and run up again/,
+  });
+  assert.deepEqual([...aws.lambda.functions.keys()], [`ada-linecount-${stage}-migrate`]);
+  aws.lambda.useDatabase(database);
+  const second = await up();
+  assert.deepEqual(
+    second.changes.filter((c) => c.kind === 'database migration').map((c) => c.action),
+    [Action.update],
+  );
+  assert.equal(aws.lambda.functions.size, 3);
+  resetCalls();
+  await up();
+  assert.deepEqual(callNames(mutatingCalls()), []);
 });
 
 test('changing the queue visibility timeout sets exactly that attribute', async () => {

@@ -1,0 +1,219 @@
+import { createHash } from 'node:crypto';
+import {
+  InvocationType,
+  InvokeCommand,
+  type InvokeCommandOutput,
+  ResourceNotReadyException,
+  TagResourceCommand,
+} from '@aws-sdk/client-lambda';
+import { stepError } from '../../lib/errors.ts';
+import { Action, type Ctx, canonical, isPlan, record } from '../../lib/reconcile.ts';
+import {
+  type DesiredFunction,
+  databaseCaFile,
+  desiredFunction,
+  ensureFunction,
+  findFunction,
+  MigrateCommand,
+  waitActive,
+} from './function.ts';
+import type { DesiredRole } from './role.ts';
+import { ensureRole, trustPolicy, vpcExecutionStatements, writeLogsStatement } from './role.ts';
+
+// The one-shot database migration (lambda-image/migrate.ts): the function
+// image run as a third function, in the VPC beside the database, with a role
+// of its own that alone may read the RDS master user secret. up.ts invokes it
+// synchronously once the database and its image exist; it creates the tables
+// and the application role that the counting and flush functions sign in as
+// with IAM authentication tokens. It runs when its image or configuration
+// differs from those of its last successful run, which the function carries as
+// a tag: a second up with nothing changed invokes nothing, and a failed
+// migration is run again by the next up.
+
+const kind = 'database migration';
+
+// the fingerprint of the image and configuration the last successful migration ran with
+export const migratedTag = 'ada-linecount:migrated';
+
+// A cold start in the VPC, the master secret read, and a few statements; the
+// advisory locks make a second migration at the same moment wait for the first.
+export const migrationTimeoutSeconds = 120;
+export const migrationMemoryMb = 256;
+
+export interface MigrationInputs {
+  imageUri: string;
+  subnetIds: string[];
+  securityGroupId: string;
+  database: { host: string; port: number; name: string; secretArn: string };
+}
+
+export interface MigrationOutputs {
+  functionName: string;
+  roleArn: string;
+  ran: boolean;
+}
+
+export function desiredMigrationRole(
+  ctx: Pick<Ctx, 'identity' | 'names'>,
+  masterSecretArn: string,
+): DesiredRole {
+  const { identity, names } = ctx;
+  return {
+    name: names.migrateRole,
+    description: `${names.base}: the database migration, the one reader of the master secret`,
+    trustPolicy: trustPolicy(ctx, 'lambda.amazonaws.com'),
+    policyName: 'migrate',
+    policy: {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          // RDS keeps the master user's password in this secret
+          // (ManageMasterUserPassword); no other role of the stack may read it
+          Sid: 'ReadMasterSecret',
+          Effect: 'Allow',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: masterSecretArn,
+        },
+        writeLogsStatement(ctx, [names.migrateLogGroup]),
+        ...vpcExecutionStatements(identity),
+      ],
+    },
+    tags: names.tags,
+  };
+}
+
+// Settings only: the migration reads the master password by ARN when it runs.
+export function migrationEnvironment(
+  ctx: Pick<Ctx, 'config' | 'names'>,
+  database: MigrationInputs['database'],
+): Record<string, string> {
+  const { app, stage } = ctx.config.stack;
+  return {
+    APP: app,
+    STAGE: stage,
+    DB_HOST: database.host,
+    DB_PORT: String(database.port),
+    DB_NAME: database.name,
+    DB_SECRET_ARN: database.secretArn,
+    DB_CA_FILE: databaseCaFile,
+    DB_APP_USER: ctx.names.dbAppUser,
+  };
+}
+
+export function desiredMigrationFunction(
+  ctx: Pick<Ctx, 'config' | 'names'>,
+  inputs: MigrationInputs & { roleArn: string },
+): DesiredFunction {
+  return desiredFunction(
+    ctx,
+    {
+      roleArn: inputs.roleArn,
+      imageUri: inputs.imageUri,
+      subnetIds: inputs.subnetIds,
+      securityGroupId: inputs.securityGroupId,
+      environment: migrationEnvironment(ctx, inputs.database),
+    },
+    {
+      name: ctx.names.migrateFunction,
+      logGroup: ctx.names.migrateLogGroup,
+      command: [...MigrateCommand],
+      description: `${ctx.names.base}: creates the tables and the functions' database role`,
+      timeout: migrationTimeoutSeconds,
+      memorySize: migrationMemoryMb,
+    },
+  );
+}
+
+// What a migration ran with: the image (the DDL and the grants are its code)
+// and the configuration (which database, which role).
+export function migrationFingerprint(desired: DesiredFunction): string {
+  const subject = { imageUri: desired.imageUri, environment: desired.environment, command: desired.command };
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(subject)))
+    .digest('hex');
+}
+
+export async function ensureMigration(ctx: Ctx, inputs: MigrationInputs): Promise<MigrationOutputs> {
+  const role = await ensureRole(ctx, desiredMigrationRole(ctx, inputs.database.secretArn));
+  const desired = desiredMigrationFunction(ctx, { ...inputs, roleArn: role.arn });
+  const before = await findFunction(ctx, desired.name);
+  const fn = await ensureFunction(ctx, desired);
+  const fingerprint = migrationFingerprint(desired);
+  const done = before?.tags[migratedTag] === fingerprint;
+  record(ctx, {
+    kind,
+    name: desired.name,
+    action: before === undefined ? Action.create : done ? Action.unchanged : Action.update,
+    ...(before === undefined || done
+      ? {}
+      : { fields: [{ field: 'migrated', from: before.tags[migratedTag], to: fingerprint }] }),
+  });
+  if (isPlan(ctx) || done) return { functionName: fn.name, roleArn: role.arn, ran: false };
+  await runMigration(ctx, fn.name);
+  try {
+    await ctx.clients.lambda.send(
+      new TagResourceCommand({ Resource: fn.arn, Tags: { [migratedTag]: fingerprint } }),
+    );
+  } catch (error) {
+    throw stepError(
+      `record the migration on ${kind} function ${fn.name}`,
+      error,
+      'check lambda:TagResource permission; the migration itself succeeded and runs again, harmlessly, next time',
+    );
+  }
+  return { functionName: fn.name, roleArn: role.arn, ran: true };
+}
+
+interface FunctionErrorPayload {
+  errorType?: unknown;
+  errorMessage?: unknown;
+}
+
+// A synchronous invocation (RequestResponse) answers 200 whether or not the
+// code failed; a failure is told by FunctionError, with the error in the
+// payload (Lambda API reference, Invoke).
+async function runMigration(ctx: Ctx, functionName: string): Promise<void> {
+  const invoke = () =>
+    ctx.clients.lambda.send(
+      new InvokeCommand({
+        FunctionName: functionName,
+        InvocationType: InvocationType.RequestResponse,
+        Payload: new TextEncoder().encode('{}'),
+      }),
+    );
+  let answer: InvokeCommandOutput;
+  try {
+    try {
+      answer = await invoke();
+    } catch (error) {
+      // An idle VPC function becomes Inactive; its next invocation fails while
+      // Lambda sets it up again (Lambda Developer Guide, "Lambda function states")
+      if (!(error instanceof ResourceNotReadyException)) throw error;
+      await waitActive(ctx, functionName);
+      answer = await invoke();
+    }
+  } catch (error) {
+    throw stepError(
+      `run the ${kind} (invoke ${functionName})`,
+      error,
+      'check lambda:InvokeFunction permission',
+    );
+  }
+  const text = new TextDecoder().decode(answer.Payload ?? new Uint8Array());
+  if (answer.FunctionError !== undefined) {
+    let payload: FunctionErrorPayload = {};
+    try {
+      payload = JSON.parse(text) as FunctionErrorPayload;
+    } catch {
+      payload = { errorMessage: text };
+    }
+    const type = typeof payload.errorType === 'string' ? `${payload.errorType}: ` : '';
+    const message = typeof payload.errorMessage === 'string' ? payload.errorMessage : text;
+    throw stepError(
+      `migrate the database: ${functionName} failed (${answer.FunctionError})`,
+      `${type}${message}`,
+      `its log is in ${ctx.names.migrateLogGroup}; fix the cause and run up again, which runs the migration again`,
+    );
+  }
+  ctx.log.info(`database migrated by ${functionName}: ${text}`);
+}
