@@ -54,4 +54,15 @@ describe('the deployer', { skip: registrySkipReason() }, () => {
     assert.equal(await pass('lambda.amazonaws.com'), true);
     assert.equal(await pass('ec2.amazonaws.com'), false);
   });
+
+  test('the deployer may invoke the stack’s migration function, and no other function', async () => {
+    const principal = deployer(deployScope);
+    const { region, accountId } = deployScope;
+    const invoke = (name: string) =>
+      isAllowed(principal, 'lambda:InvokeFunction', `arn:aws:lambda:${region}:${accountId}:function:${name}`);
+    assert.equal(await invoke('ada-linecount-dev-migrate'), true);
+    assert.equal(await invoke('ada-linecount-dev-count'), false);
+    assert.equal(await invoke('ada-linecount-dev-flush'), false);
+    assert.equal(await invoke('payroll-migrate'), false);
+  });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { loadStackConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
+import { desiredMigrationRole } from '../../provision/resources/migration.ts';
 import { desiredFunctionRole, roleArn } from '../../provision/resources/role.ts';
 import type { Scope } from '../support/iam/actions.ts';
 import {
@@ -13,25 +14,32 @@ import {
   type Principal,
 } from '../support/iam/evaluate.ts';
 import { rolePrincipal } from '../support/iam/principals.ts';
+import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import { type FunctionRecording, recordFunctionCalls } from './scenarios/function.ts';
+import { type MigrationRecording, recordMigrationCalls } from './scenarios/migration.ts';
 
-// The counting and flush functions' own calls (scenarios/function.ts), decided
-// against their execution role as up.ts writes it (desiredFunctionRole).
+// The functions' own calls, decided against their execution roles as up.ts
+// writes them: the migration (scenarios/migration.ts) against the migration
+// role (desiredMigrationRole), then the counting and flush functions
+// (scenarios/function.ts) against theirs (desiredFunctionRole), on the
+// database the migration prepared.
 
 const scope: Scope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
 const stage = `fn${process.pid % 1000}`;
 const names = stackNames(loadStackConfig({ STAGE: stage }), scope);
-const secretArns = {
-  cache: `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:${names.cacheAuthSecret}-AbCdEf`,
-  database: `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:rds!db-${names.db}-GhIjKl`,
-};
+const cacheSecretArn = `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:${names.cacheAuthSecret}-AbCdEf`;
+const masterSecretArn = `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:rds!db-${names.db}-GhIjKl`;
+const resourceId = 'db-ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+const databaseUser = (id: string, user: string) =>
+  `arn:aws:rds-db:${scope.region}:${scope.accountId}:dbuser:${id}/${user}`;
 
 function functionRole(): Principal {
   const ctx = { identity: scope, names };
   const role = desiredFunctionRole(ctx, {
     bucket: names.bucket,
     queueArn: `arn:aws:sqs:${scope.region}:${scope.accountId}:${names.queue}`,
-    secretArns: [secretArns.cache, secretArns.database],
+    secretArns: [cacheSecretArn],
+    database: { resourceId, user: names.dbAppUser },
     logGroups: [names.logGroup, names.flushLogGroup],
   });
   return rolePrincipal(
@@ -42,15 +50,39 @@ function functionRole(): Principal {
   );
 }
 
-describe('the function role', () => {
+function migrationRole(): Principal {
+  const ctx = { identity: scope, names };
+  const role = desiredMigrationRole(ctx, masterSecretArn);
+  return rolePrincipal(
+    `the role ${role.name} (as up.ts writes it)`,
+    roleArn(ctx, role.name),
+    role.policyName,
+    role.policy as PolicyDocument,
+  );
+}
+
+describe('the function and migration roles', () => {
+  let database: TestMigrationTarget;
+  let migration: MigrationRecording;
   let recording: FunctionRecording;
 
   before(async () => {
-    recording = await recordFunctionCalls({ scope, stage, secretArns });
+    database = await createMigrationTarget(`iam_fn_${stage}`);
+    migration = await recordMigrationCalls({ scope, stage, masterSecretArn, target: database });
+    recording = await recordFunctionCalls({
+      scope,
+      stage,
+      cacheSecretArn,
+      database: { target: database, resourceId },
+    });
   });
 
-  test('every call of the functions maps to IAM', () => {
-    assertNoFindings(recording.unmapped, 'calls that do not map to IAM');
+  after(async () => {
+    await database?.drop();
+  });
+
+  test('every call of the functions and of the migration maps to IAM', () => {
+    assertNoFindings([...migration.unmapped, ...recording.unmapped], 'calls that do not map to IAM');
   });
 
   test('the role as up.ts writes it allows every request of the functions', async () => {
@@ -73,13 +105,54 @@ describe('the function role', () => {
     assert.ok(await isAllowed(functionRole(), 's3:ListBucket', listing.authorization.resource));
   });
 
-  test('the cold start reads both connection secrets, and the role allows exactly those', async () => {
+  test('the cold start reads the cache token only, and the role cannot read the database master secret', async () => {
     const reads = recording.requests
       .filter((r) => r.authorization.action === 'secretsmanager:GetSecretValue')
-      .map((r) => r.authorization.resource)
-      .sort();
-    assert.deepEqual(reads, [secretArns.cache, secretArns.database].sort());
+      .map((r) => r.authorization.resource);
+    assert.deepEqual([...new Set(reads)], [cacheSecretArn]);
+    assert.equal(await isAllowed(functionRole(), 'secretsmanager:GetSecretValue', masterSecretArn), false);
     const other = `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:someone-else-MnOpQr`;
     assert.equal(await isAllowed(functionRole(), 'secretsmanager:GetSecretValue', other), false);
+  });
+
+  test('every database connection is rds-db:connect as linecount_app on the stack’s instance, and only that is allowed', async () => {
+    const connects = recording.requests.filter((r) => r.authorization.action === 'rds-db:connect');
+    assert.ok(connects.length > 0, 'the functions signed in to PostgreSQL with IAM tokens');
+    assert.deepEqual(
+      [...new Set(connects.map((r) => r.authorization.resource))],
+      [databaseUser(resourceId, names.dbAppUser)],
+    );
+    const role = functionRole();
+    assert.equal(await isAllowed(role, 'rds-db:connect', databaseUser(resourceId, names.dbUser)), false);
+    assert.equal(await isAllowed(role, 'rds-db:connect', databaseUser(resourceId, 'postgres')), false);
+    assert.equal(
+      await isAllowed(role, 'rds-db:connect', databaseUser('db-ANOTHERINSTANCEXXXXXXXXXXX', names.dbAppUser)),
+      false,
+    );
+  });
+
+  test('the migration reads the master secret, and its role allows exactly that of the stack’s secrets', async () => {
+    const denied = await deniedRequests(migrationRole(), migration.requests);
+    assertNoFindings(denied.map(describeDenial), 'requests the migration role denies');
+    const reads = migration.requests
+      .filter((r) => r.authorization.action === 'secretsmanager:GetSecretValue')
+      .map((r) => r.authorization.resource);
+    assert.deepEqual([...new Set(reads)], [masterSecretArn]);
+    assert.equal(migration.result.tables.length, 2);
+    const role = migrationRole();
+    assert.equal(await isAllowed(role, 'secretsmanager:GetSecretValue', cacheSecretArn), false);
+    assert.equal(await isAllowed(role, 'rds-db:connect', databaseUser(resourceId, names.dbAppUser)), false);
+    assert.equal(
+      await isAllowed(role, 's3:GetObject', `arn:aws:s3:::${names.bucket}/${names.uploadsPrefix}a.csv`),
+      false,
+    );
+    assert.equal(
+      await isAllowed(
+        role,
+        'sqs:ReceiveMessage',
+        `arn:aws:sqs:${scope.region}:${scope.accountId}:${names.queue}`,
+      ),
+      false,
+    );
   });
 });

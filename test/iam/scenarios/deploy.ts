@@ -36,6 +36,7 @@ import type { Scope } from '../../support/iam/actions.ts';
 import type { Principal, Request } from '../../support/iam/evaluate.ts';
 import { roleInFake } from '../../support/iam/principals.ts';
 import { liveOf, recordAuthorizations, recordRegistryCalls } from '../../support/iam/recorder.ts';
+import { createMigrationTarget } from '../../support/migration.ts';
 import { startRegistry } from '../../support/registry.ts';
 import { startPublicRegistry } from '../../support/registry-public.ts';
 import { createTestSchema } from '../../support/services.ts';
@@ -52,6 +53,9 @@ import { createTestSchema } from '../../support/services.ts';
 // (its SNS answering as SNS documents), the image push on a real registry, so
 // the requests are the ones these services would receive.
 
+// (the migration function's invocations run the real migration on a schema of
+// the test PostgreSQL).
+
 // the emulator's account: ARNs it returns and ARNs built from the identity must agree
 export const deployScope: Scope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
 
@@ -63,6 +67,8 @@ export interface DeployRecording {
   unmapped: string[];
   // the roles as up.ts wrote them, by ARN
   roles: Map<string, Principal>;
+  // the DbiResourceId of the database instance when the roles were read
+  dbResourceId: string | undefined;
   outputs: StackOutputs;
 }
 
@@ -73,7 +79,12 @@ export async function recordDeployment(stage: string): Promise<DeployRecording> 
   const registry = await startRegistry();
   const publicEcr = await startPublicRegistry();
   const db = await createTestSchema(`iam_${stage}`);
-  const aws = installFakeAws({ accountId: deployScope.accountId, region: deployScope.region });
+  const migrated = await createMigrationTarget(`iam_${stage}_m`);
+  const aws = installFakeAws({
+    accountId: deployScope.accountId,
+    region: deployScope.region,
+    database: migrated,
+  });
   aws.ecr.useRegistry(registry);
   const log = recordAuthorizations(deployScope, liveOf(aws));
   const restoreFetch = recordRegistryCalls(registry.host, deployScope, log);
@@ -91,6 +102,7 @@ export async function recordDeployment(stage: string): Promise<DeployRecording> 
       byRole: log.byRole,
       unmapped: log.unmapped,
       roles: deployment.roles,
+      dbResourceId: deployment.dbResourceId,
       outputs,
     };
   } finally {
@@ -99,6 +111,7 @@ export async function recordDeployment(stage: string): Promise<DeployRecording> 
     aws.restore();
     for (const clients of opened) destroyClients(clients);
     await db.drop();
+    await migrated.drop();
     await publicEcr.stop();
     await registry.stop();
     await emulator.stop();
@@ -110,6 +123,7 @@ class Deployment {
   // after the first up, the image is given by digest: nothing is built again
   imageUri: string | undefined;
   readonly roles = new Map<string, Principal>();
+  dbResourceId: string | undefined;
 
   constructor(
     private readonly aws: FakeAws,
@@ -196,6 +210,7 @@ class Deployment {
 
     for (const role of this.aws.iam.roles.values())
       this.roles.set(role.arn, roleInFake(this.aws.iam, role.arn));
+    this.dbResourceId = [...this.aws.rds.state.instances.values()][0]?.resourceId;
     await this.downPastForeignSubnet();
     // deployed again within the recovery window of the cache token's secret;
     // the final snapshot was kept by the first down (snapshot names have a

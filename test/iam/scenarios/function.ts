@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
@@ -13,25 +16,34 @@ import type { SQSEvent } from 'aws-lambda';
 import { createFunction } from '../../../lambda-image/app.ts';
 import { createConnections } from '../../../lambda-image/connections.ts';
 import { qualifiedTable } from '../../../lambda-image/schema.ts';
-import { loadRuntimeConfig, loadStackConfig } from '../../../lib/config.ts';
+import { loadDeployConfig, loadRuntimeConfig } from '../../../lib/config.ts';
 import { metricNamespace } from '../../../lib/metrics.ts';
 import { stackNames } from '../../../lib/names.ts';
 import { freePort } from '../../../lib/net.ts';
 import { buildObjectCreatedEvent } from '../../../lib/s3-event.ts';
 import { emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
-import { recordClientCalls } from '../../fakes/calls.ts';
+import { functionEnvironment } from '../../../provision/resources/function.ts';
+import { recordCall, recordClientCalls } from '../../fakes/calls.ts';
 import { installSecretsManagerFake } from '../../fakes/secrets-manager.ts';
 import { testBufferSettings } from '../../function/fixtures.ts';
 import type { Scope } from '../../support/iam/actions.ts';
 import type { Request } from '../../support/iam/evaluate.ts';
 import { recordAuthorizations } from '../../support/iam/recorder.ts';
-import { createTestRedis, createTestSchema } from '../../support/services.ts';
+import type { TestMigrationTarget } from '../../support/migration.ts';
+import { generateCertificate, iamTokenCheck, PostgresGate } from '../../support/pg-gate.ts';
+import { createTestRedis, testDatabaseUrl } from '../../support/services.ts';
 
 // The counting and flush functions' own AWS calls, made by their code on the
 // local emulator and recorded by a middleware on the clients given to it:
-//  - the cold start reads the cache token and the database secret from
-//    Secrets Manager by ARN (lambda-image/connections.ts, the deployed
-//    configuration; the Secrets Manager fake answers);
+//  - the cold start reads the cache token from Secrets Manager by ARN
+//    (lambda-image/connections.ts, with the configuration up.ts gives the
+//    function; the Secrets Manager fake answers);
+//  - every PostgreSQL connection signs in as linecount_app with an IAM
+//    authentication token, to a front that requires TLS and verifies the
+//    token's signature as RDS does (test/support/pg-gate.ts) and records the
+//    sign-in, which RDS authorizes as rds-db:connect; the session then runs, on
+//    the machine's PostgreSQL, as the role the migration created (the target's:
+//    roles are cluster-wide, so the test's own stands for linecount_app);
 //  - one SQS batch, shaped as the event source mapping delivers it, with
 //    three uploads: one named by version, as a versioned bucket's events
 //    always are (GetObject with VersionId: s3:GetObjectVersion); one without
@@ -48,8 +60,17 @@ import { createTestRedis, createTestSchema } from '../../support/services.ts';
 export interface FunctionTarget {
   scope: Scope;
   stage: string;
-  secretArns: { cache: string; database: string };
+  cacheSecretArn: string;
+  // a database the migration has run on, and the instance it stands for
+  database: { target: TestMigrationTarget; resourceId: string };
 }
+
+// the keys of the function's role, as Lambda gives them to its code
+const roleKeys = {
+  accessKeyId: 'ASIAFUNCTIONROLE0001',
+  secretAccessKey: 'function-role-secret',
+  sessionToken: 'session',
+};
 
 export interface FunctionRecording {
   requests: Request[];
@@ -58,11 +79,28 @@ export interface FunctionRecording {
 
 export async function recordFunctionCalls(target: FunctionTarget): Promise<FunctionRecording> {
   const { scope } = target;
-  const names = stackNames(loadStackConfig({ STAGE: target.stage }), scope);
+  const db = target.database.target;
+  const deploy = loadDeployConfig({ AWS_REGION: scope.region, STAGE: target.stage });
+  const names = stackNames(deploy.stack, scope);
   const emulator = await startEmulator({ port: 0 });
   const secrets = installSecretsManagerFake({ accountId: scope.accountId, region: scope.region });
-  const db = await createTestSchema(`iam_fn_${target.stage}`);
   const cache = await createTestRedis(`iam_fn_${target.stage}`);
+  const dir = mkdtempSync(join(tmpdir(), 'ada-iam-function-'));
+  const certificate = generateCertificate(dir, 'rds');
+  const rdsHost = '127.0.0.1';
+  const gate: PostgresGate = new PostgresGate({
+    tls: certificate,
+    check: iamTokenCheck({
+      host: rdsHost,
+      port: () => gate.port,
+      region: scope.region,
+      credentials: [roleKeys],
+      onSignIn: ({ user }) =>
+        recordCall('rds-db', 'connect', { Hostname: rdsHost, Port: gate.port, DBUser: user }),
+    }),
+    upstreamUser: (user) => (user === names.dbAppUser ? db.role : user),
+  });
+  await gate.start();
   const s3 = new S3Client({
     region: scope.region,
     endpoint: emulator.endpoint,
@@ -70,7 +108,10 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     credentials: emulatorCredentials,
   });
   const secretsClient = new SecretsManagerClient({ region: scope.region, credentials: emulatorCredentials });
-  const log = recordAuthorizations(scope);
+  const log = recordAuthorizations(scope, {
+    databaseResourceOf: (host) => (host === rdsHost ? target.database.resourceId : undefined),
+  });
+  let connections: Awaited<ReturnType<typeof createConnections>> | undefined;
   try {
     // the bucket and its uploads, put there by someone else before the function runs
     const bucket = names.bucket;
@@ -95,38 +136,41 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     assert.ok(versionId, 'the emulator lists the object’s version');
 
     recordClientCalls(s3, 's3');
-    for (const [arn, value] of [
-      [target.secretArns.cache, 'cache-auth-token'],
-      [target.secretArns.database, JSON.stringify({ username: 'linecount', password: 'secret' })],
-    ] as const) {
-      secrets.state.secrets.set(arn, {
-        ARN: arn,
-        Name: arn.split(':secret:')[1] ?? arn,
-        SecretString: value,
-        Tags: [],
-      });
-    }
-    // the cold start: both connections come from their secrets; nothing
-    // listens on the closed port and the pool connects lazily, so only the
-    // secret reads happen here
+    secrets.state.secrets.set(target.cacheSecretArn, {
+      ARN: target.cacheSecretArn,
+      Name: target.cacheSecretArn.split(':secret:')[1] ?? target.cacheSecretArn,
+      SecretString: 'cache-auth-token',
+      Tags: [],
+    });
+    // the cold start, with the environment up.ts gives the function: the
+    // cache token comes from its secret (nothing listens on the closed port:
+    // the function's Redis is the test's own, below); PostgreSQL connections
+    // sign in with IAM tokens through the front
     const closedPort = await freePort();
+    const environment = functionEnvironment(
+      { config: deploy },
+      {
+        cache: { host: '127.0.0.1', port: closedPort, authSecretArn: target.cacheSecretArn },
+        database: {
+          host: rdsHost,
+          port: gate.port,
+          name: new URL(testDatabaseUrl).pathname.slice(1) || 'test',
+          user: names.dbAppUser,
+        },
+      },
+    );
+    assert.equal(environment.DB_SECRET_ARN, undefined, 'the function is given no database secret');
     const deployed = loadRuntimeConfig({
+      ...environment,
       AWS_REGION: scope.region,
-      STAGE: target.stage,
-      REDIS_HOST: '127.0.0.1',
-      REDIS_PORT: String(closedPort),
       REDIS_TLS: 'false',
-      REDIS_AUTH_SECRET_ARN: target.secretArns.cache,
-      DB_HOST: '127.0.0.1',
-      DB_PORT: String(closedPort),
-      DB_SECRET_ARN: target.secretArns.database,
+      DB_CA_FILE: certificate.certFile,
       DB_SCHEMA: db.schema,
     });
-    const connections = await createConnections(deployed, {
-      secrets: secretsClient,
-      onError: () => undefined,
-    });
-    await connections.close();
+    connections = await createConnections(
+      { ...deployed, aws: { ...deployed.aws, credentials: roleKeys } },
+      { secrets: secretsClient, onError: () => undefined },
+    );
 
     // EMF lines would go to stdout: this run keeps them to itself
     const metrics = new Metrics({ namespace: metricNamespace, serviceName: 'ada-linecount-iam' });
@@ -137,7 +181,7 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     const fn = createFunction({
       s3,
       redis: cache.redis,
-      pool: db.pool,
+      pool: connections.pool,
       buffer: testBufferSettings(`${cache.prefix}fn:`),
       schema: db.schema,
       logger: new Logger({ serviceName: 'ada-linecount-iam', logLevel: 'SILENT' }),
@@ -196,6 +240,7 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     const response = await fn.handler(event);
     assert.deepEqual(response, { batchItemFailures: [] }, 'every message counted or skipped');
     await fn.flushHandler();
+    // read as the test server's superuser, not as the function
     const { rows } = await db.pool.query<{ file_name: string; line_count: string }>(
       `SELECT file_name, line_count FROM ${qualifiedTable(db.schema)} ORDER BY file_name`,
     );
@@ -209,11 +254,13 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     return { requests: log.caller, unmapped: log.unmapped };
   } finally {
     log.stop();
+    await connections?.close();
     s3.destroy();
     secretsClient.destroy();
     secrets.restore();
     await cache.cleanup();
-    await db.drop();
+    await gate.stop();
+    rmSync(dir, { recursive: true, force: true });
     await emulator.stop();
   }
 }

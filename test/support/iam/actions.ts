@@ -51,6 +51,8 @@ export interface Live {
   // the execution role of a function, and the function of an event source mapping
   roleOf?(functionArn: string): string | undefined;
   functionOfMapping?(uuid: string): string | undefined;
+  // the DbiResourceId of the RDS instance at a database endpoint's host
+  databaseResourceOf?(host: string): string | undefined;
 }
 
 export class UnmappedCall extends Error {
@@ -1016,6 +1018,28 @@ const rds: Record<string, Mapper> = {
   ListTagsForResource: (input, env) => [on(env, 'rds:ListTagsForResource', need(env, input, 'ResourceName'))],
 };
 
+// ---------------------------------------------------------------- RDS IAM database authentication
+
+// Not an API call: a PostgreSQL connection that signs in with an IAM
+// authentication token, recorded as ('rds-db', 'connect', { Hostname, Port,
+// DBUser }) by whatever plays the database (test/support/pg-gate.ts). The
+// token is a presigned rds-db connect request; RDS authorizes it as
+// rds-db:connect on the database account it signs in to,
+// arn:aws:rds-db:region:account:dbuser:DbiResourceId/user (RDS User Guide,
+// "Creating and using an IAM policy for IAM database access"; SAR: rds-db:connect,
+// resource type db-user, required). The token names the endpoint, not the
+// instance: the tests say which instance a host is (Live.databaseResourceOf).
+const rdsDb: Record<string, Mapper> = {
+  connect: (input, env) => {
+    const host = need(env, input, 'Hostname');
+    const resourceId = env.live.databaseResourceOf?.(host);
+    if (resourceId === undefined) throw new UnmappedCall(env.call, `no RDS instance is known at ${host}`);
+    return [
+      on(env, 'rds-db:connect', arnOf(env, 'rds-db', `dbuser:${resourceId}/${need(env, input, 'DBUser')}`)),
+    ];
+  },
+};
+
 // ---------------------------------------------------------------- EC2
 // The EC2 API reference lists, per action, the resource types it is
 // authorized on (SAR, "Actions defined by Amazon EC2"); a create call is
@@ -1175,6 +1199,7 @@ const table: Record<string, Record<string, Mapper>> = {
   lambda,
   elasticache,
   rds,
+  'rds-db': rdsDb,
   ec2,
 };
 
