@@ -4,6 +4,7 @@ import { Action } from '../../lib/reconcile.ts';
 import { ExitCode, runCli } from '../../provision/cli.ts';
 import { provisionStack } from '../../provision/up.ts';
 import { teardownStack } from '../../teardown/down.ts';
+import { createMigrationTarget } from '../support/migration.ts';
 import {
   checkMotoGaps,
   findMoto,
@@ -28,9 +29,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const url = requireMoto(await findMoto('plain'));
   await checkMotoGaps(url);
+  // the migration function's invocations run here (test/support/moto.ts)
+  const migration = await createMigrationTarget('fresh');
 
   const step = async (stage: string, what: 'plan' | 'up' | 'down') => {
-    const run = await motoContext(url, { stage, mode: what === 'plan' ? 'plan' : 'apply' });
+    const run = await motoContext(url, { stage, mode: what === 'plan' ? 'plan' : 'apply', migration });
     try {
       if (what === 'down') return (await teardownStack(run.ctx, motoTeardownOptions)).changes;
       return (await provisionStack(run.ctx, motoProvisionOptions(run.ctx))).changes;
@@ -61,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
       });
     }
   }
+  await migration.drop();
   durations.sort((a, b) => a - b);
   const median = durations[Math.floor(durations.length / 2)] ?? 0;
   process.stdout.write(

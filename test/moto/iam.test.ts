@@ -47,6 +47,7 @@ import { Action, type Change, type Mode } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy } from '../../provision/policy.ts';
 import { provisionStack } from '../../provision/up.ts';
 import { findLeftovers, teardownStack } from '../../teardown/down.ts';
+import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import {
   bootstrapIam,
   type Credentials,
@@ -112,9 +113,11 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
   let moto: MotoIam;
   let deployer: Credentials;
   let outputs: StackOutputs;
+  let database: TestMigrationTarget | undefined;
 
   before(async () => {
     url = requireMoto(target);
+    database = await createMigrationTarget('moto_iam');
     moto = await bootstrapIam(url);
     await checkMotoGaps(url, moto.admin);
     // docs/deployer-policy.json with REGION and ACCOUNT filled in, as a user would
@@ -135,6 +138,7 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
     } finally {
       run.close();
       moto.close();
+      await database?.drop();
     }
   });
 
@@ -146,7 +150,7 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
     mode: Mode,
     use: (run: MotoRun) => Promise<T>,
   ): Promise<T> {
-    const run = await motoContext(url, { stage, mode, credentials });
+    const run = await motoContext(url, { stage, mode, credentials, migration: database });
     try {
       return await use(run);
     } finally {
@@ -301,15 +305,20 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
       }
     });
 
-    test('reads both connection secrets as the deployed function does', async () => {
+    test('reads the cache secret as the deployed function does, and is given no database secret', async () => {
       const clients = admin();
       let environment: Record<string, string>;
+      let migrationEnvironment: Record<string, string>;
       let cacheToken: string | undefined;
       try {
         const live = await clients.lambda.send(
           new GetFunctionConfigurationCommand({ FunctionName: outputs.functionName }),
         );
         environment = live.Environment?.Variables ?? {};
+        const migration = await clients.lambda.send(
+          new GetFunctionConfigurationCommand({ FunctionName: `${outputs.app}-${outputs.stage}-migrate` }),
+        );
+        migrationEnvironment = migration.Environment?.Variables ?? {};
         cacheToken = (
           await clients.secretsManager.send(
             new GetSecretValueCommand({ SecretId: outputs.cacheAuthSecretArn }),
@@ -318,7 +327,10 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
       } finally {
         destroyClients(clients);
       }
-      assert.equal(environment.DB_SECRET_ARN, outputs.dbSecretArn);
+      // PostgreSQL: an IAM token for linecount_app; the master secret is the migration's
+      assert.equal(environment.DB_SECRET_ARN, undefined);
+      assert.equal(environment.DB_IAM_USER, 'linecount_app');
+      assert.equal(migrationEnvironment.DB_SECRET_ARN, outputs.dbSecretArn);
       assert.equal(environment.REDIS_AUTH_SECRET_ARN, outputs.cacheAuthSecretArn);
       // the function's own configuration, pointed at moto and at a local port
       // nothing serves (no connection is made: only the secrets are read)
@@ -332,7 +344,10 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
         DB_CA_FILE: '',
       });
       const secrets = createSecretsManagerClient({ ...config.aws, credentials: functionCredentials });
-      const connections = await createConnections(config, { secrets, onError: () => undefined });
+      const connections = await createConnections(
+        { ...config, aws: { ...config.aws, credentials: functionCredentials } },
+        { secrets, onError: () => undefined },
+      );
       try {
         assert.equal(connections.redis.options.password, cacheToken);
       } finally {
@@ -396,9 +411,11 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
           );
         assert.equal(missing, 'NoSuchKey');
         // 2. moto authorizes Secrets Manager against "*", so the role's statement
-        //    scoped to the two secret ARNs denies in moto what it allows in AWS.
+        //    scoped to the cache secret's ARN denies in moto what it allows in
+        //    AWS (and so moto cannot show that the role may not read the master
+        //    secret: the policy evaluator tests do, test/iam/function.test.ts).
         await assert.rejects(
-          exact.send(new GetSecretValueCommand({ SecretId: outputs.dbSecretArn })),
+          exact.send(new GetSecretValueCommand({ SecretId: outputs.cacheAuthSecretArn })),
           (error) => {
             assert.equal(httpStatus(error), 403, String(error));
             return true;
@@ -416,6 +433,33 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
         destroyClients(clients);
       }
     });
+  });
+
+  test('the migration role’s policy, as up.ts wrote it, reads the master secret as the migration does', async () => {
+    const clients = createClients(motoAws(url, moto.admin));
+    let policy: PolicyDocument;
+    try {
+      const { PolicyDocument } = await clients.iam.send(
+        new GetRolePolicyCommand({
+          RoleName: `${outputs.app}-${outputs.stage}-migrate`,
+          PolicyName: 'migrate',
+        }),
+      );
+      policy = parsePolicy(PolicyDocument) as PolicyDocument;
+    } finally {
+      destroyClients(clients);
+    }
+    const secrets = createSecretsManagerClient(
+      motoAws(url, await moto.assumeRoleWith('migration-probe', policyAsMotoEvaluates(policy))),
+    );
+    try {
+      const { SecretString } = await secrets.send(
+        new GetSecretValueCommand({ SecretId: outputs.dbSecretArn }),
+      );
+      assert.equal(typeof JSON.parse(SecretString ?? '{}').password, 'string');
+    } finally {
+      secrets.destroy();
+    }
   });
 
   // Each S3 call up, down and the function make, with the action AWS authorizes

@@ -11,6 +11,7 @@ import { GetQueueAttributesCommand, SetQueueAttributesCommand } from '@aws-sdk/c
 import { Action, type Change, type Ctx, type Mode } from '../../lib/reconcile.ts';
 import { provisionStack } from '../../provision/up.ts';
 import { teardownStack } from '../../teardown/down.ts';
+import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import {
   checkMotoGaps,
   findMoto,
@@ -37,11 +38,13 @@ const notUnchanged = (changes: Change[]) =>
 
 describe('up and down against moto', { skip: target.skip }, () => {
   let url: string;
+  let database: TestMigrationTarget | undefined;
   const stages: string[] = [];
 
   before(async () => {
     url = requireMoto(target);
     await checkMotoGaps(url);
+    database = await createMigrationTarget('moto');
   });
 
   // whatever a failed test left behind
@@ -55,6 +58,7 @@ describe('up and down against moto', { skip: target.skip }, () => {
         await teardownStack(ctx, motoTeardownOptions);
       });
     }
+    await database?.drop();
   });
 
   async function withRun<T>(
@@ -63,7 +67,7 @@ describe('up and down against moto', { skip: target.skip }, () => {
     use: (run: MotoRun) => Promise<T>,
     env: Record<string, string> = {},
   ): Promise<T> {
-    const run = await motoContext(url, { stage, mode, env });
+    const run = await motoContext(url, { stage, mode, env, migration: database });
     try {
       return await use(run);
     } finally {

@@ -16,6 +16,7 @@ import {
   PutRolePolicyCommand,
   PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
+import { GetFunctionCommand, type InvocationRequest } from '@aws-sdk/client-lambda';
 import {
   DescribeDBParameterGroupsCommand,
   DescribeDBSubnetGroupsCommand,
@@ -52,8 +53,10 @@ import { fromTagList } from '../../provision/tags.ts';
 import { createContext, type ProvisionOptions } from '../../provision/up.ts';
 import { findLeftovers, type TeardownOptions } from '../../teardown/down.ts';
 import { isMutating, type RecordedCall } from '../fakes/calls.ts';
+import { invocationAnswer, migrationRuntime } from '../fakes/lambda.ts';
 import { collectingLog } from '../provision/context.ts';
 import { deployerPolicyPath, policyFile } from './iam/principals.ts';
+import type { MigrationTarget } from './migration.ts';
 
 // moto (github.com/getmoto/moto) as a second, independent control plane for
 // the tests under test/moto: the real provision/up.ts and teardown/down.ts run
@@ -74,7 +77,12 @@ import { deployerPolicyPath, policyFile } from './iam/principals.ts';
 //     StringEquals (liftBucketPolicy);
 //   - its IAM enforcement checks resource ARNs only for S3 (policyAsMotoEvaluates);
 //   - its trust-policy check does not accept an account root principal, so a
-//     test role trusts a named user (assumeRoleWith).
+//     test role trusts a named user (assumeRoleWith);
+//   - it cannot Invoke a container-image function (moto 5.2.3,
+//     LambdaBackend.invoke: "Invoking a Function with PackageType=Image is not
+//     yet supported"; it would start the image in Docker), so up's invocation of
+//     the migration function is answered before it is sent, by running what that
+//     function runs on a schema of the test PostgreSQL (runMigrationsLocally).
 
 const testConfig = loadTestConfig();
 
@@ -211,6 +219,39 @@ export function mutating(calls: readonly RecordedCall[]): string[] {
   return calls.filter((call) => isMutating(call.command)).map((call) => `${call.service}:${call.command}`);
 }
 
+// The migration function's invocations, answered here instead of by moto (see
+// the list of differences above): the function's configuration is read from
+// moto as up left it, and the migration it names runs, as the Lambda fake runs
+// it (test/fakes/lambda.ts), on the target's schema and role; its result or
+// error is answered as Lambda answers a synchronous invocation. moto so never
+// authorizes lambda:InvokeFunction: the IAM evaluator tests hold the
+// deployer's policy to it (test/iam/deployer.test.ts).
+export function runMigrationsLocally(clients: Clients, target: MigrationTarget | undefined): void {
+  clients.lambda.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'InvokeCommand') return next(args);
+      const input = args.input as InvocationRequest;
+      const { Configuration } = await clients.lambda.send(
+        new GetFunctionCommand({ FunctionName: input.FunctionName }),
+      );
+      const entry = Configuration?.ImageConfigResponse?.ImageConfig?.Command?.[0];
+      if (Configuration === undefined || entry !== 'index.migrateHandler') return next(args);
+      if (target === undefined) {
+        throw new Error(
+          'this moto run has no database for the migration: give motoContext a migration target',
+        );
+      }
+      const output = await invocationAnswer(migrationRuntime(target), input.Payload, {
+        configuration: Configuration,
+        imageUri: '',
+        tags: new Map(),
+      });
+      return { output: { ...output, $metadata: {} }, response: {} } as never;
+    },
+    { step: 'initialize', name: 'runMigrationsLocally' },
+  );
+}
+
 export interface MotoRun {
   ctx: Ctx;
   calls: RecordedCall[];
@@ -219,7 +260,7 @@ export interface MotoRun {
 
 export async function motoContext(
   url: string,
-  options: { stage: string; mode?: Mode; credentials?: Credentials; env?: Env },
+  options: { stage: string; mode?: Mode; credentials?: Credentials; env?: Env; migration?: MigrationTarget },
 ): Promise<MotoRun> {
   const loaded = loadDeployConfig({
     AWS_REGION: motoRegion,
@@ -231,6 +272,7 @@ export async function motoContext(
   const clients = createClients(config.aws);
   const calls = recordCalls(clients);
   signPathsAsMotoChecks(clients);
+  runMigrationsLocally(clients, options.migration);
   const ctx = await createContext(config, clients, collectingLog(), options.mode ?? 'apply');
   return { ctx, calls, close: () => destroyClients(clients) };
 }
