@@ -35,6 +35,6 @@ ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pe
 ENV DB_CA_FILE=/var/task/rds-global-bundle.pem \
     NODE_OPTIONS=--enable-source-maps
 COPY --from=bundle --chmod=644 /src/dist/lambda/index.mjs /src/dist/lambda/index.mjs.map ${LAMBDA_TASK_ROOT}/
-# The SQS handler; the flush function runs the same image with
-# ImageConfig.Command ["index.flushHandler"].
+# The SQS handler; the flush and migration functions run the same image with
+# ImageConfig.Command ["index.flushHandler"] and ["index.migrateHandler"].
 CMD ["index.handler"]
