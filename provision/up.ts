@@ -39,6 +39,9 @@ const usage = `Usage: npx tsx provision/up.ts [options]
 
 Creates or updates every AWS resource of the stack, in order, and writes
 .ada/outputs.<stage>.json. Running it again changes only what drifted.
+First it asks IAM whether the caller may make every request of the run
+(docs/deployer-policy.json, iam:SimulatePrincipalPolicy) and stops before any
+change, naming each missing permission, when it may not.
 
 Options:
   --plan, --dry-run    show what would be created or updated (no changes) and the idle monthly cost
