@@ -255,6 +255,8 @@ export interface UpRun {
   // tests shorten the waits and point the build at stand-ins
   provision?: Omit<ProvisionOptions, 'imageUri'>;
   out?: (text: string) => void;
+  // messages beside a --json document (stderr by default)
+  err?: (text: string) => void;
   // where .ada/outputs.<stage>.json goes (the working directory by default)
   root?: string | undefined;
 }
@@ -288,13 +290,15 @@ export async function runUp(
 ): Promise<number> {
   const { planOnly, json, imageUri } = run;
   const out = run.out ?? ((text: string) => process.stdout.write(text));
+  // with --json, stdout carries the JSON document alone: the check's report goes beside it
+  const report = json ? (run.err ?? ((text: string) => process.stderr.write(text))) : out;
   const cost = estimateIdleCost(config, costShape());
   if (planOnly || !run.yes) {
     const planCtx = await createContext(config, clients, log, 'plan');
     log.info(
       `planning ${planCtx.names.base} in account ${planCtx.identity.accountId}, ${planCtx.identity.region}`,
     );
-    if (!(await checkBeforeRun(planCtx, out))) return ExitCode.failed;
+    if (!(await checkBeforeRun(planCtx, report))) return ExitCode.failed;
     const { changes } = await provisionStack(planCtx, { ...run.provision, imageUri });
     log.done();
     if (planOnly) {
@@ -312,7 +316,7 @@ export async function runUp(
   }
   const ctx = await createContext(config, clients, log, 'apply');
   // after a plan, the check was made moments ago by the same caller
-  if (run.yes && !(await checkBeforeRun(ctx, out))) return ExitCode.failed;
+  if (run.yes && !(await checkBeforeRun(ctx, report))) return ExitCode.failed;
   log.info(`deploying ${ctx.names.base} to account ${ctx.identity.accountId}, ${ctx.identity.region}`);
   const result = await provisionStack(ctx, { ...run.provision, imageUri });
   const path = await writeOutputs(result.outputs, run.root);

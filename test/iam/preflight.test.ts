@@ -53,7 +53,7 @@ describe('the permission check before a run', () => {
   });
   after(() => aws?.restore());
 
-  async function up(run: { planOnly: boolean; yes: boolean }) {
+  async function up(run: { planOnly: boolean; yes: boolean; json?: boolean; err?: (text: string) => void }) {
     const loaded = loadDeployConfig({
       AWS_REGION: scope.region,
       AWS_ENDPOINT_URL_S3: emulator.endpoint,
@@ -70,8 +70,8 @@ describe('the permission check before a run', () => {
     try {
       const imageUri = `${scope.accountId}.dkr.ecr.${scope.region}.amazonaws.com/ada-linecount-${stage}@sha256:${'5'.repeat(64)}`;
       const code = await runUp(config, clients, log, {
-        ...run,
         json: false,
+        ...run,
         imageUri,
         provision: {
           network: { waits: { ...fast, dependencyTimeoutSeconds: 1 } },
@@ -120,6 +120,15 @@ describe('the permission check before a run', () => {
     assert.match(result.out, /add statement RolesWithBoundary/);
     assert.deepEqual(result.changed, []);
     assert.equal(aws.ec2.state.vpcs.size, 0, 'no VPC was created');
+  });
+
+  test('with --json, the report goes to stderr and stdout stays empty', async () => {
+    addDeployerRole(aws.iam, stack, without('CreateVpc', 'ec2:CreateVpc'));
+    const err: string[] = [];
+    const result = await up({ planOnly: true, yes: false, json: true, err: (text) => err.push(text) });
+    assert.equal(result.code, 1);
+    assert.equal(result.out, '');
+    assert.match(err.join(''), /ec2:CreateVpc on arn:aws:ec2:us-east-1:000000000000:vpc\/\*/);
   });
 
   test('with the whole deployer policy nothing is missing, and up goes on', async () => {
