@@ -276,8 +276,7 @@ export async function checkBeforeRun(ctx: Ctx, out: (text: string) => void): Pro
     );
     return true;
   }
-  out(`${renderDenials(result, PolicyFile.deployer)}
-`);
+  out(`${renderDenials(result, PolicyFile.deployer)}\n`);
   ctx.log.info('nothing was created or changed');
   return false;
 }
