@@ -90,12 +90,20 @@ async function resolveTarget(options: CliOptions, problems: string[]): Promise<T
 }
 
 // Fails fast, before anything is generated, when the bucket is wrong.
-async function checkBucket(s3: S3Client, bucket: string): Promise<'ok' | 'missing'> {
+// HeadBucket is authorized as s3:ListBucket (HeadBucket API reference,
+// Permissions), which an upload-only identity such as the scheduled
+// generator's role does not hold: S3 then answers 403 for a bucket that exists
+// (a missing one is 404), and the uploads themselves tell whether they may
+// write, so the check is skipped with a note.
+async function checkBucket(s3: S3Client, bucket: string): Promise<'ok' | 'missing' | 'unchecked'> {
   try {
     await s3.send(new HeadBucketCommand({ Bucket: bucket }));
     return 'ok';
   } catch (error) {
     if (error instanceof NotFound || error instanceof NoSuchBucket) return 'missing';
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403) {
+      return 'unchecked';
+    }
     throw stepError(
       `reach bucket ${bucket}`,
       error,
@@ -230,7 +238,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   });
 
   try {
-    if ((await checkBucket(s3, target.bucket)) === 'missing') {
+    const bucket = await checkBucket(s3, target.bucket);
+    if (bucket === 'unchecked') {
+      process.stderr.write(
+        `generator: may not look at bucket ${target.bucket} (HeadBucket answered 403: no s3:ListBucket); uploading anyway\n`,
+      );
+    }
+    if (bucket === 'missing') {
       return fail(
         ExitCode.usage,
         `generator: bucket ${target.bucket} does not exist${target.aws.endpoints.s3 ? ` at ${target.aws.endpoints.s3}` : ''} (check --bucket or the stage's outputs; run provision/up.ts, or npm run demo -- --keep for the local stack)`,

@@ -15,7 +15,9 @@ export interface ConsoleLogOptions {
   err?: NodeJS.WriteStream;
 }
 
-export function createConsoleLog(options: ConsoleLogOptions): Log & { done(): void } {
+export type ConsoleLog = Log & { done(): void };
+
+export function createConsoleLog(options: ConsoleLogOptions): ConsoleLog {
   const out = options.out ?? process.stdout;
   const err = options.err ?? process.stderr;
   const messages = options.json ? err : out;

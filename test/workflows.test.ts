@@ -70,13 +70,18 @@ test('actionlint reports broken workflows (so the check above can fail)', async 
   assert.match(badExpressions[1] ?? '', /potentially untrusted/);
 });
 
-test('AWS access comes from OIDC and a role variable, never stored keys', async () => {
-  for (const name of ['deploy.yml', 'generate.yml', 'teardown.yml']) {
+test('AWS access comes from OIDC and a role variable, never stored keys; the generator has a role of its own', async () => {
+  const roles = {
+    'deploy.yml': 'AWS_DEPLOY_ROLE_ARN',
+    'generate.yml': 'AWS_GENERATOR_ROLE_ARN',
+    'teardown.yml': 'AWS_DEPLOY_ROLE_ARN',
+  };
+  for (const [name, role] of Object.entries(roles)) {
     const text = await workflow(name);
     assert.match(text, /^ {2}id-token: write$/m, `${name} may request an OIDC token`);
     assert.match(text, /^ {2}contents: read$/m, name);
     assert.match(text, /uses: aws-actions\/configure-aws-credentials@v\d+/, name);
-    assert.match(text, /role-to-assume: \$\{\{ vars\.AWS_DEPLOY_ROLE_ARN \}\}/, name);
+    assert.match(text, new RegExp(`role-to-assume: \\$\\{\\{ vars\\.${role} \\}\\}`), name);
     assert.match(text, /aws-region: \$\{\{ vars\.AWS_REGION \}\}/, name);
     assert.doesNotMatch(text, /aws-access-key-id|aws-secret-access-key|AWS_SECRET_ACCESS_KEY/, name);
   }

@@ -6,6 +6,7 @@ import { provisionStack } from '../../provision/up.ts';
 import { teardownStack } from '../../teardown/down.ts';
 import {
   checkMotoGaps,
+  createBoundary,
   findMoto,
   motoContext,
   motoProvisionOptions,
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const url = requireMoto(await findMoto('plain'));
   await checkMotoGaps(url);
+  await createBoundary(url);
 
   const step = async (stage: string, what: 'plan' | 'up' | 'down') => {
     const run = await motoContext(url, { stage, mode: what === 'plan' ? 'plan' : 'apply' });

@@ -13,6 +13,7 @@ import { provisionStack } from '../../provision/up.ts';
 import { teardownStack } from '../../teardown/down.ts';
 import {
   checkMotoGaps,
+  createBoundary,
   findMoto,
   liftBucketPolicy,
   type MotoRun,
@@ -42,6 +43,7 @@ describe('up and down against moto', { skip: target.skip }, () => {
   before(async () => {
     url = requireMoto(target);
     await checkMotoGaps(url);
+    await createBoundary(url);
   });
 
   // whatever a failed test left behind

@@ -19,6 +19,7 @@ import { stackNames } from '../../../lib/names.ts';
 import { freePort } from '../../../lib/net.ts';
 import { buildObjectCreatedEvent } from '../../../lib/s3-event.ts';
 import { emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
+import { toTagList } from '../../../provision/tags.ts';
 import { recordClientCalls } from '../../fakes/calls.ts';
 import { installSecretsManagerFake } from '../../fakes/secrets-manager.ts';
 import { testBufferSettings } from '../../function/fixtures.ts';
@@ -70,7 +71,15 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     credentials: emulatorCredentials,
   });
   const secretsClient = new SecretsManagerClient({ region: scope.region, credentials: emulatorCredentials });
-  const log = recordAuthorizations(scope);
+  // the secrets' tags, which the boundary's condition on the database secret reads
+  const log = recordAuthorizations(scope, {
+    tagsOf: (arn) => {
+      const secret = secrets.state.secrets.get(arn);
+      return secret === undefined
+        ? undefined
+        : Object.fromEntries(secret.Tags.map((tag) => [tag.Key ?? '', tag.Value ?? '']));
+    },
+  });
   try {
     // the bucket and its uploads, put there by someone else before the function runs
     const bucket = names.bucket;
@@ -95,15 +104,22 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     assert.ok(versionId, 'the emulator lists the object’s version');
 
     recordClientCalls(s3, 's3');
-    for (const [arn, value] of [
-      [target.secretArns.cache, 'cache-auth-token'],
-      [target.secretArns.database, JSON.stringify({ username: 'linecount', password: 'secret' })],
+    // as up leaves them: the token secret tagged with the stack, the master
+    // secret tagged by RDS with its instance
+    const dbArn = `arn:${scope.partition}:rds:${scope.region}:${scope.accountId}:db:${names.db}`;
+    for (const [arn, value, Tags] of [
+      [target.secretArns.cache, 'cache-auth-token', toTagList(names.tags)],
+      [
+        target.secretArns.database,
+        JSON.stringify({ username: 'linecount', password: 'secret' }),
+        [{ Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn }],
+      ],
     ] as const) {
       secrets.state.secrets.set(arn, {
         ARN: arn,
         Name: arn.split(':secret:')[1] ?? arn,
         SecretString: value,
-        Tags: [],
+        Tags: [...Tags],
       });
     }
     // the cold start: both connections come from their secrets; nothing
