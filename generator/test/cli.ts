@@ -18,6 +18,8 @@ export interface CliRun {
   env?: Record<string, string | undefined>;
   cwd: string;
   endpoint: string;
+  // node flags before the generator's script (the memory test preloads a sampler)
+  nodeArgs?: string[];
 }
 
 export function spawnCli(run: CliRun): {
@@ -42,10 +44,14 @@ export function spawnCli(run: CliRun): {
       (entry): entry is [string, string] => entry[1] !== undefined,
     ),
   );
-  const child = spawn(process.execPath, ['--import', tsxLoader, mainPath, ...run.args], {
-    cwd: run.cwd,
-    env,
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', tsxLoader, ...(run.nodeArgs ?? []), mainPath, ...run.args],
+    {
+      cwd: run.cwd,
+      env,
+    },
+  );
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
   let stdout = '';
