@@ -37,7 +37,6 @@ export function spawnCli(run: CliRun): {
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
     AWS_ENDPOINT_URL: run.endpoint,
     AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   const env = Object.fromEntries(
     Object.entries({ ...base, ...run.env }).filter(
