@@ -442,6 +442,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   app.addHook('preHandler', async (request, reply) => {
     const params = (request.params ?? {}) as Params;
     if (params.bucket === undefined) return;
+    // Fastify parses no body when a request has neither a body nor a
+    // Content-Type, and fauxqs's PutObject/UploadPart then fail on the missing
+    // Buffer (HTTP 500). boto3 and `aws s3 cp` upload an empty file exactly so;
+    // S3 stores it as an empty object.
+    if (request.method === 'PUT' && request.body === undefined) request.body = Buffer.alloc(0);
     const query = (request.query ?? {}) as Query;
     const key = params['*'] ?? '';
     if (key === '') {
