@@ -31,3 +31,19 @@ export function stepError(what: string, error: unknown, hint?: string): AwsStepE
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+// An AWS endpoint that could not be reached at all: the connection was
+// refused, the name did not resolve, or no connection was made in time.
+// lib/clients.ts raises it with the endpoint the request went to, which the
+// SDK's own error does not name (a connection timeout says only how long).
+export class EndpointUnreachableError extends Error {
+  readonly endpoint: string;
+  // what to check, for the message at the command's edge (lib/cli.ts)
+  readonly hint: string;
+  constructor(message: string, endpoint: string, hint: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EndpointUnreachableError';
+    this.endpoint = endpoint;
+    this.hint = hint;
+  }
+}
