@@ -28,33 +28,26 @@
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { bufferKeys, bufferRecord, type CountedRecord } from '../lambda-image/buffer.ts';
 import { flushBuffer } from '../lambda-image/flush.ts';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
+import { readWholeNumber } from '../lib/cli.ts';
 import { type BufferSettings, loadFunctionSettings, loadLocalConfig } from '../lib/config.ts';
+import { parseFlags } from '../lib/flags.ts';
 
 const functionSettings = loadFunctionSettings();
-const { values } = parseArgs({
-  options: {
-    records: { type: 'string', default: '10000' },
-    rounds: { type: 'string', default: '5' },
-    'batch-sizes': { type: 'string', default: `${functionSettings.batchSize},100` },
-    invocations: { type: 'string', default: '1' },
-  },
+const values = parseFlags(process.argv.slice(2), {
+  records: { type: 'string', default: '10000' },
+  rounds: { type: 'string', default: '5' },
+  'batch-sizes': { type: 'string', default: `${functionSettings.batchSize},100` },
+  invocations: { type: 'string', default: '1' },
 });
-function positive(name: string, text: string | undefined): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`--${name} ${text} must be a positive whole number`);
-  return value;
-}
-const recordCount = positive('records', values.records);
-const roundCount = positive('rounds', values.rounds);
-const invocationCount = positive('invocations', values.invocations);
-const batchSizes = (values['batch-sizes'] ?? '').split(',').map((part) => positive('batch-sizes', part));
+const recordCount = readWholeNumber('records', values.records, 1);
+const roundCount = readWholeNumber('rounds', values.rounds, 1);
+const invocationCount = readWholeNumber('invocations', values.invocations, 1);
+const batchSizes = values['batch-sizes'].split(',').map((part) => readWholeNumber('batch-sizes', part, 1));
 
 const local = loadLocalConfig();
 const databaseUrl = local.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/test';
