@@ -127,7 +127,17 @@ test('an endpoint that did not answer is said as such, whatever hint the failed 
   );
   const failure = describeFailure(wrapped);
   assert.equal(failure.code, ExitCode.failed);
-  assert.match(failure.message, /^no answer from http:\/\/127\.0\.0\.1:9 for STS GetCallerIdentity/);
-  assert.match(failure.message, /is anything serving there\?$/);
-  assert.doesNotMatch(failure.message, /check that credentials are configured/);
+  assert.equal(
+    failure.message,
+    'cannot identify the AWS caller (sts:GetCallerIdentity): no answer from http://127.0.0.1:9 for STS GetCallerIdentity ' +
+      '(connect ECONNREFUSED 127.0.0.1:9) (the request got no answer, so credentials and permissions were not checked: ' +
+      'is anything serving there?)',
+  );
+  // unwrapped, it still says what to check
+  assert.match(describeFailure(unreachable).message, /not checked: is anything serving there\?\)$/);
+  // any other failure keeps the step's own hint
+  assert.match(
+    stepError('create queue q', new Error('denied'), 'check sqs:CreateQueue').message,
+    /\(check sqs:CreateQueue\)$/,
+  );
 });

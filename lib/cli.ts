@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { ConfigError } from './config.ts';
-import { describeError, EndpointUnreachableError, UsageError } from './errors.ts';
+import { describeError, EndpointUnreachableError, UsageError, unreachableHint } from './errors.ts';
 
 // The edge every command shares: up and down (provision/cli.ts), the ops
 // commands (ops/common.ts), the generator and the demo. Exit codes, the
@@ -141,28 +141,15 @@ export interface Failure {
   message: string;
 }
 
-function findCause<T>(error: unknown, type: abstract new (...args: never[]) => T): T | undefined {
-  for (let current = error, depth = 0; current !== undefined && depth < 10; depth++) {
-    if (current instanceof type) return current;
-    current = current instanceof Error ? current.cause : undefined;
-  }
-  return undefined;
-}
-
 // One message and exit code for whatever stopped a command: 2 for bad flags or
 // configuration (nothing was done), 1 for a failed step. An endpoint that did
-// not answer is said as such, whatever the step's own hint guessed (a
-// GetCallerIdentity that never reached STS says nothing about credentials).
+// not answer, unwrapped by any step, still says what to check.
 export function describeFailure(error: unknown): Failure {
   if (error instanceof UsageError || error instanceof ConfigError) {
     return { code: ExitCode.usage, message: error.message };
   }
-  const unreachable = findCause(error, EndpointUnreachableError);
-  if (unreachable !== undefined) {
-    return {
-      code: ExitCode.failed,
-      message: `${unreachable.message}. The request got no answer, so credentials and permissions were not checked: ${unreachable.hint}`,
-    };
+  if (error instanceof EndpointUnreachableError) {
+    return { code: ExitCode.failed, message: `${error.message} (${unreachableHint}: ${error.hint})` };
   }
   return { code: ExitCode.failed, message: describeError(error) };
 }

@@ -26,9 +26,10 @@ import {
   selectDestinations,
 } from './s3-events.ts';
 
-// The local S3/SNS/SQS endpoint: fauxqs (pinned to 1.9.2, the last release
-// that runs on Node 20) in-process, plus what it lacks for this project,
-// hooked into its HTTP server:
+// The local S3/SNS/SQS endpoint: fauxqs (pinned to 1.9.2; 2.x too lists bucket
+// notifications and the bucket sub-resources as unsupported, see
+// docs/local.md) in-process, plus what it lacks for this project, hooked into
+// its HTTP server:
 //  - bucket sub-resources (public access block, ownership, encryption, policy,
 //    versioning, lifecycle, tagging, location): fauxqs routes these requests
 //    to CreateBucket/ListObjects/DeleteBucket, so they are answered here,
@@ -42,7 +43,9 @@ import {
 //    topic (through the emulator's own SNS Publish, so SNS→SQS wraps it in the
 //    envelope) or queue;
 //  - SqsManagedSseEnabled, which fauxqs drops: remembered per queue and
-//    reported by GetQueueAttributes (AWS default for new queues: true).
+//    reported by GetQueueAttributes (AWS default for new queues: true);
+//  - an empty PUT without Content-Type (boto3's empty file), which fauxqs
+//    answered with HTTP 500.
 
 // The emulator accepts any credentials and checks none: these fixed dummy
 // keys only let the SDK sign its requests. They are not secrets.

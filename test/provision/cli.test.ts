@@ -77,7 +77,12 @@ test('an AWS endpoint that does not answer is named within seconds, and credenti
       const elapsed = Date.now() - started;
       assert.equal(result.status, 1, `${script} ${endpoint}: ${result.stderr}`);
       const escaped = endpoint.replace(/[.:/]/g, '\\$&');
-      assert.match(result.stderr, new RegExp(`^error: no answer from ${escaped} for STS GetCallerIdentity`));
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^error: cannot identify the AWS caller \\(sts:GetCallerIdentity\\): no answer from ${escaped} for STS GetCallerIdentity`,
+        ),
+      );
       assert.match(result.stderr, cause);
       assert.match(result.stderr, /credentials and permissions were not checked/);
       assert.match(result.stderr, /AWS_ENDPOINT_URL/);
