@@ -22,6 +22,7 @@ import { EndpointUnreachableError } from './errors.ts';
 // default provider chain (env, SSO, profile, container, instance role), so no
 // secret passes through this project's configuration; the one exception is the
 // local emulator's dummy keys (AwsConfig.credentials).
+
 // A TCP connection to a reachable endpoint takes well under a second, even
 // across continents; without a limit the SDK waits on the operating system's
 // (two minutes and more) for an endpoint that drops packets.
