@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { HeadBucketCommand, NoSuchBucket, NotFound, type S3Client } from '@aws-sdk/client-s3';
+import { describeFailure, ExitCode } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import { type AwsConfig, ConfigError, loadAwsConfig, loadStackConfig } from '../lib/config.ts';
 import { describeError, stepError } from '../lib/errors.ts';
@@ -16,8 +17,6 @@ import { type ManifestWriter, openManifest } from './manifest.ts';
 import { createRunId } from './names.ts';
 import { createProgressReporter, formatBytes, ProgressMode } from './progress.ts';
 import { maxSeed } from './random.ts';
-
-export const ExitCode = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 interface Target {
   aws: AwsConfig;
@@ -280,7 +279,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const message =
       error instanceof GenerateAbortedError || interrupted
         ? `generator: interrupted after ${entries.length} of ${options.count} files`
-        : `generator: ${describeError(error)}`;
+        : `generator: ${describeFailure(error).message}`;
     if (!options.json) process.stderr.write(`${describeSummary(summary)}\n`);
     return fail(interrupted ? ExitCode.interrupted : ExitCode.failed, message, { ...summary, ok: false });
   } finally {

@@ -92,7 +92,7 @@ test('each workflow runs its command on its triggers', async () => {
   assert.match(ci, /^on:\n {2}push:\n {2}pull_request:/m);
   assert.match(ci, /image: postgres:16[\s\S]*--health-cmd "pg_isready/);
   assert.match(ci, /image: redis:7[\s\S]*--health-cmd "redis-cli ping"/);
-  assert.match(ci, /node-version: 20/);
+  assert.match(ci, /node-version-file: \.nvmrc/);
   assert.match(ci, /apt-get install .*docker-registry skopeo apache2-utils/);
   assert.match(ci, /run: npm test/);
   assert.match(ci, /run: npm run bundle/);
