@@ -132,7 +132,7 @@ export function requireMoto(target: MotoTarget): string {
 }
 
 // up meets moto 5.2.3 gaps (ElastiCache parameter groups, ModifyReplicationGroup, ...)
-// that ../shared/moto/moto_shims.py fills; a moto without them fails deep inside up
+// that moto_shims.py (../shared/moto, test/support/moto-server) fills; a moto without them fails deep inside up
 // with a 500, so say which server to use instead.
 export async function checkMotoGaps(url: string, credentials: Credentials = anyCredentials): Promise<void> {
   const clients = createClients(motoAws(url, credentials));
@@ -143,7 +143,7 @@ export async function checkMotoGaps(url: string, credentials: Credentials = anyC
   } catch (error) {
     if (error instanceof CacheParameterGroupNotFoundFault) return;
     throw new Error(
-      `moto at ${url} lacks ElastiCache parameter groups (${(error as Error).name}): start it with ../shared/moto/start.sh, whose moto_shims.py fills the moto 5.2.3 gaps that up.ts meets`,
+      `moto at ${url} lacks ElastiCache parameter groups (${(error as Error).name}): start it with ../shared/moto/start.sh or test/support/moto-server/serve.py, whose moto_shims.py fills the moto 5.2.3 gaps that up.ts meets`,
       { cause: error },
     );
   } finally {
