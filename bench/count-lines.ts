@@ -46,6 +46,7 @@ import {
   indexOfScanner,
   type NewlineScanner,
 } from '../lambda-image/count.ts';
+import { ExitCode, wholeNumberProblem } from '../lib/cli.ts';
 
 const MiB = 1024 * 1024;
 const dataDir = join(dirname(fileURLToPath(import.meta.url)), '.data');
@@ -97,18 +98,15 @@ function parseOptions(): Options | ChildOptions {
     console.log('usage: node --import tsx bench/count-lines.ts [--size-mib 512] [--rounds 7]');
     process.exit(0);
   }
-  const sizeMiB = Number(values['size-mib']);
-  const rounds = Number(values.rounds);
-  const problems: string[] = [];
-  if (!Number.isInteger(sizeMiB) || sizeMiB < 1)
-    problems.push(`--size-mib must be a positive integer, got ${values['size-mib']}`);
-  if (!Number.isInteger(rounds) || rounds < 1)
-    problems.push(`--rounds must be a positive integer, got ${values.rounds}`);
+  const problems = [
+    wholeNumberProblem('size-mib', values['size-mib'], 1),
+    wholeNumberProblem('rounds', values.rounds, 1),
+  ].filter((problem) => problem !== undefined);
   if (problems.length > 0) {
     console.error(problems.join('\n'));
-    process.exit(2);
+    process.exit(ExitCode.usage);
   }
-  return { sizeMiB, rounds };
+  return { sizeMiB: Number(values['size-mib']), rounds: Number(values.rounds) };
 }
 
 // Written to a temporary name and renamed when complete, so an interrupted run

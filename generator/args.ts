@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { wholeNumberProblem } from '../lib/cli.ts';
 import { NameStyle } from './names.ts';
 import { maxSeed } from './random.ts';
 
@@ -86,16 +87,10 @@ function readInt(
   min: number,
   max: number,
 ): number | undefined {
-  if (!/^\d+$/.test(raw)) {
-    problems.push(`--${flag}=${raw} must be a whole number from ${min} to ${max}`);
-    return undefined;
-  }
-  const n = Number(raw);
-  if (n < min || n > max) {
-    problems.push(`--${flag}=${raw} must be from ${min} to ${max}`);
-    return undefined;
-  }
-  return n;
+  const problem = wholeNumberProblem(flag, raw, min, max);
+  if (problem === undefined) return Number(raw);
+  problems.push(problem);
+  return undefined;
 }
 
 // S3 general purpose bucket naming rules (Bucket naming rules, S3 User Guide).

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { HeadBucketCommand, NoSuchBucket, NotFound, type S3Client } from '@aws-sdk/client-s3';
+import { describeFailure, ExitCode } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import { type AwsConfig, ConfigError, loadAwsConfig, loadStackConfig } from '../lib/config.ts';
 import { describeError, stepError } from '../lib/errors.ts';
@@ -16,8 +17,6 @@ import { type ManifestWriter, openManifest } from './manifest.ts';
 import { createRunId } from './names.ts';
 import { createProgressReporter, formatBytes, ProgressMode } from './progress.ts';
 import { maxSeed } from './random.ts';
-
-export const ExitCode = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 interface Target {
   aws: AwsConfig;
@@ -90,12 +89,20 @@ async function resolveTarget(options: CliOptions, problems: string[]): Promise<T
 }
 
 // Fails fast, before anything is generated, when the bucket is wrong.
-async function checkBucket(s3: S3Client, bucket: string): Promise<'ok' | 'missing'> {
+// HeadBucket is authorized as s3:ListBucket (HeadBucket API reference,
+// Permissions), which an upload-only identity such as the scheduled
+// generator's role does not hold: S3 then answers 403 for a bucket that exists
+// (a missing one is 404), and the uploads themselves tell whether they may
+// write, so the check is skipped with a note.
+async function checkBucket(s3: S3Client, bucket: string): Promise<'ok' | 'missing' | 'unchecked'> {
   try {
     await s3.send(new HeadBucketCommand({ Bucket: bucket }));
     return 'ok';
   } catch (error) {
     if (error instanceof NotFound || error instanceof NoSuchBucket) return 'missing';
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403) {
+      return 'unchecked';
+    }
     throw stepError(
       `reach bucket ${bucket}`,
       error,
@@ -230,7 +237,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   });
 
   try {
-    if ((await checkBucket(s3, target.bucket)) === 'missing') {
+    const bucket = await checkBucket(s3, target.bucket);
+    if (bucket === 'unchecked') {
+      process.stderr.write(
+        `generator: may not look at bucket ${target.bucket} (HeadBucket answered 403: no s3:ListBucket); uploading anyway\n`,
+      );
+    }
+    if (bucket === 'missing') {
       return fail(
         ExitCode.usage,
         `generator: bucket ${target.bucket} does not exist${target.aws.endpoints.s3 ? ` at ${target.aws.endpoints.s3}` : ''} (check --bucket or the stage's outputs; run provision/up.ts, or npm run demo -- --keep for the local stack)`,
@@ -266,7 +279,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const message =
       error instanceof GenerateAbortedError || interrupted
         ? `generator: interrupted after ${entries.length} of ${options.count} files`
-        : `generator: ${describeError(error)}`;
+        : `generator: ${describeFailure(error).message}`;
     if (!options.json) process.stderr.write(`${describeSummary(summary)}\n`);
     return fail(interrupted ? ExitCode.interrupted : ExitCode.failed, message, { ...summary, ok: false });
   } finally {

@@ -1,3 +1,4 @@
+import { createProgressLine } from '../lib/cli.ts';
 import type { GenerateProgress } from './generate.ts';
 
 // What a person sees while files upload: on a terminal one bar redrawn in
@@ -66,10 +67,11 @@ export function createProgressReporter(
   const started = now();
   let lastDraw = 0;
   let last: GenerateProgress | undefined;
+  // the bar mode is chosen only on a terminal: the line is redrawn in place
+  const line = createProgressLine({ write: (text) => output.write(text), isTTY: true }, { now });
   const draw = () => {
     if (last === undefined) return;
-    // \r returns to the line's start, ESC[K clears what a longer line left
-    output.write(`\r${renderBar(last, now() - started, output.columns || 80)}\x1b[K`);
+    line.update(renderBar(last, now() - started, output.columns || 80));
     lastDraw = now();
   };
   return {
@@ -87,7 +89,7 @@ export function createProgressReporter(
     finish() {
       if (mode !== ProgressMode.bar || last === undefined) return;
       draw();
-      output.write('\n');
+      line.done({ keep: true });
     },
   };
 }

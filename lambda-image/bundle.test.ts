@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { testDatabaseUrl, testRedisUrl } from '../test/support/services.ts';
 import { type Bundle, bundleFileName, bundleFunction, nodeTarget, projectRoot } from './bundle.ts';
-import { baseImage, imageCmd, imageEnv } from './publish.ts';
 
 const run = promisify(execFile);
 const fixture = 'lambda-image/bundle.fixture.ts';
@@ -107,22 +106,4 @@ test('the function entry bundles and loads with handler, flushHandler and migrat
   const exported = await importInChild(bundle);
   assert.ok(exported.includes('handler') && exported.includes('flushHandler'), exported.join(', '));
   assert.ok(exported.includes('migrateHandler'), exported.join(', '));
-});
-
-test('the Dockerfile, the bundle target and the daemonless build use the same Lambda Node.js base', async () => {
-  const dockerfile = await readFile(join(projectRoot, 'Dockerfile'), 'utf8');
-  const [, tag] = /^public\.ecr\.aws\/lambda\/nodejs:(\d+)$/.exec(baseImage) ?? [];
-  assert.ok(tag, `baseImage ${baseImage} is a public.ecr.aws/lambda/nodejs tag`);
-  assert.equal(nodeTarget, `node${tag}`);
-  const base = /^ARG BASE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1] ?? '';
-  assert.equal(base.split('@')[0], baseImage);
-  assert.ok(dockerfile.includes(`CMD ${JSON.stringify(imageCmd)}`), 'same CMD');
-  const envLines = dockerfile.split('\n').map((line) =>
-    line
-      .trim()
-      .replace(/^ENV /, '')
-      .replace(/\s*\\$/, ''),
-  );
-  for (const [name, value] of Object.entries(imageEnv))
-    assert.ok(envLines.includes(`${name}=${value}`), name);
 });

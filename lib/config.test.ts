@@ -179,3 +179,36 @@ test('the moto servers are optional, and the IAM-enforcing one must be a second 
   );
   assert.throws(() => loadTestConfig({ MOTO_URL: '127.0.0.1:5000' }), /MOTO_URL is not a URL/);
 });
+
+test('the permissions boundary is a policy name or ARN, and the GitHub repository is owner/name', () => {
+  const good = loadDeployConfig({
+    AWS_REGION: 'us-east-1',
+    PERMISSIONS_BOUNDARY: 'arn:aws:iam::123456789012:policy/security/org-boundary',
+    GITHUB_REPOSITORY: 'ada-contabilidade/ada-linecount',
+  });
+  assert.equal(good.provision.permissionsBoundary, 'arn:aws:iam::123456789012:policy/security/org-boundary');
+  assert.equal(good.provision.githubRepository, 'ada-contabilidade/ada-linecount');
+  const unset = loadDeployConfig({
+    AWS_REGION: 'us-east-1',
+    PERMISSIONS_BOUNDARY: '',
+    GITHUB_REPOSITORY: '',
+  });
+  assert.equal(unset.provision.permissionsBoundary, undefined);
+  assert.equal(unset.provision.githubRepository, undefined);
+  const problems = problemsOf(() =>
+    loadDeployConfig({
+      AWS_REGION: 'us-east-1',
+      PERMISSIONS_BOUNDARY: 'arn:aws:iam::123:policy/x',
+      GITHUB_REPOSITORY: 'https://github.com/ada/linecount',
+    }),
+  );
+  assert.equal(problems.length, 2);
+  assert.match(
+    problems[0] ?? '',
+    /^PERMISSIONS_BOUNDARY=arn:aws:iam::123:policy\/x must be a managed policy's name/,
+  );
+  assert.match(
+    problems[1] ?? '',
+    /^GITHUB_REPOSITORY=https:\/\/github.com\/ada\/linecount must be owner\/name/,
+  );
+});

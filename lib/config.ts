@@ -126,6 +126,13 @@ export interface ProvisionSettings {
   ecrKeepImages: number;
   alertEmail?: string | undefined;
   vpcCidr: string;
+  // PERMISSIONS_BOUNDARY: the managed policy every role up.ts creates carries,
+  // by name or ARN; undefined: <APP>-boundary in the caller's account
+  permissionsBoundary?: string | undefined;
+  // GITHUB_REPOSITORY (owner/name): up.ts provisions the role generate.yml
+  // assumes, trusting that repository's main branch; GitHub Actions sets it in
+  // every workflow run
+  githubRepository?: string | undefined;
 }
 
 export interface DeployConfig {
@@ -369,8 +376,33 @@ export function loadDeployConfig(env: Env = process.env): DeployConfig {
   if (!/^\d+\.\d+\.0\.0\/16$/.test(provision.vpcCidr)) {
     r.problems.push(`VPC_CIDR=${provision.vpcCidr} must be a /16 such as 10.42.0.0/16`);
   }
+  readAccess(r, provision);
   r.check();
   return { aws, stack, fn, provision };
+}
+
+// IAM names: letters, digits and +=,.@_- (IAM User Guide, "IAM object quotas"),
+// a managed policy's path between slashes; GitHub owners and repositories:
+// letters, digits, hyphens, and also dots and underscores in a repository name.
+const policyName = /^[\w+=,.@-]{1,128}$/;
+const policyArn = /^arn:aws[\w-]*:iam::\d{12}:policy\/([\w+=,.@-]+\/)*[\w+=,.@-]{1,128}$/;
+const githubRepository = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
+
+function readAccess(r: Reader, provision: ProvisionSettings): void {
+  const boundary = r.raw('PERMISSIONS_BOUNDARY');
+  if (boundary !== undefined && !policyName.test(boundary) && !policyArn.test(boundary)) {
+    r.problems.push(
+      `PERMISSIONS_BOUNDARY=${boundary} must be a managed policy's name (e.g. ada-linecount-boundary) or ARN (arn:aws:iam::123456789012:policy/ada-linecount-boundary)`,
+    );
+  }
+  provision.permissionsBoundary = boundary;
+  const repository = r.raw('GITHUB_REPOSITORY');
+  if (repository !== undefined && !githubRepository.test(repository)) {
+    r.problems.push(
+      `GITHUB_REPOSITORY=${repository} must be owner/name, e.g. ada-contabilidade/ada-linecount`,
+    );
+  }
+  provision.githubRepository = repository;
 }
 
 function readRedis(r: Reader): RedisSettings {

@@ -49,6 +49,12 @@ export function stackNames(stack: StackConfig, identity: Identity) {
     migrateLogGroup: `/aws/lambda/${base}-migrate`,
     migrateRole: `${base}-migrate`,
     schedulerRole: `${base}-scheduler`,
+    // the role .github/workflows/generate.yml assumes through GitHub's OIDC provider
+    generatorRole: `${base}-generator`,
+    // The permissions boundary every role of the app carries: one managed
+    // policy per account and app (every stage shares it), created once by an
+    // administrator (provision/bootstrap.ts), never by up.ts
+    boundaryPolicy: `${stack.app}-boundary`,
     schedule: `${base}-flush`,
     dashboard: base,
     tags: { app: stack.app, stage: stack.stage, 'managed-by': 'ada-linecount' } as Record<string, string>,
@@ -56,6 +62,13 @@ export function stackNames(stack: StackConfig, identity: Identity) {
 }
 
 export type StackNames = ReturnType<typeof stackNames>;
+
+// GitHub Actions' OIDC issuer, and the audience aws-actions/configure-aws-credentials
+// asks its tokens for (GitHub Docs, "Configuring OpenID Connect in Amazon Web Services")
+export const githubOidc = {
+  host: 'token.actions.githubusercontent.com',
+  audience: 'sts.amazonaws.com',
+} as const;
 
 export function arn(identity: Identity, service: string, resource: string, regional = true): string {
   return `arn:${identity.partition}:${service}:${regional ? identity.region : ''}:${identity.accountId}:${resource}`;

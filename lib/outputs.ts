@@ -25,6 +25,9 @@ export interface StackOutputs {
   cacheAuthSecretArn?: string;
   alertsTopicArn?: string;
   dashboardName?: string;
+  // the role generate.yml assumes (the repository variable AWS_GENERATOR_ROLE_ARN),
+  // when GITHUB_REPOSITORY was set
+  generatorRoleArn?: string;
   // set when the outputs describe the local emulated stack
   endpoint?: string;
   updatedAt: string;

@@ -2,25 +2,34 @@ import { randomInt } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import { generateAndUpload, type ManifestEntry } from '../generator/generate.ts';
+import type { ManifestEntry } from '../generator/generate.ts';
 import { createRunId, NameStyle } from '../generator/names.ts';
 import { type FilePlan, LineEnding, planFiles } from '../generator/plan.ts';
 import { formatBytes } from '../generator/progress.ts';
 import { maxSeed } from '../generator/random.ts';
-import { ConfigError, type Env, loadLocalConfig } from '../lib/config.ts';
-import { describeError, UsageError } from '../lib/errors.ts';
+import {
+  createProgressLine,
+  describeFailure,
+  ExitCode,
+  type ProgressOutput,
+  readWholeNumber,
+} from '../lib/cli.ts';
+import { type Env, loadLocalConfig } from '../lib/config.ts';
+import { describeError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
 import { outputsPath, type StackOutputs, writeOutputs } from '../lib/outputs.ts';
-import { type FileResult, type LocalPipeline, startLocalPipeline } from './pipeline.ts';
+import type { FileResult, LocalPipeline } from './pipeline.ts';
 import { type LocalServices, startLocalServices } from './services.ts';
 
 // `npm run demo`: the whole flow on this machine with the code that runs in
 // AWS. Upload → S3 event → SNS → SQS → the function → Redis → PostgreSQL, then
 // a check that every generated file is in the table with the line count the
 // generator planned for it.
-
-export const DemoExit = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+//
+// The pipeline and the uploader (the AWS SDK, the emulator, the function) are
+// imported only once Redis and PostgreSQL are starting: loading them takes
+// about as long as the embedded PostgreSQL's initdb, which runs meanwhile.
+// (Given servers are checked first: see runDemo.)
 
 // The demo's stack is always stage `local`: its outputs file
 // (.ada/outputs.local.json) then never overwrites a deployed stage's.
@@ -66,15 +75,6 @@ export interface DemoArgs {
   seed: number | undefined;
 }
 
-function parseWhole(flag: string, text: string | undefined, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
-    throw new UsageError(`--${flag}=${text} must be a whole number from ${min} to ${max} (see --help)`);
-  }
-  return value;
-}
-
 export function parseDemoArgs(argv: readonly string[]): DemoArgs {
   const values = parseFlags(argv, {
     help: { type: 'boolean', short: 'h' },
@@ -87,16 +87,14 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
     help: values.help ?? false,
     keep: values.keep ?? false,
     json: values.json ?? false,
-    count: parseWhole('count', values.count, 1, maxCount) ?? defaultCount,
-    seed: parseWhole('seed', values.seed, 0, maxSeed),
+    count: values.count === undefined ? defaultCount : readWholeNumber('count', values.count, 1, maxCount),
+    seed: values.seed === undefined ? undefined : readWholeNumber('seed', values.seed, 0, maxSeed),
   };
 }
 
 // ---- output ----
 
-interface Output {
-  write(text: string): unknown;
-  isTTY?: boolean;
+interface Output extends ProgressOutput {
   columns?: number;
 }
 
@@ -228,28 +226,6 @@ export function describeSummary(s: DemoSummary): string {
   return lines.join('\n');
 }
 
-// A line rewritten in place on a terminal; in a log, at most one line every few seconds.
-function createProgress(out: Output) {
-  let last = Date.now();
-  let shown = false;
-  return {
-    update(text: string) {
-      if (out.isTTY) {
-        out.write(`\r\x1b[K${text}`);
-        shown = true;
-      } else if (Date.now() - last >= 3_000) {
-        out.write(`${text}\n`);
-        last = Date.now();
-      }
-    },
-    done() {
-      if (out.isTTY && shown) out.write('\r\x1b[K');
-      shown = false;
-      last = Date.now();
-    },
-  };
-}
-
 function shellQuote(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
@@ -318,15 +294,14 @@ export async function runDemo(
     args = parseDemoArgs(argv);
     if (args.help) {
       io.out.write(`${usage}\n`);
-      return DemoExit.ok;
+      return ExitCode.ok;
     }
     ({ emulatorPort: port, redisUrl, databaseUrl } = loadLocalConfig(env));
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.err.write(`demo: ${error.message}\n`);
-      return DemoExit.usage;
-    }
-    throw error;
+    const failure = describeFailure(error);
+    if (failure.code !== ExitCode.usage) throw error;
+    io.err.write(`demo: ${failure.message}\n`);
+    return ExitCode.usage;
   }
 
   // with --json, stdout carries the result alone
@@ -338,7 +313,7 @@ export async function runDemo(
   let signalledAt: number | undefined;
   const onSignal = () => {
     if (signalledAt !== undefined) {
-      if (Date.now() - signalledAt > repeatedSignalMs) process.exit(DemoExit.interrupted);
+      if (Date.now() - signalledAt > repeatedSignalMs) process.exit(ExitCode.interrupted);
       return;
     }
     signalledAt = Date.now();
@@ -354,7 +329,16 @@ export async function runDemo(
   let outputs: StackOutputs | undefined;
   try {
     say('ada-linecount demo: upload → S3 event → SNS → SQS → function → Redis → PostgreSQL, on this machine');
-    services = await startLocalServices({ redisUrl, databaseUrl, log: (line) => say(`  ${line}`) });
+    const starting = startLocalServices({ redisUrl, databaseUrl, log: (line) => say(`  ${line}`) });
+    // Loading the modules holds the event loop for a second or more, which a
+    // given REDIS_URL/DATABASE_URL's 3 s check would count against the server:
+    // only the embedded services' start (child processes) runs beside it.
+    if (redisUrl !== undefined || databaseUrl !== undefined) await starting.catch(() => undefined);
+    const loading = Promise.all([import('./pipeline.ts'), import('../generator/generate.ts')]);
+    // either may fail first; the other's failure must not go unhandled
+    loading.catch(() => undefined);
+    services = await starting;
+    const [{ startLocalPipeline }, { generateAndUpload }] = await loading;
     const settings: Env = {
       ...demoDefaults,
       ...env,
@@ -374,7 +358,7 @@ export async function runDemo(
         `demo: port ${port} on 127.0.0.1 is already in use (another demo with --keep, or another emulator?): ` +
           `stop it, or choose another port, e.g. LOCAL_AWS_PORT=${port === 4566 ? 4567 : port + 1} npm run demo\n`,
       );
-      return DemoExit.usage;
+      return ExitCode.usage;
     }
     const { stack } = pipeline;
     outputs = stack.outputs;
@@ -404,7 +388,8 @@ export async function runDemo(
     };
     // the same plans the generator follows, to say what each file is like
     const plans = new Map([...planFiles(generate)].map((plan) => [plan.key, plan]));
-    const progress = createProgress(io.err);
+    // a terminal's line rewritten in place; in a log, one line every few seconds
+    const progress = createProgressLine(io.err, { everyMs: 3_000 });
     const uploadStarted = Date.now();
     let entries: ManifestEntry[];
     try {
@@ -430,7 +415,7 @@ export async function runDemo(
         progress.update(`  waiting for PostgreSQL: ${done}/${total} files recorded`),
     });
     progress.done();
-    if (abort.signal.aborted) return DemoExit.interrupted;
+    if (abort.signal.aborted) return ExitCode.interrupted;
     // a message that failed maxReceiveCount times is there; one still retrying is not yet
     const dlq = await pipeline.queueDepth(outputs.dlqUrl);
     const deadLettered = dlq.visible + dlq.inFlight;
@@ -479,15 +464,14 @@ export async function runDemo(
       say(describeKeep(outputs, services, stack.env));
       await watchRecorded(pipeline, say, abort.signal);
     }
-    return summary.ok ? DemoExit.ok : DemoExit.failed;
+    return summary.ok ? ExitCode.ok : ExitCode.failed;
   } catch (error) {
-    if (abort.signal.aborted) return DemoExit.interrupted;
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.err.write(`demo: ${error.message}\n`);
-      return DemoExit.usage;
-    }
-    io.err.write(`demo: failed: ${describeError(error)}\n`);
-    return DemoExit.failed;
+    if (abort.signal.aborted) return ExitCode.interrupted;
+    const failure = describeFailure(error);
+    io.err.write(
+      failure.code === ExitCode.usage ? `demo: ${failure.message}\n` : `demo: failed: ${failure.message}\n`,
+    );
+    return failure.code;
   } finally {
     // the handlers stay during the stop: a second Ctrl-C still quits at once
     if (outputs !== undefined) await removeOutputs(outputs);

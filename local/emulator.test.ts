@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
   CopyObjectCommand,
@@ -14,6 +15,7 @@ import {
   GetBucketVersioningCommand,
   GetPublicAccessBlockCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListObjectVersionsCommand,
   PutBucketLifecycleConfigurationCommand,
   PutBucketNotificationConfigurationCommand,
@@ -486,5 +488,39 @@ describe('bucket notifications', () => {
       bodies.map((body) => createHash('md5').update(body).digest('hex')),
     );
     assert.equal(new Set(records.map((r) => r?.sequencer)).size, bodies.length);
+  });
+
+  // boto3 uploads an empty file with no body and no Content-Type header, and
+  // so does `aws s3 cp` for an empty file with an unknown extension; this was
+  // HTTP 500 while the same upload with any Content-Type worked.
+  test('an empty PUT without Content-Type stores an empty object and announces it', async () => {
+    const { bucket, queueUrl } = await createPipeline('empty-put');
+    await receive(queueUrl, 1);
+    const response = await new Promise<{ status: number | undefined; etag: string | undefined }>(
+      (resolve, reject) => {
+        const put = request(
+          `${emulator.endpoint}/${bucket}/uploads/empty.dat`,
+          { method: 'PUT', headers: { 'content-length': '0' } },
+          (reply) => {
+            reply.resume();
+            reply.on('end', () => resolve({ status: reply.statusCode, etag: reply.headers.etag }));
+          },
+        );
+        put.on('error', reject);
+        put.end();
+      },
+    );
+    const emptyMd5 = createHash('md5').update('').digest('hex');
+    assert.deepEqual(response, { status: 200, etag: `"${emptyMd5}"` });
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'uploads/empty.dat' }));
+    assert.equal(head.ContentLength, 0);
+    const [event] = await receive(queueUrl, 1);
+    assert.ok(event);
+    assert.deepEqual(unwrap(event).Records?.[0]?.s3.object, {
+      key: 'uploads/empty.dat',
+      size: 0,
+      eTag: emptyMd5,
+      sequencer: unwrap(event).Records?.[0]?.s3.object.sequencer,
+    });
   });
 });

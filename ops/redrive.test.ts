@@ -105,7 +105,7 @@ test('--max moves only that many', async () => {
   assert.match(nothing.out, /nothing to move/);
   const bad = await run(runRedrive, flow, ['--max', '0']);
   assert.equal(bad.code, ExitCode.usage);
-  assert.match(bad.err, /--max 0 must be a whole number ≥ 1/);
+  assert.match(bad.err, /--max=0 must be ≥ 1/);
 });
 
 async function createPair(name: string, sqs: SQSClient) {

@@ -12,6 +12,7 @@ import {
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
 import { MalformedMessageError, parseMessageBody } from '../lambda-image/events.ts';
+import { readWholeNumber } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
@@ -263,12 +264,7 @@ export function parseRedriveArgs(argv: string[]) {
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
-  let max: number | undefined;
-  if (values.max !== undefined) {
-    max = Number(values.max);
-    if (!Number.isInteger(max) || max < 1)
-      throw new UsageError(`--max ${values.max} must be a whole number ≥ 1`);
-  }
+  const max = values.max === undefined ? undefined : readWholeNumber('max', values.max, 1);
   return {
     help: values.help === true,
     dryRun: values['dry-run'] === true,

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
+import { freePort } from '../lib/net.ts';
+import { reachTimeoutMs } from '../lib/reach.ts';
 import { createTestSchema, type TestSchema, testDatabaseUrl } from '../test/support/services.ts';
 import { ExitCode } from './common.ts';
 import { capture } from './io.fixture.ts';
@@ -132,6 +134,22 @@ test('usage problems and a missing database are reported with what to do', async
   assert.equal(code, ExitCode.usage);
   assert.match(io.stderr(), /set DATABASE_URL/);
   assert.match(io.stderr(), /outputs\.opstest\.json/);
+});
+
+test('an unreachable database is named, password masked, and exits 1 at once', async () => {
+  const closed = await freePort();
+  const io = capture(root);
+  const started = Date.now();
+  const code = await runReport([], io, { DATABASE_URL: `postgres://ada:hunter2@127.0.0.1:${closed}/ops` });
+  assert.equal(code, ExitCode.failed);
+  assert.match(
+    io.stderr(),
+    new RegExp(
+      `^cannot reach PostgreSQL at postgres://ada:\\*\\*\\*@127\\.0\\.0\\.1:${closed}/ops \\(DATABASE_URL\\): .*ECONNREFUSED`,
+    ),
+  );
+  assert.doesNotMatch(io.stderr(), /hunter2/);
+  assert.ok(Date.now() - started < reachTimeoutMs, `${Date.now() - started} ms`);
 });
 
 test('--help explains the command without touching the database', async () => {

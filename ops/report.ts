@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import { qualifiedTable, tableName } from '../lambda-image/schema.ts';
+import { readWholeNumber } from '../lib/cli.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
@@ -231,12 +232,7 @@ export function parseReportArgs(argv: string[]): {
   if (!Object.values(ReportFormat).includes(format as ReportFormat)) {
     throw new UsageError(`--format ${format} must be one of ${Object.values(ReportFormat).join(', ')}`);
   }
-  let limit: number | undefined;
-  if (values.limit !== undefined) {
-    limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new UsageError(`--limit ${values.limit} must be a whole number ≥ 1`);
-  }
+  const limit = values.limit === undefined ? undefined : readWholeNumber('limit', values.limit, 1);
   const filter: ReportFilter = {
     bucket: values.bucket,
     prefix: values.prefix,

@@ -1,12 +1,11 @@
-import { createInterface } from 'node:readline/promises';
-import { ConfigError } from '../lib/config.ts';
-import { describeError, UsageError } from '../lib/errors.ts';
+import { confirm as ask, createProgressLine, describeFailure, ExitCode, isInteractive } from '../lib/cli.ts';
 import type { Log } from '../lib/reconcile.ts';
 
-// What up.ts and down.ts share: the console log, the prompt and the exit codes
-// (flags: lib/flags.ts).
+// What up.ts and down.ts share: the console log and their edge, on the
+// project's one CLI edge (lib/cli.ts: exit codes, prompt, progress line,
+// failure messages; flags: lib/flags.ts).
 
-export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
+export { ExitCode, isInteractive };
 
 export interface ConsoleLogOptions {
   // --json: stdout carries only the JSON document, so messages go to stderr
@@ -15,68 +14,48 @@ export interface ConsoleLogOptions {
   err?: NodeJS.WriteStream;
 }
 
-export function createConsoleLog(options: ConsoleLogOptions): Log & { done(): void } {
+export type ConsoleLog = Log & { done(): void };
+
+export function createConsoleLog(options: ConsoleLogOptions): ConsoleLog {
   const out = options.out ?? process.stdout;
   const err = options.err ?? process.stderr;
   const messages = options.json ? err : out;
-  let transient = false;
-  const clear = () => {
-    if (transient) {
-      err.write('\r\x1b[K');
-      transient = false;
-    }
-  };
+  // rewritten in place on a terminal; one line each elsewhere (CI logs)
+  const progress = createProgressLine(err);
   return {
     info(message) {
-      clear();
+      progress.done();
       messages.write(`${message}\n`);
     },
     warn(message) {
-      clear();
+      progress.done();
       err.write(`warning: ${message}\n`);
     },
     progress(message) {
-      // rewritten in place on a terminal; one line each elsewhere (CI logs)
-      if (err.isTTY) {
-        err.write(`\r\x1b[K${message}`);
-        transient = true;
-      } else {
-        err.write(`${message}\n`);
-      }
+      progress.update(message);
     },
-    done: clear,
+    done() {
+      progress.done();
+    },
   };
 }
 
-export function isInteractive(): boolean {
-  return Boolean(process.stdin.isTTY && process.stdout.isTTY);
-}
-
-export async function confirm(question: string): Promise<boolean> {
-  const prompt = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    const answer = await prompt.question(`${question} [y/N] `);
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    prompt.close();
-  }
+// up's and down's question before they change anything (asked on stdout, with the plan)
+export function confirm(question: string): Promise<boolean> {
+  return ask(question, process.stdout);
 }
 
 // The edge of both scripts: configuration and usage problems exit 2 with every
-// problem listed; AWS failures exit 1 with the step that failed.
+// problem listed; AWS failures exit 1 with the step that failed, or the
+// endpoint that did not answer.
 export async function runCli(main: () => Promise<number>): Promise<void> {
   try {
     process.exitCode = await main();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = ExitCode.usage;
-    } else if (error instanceof UsageError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = ExitCode.usage;
-    } else {
-      process.stderr.write(`error: ${describeError(error)}\n`);
-      process.exitCode = ExitCode.failed;
-    }
+    const failure = describeFailure(error);
+    process.stderr.write(
+      failure.code === ExitCode.usage ? `${failure.message}\n` : `error: ${failure.message}\n`,
+    );
+    process.exitCode = failure.code;
   }
 }

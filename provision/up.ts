@@ -8,18 +8,22 @@ import { stepError, UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
 import { stackNames } from '../lib/names.ts';
 import { type StackOutputs, writeOutputs } from '../lib/outputs.ts';
+import { PolicyFile } from '../lib/policy-files.ts';
 import { type Change, type Ctx, isPlan, type Log, type Mode, pending } from '../lib/reconcile.ts';
-import { confirm, createConsoleLog, ExitCode, isInteractive, runCli } from './cli.ts';
+import { type ConsoleLog, confirm, createConsoleLog, ExitCode, isInteractive, runCli } from './cli.ts';
 import { type CostShape, defaultShape, estimateIdleCost } from './cost.ts';
 import { hasChanges, planDocument, renderChanges, renderCost } from './plan.ts';
+import { checkPermissions, renderDenials } from './preflight.ts';
 import { ensureAlarms, memberClusterIds } from './resources/alarms.ts';
 import { ensureAlerts } from './resources/alerts.ts';
+import { requireBoundary } from './resources/boundary.ts';
 import { ensureBucket } from './resources/bucket.ts';
 import { type CacheOptions, cacheReplicas, ensureCache } from './resources/cache.ts';
 import { ensureDashboard } from './resources/dashboard.ts';
 import { type DatabaseOptions, ensureDatabase } from './resources/database.ts';
 import { ensureEventSource } from './resources/event-source.ts';
 import { ensureFunctions, findFunction, functionArn, functionEnvironment } from './resources/function.ts';
+import { ensureGithubProvider } from './resources/github-oidc.ts';
 import { resolveIdentity } from './resources/identity.ts';
 import { ensureLogGroup } from './resources/log-group.ts';
 import { ensureMigration } from './resources/migration.ts';
@@ -27,7 +31,7 @@ import { ensureNetwork, type NetworkOptions } from './resources/network.ts';
 import { ensureNotification } from './resources/notification.ts';
 import { ensureDeadLetterQueue, ensureQueue } from './resources/queue.ts';
 import { ensureRepository } from './resources/repository.ts';
-import { ensureFunctionRole, ensureSchedulerRole } from './resources/role.ts';
+import { ensureFunctionRole, ensureGeneratorRole, ensureSchedulerRole } from './resources/role.ts';
 import { ensureSchedule } from './resources/schedule.ts';
 import { ensureSubscription } from './resources/subscription.ts';
 import { ensureTopic } from './resources/topic.ts';
@@ -36,6 +40,9 @@ const usage = `Usage: npx tsx provision/up.ts [options]
 
 Creates or updates every AWS resource of the stack, in order, and writes
 .ada/outputs.<stage>.json. Running it again changes only what drifted.
+First it asks IAM whether the caller may make every request of the run
+(docs/deployer-policy.json, iam:SimulatePrincipalPolicy) and stops before any
+change, naming each missing permission, when it may not.
 
 Options:
   --plan, --dry-run    show what would be created or updated (no changes) and the idle monthly cost
@@ -79,6 +86,8 @@ export async function createContext(
 // The architecture diagram, top to bottom: each step returns what the next needs.
 export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): Promise<ProvisionResult> {
   const { names } = ctx;
+  // every role below carries it; an administrator made it (provision/bootstrap.ts)
+  await requireBoundary(ctx);
   const network = await ensureNetwork(ctx, options.network);
   const bucket = await ensureBucket(ctx);
   const dlq = await ensureDeadLetterQueue(ctx);
@@ -127,6 +136,7 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
   });
   await ensureEventSource(ctx, { functionName: functions.count.name, queueArn: queue.arn });
   await ensureSchedule(ctx, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn });
+  const generatorRole = await ensureGenerator(ctx);
   const alerts = await ensureAlerts(ctx);
   const monitored = {
     queueName: names.queue,
@@ -160,9 +170,23 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
     cacheAuthSecretArn: cache.authSecretArn,
     alertsTopicArn: alerts.topicArn,
     dashboardName: dashboard.dashboardName,
+    ...(generatorRole === undefined ? {} : { generatorRoleArn: generatorRole }),
     updatedAt: new Date().toISOString(),
   };
   return { outputs, changes: ctx.changes };
+}
+
+// The scheduled generator's own identity, when the repository is known
+// (GITHUB_REPOSITORY, which GitHub Actions sets in deploy.yml's runs): the
+// account's GitHub OIDC provider and a role that trusts only that
+// repository's main branch. Without it, docs/image.md says how to make the
+// role by hand.
+async function ensureGenerator(ctx: Ctx): Promise<string | undefined> {
+  const repository = ctx.config.provision.githubRepository;
+  if (repository === undefined) return undefined;
+  const provider = await ensureGithubProvider(ctx);
+  const role = await ensureGeneratorRole(ctx, { providerArn: provider.arn, repository });
+  return role.arn;
 }
 
 // The function is deployed by digest, so what runs is exactly what was
@@ -233,6 +257,90 @@ export function costShape(): CostShape {
   return { ...defaultShape, cacheNodes: 1 + cacheReplicas };
 }
 
+export interface UpRun {
+  planOnly: boolean;
+  json: boolean;
+  yes: boolean;
+  imageUri?: string | undefined;
+  // tests shorten the waits and point the build at stand-ins
+  provision?: Omit<ProvisionOptions, 'imageUri'>;
+  out?: (text: string) => void;
+  // messages beside a --json document (stderr by default)
+  err?: (text: string) => void;
+  // where .ada/outputs.<stage>.json goes (the working directory by default)
+  root?: string | undefined;
+}
+
+// The permission check first (provision/preflight.ts): a caller that lacks a
+// request up needs learns which, and nothing is created or changed. A caller
+// that may not simulate its own policies is told so and the run goes on.
+export async function checkBeforeRun(ctx: Ctx, out: (text: string) => void): Promise<boolean> {
+  const result = await checkPermissions(ctx, PolicyFile.deployer);
+  if (!result.checked) {
+    ctx.log.warn(`permissions not checked before the run: ${result.reason}`);
+    return true;
+  }
+  if (result.denied.length === 0) {
+    ctx.log.info(
+      `permissions checked: ${result.principal} may make the ${result.requests} requests up needs`,
+    );
+    return true;
+  }
+  out(`${renderDenials(result, PolicyFile.deployer)}\n`);
+  ctx.log.info('nothing was created or changed');
+  return false;
+}
+
+export async function runUp(
+  config: DeployConfig,
+  clients: Clients,
+  log: ConsoleLog,
+  run: UpRun,
+): Promise<number> {
+  const { planOnly, json, imageUri } = run;
+  const out = run.out ?? ((text: string) => process.stdout.write(text));
+  // with --json, stdout carries the JSON document alone: the check's report goes beside it
+  const report = json ? (run.err ?? ((text: string) => process.stderr.write(text))) : out;
+  const cost = estimateIdleCost(config, costShape());
+  if (planOnly || !run.yes) {
+    const planCtx = await createContext(config, clients, log, 'plan');
+    log.info(
+      `planning ${planCtx.names.base} in account ${planCtx.identity.accountId}, ${planCtx.identity.region}`,
+    );
+    if (!(await checkBeforeRun(planCtx, report))) return ExitCode.failed;
+    const { changes } = await provisionStack(planCtx, { ...run.provision, imageUri });
+    log.done();
+    if (planOnly) {
+      if (json) out(`${JSON.stringify(planDocument('plan', changes, cost), null, 2)}\n`);
+      else out(`${renderChanges(changes)}\n\n${renderCost(cost)}\n`);
+      return ExitCode.ok;
+    }
+    if (hasChanges(changes)) {
+      out(`${renderChanges(changes)}\n\n${renderCost(cost)}\n\n`);
+      if (!(await confirm('Create or update these AWS resources (they are billed while they exist)?'))) {
+        log.info('nothing changed');
+        return ExitCode.failed;
+      }
+    }
+  }
+  const ctx = await createContext(config, clients, log, 'apply');
+  // after a plan, the check was made moments ago by the same caller
+  if (run.yes && !(await checkBeforeRun(ctx, report))) return ExitCode.failed;
+  log.info(`deploying ${ctx.names.base} to account ${ctx.identity.accountId}, ${ctx.identity.region}`);
+  const result = await provisionStack(ctx, { ...run.provision, imageUri });
+  const path = await writeOutputs(result.outputs, run.root);
+  log.done();
+  if (json) {
+    out(
+      `${JSON.stringify({ ...planDocument('apply', result.changes), outputs: result.outputs, outputsPath: path }, null, 2)}\n`,
+    );
+  } else {
+    out(`\n${renderChanges(result.changes)}\n\nOutputs (${path}):\n`);
+    for (const [key, value] of Object.entries(result.outputs)) out(`  ${key}: ${value}\n`);
+  }
+  return ExitCode.ok;
+}
+
 async function main(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, {
     help: { type: 'boolean' },
@@ -263,41 +371,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createConsoleLog({ json });
   const clients = createClients(config.aws);
   try {
-    const cost = estimateIdleCost(config, costShape());
-    if (planOnly || !flags.yes) {
-      const planCtx = await createContext(config, clients, log, 'plan');
-      log.info(
-        `planning ${planCtx.names.base} in account ${planCtx.identity.accountId}, ${planCtx.identity.region}`,
-      );
-      const { changes } = await provisionStack(planCtx, { imageUri });
-      log.done();
-      if (planOnly) {
-        if (json) process.stdout.write(`${JSON.stringify(planDocument('plan', changes, cost), null, 2)}\n`);
-        else process.stdout.write(`${renderChanges(changes)}\n\n${renderCost(cost)}\n`);
-        return ExitCode.ok;
-      }
-      if (hasChanges(changes)) {
-        process.stdout.write(`${renderChanges(changes)}\n\n${renderCost(cost)}\n\n`);
-        if (!(await confirm('Create or update these AWS resources (they are billed while they exist)?'))) {
-          log.info('nothing changed');
-          return ExitCode.failed;
-        }
-      }
-    }
-    const ctx = await createContext(config, clients, log, 'apply');
-    log.info(`deploying ${ctx.names.base} to account ${ctx.identity.accountId}, ${ctx.identity.region}`);
-    const result = await provisionStack(ctx, { imageUri });
-    const path = await writeOutputs(result.outputs);
-    log.done();
-    if (json) {
-      process.stdout.write(
-        `${JSON.stringify({ ...planDocument('apply', result.changes), outputs: result.outputs, outputsPath: path }, null, 2)}\n`,
-      );
-    } else {
-      process.stdout.write(`\n${renderChanges(result.changes)}\n\nOutputs (${path}):\n`);
-      for (const [key, value] of Object.entries(result.outputs)) process.stdout.write(`  ${key}: ${value}\n`);
-    }
-    return ExitCode.ok;
+    return await runUp(config, clients, log, { planOnly, json, yes: Boolean(flags.yes), imageUri });
   } finally {
     destroyClients(clients);
   }

@@ -17,6 +17,7 @@ import { deleteDashboard } from '../provision/resources/dashboard.ts';
 import { type DatabaseOptions, deleteDatabase } from '../provision/resources/database.ts';
 import { deleteEventSource } from '../provision/resources/event-source.ts';
 import { deleteFunction } from '../provision/resources/function.ts';
+import { deleteGithubProvider } from '../provision/resources/github-oidc.ts';
 import { deleteLogGroup } from '../provision/resources/log-group.ts';
 import { deleteNetwork, type NetworkOptions } from '../provision/resources/network.ts';
 import { deleteNotification } from '../provision/resources/notification.ts';
@@ -97,6 +98,10 @@ export async function teardownStack(ctx: Ctx, options: TeardownOptions): Promise
   await deleteRole(ctx, names.schedulerRole);
   await deleteRole(ctx, names.migrateRole);
   await deleteRole(ctx, names.role);
+  // the generator's role, and this stack's use of the GitHub OIDC provider
+  // (deleted with the last stack that used it, and only if up.ts created it)
+  await deleteRole(ctx, names.generatorRole);
+  await deleteGithubProvider(ctx);
   return { changes: ctx.changes };
 }
 

@@ -18,6 +18,8 @@ export interface CliRun {
   env?: Record<string, string | undefined>;
   cwd: string;
   endpoint: string;
+  // node flags before the generator's script (the memory test preloads a sampler)
+  nodeArgs?: string[];
 }
 
 export function spawnCli(run: CliRun): {
@@ -35,17 +37,20 @@ export function spawnCli(run: CliRun): {
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
     AWS_ENDPOINT_URL: run.endpoint,
     AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   const env = Object.fromEntries(
     Object.entries({ ...base, ...run.env }).filter(
       (entry): entry is [string, string] => entry[1] !== undefined,
     ),
   );
-  const child = spawn(process.execPath, ['--import', tsxLoader, mainPath, ...run.args], {
-    cwd: run.cwd,
-    env,
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', tsxLoader, ...(run.nodeArgs ?? []), mainPath, ...run.args],
+    {
+      cwd: run.cwd,
+      env,
+    },
+  );
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
   let stdout = '';

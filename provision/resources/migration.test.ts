@@ -19,6 +19,7 @@ test('the migration role reads the master secret and nothing else of the stackâ€
   assert.equal(role.name, 'ada-linecount-dev-migrate');
   const bySid = Object.fromEntries(role.policy.Statement.map((s) => [s.Sid, s]));
   assert.deepEqual(Object.keys(bySid).sort(), [
+    'CreateVpcNetworkInterfaces',
     'DescribeVpcNetworkInterfaces',
     'ManageVpcNetworkInterfaces',
     'ReadMasterSecret',
@@ -34,6 +35,11 @@ test('the migration role reads the master secret and nothing else of the stackâ€
     'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/ada-linecount-dev-migrate:*',
   ]);
   assert.deepEqual(role.trustPolicy.Statement[0]?.Principal, { Service: 'lambda.amazonaws.com' });
+});
+
+test('the migration role carries the permissions boundary, like every role up creates', () => {
+  const role = desiredMigrationRole(ctx, masterSecretArn);
+  assert.equal(role.permissionsBoundary, 'arn:aws:iam::123456789012:policy/ada-linecount-boundary');
 });
 
 test('the function role no longer names the master secret; it may sign in to the database as one user', () => {

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-lambda';
 import { stepError } from '../../lib/errors.ts';
 import { Action, type Ctx, canonical, isPlan, record } from '../../lib/reconcile.ts';
+import { boundaryArn } from './boundary.ts';
 import {
   type DesiredFunction,
   databaseCaFile,
@@ -17,7 +18,7 @@ import {
   MigrateCommand,
   waitActive,
 } from './function.ts';
-import type { DesiredRole } from './role.ts';
+import type { DesiredRole, RoleContext } from './role.ts';
 import { ensureRole, trustPolicy, vpcExecutionStatements, writeLogsStatement } from './role.ts';
 
 // The one-shot database migration (lambda-image/migrate.ts): the function
@@ -53,10 +54,7 @@ export interface MigrationOutputs {
   ran: boolean;
 }
 
-export function desiredMigrationRole(
-  ctx: Pick<Ctx, 'identity' | 'names'>,
-  masterSecretArn: string,
-): DesiredRole {
+export function desiredMigrationRole(ctx: RoleContext, masterSecretArn: string): DesiredRole {
   const { identity, names } = ctx;
   return {
     name: names.migrateRole,
@@ -78,6 +76,8 @@ export function desiredMigrationRole(
         ...vpcExecutionStatements(identity),
       ],
     },
+    // like every role up.ts creates (boundary.ts), so the deployer may create it
+    permissionsBoundary: boundaryArn(ctx),
     tags: names.tags,
   };
 }

@@ -10,15 +10,18 @@ import {
   ListRolePoliciesCommand,
   ListRoleTagsCommand,
   NoSuchEntityException,
+  PutRolePermissionsBoundaryCommand,
   PutRolePolicyCommand,
   TagRoleCommand,
   UpdateAssumeRolePolicyCommand,
 } from '@aws-sdk/client-iam';
 import { stepError } from '../../lib/errors.ts';
-import { arn } from '../../lib/names.ts';
+import { arn, githubOidc } from '../../lib/names.ts';
+import { PolicyFile, readPolicyFile } from '../../lib/policy-files.ts';
 import { Action, type Ctx, type FieldChange, isPlan, missingTags, record } from '../../lib/reconcile.ts';
 import { type PolicyDocument, type PolicyStatement, parsePolicy, samePolicy } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
+import { boundaryArn } from './boundary.ts';
 import { logGroupStreamsArn } from './log-group.ts';
 
 const kind = 'iam role';
@@ -31,6 +34,10 @@ export interface DesiredRole {
   // is left attached to a deleted role and nothing else can grow to use it
   policyName: string;
   policy: PolicyDocument;
+  // the managed policy that caps whatever the role is ever given (IAM User
+  // Guide, "Permissions boundaries for IAM entities"): the deployer may create
+  // and change only roles that carry it (docs/deployer-policy.json)
+  permissionsBoundary: string;
   tags: Tags;
 }
 
@@ -39,8 +46,11 @@ export interface LiveRole {
   arn: string;
   trustPolicy: unknown;
   policy: unknown;
+  permissionsBoundary: string | undefined;
   tags: Tags;
 }
+
+export type RoleContext = Pick<Ctx, 'identity' | 'names' | 'config'>;
 
 export interface FunctionRoleInputs {
   bucket: string;
@@ -72,10 +82,7 @@ export function trustPolicy(ctx: Pick<Ctx, 'identity'>, service: string): Policy
   };
 }
 
-export function desiredFunctionRole(
-  ctx: Pick<Ctx, 'identity' | 'names'>,
-  inputs: FunctionRoleInputs,
-): DesiredRole {
+export function desiredFunctionRole(ctx: RoleContext, inputs: FunctionRoleInputs): DesiredRole {
   const { identity, names } = ctx;
   return {
     name: names.role,
@@ -132,6 +139,7 @@ export function desiredFunctionRole(
         ...vpcExecutionStatements(identity),
       ],
     },
+    permissionsBoundary: boundaryArn(ctx),
     tags: names.tags,
   };
 }
@@ -160,8 +168,9 @@ export function vpcExecutionStatements(identity: Ctx['identity']): PolicyStateme
       // What Lambda does with the role to attach the function to its subnets
       // (Lambda Developer Guide, "Giving Lambda functions access to
       // resources in an Amazon VPC", Required IAM permissions; the
-      // AWSLambdaVPCAccessExecutionRole actions, whose version 3 added
-      // ec2:DescribeSubnets). The Describe calls have no resource-level
+      // AWSLambdaVPCAccessExecutionRole actions, whose version 3 of
+      // January 2024 added ec2:DescribeSubnets: AWS Managed Policy
+      // Reference). The Describe calls have no resource-level
       // permissions: they only work on "*" (Service Authorization Reference).
       Sid: 'DescribeVpcNetworkInterfaces',
       Effect: 'Allow',
@@ -169,36 +178,39 @@ export function vpcExecutionStatements(identity: Ctx['identity']): PolicyStateme
       Resource: '*',
     },
     {
-      // The rest is kept to this account and region, the scope the same guide
-      // gives for DeleteNetworkInterface (arn:…:ec2:region:account:*/*),
-      // spelled once per resource type these actions take (SAR:
-      // network-interface, subnet, security-group), since the IAM User Guide
-      // allows no wildcard in an ARN's resource-type part. Lambda creates and
-      // removes the interfaces itself, with ids nobody knows in advance.
-      // CreateNetworkInterface is not narrowed to the function's subnets and
-      // security group: Lambda checks the role when the function is created
-      // or updated ("The provided execution role does not have permissions
-      // to call CreateNetworkInterface on EC2") in a way AWS does not
-      // document, and AWS documents no narrower scope that it accepts.
-      Sid: 'ManageVpcNetworkInterfaces',
+      // Kept to this account and region, spelled once per resource type the
+      // action takes (SAR: network-interface, subnet, security-group), since
+      // the IAM User Guide allows no wildcard in an ARN's resource-type part.
+      // Lambda creates the interfaces itself, with ids nobody knows in
+      // advance. It is not narrowed to the function's subnets and security
+      // group: Lambda checks the role when the function is created or updated
+      // ("The provided execution role does not have permissions to call
+      // CreateNetworkInterface on EC2") in a way AWS does not document, and
+      // AWS documents no narrower scope that it accepts.
+      Sid: 'CreateVpcNetworkInterfaces',
       Effect: 'Allow',
-      Action: [
-        'ec2:CreateNetworkInterface',
-        'ec2:DeleteNetworkInterface',
-        'ec2:AssignPrivateIpAddresses',
-        'ec2:UnassignPrivateIpAddresses',
-      ],
+      Action: 'ec2:CreateNetworkInterface',
       Resource: ['network-interface', 'security-group', 'subnet'].map((type) =>
         arn(identity, 'ec2', `${type}/*`),
       ),
     },
+    {
+      // These take only the interface (SAR); the guide asks for every
+      // interface id of the account for DeleteNetworkInterface, or the
+      // function may lose its VPC access.
+      Sid: 'ManageVpcNetworkInterfaces',
+      Effect: 'Allow',
+      Action: [
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
+      Resource: arn(identity, 'ec2', 'network-interface/*'),
+    },
   ];
 }
 
-export function desiredSchedulerRole(
-  ctx: Pick<Ctx, 'identity' | 'names'>,
-  inputs: SchedulerRoleInputs,
-): DesiredRole {
+export function desiredSchedulerRole(ctx: RoleContext, inputs: SchedulerRoleInputs): DesiredRole {
   const { names } = ctx;
   return {
     name: names.schedulerRole,
@@ -216,7 +228,60 @@ export function desiredSchedulerRole(
         },
       ],
     },
+    permissionsBoundary: boundaryArn(ctx),
     tags: names.tags,
+  };
+}
+
+export interface GeneratorRoleInputs {
+  // the account's GitHub OIDC provider (github-oidc.ts)
+  providerArn: string;
+  // owner/name
+  repository: string;
+}
+
+// The role .github/workflows/generate.yml assumes: GitHub's OIDC token for a
+// run of the repository's main branch, traded for credentials that may only
+// put objects under uploads/. Its policy is docs/generator-policy.json, the
+// same file a user attaches when creating the role by hand.
+export function desiredGeneratorRole(ctx: RoleContext, inputs: GeneratorRoleInputs): DesiredRole {
+  const { identity, names } = ctx;
+  return {
+    name: names.generatorRole,
+    description: `${names.base}: the scheduled generator (${inputs.repository}, main branch)`,
+    trustPolicy: githubTrustPolicy(inputs),
+    policyName: 'upload-only',
+    policy: readPolicyFile(PolicyFile.generator, {
+      ...identity,
+      app: ctx.config.stack.app,
+      stage: ctx.config.stack.stage,
+    }) as PolicyDocument,
+    permissionsBoundary: boundaryArn(ctx),
+    tags: names.tags,
+  };
+}
+
+// Only tokens GitHub issues for this repository's main branch, asked for the
+// audience configure-aws-credentials uses: both claims are checked with
+// StringEquals, never a wildcard (IAM User Guide, "Create a role for OpenID
+// Connect federation": GitHub's sub claim; GitHub Docs, "Configuring OpenID
+// Connect in Amazon Web Services": repo:OWNER/REPO:ref:refs/heads/BRANCH).
+export function githubTrustPolicy(inputs: GeneratorRoleInputs): PolicyDocument {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: { Federated: inputs.providerArn },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: {
+          StringEquals: {
+            [`${githubOidc.host}:aud`]: githubOidc.audience,
+            [`${githubOidc.host}:sub`]: `repo:${inputs.repository}:ref:refs/heads/main`,
+          },
+        },
+      },
+    ],
   };
 }
 
@@ -226,7 +291,13 @@ export function roleArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
 
 export async function findRole(ctx: Ctx, name: string, policyName: string): Promise<LiveRole | undefined> {
   const { iam } = ctx.clients;
-  let role: { Arn?: string | undefined; AssumeRolePolicyDocument?: string | undefined } | undefined;
+  let role:
+    | {
+        Arn?: string | undefined;
+        AssumeRolePolicyDocument?: string | undefined;
+        PermissionsBoundary?: { PermissionsBoundaryArn?: string | undefined } | undefined;
+      }
+    | undefined;
   try {
     role = (await iam.send(new GetRoleCommand({ RoleName: name }))).Role;
   } catch (error) {
@@ -249,11 +320,25 @@ export async function findRole(ctx: Ctx, name: string, policyName: string): Prom
     }
   }
   const tags = fromTagList((await iam.send(new ListRoleTagsCommand({ RoleName: name }))).Tags);
-  return { name, arn: role.Arn, trustPolicy: parsePolicy(role.AssumeRolePolicyDocument), policy, tags };
+  return {
+    name,
+    arn: role.Arn,
+    trustPolicy: parsePolicy(role.AssumeRolePolicyDocument),
+    policy,
+    permissionsBoundary: role.PermissionsBoundary?.PermissionsBoundaryArn,
+    tags,
+  };
 }
 
 export function roleDrift(desired: DesiredRole, actual: LiveRole): FieldChange[] {
   const changes: FieldChange[] = [];
+  if (desired.permissionsBoundary !== actual.permissionsBoundary) {
+    changes.push({
+      field: 'permissionsBoundary',
+      from: actual.permissionsBoundary,
+      to: desired.permissionsBoundary,
+    });
+  }
   if (!samePolicy(desired.trustPolicy, actual.trustPolicy ?? null)) {
     changes.push({ field: 'trustPolicy', from: actual.trustPolicy, to: desired.trustPolicy });
   }
@@ -275,6 +360,7 @@ export async function ensureRole(ctx: Ctx, desired: DesiredRole): Promise<{ name
           RoleName: desired.name,
           Description: desired.description,
           AssumeRolePolicyDocument: JSON.stringify(desired.trustPolicy),
+          PermissionsBoundary: desired.permissionsBoundary,
           Tags: toTagList(desired.tags),
         }),
       );
@@ -283,7 +369,7 @@ export async function ensureRole(ctx: Ctx, desired: DesiredRole): Promise<{ name
         throw stepError(
           `create ${kind} ${desired.name}`,
           error,
-          'check iam:CreateRole and iam:TagRole permissions',
+          `check iam:CreateRole with iam:PermissionsBoundary ${desired.permissionsBoundary}, and iam:TagRole permissions`,
         );
       }
     }
@@ -312,6 +398,16 @@ async function updateRole(
   const { iam } = ctx.clients;
   const fields = new Set(changes.map((c) => c.field));
   try {
+    // first: the deployer may change a role's trust and policies only once it
+    // carries the boundary (iam:PermissionsBoundary is the role's boundary)
+    if (fields.has('permissionsBoundary')) {
+      await iam.send(
+        new PutRolePermissionsBoundaryCommand({
+          RoleName: desired.name,
+          PermissionsBoundary: desired.permissionsBoundary,
+        }),
+      );
+    }
     if (fields.has('trustPolicy')) {
       await iam.send(
         new UpdateAssumeRolePolicyCommand({
@@ -341,7 +437,7 @@ async function updateRole(
     throw stepError(
       `update ${kind} ${desired.name}`,
       error,
-      'check iam:UpdateAssumeRolePolicy, iam:PutRolePolicy and iam:TagRole permissions',
+      'check iam:PutRolePermissionsBoundary, iam:UpdateAssumeRolePolicy, iam:PutRolePolicy and iam:TagRole permissions',
     );
   }
 }
@@ -360,12 +456,24 @@ export function ensureSchedulerRole(
   return ensureRole(ctx, desiredSchedulerRole(ctx, inputs));
 }
 
+export function ensureGeneratorRole(
+  ctx: Ctx,
+  inputs: GeneratorRoleInputs,
+): Promise<{ name: string; arn: string }> {
+  return ensureRole(ctx, desiredGeneratorRole(ctx, inputs));
+}
+
 // IAM refuses to delete a role that still has policies (DeleteConflictException):
-// inline policies are deleted and managed ones detached first.
+// inline policies are deleted and managed ones detached first. The deployer
+// may touch only roles that carry the boundary, so a role without it (made
+// before the boundary existed, or stripped of it by an administrator) gets it
+// back first.
 export async function deleteRole(ctx: Ctx, name: string): Promise<void> {
   const { iam } = ctx.clients;
+  let boundary: string | undefined;
   try {
-    await iam.send(new GetRoleCommand({ RoleName: name }));
+    const { Role } = await iam.send(new GetRoleCommand({ RoleName: name }));
+    boundary = Role?.PermissionsBoundary?.PermissionsBoundaryArn;
   } catch (error) {
     if (error instanceof NoSuchEntityException) {
       record(ctx, { kind, name, action: Action.absent });
@@ -373,7 +481,13 @@ export async function deleteRole(ctx: Ctx, name: string): Promise<void> {
     }
     throw stepError(`read ${kind} ${name}`, error, 'check iam:GetRole permission');
   }
+  record(ctx, { kind, name, action: Action.delete });
+  if (isPlan(ctx)) return;
   try {
+    const PermissionsBoundary = boundaryArn(ctx);
+    if (boundary !== PermissionsBoundary) {
+      await iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: name, PermissionsBoundary }));
+    }
     const inline = await iam.send(new ListRolePoliciesCommand({ RoleName: name }));
     for (const policyName of inline.PolicyNames ?? []) {
       await iam.send(new DeleteRolePolicyCommand({ RoleName: name, PolicyName: policyName }));
@@ -388,9 +502,8 @@ export async function deleteRole(ctx: Ctx, name: string): Promise<void> {
       throw stepError(
         `delete ${kind} ${name}`,
         error,
-        'check iam:DeleteRolePolicy, iam:DetachRolePolicy and iam:DeleteRole permissions',
+        'check iam:PutRolePermissionsBoundary, iam:DeleteRolePolicy, iam:DetachRolePolicy and iam:DeleteRole permissions',
       );
     }
   }
-  record(ctx, { kind, name, action: Action.delete });
 }

@@ -301,7 +301,12 @@ export function installRdsFake(
           ARN: secretArn,
           Name: `rds!db-${id}`,
           SecretString: JSON.stringify({ username: input.MasterUsername, password: 'generated-by-rds' }),
-          Tags: [],
+          // RDS tags the secrets it owns with the instance they belong to (AWS
+          // Managed Policy Reference, AmazonRDSServiceRolePolicy: TagResource
+          // with aws:rds:primaryDBInstanceArn)
+          Tags: [
+            { Key: 'aws:rds:primaryDBInstanceArn', Value: `arn:aws:rds:${region}:${accountId}:db:${id}` },
+          ],
         });
       }
       const instance: FakeDbInstance = {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { loadStackConfig } from '../../lib/config.ts';
+import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
 import { desiredMigrationRole } from '../../provision/resources/migration.ts';
 import { desiredFunctionRole, roleArn } from '../../provision/resources/role.ts';
@@ -13,7 +13,7 @@ import {
   type PolicyDocument,
   type Principal,
 } from '../support/iam/evaluate.ts';
-import { rolePrincipal } from '../support/iam/principals.ts';
+import { boundaryDocument, rolePrincipal, stackScope } from '../support/iam/principals.ts';
 import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import { type FunctionRecording, recordFunctionCalls } from './scenarios/function.ts';
 import { type MigrationRecording, recordMigrationCalls } from './scenarios/migration.ts';
@@ -26,15 +26,19 @@ import { type MigrationRecording, recordMigrationCalls } from './scenarios/migra
 
 const scope: Scope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
 const stage = `fn${process.pid % 1000}`;
-const names = stackNames(loadStackConfig({ STAGE: stage }), scope);
-const cacheSecretArn = `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:${names.cacheAuthSecret}-AbCdEf`;
-const masterSecretArn = `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:rds!db-${names.db}-GhIjKl`;
+const config = loadDeployConfig({ AWS_REGION: scope.region, STAGE: stage });
+const names = stackNames(config.stack, scope);
+const secret = (name: string) => `arn:aws:secretsmanager:${scope.region}:${scope.accountId}:secret:${name}`;
+const cacheSecretArn = secret(`${names.cacheAuthSecret}-AbCdEf`);
+// RDS names the master secret by a UUID, not by the instance
+const masterSecretArn = secret('rds!db-3f1e2d4c-5b6a-4789-8abc-def012345678-GhIjKl');
 const resourceId = 'db-ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const databaseUser = (id: string, user: string) =>
   `arn:aws:rds-db:${scope.region}:${scope.accountId}:dbuser:${id}/${user}`;
 
+// the role as up.ts writes it, capped by the boundary it carries
 function functionRole(): Principal {
-  const ctx = { identity: scope, names };
+  const ctx = { identity: scope, names, config };
   const role = desiredFunctionRole(ctx, {
     bucket: names.bucket,
     queueArn: `arn:aws:sqs:${scope.region}:${scope.accountId}:${names.queue}`,
@@ -47,17 +51,19 @@ function functionRole(): Principal {
     roleArn(ctx, role.name),
     role.policyName,
     role.policy as PolicyDocument,
+    boundaryDocument(stackScope(scope, stage)),
   );
 }
 
 function migrationRole(): Principal {
-  const ctx = { identity: scope, names };
+  const ctx = { identity: scope, names, config };
   const role = desiredMigrationRole(ctx, masterSecretArn);
   return rolePrincipal(
     `the role ${role.name} (as up.ts writes it)`,
     roleArn(ctx, role.name),
     role.policyName,
     role.policy as PolicyDocument,
+    boundaryDocument(stackScope(scope, stage)),
   );
 }
 
@@ -154,5 +160,17 @@ describe('the function and migration roles', () => {
       ),
       false,
     );
+  });
+
+  test('the role reads nothing outside uploads/ and writes nowhere', async () => {
+    const role = functionRole();
+    const object = (key: string) => `arn:aws:s3:::${names.bucket}/${key}`;
+    for (const action of ['s3:GetObject', 's3:GetObjectVersion']) {
+      assert.equal(await isAllowed(role, action, object('private/notes.txt')), false, action);
+      assert.equal(await isAllowed(role, action, `arn:aws:s3:::payroll-prod/uploads/a.csv`), false, action);
+    }
+    for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']) {
+      assert.equal(await isAllowed(role, action, object(`${names.uploadsPrefix}a.csv`)), false, action);
+    }
   });
 });

@@ -1,38 +1,40 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { isDeepStrictEqual } from 'node:util';
-import { loadStackConfig } from '../../lib/config.ts';
+import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { roleArn } from '../../provision/resources/role.ts';
+import { desiredGeneratorRole, roleArn } from '../../provision/resources/role.ts';
 import {
   assertNoFindings,
+  boundaryGrantUses,
   describeGrant,
   type GrantUse,
   grantUses,
   type Principal,
   type Request,
 } from '../support/iam/evaluate.ts';
-import { deployer, generator } from '../support/iam/principals.ts';
+import { boundaryDocument, deployer, generator, operator, stackScope } from '../support/iam/principals.ts';
 import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import { registrySkipReason } from '../support/registry.ts';
-import { deployScope, recordDeployment } from './scenarios/deploy.ts';
+import { deployScope, githubRepository, recordDeployment } from './scenarios/deploy.ts';
 import { recordFunctionCalls } from './scenarios/function.ts';
 import { recordGeneratorCalls } from './scenarios/generator.ts';
 import { recordMigrationCalls } from './scenarios/migration.ts';
 
-// The other direction: every action each policy grants must be needed by a
+// The other direction: every grant of each policy must be needed by a
 // recorded request. All scenarios run here, on one stage, so that one policy's
 // requests come together wherever they were made (the function role serves the
 // function's own calls and what Lambda does with it, the migration role the
-// migration's; the deploy role serves up, down, the ops commands and the
-// scheduled generator). For each grant the
-// policy is decided again without it: some request must then be denied, and
-// the test that decides that request fails naming the action. A grant no
-// request needs is a least-privilege finding.
+// migration's). A grant is one action of a statement on one of its resources;
+// for each, the policy is decided again without it, and some request must then
+// be denied. A grant no request needs is a least-privilege finding. The
+// permissions boundary is held to the same rule over the requests of every
+// role that carries it.
 
 const scope = deployScope;
 const stage = `grt${process.pid % 1000}`;
-const names = stackNames(loadStackConfig({ STAGE: stage }), scope);
+const stack = stackScope(scope, stage);
+const config = loadDeployConfig({ AWS_REGION: scope.region, STAGE: stage });
+const names = stackNames(config.stack, scope);
 
 interface Policy {
   principal: Principal;
@@ -42,6 +44,8 @@ interface Policy {
 describe('the grants of every policy', { skip: registrySkipReason() }, () => {
   const policies: Policy[] = [];
   const uses = new Map<Principal, GrantUse[]>();
+  let boundaryUses: GrantUse[] = [];
+  let generatorRole: Principal | undefined;
   let database: TestMigrationTarget | undefined;
 
   after(async () => {
@@ -72,19 +76,14 @@ describe('the grants of every policy', { skip: registrySkipReason() }, () => {
       'calls that do not map to IAM',
     );
 
-    const deploy = deployer(scope);
-    const schedule = generator(scope);
-    // the generator's role is the deploy role today: one policy, one set of requests
-    if (isDeepStrictEqual(schedule.policies, deploy.policies)) {
-      policies.push({ principal: deploy, requests: [...deployment.caller, ...generated.requests] });
-    } else {
-      policies.push({ principal: deploy, requests: deployment.caller });
-      policies.push({ principal: schedule, requests: generated.requests });
-    }
+    policies.push({ principal: deployer(stack), requests: deployment.caller });
+    policies.push({ principal: operator(stack), requests: deployment.operator });
+    policies.push({ principal: generator(stack), requests: generated.requests });
     const functionRole = deployment.roles.get(roleArn({ identity: scope }, names.role));
     const migrationRole = deployment.roles.get(roleArn({ identity: scope }, names.migrateRole));
     const schedulerRole = deployment.roles.get(roleArn({ identity: scope }, names.schedulerRole));
-    assert.ok(functionRole && migrationRole && schedulerRole, 'up created the three roles');
+    generatorRole = deployment.roles.get(roleArn({ identity: scope }, names.generatorRole));
+    assert.ok(functionRole && migrationRole && schedulerRole && generatorRole, 'up created the four roles');
     policies.push({
       principal: functionRole,
       requests: [...(deployment.byRole.get(functionRole.arn) ?? []), ...fn.requests],
@@ -96,6 +95,12 @@ describe('the grants of every policy', { skip: registrySkipReason() }, () => {
     policies.push({ principal: schedulerRole, requests: deployment.byRole.get(schedulerRole.arn) ?? [] });
     for (const policy of policies)
       uses.set(policy.principal, await grantUses(policy.principal, policy.requests));
+    // every role that carries the boundary, with what it requests
+    boundaryUses = await boundaryGrantUses(
+      'boundary-policy',
+      boundaryDocument(stack),
+      policies.filter((p) => p.principal.boundary !== undefined),
+    );
   });
 
   test('every principal made requests', () => {
@@ -114,15 +119,27 @@ describe('the grants of every policy', { skip: registrySkipReason() }, () => {
     assertNoFindings(unneeded, 'grants no recorded request needs (least-privilege findings)');
   });
 
-  test('the deploy role’s upload grants are what the scheduled generator needs', () => {
-    const deploy = [...uses].find(([principal]) => principal.name === deployer(scope).name)?.[1] ?? [];
-    const upload = deploy.filter((use) => use.grant.statement === 'GenerateUploads');
+  test('every grant of the permissions boundary is needed by a role that carries it', () => {
+    assert.ok(boundaryUses.length > 0);
+    const unneeded = boundaryUses
+      .filter((use) => use.needs === undefined)
+      .map((use) => `${describeGrant(use.grant)} — no role's recorded request fails without it`);
+    assertNoFindings(unneeded, 'boundary grants no role needs');
+  });
+
+  test('the generator role up.ts creates is docs/generator-policy.json, the policy generate.yml’s role is decided by', () => {
+    assert.ok(generatorRole);
+    const desired = desiredGeneratorRole(
+      { identity: scope, names, config },
+      { providerArn: 'unused', repository: githubRepository },
+    );
     assert.deepEqual(
-      upload.map((use) => [use.grant.action, use.needs?.call.split(':')[0]]),
-      [
-        ['s3:PutObject', 's3'],
-        ['s3:AbortMultipartUpload', 's3'],
-      ],
+      generatorRole.policies.map((p) => p.document),
+      [desired.policy],
+    );
+    assert.deepEqual(
+      generator(stack).policies.map((p) => p.document),
+      [desired.policy],
     );
   });
 });

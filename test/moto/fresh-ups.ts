@@ -7,6 +7,7 @@ import { teardownStack } from '../../teardown/down.ts';
 import { createMigrationTarget } from '../support/migration.ts';
 import {
   checkMotoGaps,
+  createBoundary,
   findMoto,
   motoContext,
   motoProvisionOptions,
@@ -29,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const url = requireMoto(await findMoto('plain'));
   await checkMotoGaps(url);
+  await createBoundary(url);
   // the migration function's invocations run here (test/support/moto.ts)
   const migration = await createMigrationTarget('fresh');
 

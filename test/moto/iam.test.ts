@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CreateUserCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
+import {
+  CreatePolicyVersionCommand,
+  CreateUserCommand,
+  DeleteRolePermissionsBoundaryCommand,
+  GetOpenIDConnectProviderCommand,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+} from '@aws-sdk/client-iam';
 import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import {
+  AbortMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetBucketEncryptionCommand,
@@ -16,6 +25,7 @@ import {
   GetObjectCommand,
   GetPublicAccessBlockCommand,
   HeadBucketCommand,
+  ListObjectsV2Command,
   ListObjectVersionsCommand,
   NoSuchKey,
   PutBucketEncryptionCommand,
@@ -43,16 +53,18 @@ import {
 import { loadRuntimeConfig } from '../../lib/config.ts';
 import { freePort } from '../../lib/net.ts';
 import type { StackOutputs } from '../../lib/outputs.ts';
+import { PolicyFile } from '../../lib/policy-files.ts';
 import { Action, type Change, type Mode } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy } from '../../provision/policy.ts';
-import { provisionStack } from '../../provision/up.ts';
+import { checkPermissions } from '../../provision/preflight.ts';
+import { checkBeforeRun, provisionStack } from '../../provision/up.ts';
 import { findLeftovers, teardownStack } from '../../teardown/down.ts';
 import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import {
   bootstrapIam,
   type Credentials,
   checkMotoGaps,
-  deployerPolicy,
+  createBoundary,
   findMoto,
   liftBucketPolicy,
   type MotoIam,
@@ -60,6 +72,7 @@ import {
   motoAccount,
   motoAws,
   motoContext,
+  motoPolicy,
   motoProvisionOptions,
   motoRegion,
   motoStage,
@@ -83,6 +96,7 @@ import {
 // (the S3 table works on a bucket of its own).
 
 const target = await findMoto('iam');
+const githubRepository = 'ada-contabilidade/ada-linecount';
 
 const notUnchanged = (changes: Change[]) =>
   changes.filter((c) => c.action !== Action.unchanged).map((c) => `${c.action} ${c.kind} ${c.name}`);
@@ -120,10 +134,12 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
     database = await createMigrationTarget('moto_iam');
     moto = await bootstrapIam(url);
     await checkMotoGaps(url, moto.admin);
+    // the first step of setting up an account, as an administrator
+    await createBoundary(url, moto.admin);
     // docs/deployer-policy.json with REGION and ACCOUNT filled in, as a user would
     deployer = await moto.createUser(
       'deployer',
-      policyAsMotoEvaluates(deployerPolicy(motoRegion, motoAccount)),
+      policyAsMotoEvaluates(motoPolicy(PolicyFile.deployer, stage)),
     );
   });
 
@@ -150,7 +166,14 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
     mode: Mode,
     use: (run: MotoRun) => Promise<T>,
   ): Promise<T> {
-    const run = await motoContext(url, { stage, mode, credentials, migration: database });
+    // GITHUB_REPOSITORY as in deploy.yml: up makes the generator's role and the GitHub OIDC provider
+    const run = await motoContext(url, {
+      stage,
+      mode,
+      credentials,
+      env: { GITHUB_REPOSITORY: githubRepository },
+      migration: database,
+    });
     try {
       return await use(run);
     } finally {
@@ -179,6 +202,78 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
     }));
     assert.deepEqual(notUnchanged(planned.changes), []);
     assert.deepEqual(mutating(planned.calls), []);
+  });
+
+  test('up made the generator’s role and the GitHub OIDC provider, each role with the boundary', async () => {
+    const clients = createClients(motoAws(url, moto.admin));
+    try {
+      const boundary = `arn:aws:iam::${motoAccount}:policy/ada-linecount-boundary`;
+      for (const name of ['function', 'scheduler', 'generator']) {
+        const { Role } = await clients.iam.send(
+          new GetRoleCommand({ RoleName: `ada-linecount-${stage}-${name}` }),
+        );
+        assert.equal(Role?.PermissionsBoundary?.PermissionsBoundaryArn, boundary, name);
+      }
+      const { Role } = await clients.iam.send(
+        new GetRoleCommand({ RoleName: `ada-linecount-${stage}-generator` }),
+      );
+      const trust = parsePolicy(Role?.AssumeRolePolicyDocument) as PolicyDocument;
+      assert.deepEqual(trust.Statement[0]?.Condition, {
+        StringEquals: {
+          'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com',
+          'token.actions.githubusercontent.com:sub': `repo:${githubRepository}:ref:refs/heads/main`,
+        },
+      });
+      const provider = await clients.iam.send(
+        new GetOpenIDConnectProviderCommand({
+          OpenIDConnectProviderArn: `arn:aws:iam::${motoAccount}:oidc-provider/token.actions.githubusercontent.com`,
+        }),
+      );
+      assert.deepEqual(provider.ClientIDList, ['sts.amazonaws.com']);
+      assert.deepEqual(Object.fromEntries((provider.Tags ?? []).map((t) => [t.Key, t.Value])), {
+        'managed-by': 'ada-linecount',
+        [`used-by:ada-linecount-${stage}`]: `ada-linecount-${stage}-generator`,
+      });
+    } finally {
+      destroyClients(clients);
+    }
+  });
+
+  test('the deployer may not remove a role’s boundary, nor rewrite the boundary (an explicit Deny, which moto evaluates)', async () => {
+    await asDeployer('apply', async ({ ctx }) => {
+      const denied = (error: unknown) => {
+        assert.ok(isAccessDenied(error), String(error));
+        return true;
+      };
+      await assert.rejects(
+        ctx.clients.iam.send(new DeleteRolePermissionsBoundaryCommand({ RoleName: ctx.names.role })),
+        denied,
+      );
+      await assert.rejects(
+        ctx.clients.iam.send(
+          new CreatePolicyVersionCommand({
+            PolicyArn: `arn:aws:iam::${motoAccount}:policy/ada-linecount-boundary`,
+            PolicyDocument: JSON.stringify({
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+            }),
+            SetAsDefault: true,
+          }),
+        ),
+        denied,
+      );
+    });
+  });
+
+  test('moto 5.2.3 has no SimulatePrincipalPolicy: the check before the run says so in one line, and the run goes on', async () => {
+    await asDeployer('plan', async ({ ctx }) => {
+      const result = await checkPermissions(ctx);
+      assert.equal(result.checked, false);
+      assert.match(result.checked ? '' : result.reason, /^iam:SimulatePrincipalPolicy failed \(HTTP 500\)/);
+      const out: string[] = [];
+      assert.equal(await checkBeforeRun(ctx, (text) => out.push(text)), true);
+      assert.deepEqual(out, []);
+    });
   });
 
   describe('the function role’s policy, as up.ts wrote it', () => {
@@ -462,6 +557,72 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
     }
   });
 
+  describe('the generator role’s policy, as up.ts wrote it', () => {
+    let restorePolicy: () => Promise<void>;
+    let generator: S3Client;
+    const admin = () => createClients(motoAws(url, moto.admin));
+    const denied = (error: unknown) => {
+      assert.ok(isAccessDenied(error), String(error));
+      return true;
+    };
+
+    before(async () => {
+      if (target.skip) return;
+      assert.ok(outputs, 'up ran');
+      const clients = admin();
+      try {
+        const { PolicyDocument } = await clients.iam.send(
+          new GetRolePolicyCommand({
+            RoleName: `ada-linecount-${stage}-generator`,
+            PolicyName: 'upload-only',
+          }),
+        );
+        const policy = parsePolicy(PolicyDocument) as PolicyDocument;
+        generator = createS3Client(
+          motoAws(url, await moto.assumeRoleWith('generator-probe', policyAsMotoEvaluates(policy))),
+        );
+        restorePolicy = await liftBucketPolicy(clients.s3, outputs.bucket);
+        await clients.s3.send(
+          new PutObjectCommand({ Bucket: outputs.bucket, Key: 'uploads/existing.csv', Body: 'a\n' }),
+        );
+      } finally {
+        destroyClients(clients);
+      }
+    });
+
+    after(async () => {
+      generator?.destroy();
+      if (!target.skip && restorePolicy !== undefined) await restorePolicy();
+    });
+
+    test('puts objects under uploads/, and aborts its multipart uploads there', async () => {
+      const Bucket = outputs.bucket;
+      await generator.send(new PutObjectCommand({ Bucket, Key: 'uploads/generated.csv', Body: 'a\nb\n' }));
+      const { UploadId } = await generator.send(
+        new CreateMultipartUploadCommand({ Bucket, Key: 'uploads/large.csv' }),
+      );
+      await generator.send(new AbortMultipartUploadCommand({ Bucket, Key: 'uploads/large.csv', UploadId }));
+    });
+
+    test('may not write outside uploads/, nor read, delete or list objects', async () => {
+      const Bucket = outputs.bucket;
+      await assert.rejects(
+        generator.send(new PutObjectCommand({ Bucket, Key: 'private/a.csv', Body: 'a\n' })),
+        denied,
+      );
+      await assert.rejects(
+        generator.send(new GetObjectCommand({ Bucket, Key: 'uploads/existing.csv' })).then(drain),
+        denied,
+      );
+      await assert.rejects(
+        generator.send(new DeleteObjectCommand({ Bucket, Key: 'uploads/existing.csv' })),
+        denied,
+      );
+      await assert.rejects(generator.send(new ListObjectsV2Command({ Bucket, Prefix: 'uploads/' })), denied);
+      await assert.rejects(generator.send(new HeadBucketCommand({ Bucket })), denied);
+    });
+  });
+
   // Each S3 call up, down and the function make, with the action AWS authorizes
   // it as (S3 API reference, each operation's Permissions section; HeadBucket:
   // s3:ListBucket; DeleteObjects: s3:DeleteObject per key, s3:DeleteObjectVersion
@@ -711,6 +872,35 @@ describe('under IAM enforcement (moto)', { skip: target.skip }, () => {
           : `${row.call}: ${row.aws} denied, ${row.moto} allows`,
       ),
     );
+  });
+
+  test('moto authorizes DeleteObjects against the bucket, where AWS authorizes each key', async () => {
+    const Bucket = `moto-s3-delete-${stage}`;
+    const clients = createClients(motoAws(url, moto.admin));
+    const onObjects = createS3Client(
+      motoAws(
+        url,
+        await moto.assumeRoleWith('delete-objects-only', {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: 's3:DeleteObject', Resource: `arn:aws:s3:::${Bucket}/*` }],
+        }),
+      ),
+    );
+    try {
+      await clients.s3.send(new CreateBucketCommand({ Bucket }));
+      await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'uploads/a.csv', Body: 'a\n' }));
+      // moto answers a refused DeleteObjects with AccessDenied for each key
+      const { Errors = [] } = await onObjects.send(
+        new DeleteObjectsCommand({ Bucket, Delete: { Objects: [{ Key: 'uploads/a.csv' }] } }),
+      );
+      assert.deepEqual(
+        Errors.map((e) => e.Code),
+        ['AccessDenied'],
+      );
+    } finally {
+      onObjects.destroy();
+      destroyClients(clients);
+    }
   });
 
   test('down succeeds as the deployer and removes the stack; a second down changes nothing', async () => {

@@ -14,6 +14,7 @@ import { teardownStack } from '../../teardown/down.ts';
 import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import {
   checkMotoGaps,
+  createBoundary,
   findMoto,
   liftBucketPolicy,
   type MotoRun,
@@ -44,6 +45,7 @@ describe('up and down against moto', { skip: target.skip }, () => {
   before(async () => {
     url = requireMoto(target);
     await checkMotoGaps(url);
+    await createBoundary(url);
     database = await createMigrationTarget('moto');
   });
 

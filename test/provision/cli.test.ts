@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { loadDeployConfig } from '../../lib/config.ts';
+import { freePort } from '../../lib/net.ts';
 import { Action } from '../../lib/reconcile.ts';
 import { estimateIdleCost, pricesAsOf } from '../../provision/cost.ts';
 import { planDocument, renderChanges, renderCost } from '../../provision/plan.ts';
@@ -57,6 +58,39 @@ test('without a terminal, up and down refuse to act unless --yes is given', () =
   const down = run('teardown/down.ts', [], region);
   assert.equal(down.status, 2);
   assert.match(down.stderr, /pass --yes/);
+});
+
+test('an AWS endpoint that does not answer is named within seconds, and credentials are not blamed', async () => {
+  const closed = await freePort();
+  const credentials = { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example' };
+  for (const [script, args] of [
+    ['provision/up.ts', ['--plan']],
+    ['teardown/down.ts', ['--yes']],
+  ] as const) {
+    for (const [endpoint, cause] of [
+      [`http://127.0.0.1:${closed}`, /ECONNREFUSED/],
+      // .invalid never resolves (RFC 2606)
+      ['http://aws-endpoint.invalid:4566', /ENOTFOUND|EAI_AGAIN/],
+    ] as const) {
+      const started = Date.now();
+      const result = run(script, [...args], { ...region, ...credentials, AWS_ENDPOINT_URL: endpoint });
+      const elapsed = Date.now() - started;
+      assert.equal(result.status, 1, `${script} ${endpoint}: ${result.stderr}`);
+      const escaped = endpoint.replace(/[.:/]/g, '\\$&');
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^error: cannot identify the AWS caller \\(sts:GetCallerIdentity\\): no answer from ${escaped} for STS GetCallerIdentity`,
+        ),
+      );
+      assert.match(result.stderr, cause);
+      assert.match(result.stderr, /credentials and permissions were not checked/);
+      assert.match(result.stderr, /AWS_ENDPOINT_URL/);
+      assert.doesNotMatch(result.stderr, /check that credentials are configured/);
+      // STS gives up after two quick attempts (lib/clients.ts): measured ~2 s with startup
+      assert.ok(elapsed < 15_000, `${script}: ${elapsed} ms`);
+    }
+  }
 });
 
 test('the plan lists each field old → new and counts the actions', () => {

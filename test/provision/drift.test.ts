@@ -169,6 +169,7 @@ test('role drift compares the trust and inline documents as IAM returns them', (
     arn: 'arn',
     trustPolicy: decodeURIComponent(encodeURIComponent(JSON.stringify(desired.trustPolicy))),
     policy: encodeURIComponent(JSON.stringify(desired.policy)),
+    permissionsBoundary: 'arn:aws:iam::123456789012:policy/ada-linecount-boundary',
     tags: { ...desired.tags },
   };
   assert.deepEqual(roleDrift(desired, live), []);
@@ -189,6 +190,12 @@ test('role drift compares the trust and inline documents as IAM returns them', (
       ['policy:invoke-flush'],
     ],
     ['untagged', { tags: {} }, ['tags']],
+    ['without the permissions boundary', { permissionsBoundary: undefined }, ['permissionsBoundary']],
+    [
+      'with another boundary',
+      { permissionsBoundary: 'arn:aws:iam::123456789012:policy/wide-open' },
+      ['permissionsBoundary'],
+    ],
   ];
   for (const [label, patch, expected] of cases)
     assert.deepEqual(fields(roleDrift(desired, { ...live, ...patch })), expected, label);

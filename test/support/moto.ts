@@ -47,15 +47,17 @@ import {
   Service,
   type ServiceName,
 } from '../../lib/config.ts';
+import { PolicyFile } from '../../lib/policy-files.ts';
 import type { Ctx, Mode } from '../../lib/reconcile.ts';
 import type { PolicyDocument, PolicyStatement } from '../../provision/policy.ts';
+import { ensureBoundary } from '../../provision/resources/boundary.ts';
 import { fromTagList } from '../../provision/tags.ts';
 import { createContext, type ProvisionOptions } from '../../provision/up.ts';
 import { findLeftovers, type TeardownOptions } from '../../teardown/down.ts';
 import { isMutating, type RecordedCall } from '../fakes/calls.ts';
 import { invocationAnswer, migrationRuntime } from '../fakes/lambda.ts';
 import { collectingLog } from '../provision/context.ts';
-import { deployerPolicyPath, policyFile } from './iam/principals.ts';
+import { policyFile } from './iam/principals.ts';
 import type { MigrationTarget } from './migration.ts';
 
 // moto (github.com/getmoto/moto) as a second, independent control plane for
@@ -138,7 +140,7 @@ export function requireMoto(target: MotoTarget): string {
 }
 
 // up meets moto 5.2.3 gaps (ElastiCache parameter groups, ModifyReplicationGroup, ...)
-// that ../shared/moto/moto_shims.py fills; a moto without them fails deep inside up
+// that moto_shims.py (../shared/moto, test/support/moto-server) fills; a moto without them fails deep inside up
 // with a 500, so say which server to use instead.
 export async function checkMotoGaps(url: string, credentials: Credentials = anyCredentials): Promise<void> {
   const clients = createClients(motoAws(url, credentials));
@@ -149,11 +151,27 @@ export async function checkMotoGaps(url: string, credentials: Credentials = anyC
   } catch (error) {
     if (error instanceof CacheParameterGroupNotFoundFault) return;
     throw new Error(
-      `moto at ${url} lacks ElastiCache parameter groups (${(error as Error).name}): start it with ../shared/moto/start.sh, whose moto_shims.py fills the moto 5.2.3 gaps that up.ts meets`,
+      `moto at ${url} lacks ElastiCache parameter groups (${(error as Error).name}): start it with ../shared/moto/start.sh or test/support/moto-server/serve.py, whose moto_shims.py fills the moto 5.2.3 gaps that up.ts meets`,
       { cause: error },
     );
   } finally {
     destroyClients(clients);
+  }
+}
+
+// The first step of setting up an account, as provision/bootstrap.ts takes it:
+// an administrator creates the permissions boundary every role carries. moto
+// keeps it as given; it checks a role's boundary ARN for its form only and
+// never applies the boundary to what the role may do.
+export async function createBoundary(
+  url: string,
+  credentials: Credentials = anyCredentials,
+): Promise<string> {
+  const run = await motoContext(url, { stage: 'boot', credentials });
+  try {
+    return (await ensureBoundary(run.ctx)).arn;
+  } finally {
+    run.close();
   }
 }
 
@@ -162,9 +180,14 @@ export function motoAws(url: string, credentials: Credentials = anyCredentials):
   return { ...loadAwsConfig({ AWS_REGION: motoRegion, AWS_ENDPOINT_URL: url }), credentials };
 }
 
-// docs/deployer-policy.json with its REGION and ACCOUNT placeholders filled in, as a user would
-export function deployerPolicy(region: string, account: string): PolicyDocument {
-  return policyFile(deployerPolicyPath, { partition: 'aws', region, accountId: account }) as PolicyDocument;
+// A policy file of docs/ with its placeholders filled in, as a user would: the
+// deployer is the IAM user `deployer` (DEPLOYER: user/deployer)
+export function motoPolicy(file: PolicyFile, stage: string, deployer = 'user/deployer'): PolicyDocument {
+  return policyFile(
+    file,
+    { partition: 'aws', region: motoRegion, accountId: motoAccount, app: 'ada-linecount', stage },
+    deployer,
+  ) as PolicyDocument;
 }
 
 // A stage per test, unique per process and label: test files running side by
@@ -382,6 +405,9 @@ export async function taggedWithStack(ctx: Ctx): Promise<{ live: string[]; delet
 //      IAM service prefix: CloudWatch signs as "monitoring", the tagging API as
 //      "tagging". S3's HeadBucket is s3:ListBucket in AWS (HeadBucket API
 //      reference, Permissions) and s3:HeadBucket in moto.
+//      moto authorizes DeleteObjects (a POST to the bucket) against the bucket's
+//      ARN, AWS against each key's (DeleteObjects API reference): an object
+//      delete granted on bucket/* is granted on the bucket too.
 //   3. Conditions: moto evaluates StringEquals on the few keys it knows and
 //      ignores the rest, so conditions are kept as they are and do nothing.
 // The actions stay exactly the policy's: a missing action is still denied.
@@ -398,13 +424,22 @@ function motoActions(action: string): string[] {
   return [action, ...(motoActionAliases[action] ?? [])];
 }
 
+const objectDeletes = new Set(['s3:DeleteObject', 's3:DeleteObjectVersion']);
+
+function motoS3Resources(statement: PolicyStatement): string | string[] | undefined {
+  const resources = [statement.Resource ?? []].flat();
+  if (![statement.Action].flat().some((a) => objectDeletes.has(a))) return statement.Resource;
+  const buckets = resources.filter((r) => r.includes('/')).map((r) => r.slice(0, r.indexOf('/')));
+  return [...new Set([...resources, ...buckets])];
+}
+
 export function policyAsMotoEvaluates(policy: PolicyDocument): PolicyDocument {
   const Statement: PolicyStatement[] = [];
   for (const statement of policy.Statement) {
     const actions = [statement.Action].flat();
     const s3 = actions.filter((a) => a.startsWith('s3:')).flatMap(motoActions);
     const other = actions.filter((a) => !a.startsWith('s3:')).flatMap(motoActions);
-    if (s3.length > 0) Statement.push({ ...statement, Action: s3 });
+    if (s3.length > 0) Statement.push({ ...statement, Action: s3, Resource: motoS3Resources(statement) });
     if (other.length > 0) {
       Statement.push({
         ...statement,

@@ -16,14 +16,18 @@ import {
 import type pg from 'pg';
 import { type Clients, createClients, destroyClients } from '../../../lib/clients.ts';
 import { loadDeployConfig, loadOpsConfig } from '../../../lib/config.ts';
+import { freePort } from '../../../lib/net.ts';
 import type { StackOutputs } from '../../../lib/outputs.ts';
+import { PolicyFile } from '../../../lib/policy-files.ts';
 import type { Ctx, Mode } from '../../../lib/reconcile.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
-import { openDatabase } from '../../../ops/common.ts';
+import { openDatabase, openRedis } from '../../../ops/common.ts';
 import { capture } from '../../../ops/io.fixture.ts';
 import { reconcileBucket } from '../../../ops/reconcile.ts';
 import { copyMessages, parseRedriveArgs, redrive } from '../../../ops/redrive.ts';
 import { collectStatus } from '../../../ops/status.ts';
+import { checkPermissions } from '../../../provision/preflight.ts';
+import { githubProviderArn } from '../../../provision/resources/github-oidc.ts';
 import { routeTableName } from '../../../provision/resources/subnets.ts';
 import { findSubscription } from '../../../provision/resources/subscription.ts';
 import { createContext, type ProvisionOptions, provisionStack } from '../../../provision/up.ts';
@@ -34,7 +38,7 @@ import { answerSnsErrorsAsDocumented } from '../../fakes/sns.ts';
 import { collectingLog } from '../../provision/context.ts';
 import type { Scope } from '../../support/iam/actions.ts';
 import type { Principal, Request } from '../../support/iam/evaluate.ts';
-import { roleInFake } from '../../support/iam/principals.ts';
+import { addDeployerRole, policyFile, roleInFake, stackScope } from '../../support/iam/principals.ts';
 import { liveOf, recordAuthorizations, recordRegistryCalls } from '../../support/iam/recorder.ts';
 import { createMigrationTarget } from '../../support/migration.ts';
 import { startRegistry } from '../../support/registry.ts';
@@ -46,22 +50,29 @@ import { createTestSchema } from '../../support/services.ts';
 //  - a plan, a fresh up that builds and pushes the image, a second up;
 //  - changed settings, and repairs of what someone changed by hand;
 //  - an image pushed with Docker and deployed by tag;
-//  - the ops commands (status, reconcile --fix, redrive, the database secret);
+//  - the ops commands (status, reconcile --fix, redrive, the cache token and
+//    the database secret), recorded apart: an operator runs them, not the deployer;
+//  - the generator's role and the account's GitHub OIDC provider (GITHUB_REPOSITORY
+//    set, as in deploy.yml), shared with another stack for a while;
 //  - a down held up by a subnet someone added, a down that finishes, an up
 //    within the secrets' recovery window, a down and a second down.
 // The control plane runs on the stateful fakes, S3/SNS/SQS on the emulator
-// (its SNS answering as SNS documents), the image push on a real registry, so
-// the requests are the ones these services would receive.
-
-// (the migration function's invocations run the real migration on a schema of
-// the test PostgreSQL).
+// (its SNS answering as SNS documents), the image push on a real registry, and
+// the migration function's invocations run the real migration on a schema of
+// the test PostgreSQL, so the requests are the ones these services would
+// receive.
 
 // the emulator's account: ARNs it returns and ARNs built from the identity must agree
 export const deployScope: Scope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
 
+// the repository whose generate.yml the generator role trusts
+export const githubRepository = 'ada-contabilidade/ada-linecount';
+
 export interface DeployRecording {
   // what the deployer's credentials were used for: SDK calls and the registry API
   caller: Request[];
+  // what the ops commands' operator requested
+  operator: Request[];
   // what AWS does with a role the deployer handed it, by role ARN
   byRole: Map<string, Request[]>;
   unmapped: string[];
@@ -86,6 +97,12 @@ export async function recordDeployment(stage: string): Promise<DeployRecording> 
     database: migrated,
   });
   aws.ecr.useRegistry(registry);
+  // the deploy role the STS fake's caller is a session of, for the check before each run
+  addDeployerRole(
+    aws.iam,
+    stackScope(deployScope, stage),
+    policyFile(PolicyFile.deployer, stackScope(deployScope, stage)),
+  );
   const log = recordAuthorizations(deployScope, liveOf(aws));
   const restoreFetch = recordRegistryCalls(registry.host, deployScope, log);
   const opened: Clients[] = [];
@@ -96,9 +113,10 @@ export async function recordDeployment(stage: string): Promise<DeployRecording> 
       entry: 'lambda-image/bundle.fixture.ts',
       caBundleUrl: publicEcr.caBundleUrl,
     };
-    const outputs = await deployment.run(db);
+    const outputs = await deployment.run(db, log);
     return {
       caller: log.caller,
+      operator: deployment.operator,
       byRole: log.byRole,
       unmapped: log.unmapped,
       roles: deployment.roles,
@@ -124,6 +142,7 @@ class Deployment {
   imageUri: string | undefined;
   readonly roles = new Map<string, Principal>();
   dbResourceId: string | undefined;
+  operator: Request[] = [];
 
   constructor(
     private readonly aws: FakeAws,
@@ -140,6 +159,7 @@ class Deployment {
       AWS_ENDPOINT_URL_SQS: this.emulator.endpoint,
       STAGE: this.stage,
       ALERT_EMAIL: 'ops@example.com',
+      GITHUB_REPOSITORY: githubRepository,
       ...env,
     });
     return { ...loaded, aws: { ...loaded.aws, credentials: emulatorCredentials } };
@@ -171,8 +191,13 @@ class Deployment {
     };
   }
 
+  // as up.ts runs: the permission check first, then the stack
   async up(mode: Mode = 'apply', env: Record<string, string> = {}, imageUri = this.imageUri) {
-    return provisionStack(await this.context(mode, env), this.options(imageUri));
+    const ctx = await this.context(mode, env);
+    const check = await checkPermissions(ctx);
+    assert.ok(check.checked, 'the permissions were checked');
+    assert.deepEqual(check.denied, [], 'the deployer policy allows what the check simulates');
+    return provisionStack(ctx, this.options(imageUri));
   }
 
   async down(finalSnapshot = true) {
@@ -182,7 +207,7 @@ class Deployment {
     await findLeftovers(ctx);
   }
 
-  async run(db: { pool: pg.Pool; schema: string }): Promise<StackOutputs> {
+  async run(db: { pool: pg.Pool; schema: string }, log: { caller: Request[] }): Promise<StackOutputs> {
     await this.up('plan');
     const { outputs } = await this.up();
     this.imageUri = outputs.imageUri;
@@ -206,19 +231,34 @@ class Deployment {
     await this.up('apply', {}, `${repository.uri}:v2`);
     await this.up();
 
+    // the ops commands are an operator's, not the deployer's: their requests go apart
+    const before = log.caller.length;
     await this.operate(outputs, db);
+    this.operator = log.caller.splice(before);
 
-    for (const role of this.aws.iam.roles.values())
-      this.roles.set(role.arn, roleInFake(this.aws.iam, role.arn));
+    for (const role of this.aws.iam.roles.values()) {
+      if (role.name.startsWith(`ada-linecount-${this.stage}-`))
+        this.roles.set(role.arn, roleInFake(this.aws.iam, role.arn));
+    }
     this.dbResourceId = [...this.aws.rds.state.instances.values()][0]?.resourceId;
+    // another stage's generator comes to rely on the GitHub provider this one created
+    this.providerTags().set('used-by:ada-linecount-other', 'ada-linecount-other-generator');
     await this.downPastForeignSubnet();
     // deployed again within the recovery window of the cache token's secret;
     // the final snapshot was kept by the first down (snapshot names have a
     // one-second resolution: these downs come too quickly for another)
     await this.up();
+    // the other stage is torn down: this stack is the provider's last user
+    this.providerTags().delete('used-by:ada-linecount-other');
     await this.down(false);
     await this.down(false);
     return outputs;
+  }
+
+  private providerTags(): Map<string, string> {
+    const provider = this.aws.iam.providers.get(githubProviderArn({ identity: deployScope }));
+    assert.ok(provider, 'up created the GitHub OIDC provider');
+    return provider.tags;
   }
 
   // What someone may change in the console, each of which the next up repairs.
@@ -300,12 +340,14 @@ class Deployment {
     for (const mapping of aws.lambda.mappings.values()) mapping.tags.clear();
     for (const schedule of aws.scheduler.schedules.values()) schedule.ScheduleExpression = 'rate(5 minutes)';
     aws.cloudwatch.alarms.delete([...aws.cloudwatch.alarms.keys()][0] ?? '');
-    // the function role's policy, tags and trust
+    // the function role's policy, tags, trust and boundary (an administrator
+    // may remove a boundary; the deployer may not)
     const role = aws.iam.roles.get(names.role);
     assert.ok(role);
     role.inlinePolicies.clear();
     role.tags.clear();
     role.trustPolicy = JSON.stringify({ Version: '2012-10-17', Statement: [] });
+    role.permissionsBoundary = undefined;
   }
 
   // status, reconcile --fix, redrive (by copying where the endpoint has no
@@ -334,15 +376,28 @@ class Deployment {
     await hand.sqs.send(new SendMessageCommand({ QueueUrl: outputs.dlqUrl, MessageBody: '{}' }));
     withMoveTasks(ctx.clients.sqs, hand.sqs);
     await redrive(ctx.clients.sqs, outputs, parseRedriveArgs(['--yes']), capture(process.cwd()));
-    const database = await openDatabase(
-      loadOpsConfig({
-        STAGE: this.stage,
-        AWS_REGION: deployScope.region,
-        DB_HOST: 'db.invalid',
-        DB_SECRET_ARN: outputs.dbSecretArn,
-      }),
+    // status reaches the cache with its token; nothing listens on the port and
+    // the client connects lazily, so only the secret is read
+    const cache = await openRedis(ops, {
+      host: '127.0.0.1',
+      port: await freePort(),
+      tls: false,
+      authSecretArn: outputs.cacheAuthSecretArn,
+    });
+    cache.close();
+    // the database: its master secret is read first, then the first round
+    // trip finds nothing at db.invalid and names it
+    await assert.rejects(
+      openDatabase(
+        loadOpsConfig({
+          STAGE: this.stage,
+          AWS_REGION: deployScope.region,
+          DB_HOST: 'db.invalid',
+          DB_SECRET_ARN: outputs.dbSecretArn,
+        }),
+      ),
+      /cannot reach PostgreSQL at db\.invalid:5432/,
     );
-    await database.close();
   }
 
   // A subnet someone added to the stack's VPC and route table, and a managed
@@ -354,6 +409,10 @@ class Deployment {
     const role = aws.iam.roles.get(ctx.names.role);
     assert.ok(role);
     role.attachedPolicies.push('arn:aws:iam::aws:policy/ReadOnlyAccess');
+    // and a role an administrator stripped of its boundary: down puts it back before deleting
+    const scheduler = aws.iam.roles.get(ctx.names.schedulerRole);
+    assert.ok(scheduler);
+    scheduler.permissionsBoundary = undefined;
     const ec2 = aws.ec2.state;
     const ours = [...ec2.routeTables.values()].find((t) =>
       t.Tags.some((tag) => tag.Value === routeTableName(ctx)),

@@ -23,6 +23,7 @@ import { freePort } from '../../../lib/net.ts';
 import { buildObjectCreatedEvent } from '../../../lib/s3-event.ts';
 import { emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
 import { functionEnvironment } from '../../../provision/resources/function.ts';
+import { toTagList } from '../../../provision/tags.ts';
 import { recordCall, recordClientCalls } from '../../fakes/calls.ts';
 import { installSecretsManagerFake } from '../../fakes/secrets-manager.ts';
 import { testBufferSettings } from '../../function/fixtures.ts';
@@ -108,7 +109,14 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     credentials: emulatorCredentials,
   });
   const secretsClient = new SecretsManagerClient({ region: scope.region, credentials: emulatorCredentials });
+  // the secrets' tags, which the boundary's conditions read
   const log = recordAuthorizations(scope, {
+    tagsOf: (arn) => {
+      const secret = secrets.state.secrets.get(arn);
+      return secret === undefined
+        ? undefined
+        : Object.fromEntries(secret.Tags.map((tag) => [tag.Key ?? '', tag.Value ?? '']));
+    },
     databaseResourceOf: (host) => (host === rdsHost ? target.database.resourceId : undefined),
   });
   let connections: Awaited<ReturnType<typeof createConnections>> | undefined;
@@ -136,11 +144,12 @@ export async function recordFunctionCalls(target: FunctionTarget): Promise<Funct
     assert.ok(versionId, 'the emulator lists the object’s version');
 
     recordClientCalls(s3, 's3');
+    // as up leaves it: the token secret tagged with the stack
     secrets.state.secrets.set(target.cacheSecretArn, {
       ARN: target.cacheSecretArn,
       Name: target.cacheSecretArn.split(':secret:')[1] ?? target.cacheSecretArn,
       SecretString: 'cache-auth-token',
-      Tags: [],
+      Tags: toTagList(names.tags),
     });
     // the cold start, with the environment up.ts gives the function: the
     // cache token comes from its secret (nothing listens on the closed port:

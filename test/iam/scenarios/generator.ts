@@ -9,6 +9,7 @@ import { stackNames } from '../../../lib/names.ts';
 import { emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
 import { recordClientCalls, recordEveryClient } from '../../fakes/calls.ts';
 import type { Scope } from '../../support/iam/actions.ts';
+import { denyActions } from '../../support/iam/deny.ts';
 import type { Request } from '../../support/iam/evaluate.ts';
 import { recordAuthorizations } from '../../support/iam/recorder.ts';
 
@@ -19,9 +20,14 @@ import { recordAuthorizations } from '../../support/iam/recorder.ts';
 // CompleteMultipartUpload). Then an upload interrupted halfway, whose
 // multipart upload lib-storage aborts (AbortMultipartUpload), through the
 // generator's own API: the CLI stops the same way on Ctrl-C.
+// The CLI runs answered as its role answers it: HeadBucket is s3:ListBucket,
+// which the upload-only role lacks, so S3 refuses it (403) and the generator
+// goes on; that request is kept apart, as refused.
 
 export interface GeneratorRecording {
   requests: Request[];
+  // requests S3 refused and the generator went on without
+  refused: Request[];
   unmapped: string[];
   commands: string[];
 }
@@ -42,6 +48,9 @@ async function withEnvironment<T>(env: Record<string, string>, run: () => Promis
   }
 }
 
+// HeadBucket's action (HeadBucket API reference, Permissions), which the role does not grant
+const notGranted = 's3:ListBucket';
+
 export async function recordGeneratorCalls(scope: Scope, stage: string): Promise<GeneratorRecording> {
   const names = stackNames(loadStackConfig({ STAGE: stage }), scope);
   const emulator = await startEmulator({ port: 0 });
@@ -58,9 +67,11 @@ export async function recordGeneratorCalls(scope: Scope, stage: string): Promise
     return true;
   });
   let restore = () => {};
+  let allow = () => {};
   try {
     await setup.send(new CreateBucketCommand({ Bucket: names.bucket }));
     restore = recordEveryClient(S3Client, 's3');
+    allow = denyActions(scope, [notGranted]);
     const run = (args: string[]) =>
       withEnvironment(
         {
@@ -84,6 +95,7 @@ export async function recordGeneratorCalls(scope: Scope, stage: string): Promise
       0,
       'a multipart upload',
     );
+    allow();
     restore();
 
     // an upload stopped once its first part is on its way
@@ -112,8 +124,15 @@ export async function recordGeneratorCalls(scope: Scope, stage: string): Promise
       await sleep(50);
     }
     s3.destroy();
-    return { requests: log.caller, unmapped: log.unmapped, commands };
+    const refused = log.caller.filter((r) => r.authorization.action === notGranted);
+    return {
+      requests: log.caller.filter((r) => r.authorization.action !== notGranted),
+      refused,
+      unmapped: log.unmapped,
+      commands,
+    };
   } finally {
+    allow();
     restore();
     log.stop();
     setup.destroy();

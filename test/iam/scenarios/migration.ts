@@ -54,13 +54,22 @@ export async function recordMigrationCalls(scenario: MigrationScenario): Promise
     check: passwordCheck(() => masterPassword),
   }).start();
   const server = new URL(testDatabaseUrl);
+  // as RDS leaves it: tagged with its instance, the tag the boundary's condition reads
+  const dbArn = `arn:${scope.partition}:rds:${scope.region}:${scope.accountId}:db:${names.db}`;
   secrets.state.secrets.set(scenario.masterSecretArn, {
     ARN: scenario.masterSecretArn,
     Name: scenario.masterSecretArn.split(':secret:')[1] ?? scenario.masterSecretArn,
     SecretString: JSON.stringify({ username: server.username || 'postgres', password: masterPassword }),
-    Tags: [],
+    Tags: [{ Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn }],
   });
-  const log = recordAuthorizations(scope);
+  const log = recordAuthorizations(scope, {
+    tagsOf: (arn) => {
+      const secret = secrets.state.secrets.get(arn);
+      return secret === undefined
+        ? undefined
+        : Object.fromEntries(secret.Tags.map((tag) => [tag.Key ?? '', tag.Value ?? '']));
+    },
+  });
   try {
     const environment = migrationEnvironment(
       { config, names },

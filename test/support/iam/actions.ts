@@ -423,9 +423,10 @@ const iam: Record<string, Mapper> = {
       ...tagOnCreate('iam:TagRole', resource, input),
     ];
   },
-  DeleteRole: roleCall('iam:DeleteRole'),
+  // SAR lists iam:PermissionsBoundary for DeleteRole and UpdateAssumeRolePolicy too
+  DeleteRole: withBoundary('iam:DeleteRole'),
   GetRole: roleCall('iam:GetRole'),
-  UpdateAssumeRolePolicy: roleCall('iam:UpdateAssumeRolePolicy'),
+  UpdateAssumeRolePolicy: withBoundary('iam:UpdateAssumeRolePolicy'),
   TagRole: (input, env) => [creating('iam:TagRole', roleArnOf(env, need(env, input, 'RoleName')), input)],
   ListRoleTags: roleCall('iam:ListRoleTags'),
   PutRolePolicy: withBoundary('iam:PutRolePolicy'),
@@ -470,6 +471,23 @@ const iam: Record<string, Mapper> = {
   },
   DeleteOpenIDConnectProvider: (input, env) => [
     on(env, 'iam:DeleteOpenIDConnectProvider', need(env, input, 'OpenIDConnectProviderArn')),
+  ],
+  // tagging an existing provider: its tags as they are, and the ones added (SAR:
+  // aws:RequestTag and aws:TagKeys; the oidc-provider resource type takes aws:ResourceTag)
+  TagOpenIDConnectProvider: (input, env) => {
+    const resource = need(env, input, 'OpenIDConnectProviderArn');
+    return [
+      {
+        action: 'iam:TagOpenIDConnectProvider',
+        resource,
+        context: { ...resourceTagContext(env, resource), ...requestTagContext(requestTags(input)) },
+      },
+    ];
+  },
+  UntagOpenIDConnectProvider: (input, env) => [
+    on(env, 'iam:UntagOpenIDConnectProvider', need(env, input, 'OpenIDConnectProviderArn'), {
+      'aws:TagKeys': ids(input.TagKeys),
+    }),
   ],
 };
 
@@ -954,8 +972,9 @@ const rds: Record<string, Mapper> = {
       // "To manage the master user password with Secrets Manager you need
       // secretsmanager:CreateSecret, secretsmanager:TagResource and
       // kms:DescribeKey" (RDS User Guide, "Password management with Amazon RDS
-      // and AWS Secrets Manager", required permissions); RDS names the secret rds!db-<id>
-      const secret = arnOf(env, 'secretsmanager', 'secret:rds!*');
+      // and AWS Secrets Manager", required permissions); RDS names the secret
+      // rds!db-<uuid>, which nobody knows in advance
+      const secret = arnOf(env, 'secretsmanager', 'secret:rds!db-*');
       const why = 'RDS creates the managed master secret with the caller’s permissions';
       related.push({ action: 'secretsmanager:CreateSecret', resource: secret, context: {}, why });
       related.push({ action: 'secretsmanager:TagResource', resource: secret, context: {}, why });

