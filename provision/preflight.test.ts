@@ -33,6 +33,7 @@ test('a statement is checked on the stack’s own ARNs that its patterns match, 
     ),
     [
       `arn:aws:iam::${account}:role/ada-linecount-dev-function`,
+      `arn:aws:iam::${account}:role/ada-linecount-dev-migrate`,
       `arn:aws:iam::${account}:role/ada-linecount-dev-scheduler`,
       `arn:aws:iam::${account}:role/ada-linecount-dev-generator`,
     ],
