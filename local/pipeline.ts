@@ -242,8 +242,10 @@ export async function startLocalPipeline(options: PipelineOptions): Promise<Loca
     results = new pg.Pool({ connectionString: databaseUrl, max: 2 });
     results.on('error', (error) => log.warn(`results connection: ${error.message}`));
     const resultsPool = results;
-    // The function migrates on its first flush; doing it here too lets the
-    // ops commands read the table before the first upload.
+    // The function runs no DDL: on AWS the migration function creates the
+    // tables before any counting function runs (provision/resources/migration.ts).
+    // Here the pipeline creates them before the runner starts, which also lets
+    // the ops commands read the table before the first upload.
     await migrate(resultsPool, runtime.database.schema);
     const table = qualifiedTable(runtime.database.schema);
     const bucket = stack.outputs.bucket;

@@ -380,7 +380,7 @@ async function readQuarantine(
     ]);
     return { count: Number(counted.rows[0]?.n ?? 0), latest: latest.rows };
   } catch (error) {
-    // 42P01: a database the function has not migrated since the quarantine table came
+    // 42P01: a database the migration has not run on since the quarantine table came
     if ((error as { code?: unknown }).code === '42P01') return { count: 0, latest: [] };
     throw error;
   }
