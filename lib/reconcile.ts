@@ -1,6 +1,6 @@
 import type { Clients } from './clients.ts';
 import type { DeployConfig } from './config.ts';
-import { stepError } from './errors.ts';
+import { AwsStepError, stepError, TimeoutError, UsageError } from './errors.ts';
 import type { Identity, StackNames } from './names.ts';
 
 // The shared shape of every resource module under provision/resources/:
@@ -143,5 +143,142 @@ export async function deleteFound(
     await resource.remove();
   } catch (error) {
     if (!resource.isNotFound(error)) throw stepError(`delete ${resource.what}`, error, resource.hint);
+  }
+}
+
+// The reconcile loop, written once. A resource module supplies what only it
+// knows (how to read, create, update and delete its resource, and a pure
+// drift); the loop does the rest in the same order for every resource:
+//   find → absent: record create, stop in plan mode, create (a concurrent
+//   creator's AlreadyExists is found and converged like any live resource)
+//        → present: drift → record update/unchanged → update outside plan mode
+//   → wait (outside plan mode) → outputs.
+// Errors from a resource's own calls are wrapped once, here, as
+// `cannot <step> <kind> <name>: ... (check <permissions>)`.
+export interface Resource<Desired extends { name: string }, Live, Outputs> {
+  kind: string;
+  // IAM actions to name when a step fails, e.g. { create: 'sns:CreateTopic and sns:TagResource' }
+  permissions?: { find?: string; create?: string; update?: string; delete?: string };
+  // the live resource, or undefined when it does not exist (the only place that catches not-found)
+  find(ctx: Ctx, name: string): Promise<Live | undefined>;
+  // pure: the fields to change, [] when in sync
+  drift(desired: Desired, actual: Live): FieldChange[];
+  // the fields a plan shows for a resource it would create
+  createFields?(desired: Desired): FieldChange[];
+  // the live resource when the answer carries it; otherwise the loop finds it
+  // again and converges what the create call could not set
+  create(ctx: Ctx, desired: Desired): Promise<Live | undefined>;
+  alreadyExists?(error: unknown): boolean;
+  update?(ctx: Ctx, desired: Desired, actual: Live, drift: FieldChange[]): Promise<void>;
+  // until the resource is usable; returns its state then, when it changed
+  wait?(ctx: Ctx, desired: Desired, actual: Live): Promise<Live | undefined>;
+  // actual is undefined only in plan mode, for a resource that does not exist yet
+  outputs(ctx: Ctx, desired: Desired, actual: Live | undefined): Outputs;
+  remove?(ctx: Ctx, name: string, actual: Live): Promise<unknown>;
+  // for remove: someone else deleted it first
+  isNotFound?(error: unknown): boolean;
+  // after remove, until it is gone (outside plan mode)
+  waitGone?(ctx: Ctx, name: string, actual: Live): Promise<void>;
+}
+
+function permissionHint(actions: string | undefined): string | undefined {
+  if (actions === undefined) return undefined;
+  return `check ${actions} permission${/ and |, /.test(actions) ? 's' : ''}`;
+}
+
+// Runs one step of a resource, wrapping anything but the project's own
+// errors (already worded) as `cannot <what>: ...`.
+export async function step<T>(what: string, actions: string | undefined, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof AwsStepError || error instanceof UsageError || error instanceof TimeoutError) {
+      throw error;
+    }
+    throw stepError(what, error, permissionHint(actions));
+  }
+}
+
+export async function reconcile<Desired extends { name: string }, Live, Outputs>(
+  ctx: Ctx,
+  resource: Resource<Desired, Live, Outputs>,
+  desired: Desired,
+): Promise<Outputs> {
+  const { kind, permissions: can = {} } = resource;
+  const { name } = desired;
+  const label = `${kind} ${name}`;
+  const find = () => step(`read ${label}`, can.find, () => resource.find(ctx, name));
+  const converge = async (live: Live, recorded: boolean) => {
+    const drift = resource.drift(desired, live);
+    if (recorded) {
+      record(ctx, {
+        kind,
+        name,
+        action: drift.length > 0 ? Action.update : Action.unchanged,
+        ...(drift.length > 0 ? { fields: drift } : {}),
+      });
+    }
+    if (drift.length > 0 && !isPlan(ctx) && resource.update !== undefined) {
+      const update = resource.update;
+      await step(`update ${label}`, can.update, () => update(ctx, desired, live, drift));
+    }
+  };
+  let actual = await find();
+  if (actual === undefined) {
+    const fields = resource.createFields?.(desired);
+    record(ctx, { kind, name, action: Action.create, ...(fields === undefined ? {} : { fields }) });
+    if (isPlan(ctx)) return resource.outputs(ctx, desired, undefined);
+    try {
+      actual = await resource.create(ctx, desired);
+    } catch (error) {
+      if (!resource.alreadyExists?.(error)) {
+        if (error instanceof AwsStepError || error instanceof UsageError || error instanceof TimeoutError) {
+          throw error;
+        }
+        throw stepError(`create ${label}`, error, permissionHint(can.create));
+      }
+    }
+    if (actual === undefined) {
+      actual = await find();
+      if (actual === undefined) throw stepError(`find ${label} after creating it`, 'not found');
+      await converge(actual, false);
+    }
+  } else {
+    await converge(actual, true);
+  }
+  if (resource.wait !== undefined && !isPlan(ctx)) {
+    const wait = resource.wait;
+    const live = actual;
+    actual = (await step(`wait for ${label}`, can.find, () => wait(ctx, desired, live))) ?? actual;
+  }
+  return resource.outputs(ctx, desired, actual);
+}
+
+// The delete side of the loop: find, record delete/absent, remove outside plan
+// mode (not-found meanwhile is done), then wait until it is gone.
+export async function destroy<Live>(
+  ctx: Ctx,
+  resource: Pick<
+    Resource<{ name: string }, Live, unknown>,
+    'kind' | 'permissions' | 'find' | 'remove' | 'isNotFound' | 'waitGone'
+  >,
+  name: string,
+): Promise<void> {
+  const { kind, permissions: can = {}, remove } = resource;
+  if (remove === undefined) throw new Error(`${kind} has no remove`);
+  const label = `${kind} ${name}`;
+  const actual = await step(`read ${label}`, can.find, () => resource.find(ctx, name));
+  await deleteFound(ctx, {
+    kind,
+    name,
+    found: actual !== undefined,
+    remove: () => remove(ctx, name, actual as Live),
+    isNotFound: resource.isNotFound ?? (() => false),
+    what: label,
+    ...(can.delete === undefined ? {} : { hint: permissionHint(can.delete) as string }),
+  });
+  if (actual !== undefined && !isPlan(ctx) && resource.waitGone !== undefined) {
+    const waitGone = resource.waitGone;
+    await step(`wait for ${label} to be deleted`, can.find, () => waitGone(ctx, name, actual));
   }
 }

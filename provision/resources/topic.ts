@@ -8,29 +8,19 @@ import {
   SetTopicAttributesCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-sns';
-import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import {
-  Action,
   type Ctx,
-  deleteFound,
+  destroy,
   type FieldChange,
-  isPlan,
   missingTags,
-  record,
+  type Resource,
+  reconcile,
   sameValue,
 } from '../../lib/reconcile.ts';
 import { fromTagList, tagDrift, toTagList } from '../tags.ts';
 
 const kind = 'topic';
-
-// Encryption at rest is deliberately off. S3 can publish to an encrypted topic
-// only when the KMS key policy lets s3.amazonaws.com use the key, and the
-// AWS-managed key alias/aws/sns has a fixed policy that does not; a customer
-// managed key would cost $1/month and a key policy to maintain. The topic
-// carries object metadata only (bucket, key, size, ETag), never file contents,
-// over TLS; the queue behind it is encrypted at rest (SqsManagedSseEnabled).
-export const topicEncryption = 'none: S3 cannot publish to a topic encrypted with alias/aws/sns' as const;
 
 export interface TopicSpec {
   name: string;
@@ -96,43 +86,55 @@ export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[
 // reference, each call's Errors). The attributes are read first, so a missing
 // topic is found missing by the call whose error means exactly that; the tags
 // call still treats its own not-found as absent (the topic was deleted between the two).
-export async function findTopic(ctx: Ctx): Promise<TopicState | undefined> {
-  const { sns } = ctx.clients;
-  const TopicArn = arn(ctx.identity, 'sns', ctx.names.topic);
-  let attributes: Record<string, string>;
-  try {
-    attributes = (await sns.send(new GetTopicAttributesCommand({ TopicArn }))).Attributes ?? {};
-  } catch (error) {
-    if (error instanceof NotFoundException) return undefined;
-    throw stepError(`read topic ${ctx.names.topic}`, error, 'check sns:GetTopicAttributes permission');
-  }
-  try {
-    const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn }));
-    return { arn: TopicArn, attributes, tags: fromTagList(Tags) };
-  } catch (error) {
-    if (error instanceof ResourceNotFoundException) return undefined;
-    throw stepError(
-      `read the tags of topic ${ctx.names.topic}`,
-      error,
-      'check sns:ListTagsForResource permission',
+// Encryption at rest is deliberately off. S3 can publish to an encrypted topic
+// only when the KMS key policy lets s3.amazonaws.com use the key, and the
+// AWS-managed key alias/aws/sns has a fixed policy that does not; a customer
+// managed key would cost $1/month and a key policy to maintain. The topic
+// carries object metadata only (bucket, key, size, ETag), never file contents,
+// over TLS; the queue behind it is encrypted at rest (SqsManagedSseEnabled).
+const topic: Resource<TopicSpec, TopicState, { arn: string }> = {
+  kind: 'topic',
+  permissions: {
+    find: 'sns:GetTopicAttributes and sns:ListTagsForResource',
+    create: 'sns:CreateTopic and sns:TagResource',
+    update: 'sns:SetTopicAttributes and sns:TagResource',
+    delete: 'sns:DeleteTopic',
+  },
+  async find(ctx, name) {
+    const { sns } = ctx.clients;
+    const TopicArn = arn(ctx.identity, 'sns', name);
+    try {
+      const { Attributes = {} } = await sns.send(new GetTopicAttributesCommand({ TopicArn }));
+      const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn }));
+      return { arn: TopicArn, attributes: Attributes, tags: fromTagList(Tags) };
+    } catch (error) {
+      if (error instanceof NotFoundException || error instanceof ResourceNotFoundException) return undefined;
+      throw error;
+    }
+  },
+  drift: topicDrift,
+  createFields: (desired) => [
+    { field: 'Policy', from: undefined, to: comparable('Policy', desired.attributes.Policy) },
+  ],
+  // CreateTopic is idempotent for equal attributes and tags; a concurrent
+  // run's topic with other attributes is fixed by the next ensure.
+  async create(ctx, desired) {
+    const created = await ctx.clients.sns.send(
+      new CreateTopicCommand({
+        Name: desired.name,
+        Attributes: desired.attributes,
+        Tags: toTagList(desired.tags),
+      }),
     );
-  }
-}
-
-async function updateTopic(ctx: Ctx, desired: TopicSpec, actual: TopicState, drift: FieldChange[]) {
-  const { sns } = ctx.clients;
-  try {
+    return { arn: created.TopicArn ?? desired.arn, attributes: desired.attributes, tags: desired.tags };
+  },
+  async update(ctx, desired, actual, drift) {
     for (const change of drift) {
       if (change.field === 'tags') {
-        const tags = missingTags(desired.tags, actual.tags);
-        await sns.send(
-          new TagResourceCommand({
-            ResourceArn: desired.arn,
-            Tags: toTagList(tags),
-          }),
-        );
+        const Tags = toTagList(missingTags(desired.tags, actual.tags));
+        await ctx.clients.sns.send(new TagResourceCommand({ ResourceArn: desired.arn, Tags }));
       } else {
-        await sns.send(
+        await ctx.clients.sns.send(
           new SetTopicAttributesCommand({
             TopicArn: desired.arn,
             AttributeName: change.field,
@@ -141,62 +143,17 @@ async function updateTopic(ctx: Ctx, desired: TopicSpec, actual: TopicState, dri
         );
       }
     }
-  } catch (error) {
-    throw stepError(`update topic ${desired.name}`, error, 'check sns:SetTopicAttributes permission');
-  }
-}
+  },
+  outputs: (_ctx, desired, actual) => ({ arn: actual?.arn ?? desired.arn }),
+  // DeleteTopic is idempotent in SNS: a topic deleted meanwhile is not an error
+  remove: (ctx, name) =>
+    ctx.clients.sns.send(new DeleteTopicCommand({ TopicArn: arn(ctx.identity, 'sns', name) })),
+  isNotFound: (error) => error instanceof NotFoundException,
+};
 
-export async function ensureTopic(ctx: Ctx, inputs: { bucketArn: string }): Promise<{ arn: string }> {
-  const desired = desiredTopic(ctx, inputs);
-  const actual = await findTopic(ctx);
-  if (actual === undefined) {
-    record(ctx, {
-      kind,
-      name: desired.name,
-      action: Action.create,
-      fields: [{ field: 'Policy', from: undefined, to: comparable('Policy', desired.attributes.Policy) }],
-    });
-    if (isPlan(ctx)) return { arn: desired.arn };
-    try {
-      // CreateTopic is idempotent for equal attributes and tags; a concurrent
-      // run's topic with other attributes is fixed by the next ensure.
-      const created = await ctx.clients.sns.send(
-        new CreateTopicCommand({
-          Name: desired.name,
-          Attributes: desired.attributes,
-          Tags: toTagList(desired.tags),
-        }),
-      );
-      return { arn: created.TopicArn ?? desired.arn };
-    } catch (error) {
-      throw stepError(
-        `create topic ${desired.name}`,
-        error,
-        'check sns:CreateTopic and sns:TagResource permissions',
-      );
-    }
-  }
-  const drift = topicDrift(desired, actual);
-  record(ctx, {
-    kind,
-    name: desired.name,
-    action: drift.length > 0 ? Action.update : Action.unchanged,
-    ...(drift.length > 0 ? { fields: drift } : {}),
-  });
-  if (!isPlan(ctx) && drift.length > 0) await updateTopic(ctx, desired, actual, drift);
-  return { arn: actual.arn };
-}
+export const ensureTopic = (ctx: Ctx, inputs: { bucketArn: string }) =>
+  reconcile(ctx, topic, desiredTopic(ctx, inputs));
 
-export async function deleteTopic(ctx: Ctx): Promise<void> {
-  await deleteFound(ctx, {
-    kind,
-    name: ctx.names.topic,
-    found: (await findTopic(ctx)) !== undefined,
-    // DeleteTopic is idempotent in SNS: a topic deleted meanwhile is not an error
-    remove: () =>
-      ctx.clients.sns.send(new DeleteTopicCommand({ TopicArn: arn(ctx.identity, 'sns', ctx.names.topic) })),
-    isNotFound: (error) => error instanceof NotFoundException,
-    what: `topic ${ctx.names.topic}`,
-    hint: 'check sns:DeleteTopic permission',
-  });
-}
+export const deleteTopic = (ctx: Ctx) => destroy(ctx, topic, ctx.names.topic);
+
+export const findTopic = (ctx: Ctx) => topic.find(ctx, ctx.names.topic);
