@@ -16,6 +16,13 @@ export const quarantineTableName = 'line_counts_quarantine';
 // project's migrations, the second the schema, so two schemas migrate in parallel.
 const migrationLockSpace = 0x6164_61;
 
+// Serialises, until the transaction ends, every change this database's callers
+// make to roles and their grants (ensureApplicationRole, and whatever drops a
+// role: DROP OWNED BY rewrites the same pg_database row).
+export async function lockRoles(client: pg.ClientBase): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [migrationLockSpace, 'roles']);
+}
+
 export function qualifiedTable(schema: string): string {
   return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(tableName)}`;
 }
@@ -134,14 +141,13 @@ export async function ensureApplicationRole(
   return withClient(pool, async (client) => {
     try {
       await client.query('BEGIN');
-      // Roles are cluster-wide and GRANTs rewrite catalog rows: concurrent runs
-      // would fail on a unique index or "tuple concurrently updated", so they
-      // take turns, per schema (as migrate does) and per role.
+      // Roles are cluster-wide, and GRANT/REVOKE rewrite shared catalog rows:
+      // every role's REVOKE ... ON DATABASE rewrites the one pg_database row.
+      // Concurrent runs, even for different roles and schemas, would fail on a
+      // unique index or with "tuple concurrently updated", so they take turns:
+      // per schema (as migrate does), then for the database's roles.
       await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [migrationLockSpace, schema]);
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
-        migrationLockSpace,
-        `role ${role}`,
-      ]);
+      await lockRoles(client);
       const existing = await client.query<RoleAttributes>(
         `SELECT rolsuper, rolreplication, rolbypassrls, rolcreatedb, rolcreaterole, rolcanlogin
            FROM pg_roles WHERE rolname = $1`,

@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { lockRoles } from '../../lambda-image/schema.ts';
+import { withClient } from '../../lib/pg.ts';
 import { testDatabaseUrl, uniqueName } from './services.ts';
 
 // A place for the migration to run in tests: a schema of the test PostgreSQL
@@ -45,6 +47,16 @@ export async function createMigrationTarget(
 export async function dropRole(pool: pg.Pool, role: string): Promise<void> {
   const { rowCount } = await pool.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
   if (rowCount === 0) return;
-  await pool.query(`DROP OWNED BY ${pg.escapeIdentifier(role)}`);
-  await pool.query(`DROP ROLE ${pg.escapeIdentifier(role)}`);
+  await withClient(pool, async (client) => {
+    await client.query('BEGIN');
+    try {
+      await lockRoles(client);
+      await client.query(`DROP OWNED BY ${pg.escapeIdentifier(role)}`);
+      await client.query(`DROP ROLE ${pg.escapeIdentifier(role)}`);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  });
 }
