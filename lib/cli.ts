@@ -7,7 +7,7 @@ import { describeError, EndpointUnreachableError, UsageError, unreachableHint } 
 // whole-number and duration flag values, the yes/no prompt, the progress line
 // and how a failure becomes one message. Flag parsing itself is lib/flags.ts.
 
-// 1 is both "failed" and "needs attention" (ops/status, reconcile): a script
+// 1 is both "failed" and "needs attention" (ops/status, ops/audit): a script
 // checking the code treats them alike. 130 = 128 + SIGINT, as shells report it.
 export const ExitCode = { ok: 0, failed: 1, attention: 1, usage: 2, interrupted: 130 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

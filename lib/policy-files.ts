@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 export const PolicyFile = {
   // up, up --plan and down (the deploy and teardown workflows)
   deployer: 'docs/deployer-policy.json',
-  // the ops commands: status, redrive, reconcile, report
+  // the ops commands: status, redrive, audit, report
   operator: 'docs/operator-policy.json',
   // the permissions boundary every role of the app carries
   boundary: 'docs/boundary-policy.json',

@@ -1,6 +1,6 @@
 // The S3 event notification record, as S3 writes it ("Event message
 // structure", S3 user guide): built by the local emulator for every upload and
-// by ops/reconcile.ts for the objects it re-enqueues, so both reach the
+// by ops/audit.ts for the objects it re-enqueues, so both reach the
 // function in exactly the shape, and with exactly the key encoding, that S3
 // itself sends. Written by hand: no library builds these records.
 

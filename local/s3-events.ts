@@ -233,7 +233,7 @@ export class Sequencer {
   }
 }
 
-// The record itself is built in lib/s3-event.ts, shared with ops/reconcile.ts.
+// The record itself is built in lib/s3-event.ts, shared with ops/audit.ts.
 export type ObjectCreated = Omit<ObjectCreatedEvent, 'principalId' | 'hostId'>;
 
 // Fixed principal ids: the emulator has no IAM; the shape matches AWS's.

@@ -19,7 +19,7 @@ import {
 // failure). An upload's message is acknowledged only once its record is
 // committed, so whatever Redis held at that moment (buffered records, marks,
 // the lock) costs at most a redelivery: every file is recorded, none twice,
-// and ops/reconcile.ts is not needed.
+// and ops/audit.ts is not needed.
 //
 // The function runs on a redis-server of this test's own: the shared one
 // serves other tests and is never restarted or flushed.
@@ -58,7 +58,7 @@ after(async () => {
   await redis?.stop();
 });
 
-test('Redis restarted empty or flushed at three random moments: every file recorded once, without reconcile', async () => {
+test('Redis restarted empty or flushed at three random moments: every file recorded once, without an audit', async () => {
   const next = random(seed);
   const context = `seed ${seed} (FAULT_SEED=${seed} replays it)`;
   // three moments, as numbers of rows committed, at least a tenth of the run apart

@@ -23,7 +23,7 @@ import type { Ctx, Mode } from '../../../lib/reconcile.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
 import { openDatabase, openRedis } from '../../../ops/common.ts';
 import { capture } from '../../../ops/io.fixture.ts';
-import { reconcileBucket } from '../../../ops/reconcile.ts';
+import { auditBucket } from '../../../ops/audit.ts';
 import { copyMessages, parseRedriveArgs, redrive } from '../../../ops/redrive.ts';
 import { collectStatus } from '../../../ops/status.ts';
 import { checkPermissions } from '../../../provision/preflight.ts';
@@ -50,7 +50,7 @@ import { createTestSchema } from '../../support/services.ts';
 //  - a plan, a fresh up that builds and pushes the image, a second up;
 //  - changed settings, and repairs of what someone changed by hand;
 //  - an image pushed with Docker and deployed by tag;
-//  - the ops commands (status, reconcile --fix, redrive, the cache token and
+//  - the ops commands (status, audit --fix, redrive, the cache token and
 //    the database secret), recorded apart: an operator runs them, not the deployer;
 //  - the generator's role and the account's GitHub OIDC provider (GITHUB_REPOSITORY
 //    set, as in deploy.yml), shared with another stack for a while;
@@ -350,7 +350,7 @@ class Deployment {
     role.permissionsBoundary = undefined;
   }
 
-  // status, reconcile --fix, redrive (by copying where the endpoint has no
+  // status, audit --fix, redrive (by copying where the endpoint has no
   // move tasks, and with a move task followed to its end where it has), and
   // the database secret the ops commands read to reach RDS.
   private async operate(outputs: StackOutputs, db: { pool: pg.Pool; schema: string }): Promise<void> {
@@ -369,9 +369,9 @@ class Deployment {
       redis: { state: 'skipped', reason: 'not part of this check' },
       database: { state: 'skipped', reason: 'not part of this check' },
     });
-    // a row for an object deleted since: reconcile finds it gone (HeadObject 404)
+    // a row for an object deleted since: the audit finds it gone (HeadObject 404)
     const s3 = { s3: ctx.clients.s3, sqs: ctx.clients.sqs, pool: db.pool, schema: db.schema, outputs };
-    await reconcileBucket(s3, { prefix: 'uploads/', fix: true });
+    await auditBucket(s3, { prefix: 'uploads/', fix: true });
     await redrive(ctx.clients.sqs, outputs, parseRedriveArgs(['--yes']), capture(process.cwd()));
     await hand.sqs.send(new SendMessageCommand({ QueueUrl: outputs.dlqUrl, MessageBody: '{}' }));
     withMoveTasks(ctx.clients.sqs, hand.sqs);

@@ -1230,7 +1230,7 @@ export function authorizationsFor(call: RecordedCall, scope: Scope, live: Live =
 
 // What a call needs beyond itself once it failed, where AWS's answer depends on
 // a second permission: S3 answers a missing object with 404 (which the
-// function takes as "deleted, skip it" and reconcile as "gone") only to a
+// function takes as "deleted, skip it" and the audit as "gone") only to a
 // caller that may s3:ListBucket; to anyone else it answers 403 Access Denied
 // (GetObject and HeadObject API references, Permissions).
 export function authorizationsOnFailure(

@@ -41,7 +41,7 @@ export interface Finding {
 
 export const SkipReason = { changed: 'changed since listing', deleted: 'deleted since listing' } as const;
 
-export interface ReconcileResult {
+export interface AuditResult {
   bucket: string;
   prefix: string;
   objects: number;
@@ -59,7 +59,7 @@ export interface ReconcileResult {
   runStamp?: string;
 }
 
-const help = `Usage: npx tsx ops/reconcile.ts [options]
+const help = `Usage: npx tsx ops/audit.ts [options]
 
 Compares the bucket with the database: every object under the uploads prefix
 must have its row, with the same ETag and size. Reports objects without a row
@@ -81,13 +81,13 @@ the database is DATABASE_URL (or DB_HOST with DB_SECRET_ARN, or the outputs'
 database) and DB_SCHEMA.
 `;
 
-// --- The sequencer of a reconcile event ---------------------------------
+// --- The sequencer of an audit event -------------------------------------
 //
 // The flush replaces a row only with a strictly larger sequencer (S3 rule:
 // compare after right-padding the shorter with zeros), and the dedupe mark
 // is (bucket, key, version or ETag, sequencer). S3's own sequencers are
 // opaque: no value derived from a time (LastModified) can be placed among
-// them. So a reconcile event takes the sequencer of what it replaces, plus
+// them. So an audit event takes the sequencer of what it replaces, plus
 // this run's stamp appended:
 // - a stale row with sequencer S gets S + stamp: right-padded, S compares as
 //   S + 000…, so S + stamp is larger than S and the row is replaced; and any
@@ -98,14 +98,14 @@ database) and DB_SCHEMA.
 //   (real ones are at most ~20 digits and never all zeros), so if the real
 //   event for these bytes, or for a newer upload, is still on its way, it
 //   wins. (An older event still in flight could then overwrite it; the next
-//   reconcile finds that row stale and repairs it.)
+//   audit finds that row stale and repairs it.)
 // Either way the count itself is right: the function reads the object with
 // If-Match on the listed ETag, so it counts exactly the bytes listed, or
 // nothing if the object changed since (its own event counts the new bytes).
 // The stamp (this run's time in ms, hex, plus a random tie-breaker) makes the
 // event's identity new: a dedupe mark left behind by a buffered record that
 // was lost (the stream entry gone, the mark still set) or by an earlier
-// reconcile does not swallow it, and a later run's stamp is larger.
+// audit does not swallow it, and a later run's stamp is larger.
 const missingBase = '0'.repeat(32);
 const hexPattern = /^[0-9A-Fa-f]+$/;
 
@@ -113,7 +113,7 @@ export function createRunStamp(now = new Date(), tieBreaker = randomInt(4096)): 
   return `${now.getTime().toString(16).padStart(12, '0')}${tieBreaker.toString(16).padStart(3, '0')}`.toUpperCase();
 }
 
-export function reconcileSequencer(stored: string | undefined, stamp: string): string {
+export function auditSequencer(stored: string | undefined, stamp: string): string {
   const base = stored !== undefined && hexPattern.test(stored) ? stored.toUpperCase() : missingBase;
   return `${base}${stamp}`;
 }
@@ -224,12 +224,12 @@ export async function enqueueFindings(
           size: head.ContentLength ?? listed.size,
           eTag: listed.eTag,
           versionId: head.VersionId === 'null' ? undefined : head.VersionId,
-          sequencer: reconcileSequencer(finding.row?.sequencer, context.runStamp),
+          sequencer: auditSequencer(finding.row?.sequencer, context.runStamp),
           requestId: context.requestId,
           sourceIp: '127.0.0.1',
-          configurationId: 'ops-reconcile',
-          principalId: `${outputs.app}-${outputs.stage}:ops-reconcile`,
-          hostId: 'ops-reconcile',
+          configurationId: 'ops-audit',
+          principalId: `${outputs.app}-${outputs.stage}:ops-audit`,
+          hostId: 'ops-audit',
         });
         return { key: finding.key, body: JSON.stringify(event) };
       }),
@@ -262,7 +262,7 @@ export async function enqueueFindings(
 
 // --- The run ----------------------------------------------------------------
 
-export interface ReconcileOptions {
+export interface AuditOptions {
   prefix: string;
   fix: boolean;
   // one line per finding, as found
@@ -282,13 +282,13 @@ async function tableExists(client: pg.PoolClient, schema: string): Promise<boole
 // come out of one anti-join at the end: memory stays flat however large the
 // bucket. (A merge of two sorted streams would need both in one order; S3
 // lists in UTF-8 byte order, but not every S3-compatible store does.)
-export async function reconcileBucket(
+export async function auditBucket(
   deps: { s3: S3Client; sqs: SQSClient; pool: pg.Pool; schema: string; outputs: StackOutputs },
-  options: ReconcileOptions,
-): Promise<ReconcileResult> {
+  options: AuditOptions,
+): Promise<AuditResult> {
   const { outputs } = deps;
   const table = qualifiedTable(deps.schema);
-  const result: ReconcileResult = {
+  const result: AuditResult = {
     bucket: outputs.bucket,
     prefix: options.prefix,
     objects: 0,
@@ -323,7 +323,7 @@ export async function reconcileBucket(
     deps.pool,
     async (client) => {
       const hasTable = await tableExists(client, deps.schema);
-      await client.query('CREATE TEMPORARY TABLE reconcile_listed (file_name text PRIMARY KEY)');
+      await client.query('CREATE TEMPORARY TABLE audit_listed (file_name text PRIMARY KEY)');
       const pages = paginateListObjectsV2(
         { client: deps.s3, pageSize: 1_000 },
         { Bucket: outputs.bucket, Prefix: options.prefix },
@@ -333,7 +333,7 @@ export async function reconcileBucket(
         if (objects.length === 0) continue;
         result.objects += objects.length;
         const keys = objects.map((o) => o.Key ?? '');
-        await client.query('INSERT INTO reconcile_listed SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [
+        await client.query('INSERT INTO audit_listed SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [
           keys,
         ]);
         const rows = new Map<string, Row>();
@@ -363,7 +363,7 @@ export async function reconcileBucket(
         const orphans = await client.query<Row>(
           `SELECT file_name, etag, size_bytes, line_count, sequencer FROM ${table} AS t
           WHERE bucket = $1 AND starts_with(file_name, $2)
-            AND NOT EXISTS (SELECT 1 FROM reconcile_listed AS l WHERE l.file_name = t.file_name)
+            AND NOT EXISTS (SELECT 1 FROM audit_listed AS l WHERE l.file_name = t.file_name)
           ORDER BY file_name`,
           [outputs.bucket, options.prefix],
         );
@@ -398,7 +398,7 @@ export function formatFinding(finding: Finding): string {
   }
 }
 
-export function formatSummary(result: ReconcileResult, queueUrl: string): string {
+export function formatSummary(result: AuditResult, queueUrl: string): string {
   const lines = [
     `s3://${result.bucket}/${result.prefix}: ${plural(result.objects, 'object')}, ${plural(result.rows, 'row')}; ` +
       `${result.missing} missing, ${result.stale} stale, ${result.orphans} rows without an object`,
@@ -416,7 +416,7 @@ export function formatSummary(result: ReconcileResult, queueUrl: string): string
   return `${lines.join('\n')}\n`;
 }
 
-export function parseReconcileArgs(argv: string[]) {
+export function parseAuditArgs(argv: string[]) {
   const values = parseFlags(argv, {
     fix: { type: 'boolean' },
     prefix: { type: 'string' },
@@ -431,9 +431,9 @@ export function parseReconcileArgs(argv: string[]) {
   };
 }
 
-export function runReconcile(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {
+export function runAudit(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {
   return runCommand(io, async () => {
-    const args = parseReconcileArgs(argv);
+    const args = parseAuditArgs(argv);
     if (args.help) {
       io.out(help);
       return ExitCode.ok;
@@ -452,7 +452,7 @@ export function runReconcile(argv: string[], io: Io = processIo, env?: Env): Pro
     const s3 = createClient(target.aws, 's3');
     const sqs = createClient(target.aws, 'sqs');
     try {
-      const result = await reconcileBucket(
+      const result = await auditBucket(
         { s3, sqs, pool: db.pool, schema: db.schema, outputs },
         {
           prefix,
@@ -472,5 +472,5 @@ export function runReconcile(argv: string[], io: Io = processIo, env?: Env): Pro
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await runReconcile(process.argv.slice(2));
+  process.exitCode = await runAudit(process.argv.slice(2));
 }

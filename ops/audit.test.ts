@@ -14,14 +14,14 @@ import { type Flow, run, startFlow } from './flow.fixture.ts';
 import {
   createRunStamp,
   FindingKind,
-  type ReconcileResult,
-  reconcileSequencer,
-  runReconcile,
-} from './reconcile.ts';
+  type AuditResult,
+  auditSequencer,
+  runAudit,
+} from './audit.ts';
 
 let flow: Flow;
 before(async () => {
-  flow = await startFlow('reconcile');
+  flow = await startFlow('audit');
 });
 after(async () => {
   await flow.stop();
@@ -40,13 +40,13 @@ async function uploadAndRecord(key: string, body: string): Promise<void> {
   await flow.waitFor(`the row of ${key}`, async () => (await flow.rowFor(key)) !== undefined);
 }
 
-async function reconcileJson(args: string[] = []): Promise<{ code: ExitCode; result: ReconcileResult }> {
-  const { code, out, err } = await run(runReconcile, flow, ['--json', ...args]);
+async function auditJson(args: string[] = []): Promise<{ code: ExitCode; result: AuditResult }> {
+  const { code, out, err } = await run(runAudit, flow, ['--json', ...args]);
   assert.equal(err, '');
-  return { code, result: JSON.parse(out) as ReconcileResult };
+  return { code, result: JSON.parse(out) as AuditResult };
 }
 
-const byKind = (result: ReconcileResult, kind: FindingKind) =>
+const byKind = (result: AuditResult, kind: FindingKind) =>
   result.findings
     .filter((f) => f.kind === kind)
     .map((f) => f.key)
@@ -93,7 +93,7 @@ test('finds and fixes a deleted row and an upload whose event never came; a seco
   await flow.waitFor('the queue to drain', async () => (await flow.depth(queueUrl)) === 0);
   assert.equal(await flow.rowFor(keys.eventLost), undefined);
 
-  const found = await reconcileJson();
+  const found = await auditJson();
   assert.equal(found.code, ExitCode.attention);
   assert.deepEqual(byKind(found.result, FindingKind.missing), [keys.eventLost, keys.rowDeleted].sort());
   assert.deepEqual(byKind(found.result, FindingKind.stale), [keys.stale]);
@@ -103,7 +103,7 @@ test('finds and fixes a deleted row and an upload whose event never came; a seco
   assert.equal(found.result.enqueued, 0);
   assert.equal(await flow.depth(queueUrl), 0, 'without --fix nothing is sent');
 
-  const fixed = await run(runReconcile, flow, ['--fix']);
+  const fixed = await run(runAudit, flow, ['--fix']);
   assert.equal(fixed.code, ExitCode.ok, fixed.err);
   assert.match(fixed.out, /^missing {2}uploads\/rec\/event-lost\.txt {2}\(4 bytes, uploaded /m);
   assert.match(
@@ -130,11 +130,11 @@ test('finds and fixes a deleted row and an upload whose event never came; a seco
   assert.equal(stale?.sequencer, `${staleBefore?.sequencer}${stamp}`);
   assert.equal(stale?.etag, staleBefore?.etag);
 
-  const again = await reconcileJson();
+  const again = await auditJson();
   assert.equal(again.code, ExitCode.ok);
   assert.equal(again.result.missing + again.result.stale, 0);
   assert.deepEqual(byKind(again.result, FindingKind.orphan), [keys.objectDeleted]);
-  const text = await run(runReconcile, flow, ['--prefix', 'uploads/rec/intact']);
+  const text = await run(runAudit, flow, ['--prefix', 'uploads/rec/intact']);
   assert.equal(text.code, ExitCode.ok);
   assert.match(
     text.out,
@@ -142,7 +142,7 @@ test('finds and fixes a deleted row and an upload whose event never came; a seco
   );
 });
 
-test('a reconcile event whose buffered record the cache loses is still recorded: its message waits for the commit', async () => {
+test('an audit event whose buffered record the cache loses is still recorded: its message waits for the commit', async () => {
   const key = 'uploads/rec/lost-twice.txt';
   const table = qualifiedTable(flow.db.schema);
   await uploadAndRecord(key, 'p\nq\nr\n');
@@ -150,10 +150,10 @@ test('a reconcile event whose buffered record the cache loses is still recorded:
   const buffer = bufferKeys(flow.settings);
   await flow.cache.redis.set(buffer.lock, 'held-by-the-test', 'PX', 30_000);
   try {
-    const first = await run(runReconcile, flow, ['--fix', '--prefix', key]);
+    const first = await run(runAudit, flow, ['--fix', '--prefix', key]);
     assert.match(first.out, /re-enqueued 1 object /);
     await flow.waitFor(
-      'the reconcile record',
+      'the audit record',
       async () => (await flow.cache.redis.xlen(buffer.stream)) === 1,
     );
     // the cache loses the entry (its mark stays) while the message waits for its commit
@@ -162,30 +162,30 @@ test('a reconcile event whose buffered record the cache loses is still recorded:
   } finally {
     await flow.cache.redis.del(buffer.lock);
   }
-  // the message was not acknowledged: its next delivery records the file, no second reconcile needed
+  // the message was not acknowledged: its next delivery records the file, no second audit needed
   await flow.waitFor('the row', async () => (await flow.rowFor(key))?.line_count === '3');
-  const second = await run(runReconcile, flow, ['--prefix', key]);
+  const second = await run(runAudit, flow, ['--prefix', key]);
   assert.equal(second.code, ExitCode.ok);
   assert.match(second.out, /every object has its row/);
 });
 
-test('a reconcile event never overwrites a newer count and is never an old identity', async () => {
+test('an audit event never overwrites a newer count and is never an old identity', async () => {
   const real = '0055AED6DCD90281E5';
   const newer = '0055AED6DCD90281F0';
   const stamp = createRunStamp(new Date('2025-01-01T00:00:00Z'), 1);
   const later = createRunStamp(new Date('2025-01-01T00:00:01Z'), 0);
-  const forStale = reconcileSequencer(real, stamp);
+  const forStale = auditSequencer(real, stamp);
   // replaces the row it repairs, but loses to any real event after that one
   assert.ok(compareSequencers(forStale, real) > 0);
   assert.ok(compareSequencers(forStale, newer) < 0);
   // a missing row's event loses to every real event, emulator ones included
-  const forMissing = reconcileSequencer(undefined, stamp);
+  const forMissing = auditSequencer(undefined, stamp);
   for (const s of [real, '00000000000000001', '00062A1B2C3D4E5F60'])
     assert.ok(compareSequencers(forMissing, s) < 0);
   // each run is a new identity, and a later run is newer
-  assert.ok(compareSequencers(reconcileSequencer(real, later), forStale) > 0);
-  assert.ok(compareSequencers(reconcileSequencer(undefined, later), forMissing) > 0);
-  assert.notEqual(reconcileSequencer(undefined, stamp), reconcileSequencer(undefined, later));
+  assert.ok(compareSequencers(auditSequencer(real, later), forStale) > 0);
+  assert.ok(compareSequencers(auditSequencer(undefined, later), forMissing) > 0);
+  assert.notEqual(auditSequencer(undefined, stamp), auditSequencer(undefined, later));
 });
 
 test('the events it sends parse as S3 events, with the key encoded as S3 encodes it', async () => {
@@ -197,10 +197,10 @@ test('the events it sends parse as S3 events, with the key encoded as S3 encodes
     key: keys.rowDeleted,
     size: 13,
     eTag: '"abc"',
-    sequencer: reconcileSequencer(undefined, createRunStamp()),
+    sequencer: auditSequencer(undefined, createRunStamp()),
     requestId: 'r',
     sourceIp: '127.0.0.1',
-    configurationId: 'ops-reconcile',
+    configurationId: 'ops-audit',
     principalId: 'p',
     hostId: 'h',
   });
@@ -214,13 +214,13 @@ test('the events it sends parse as S3 events, with the key encoded as S3 encodes
 });
 
 test('usage problems are reported with what to do', async () => {
-  const outside = await run(runReconcile, flow, ['--prefix', 'other/']);
+  const outside = await run(runAudit, flow, ['--prefix', 'other/']);
   assert.equal(outside.code, ExitCode.usage);
   assert.match(outside.err, /--prefix other\/ must start with the uploads prefix uploads\//);
   const { DATABASE_URL: _database, ...bare } = flow.env;
-  const noDatabase = await run(runReconcile, flow, [], bare);
+  const noDatabase = await run(runAudit, flow, [], bare);
   assert.equal(noDatabase.code, ExitCode.usage);
   assert.match(noDatabase.err, /set DATABASE_URL/);
-  const help = await run(runReconcile, flow, ['-h']);
-  assert.match(help.out, /Usage: npx tsx ops\/reconcile\.ts/);
+  const help = await run(runAudit, flow, ['-h']);
+  assert.match(help.out, /Usage: npx tsx ops\/audit\.ts/);
 });
