@@ -9,15 +9,9 @@ import { bufferKeys } from '../lambda-image/buffer.ts';
 import { compareSequencers, parseMessageBody } from '../lambda-image/events.ts';
 import { qualifiedTable } from '../lambda-image/schema.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
+import { type AuditResult, auditSequencer, createRunStamp, FindingKind, runAudit } from './audit.ts';
 import { ExitCode } from './common.ts';
 import { type Flow, run, startFlow } from './flow.fixture.ts';
-import {
-  createRunStamp,
-  FindingKind,
-  type AuditResult,
-  auditSequencer,
-  runAudit,
-} from './audit.ts';
 
 let flow: Flow;
 before(async () => {
@@ -152,10 +146,7 @@ test('an audit event whose buffered record the cache loses is still recorded: it
   try {
     const first = await run(runAudit, flow, ['--fix', '--prefix', key]);
     assert.match(first.out, /re-enqueued 1 object /);
-    await flow.waitFor(
-      'the audit record',
-      async () => (await flow.cache.redis.xlen(buffer.stream)) === 1,
-    );
+    await flow.waitFor('the audit record', async () => (await flow.cache.redis.xlen(buffer.stream)) === 1);
     // the cache loses the entry (its mark stays) while the message waits for its commit
     const [[id]] = (await flow.cache.redis.xrange(buffer.stream, '-', '+')) as [[string, string[]]];
     await flow.cache.redis.xdel(buffer.stream, id);
