@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { wholeNumberProblem } from '../lib/cli.ts';
+import { collectFlags } from '../lib/flags.ts';
 import { NameStyle } from './names.ts';
 import { maxSeed } from './random.ts';
 
@@ -80,13 +80,7 @@ credentials, and AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) for an emulator.
 
 Exit codes: 0 done, 1 an upload or AWS call failed, 2 bad flags or configuration.`;
 
-function readInt(
-  problems: string[],
-  flag: string,
-  raw: string,
-  min: number,
-  max: number,
-): number | undefined {
+function readInt(problems: string[], flag: string, raw: string, min: number, max: number) {
   const problem = wholeNumberProblem(flag, raw, min, max);
   if (problem === undefined) return Number(raw);
   problems.push(problem);
@@ -133,43 +127,7 @@ export function checkPrefix(prefix: string): string[] {
 
 export function parseCliArgs(argv: readonly string[]): { options: CliOptions; problems: string[] } {
   const problems: string[] = [];
-  // strict: false, so an unknown flag does not stop the parse at the first
-  // problem; the tokens are checked here instead
-  const { tokens } = parseArgs({
-    args: [...argv],
-    options: flags,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
-  const values: Partial<Record<Flag, string | boolean>> = {};
-  const seen = new Set<string>();
-  for (const token of tokens) {
-    if (token.kind === 'positional') {
-      problems.push(`unexpected argument ${JSON.stringify(token.value)} (flags start with --)`);
-      continue;
-    }
-    if (token.kind !== 'option') continue;
-    if (!(token.name in flags)) {
-      problems.push(`unknown flag ${token.rawName} (see --help)`);
-      continue;
-    }
-    const name = token.name as Flag;
-    if (seen.has(name)) problems.push(`--${name} is given more than once`);
-    seen.add(name);
-    if (flags[name].type === 'boolean') {
-      if (token.value !== undefined) problems.push(`--${name} takes no value`);
-      values[name] = true;
-      continue;
-    }
-    // without strict parsing, `--count --json` would take "--json" as the count
-    if (token.value === undefined || (!token.inlineValue && token.value.startsWith('--'))) {
-      problems.push(`--${name} needs a value`);
-      continue;
-    }
-    values[name] = token.value;
-  }
-
+  const values = collectFlags(argv, flags, problems);
   const text = (flag: Flag): string | undefined => {
     const value = values[flag];
     return typeof value === 'string' ? value : undefined;

@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { HeadBucketCommand, NoSuchBucket, NotFound, type S3Client } from '@aws-sdk/client-s3';
-import { describeFailure, ExitCode } from '../lib/cli.ts';
+import { describeFailure, ExitCode, isMain, onInterrupt } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import { type AwsConfig, ConfigError, loadAwsConfig, loadStackConfig } from '../lib/config.ts';
 import { describeError, stepError } from '../lib/errors.ts';
@@ -205,15 +204,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const runId = createRunId();
   const abort = new AbortController();
   let interrupted = false;
-  const onSignal = () => {
-    // a second Ctrl-C does not wait for the in-flight uploads to abort
-    if (interrupted) process.exit(ExitCode.interrupted);
+  // a second Ctrl-C does not wait for the in-flight uploads to abort
+  const removeSignalHandlers = onInterrupt(() => {
     interrupted = true;
     process.stderr.write('\nstopping: aborting uploads in flight (Ctrl-C again to quit now)\n');
     abort.abort(new Error('interrupted'));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
 
   const mode = options.json
     ? ProgressMode.silent
@@ -284,13 +280,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return fail(interrupted ? ExitCode.interrupted : ExitCode.failed, message, { ...summary, ok: false });
   } finally {
     await manifest?.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    removeSignalHandlers();
     s3.destroy();
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMain(import.meta.url)) {
   const code = await main(process.argv.slice(2));
   process.exitCode = code;
   // aborted uploads can leave a request settling in the background; do not

@@ -7,6 +7,8 @@ import {
   ExitCode,
   readDuration,
   readWholeNumber,
+  reportFailure,
+  runCommand,
   wholeNumberProblem,
 } from './cli.ts';
 import { ConfigError } from './config.ts';
@@ -140,4 +142,22 @@ test('an endpoint that did not answer is said as such, whatever hint the failed 
     stepError('create queue q', new Error('denied'), 'check sqs:CreateQueue').message,
     /\(check sqs:CreateQueue\)$/,
   );
+});
+
+test('every command ends the same way: its own code, or one line for what stopped it', async () => {
+  const lines: string[] = [];
+  const err = (text: string) => lines.push(text);
+  assert.equal(await runCommand(async () => ExitCode.attention, { err }), ExitCode.attention);
+  assert.equal(
+    await runCommand(
+      async () => {
+        throw new UsageError('--x is bad');
+      },
+      { err },
+    ),
+    ExitCode.usage,
+  );
+  assert.equal(reportFailure(new Error('boom'), { err }), ExitCode.failed);
+  assert.equal(reportFailure(new Error('boom'), { err, name: 'demo' }), ExitCode.failed);
+  assert.deepEqual(lines, ['--x is bad\n', 'error: boom\n', 'demo: error: boom\n']);
 });

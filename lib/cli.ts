@@ -1,11 +1,13 @@
 import { createInterface } from 'node:readline/promises';
+import { pathToFileURL } from 'node:url';
 import { ConfigError } from './config.ts';
 import { describeError, EndpointUnreachableError, UsageError, unreachableHint } from './errors.ts';
 
 // The edge every command shares: up and down (provision/cli.ts), the ops
-// commands (ops/common.ts), the generator and the demo. Exit codes, the
-// whole-number and duration flag values, the yes/no prompt, the progress line
-// and how a failure becomes one message. Flag parsing itself is lib/flags.ts.
+// commands (ops/common.ts), the generator, the demo and the local runner. Exit
+// codes, the whole-number and duration flag values, the yes/no prompt, the
+// progress line, Ctrl-C, and how a failure becomes one message. Flag parsing
+// itself is lib/flags.ts.
 
 // 1 is both "failed" and "needs attention" (ops/status, ops/audit): a script
 // checking the code treats them alike. 130 = 128 + SIGINT, as shells report it.
@@ -152,4 +154,62 @@ export function describeFailure(error: unknown): Failure {
     return { code: ExitCode.failed, message: `${error.message} (${unreachableHint}: ${error.hint})` };
   }
   return { code: ExitCode.failed, message: describeError(error) };
+}
+
+export interface FailureOptions {
+  // where the message goes (stderr unless given)
+  err?: (text: string) => void;
+  // starts the message, for a command whose output shares a terminal with others
+  name?: string;
+}
+
+// Writes whatever stopped a command as one line (a usage problem as it is, a
+// failure after "error: ") and returns its exit code.
+export function reportFailure(error: unknown, options: FailureOptions = {}): ExitCode {
+  const failure = describeFailure(error);
+  const write = options.err ?? ((text: string) => process.stderr.write(text));
+  const label = options.name === undefined ? '' : `${options.name}: `;
+  write(`${label}${failure.code === ExitCode.usage ? '' : 'error: '}${failure.message}\n`);
+  return failure.code;
+}
+
+// Every command's body runs here: its exit code, or its failure reported.
+export async function runCommand<Code extends number>(
+  body: () => Promise<Code>,
+  options: FailureOptions = {},
+): Promise<Code | ExitCode> {
+  try {
+    return await body();
+  } catch (error) {
+    return reportFailure(error, options);
+  }
+}
+
+// Whether the module at `url` is the script node was started with (not imported by a test).
+export function isMain(url: string): boolean {
+  return process.argv[1] !== undefined && url === pathToFileURL(process.argv[1]).href;
+}
+
+// One Ctrl-C can arrive twice (from the terminal to the process group, and
+// relayed by a wrapper such as the tsx CLI): a repeat within a second is the same press.
+const repeatedSignalMs = 1_000;
+
+// The first SIGINT or SIGTERM asks the command to stop; another one, a second
+// or more later, quits at once (130). Returns what removes the handlers.
+export function onInterrupt(stop: (signal: NodeJS.Signals) => void): () => void {
+  let signalledAt: number | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalledAt !== undefined) {
+      if (Date.now() - signalledAt > repeatedSignalMs) process.exit(ExitCode.interrupted);
+      return;
+    }
+    signalledAt = Date.now();
+    stop(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
 }

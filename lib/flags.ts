@@ -50,3 +50,49 @@ export function parseFlags<T extends Options>(argv: readonly string[], options: 
     throw new UsageError(`${describeError(error)} (see --help)`);
   }
 }
+
+// The same flags read leniently, for a command that reports every problem at
+// once (the generator): an unknown flag, a repeated one, a missing value or a
+// stray argument is added to `problems`, and reading goes on.
+export function collectFlags<T extends Options>(
+  argv: readonly string[],
+  options: T,
+  problems: string[],
+): Partial<Record<keyof T, string | boolean>> {
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const values: Partial<Record<keyof T, string | boolean>> = {};
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind === 'positional') {
+      problems.push(`unexpected argument ${JSON.stringify(token.value)} (flags start with --)`);
+      continue;
+    }
+    if (token.kind !== 'option') continue;
+    const option = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
+    if (option === undefined) {
+      problems.push(`unknown flag ${token.rawName} (see --help)`);
+      continue;
+    }
+    const name = token.name as keyof T;
+    if (seen.has(token.name)) problems.push(`--${token.name} is given more than once`);
+    seen.add(token.name);
+    if (option.type === 'boolean') {
+      if (token.value !== undefined) problems.push(`--${token.name} takes no value`);
+      values[name] = true;
+      continue;
+    }
+    // without strict parsing, `--count --json` would take "--json" as the count
+    if (token.value === undefined || (!token.inlineValue && token.value.startsWith('--'))) {
+      problems.push(`--${token.name} needs a value`);
+      continue;
+    }
+    values[name] = token.value;
+  }
+  return values;
+}

@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import type { ManifestEntry } from '../generator/generate.ts';
 import { createRunId, NameStyle } from '../generator/names.ts';
 import { type FilePlan, LineEnding, planFiles } from '../generator/plan.ts';
@@ -9,10 +8,12 @@ import { formatBytes } from '../generator/progress.ts';
 import { maxSeed } from '../generator/random.ts';
 import {
   createProgressLine,
-  describeFailure,
   ExitCode,
+  isMain,
+  onInterrupt,
   type ProgressOutput,
   readWholeNumber,
+  reportFailure,
 } from '../lib/cli.ts';
 import { type Env, loadLocalConfig } from '../lib/config.ts';
 import { describeError } from '../lib/errors.ts';
@@ -46,7 +47,6 @@ const maxCount = 10_000;
 // mixed sizes: up to ~2 MB a file, with the generator's empty and no-final-newline files
 const maxLines = 20_000;
 const uploadConcurrency = 8;
-const repeatedSignalMs = 1_000;
 
 const usage = `usage: npm run demo -- [--count N] [--seed N] [--keep] [--json] [--help]
 
@@ -290,6 +290,7 @@ export async function runDemo(
   let port: number;
   let redisUrl: string | undefined;
   let databaseUrl: string | undefined;
+  const failureOptions = { name: 'demo', err: (text: string) => io.err.write(text) };
   try {
     args = parseDemoArgs(argv);
     if (args.help) {
@@ -298,30 +299,17 @@ export async function runDemo(
     }
     ({ emulatorPort: port, redisUrl, databaseUrl } = loadLocalConfig(env));
   } catch (error) {
-    const failure = describeFailure(error);
-    if (failure.code !== ExitCode.usage) throw error;
-    io.err.write(`demo: ${failure.message}\n`);
-    return ExitCode.usage;
+    return reportFailure(error, failureOptions);
   }
 
   // with --json, stdout carries the result alone
   const say = (text: string) => (args.json ? io.err : io.out).write(`${text}\n`);
   const warn = (text: string) => io.err.write(`demo: warning: ${text}\n`);
   const abort = new AbortController();
-  // One Ctrl-C can arrive twice (from the terminal to the process group, and
-  // relayed by a wrapper such as the tsx CLI): a repeat within a second is the same press.
-  let signalledAt: number | undefined;
-  const onSignal = () => {
-    if (signalledAt !== undefined) {
-      if (Date.now() - signalledAt > repeatedSignalMs) process.exit(ExitCode.interrupted);
-      return;
-    }
-    signalledAt = Date.now();
+  const removeSignalHandlers = onInterrupt(() => {
     io.err.write('\ndemo: stopping (Ctrl-C again to quit at once)\n');
     abort.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
 
   const started = Date.now();
   let services: LocalServices | undefined;
@@ -467,18 +455,13 @@ export async function runDemo(
     return summary.ok ? ExitCode.ok : ExitCode.failed;
   } catch (error) {
     if (abort.signal.aborted) return ExitCode.interrupted;
-    const failure = describeFailure(error);
-    io.err.write(
-      failure.code === ExitCode.usage ? `demo: ${failure.message}\n` : `demo: failed: ${failure.message}\n`,
-    );
-    return failure.code;
+    return reportFailure(error, failureOptions);
   } finally {
     // the handlers stay during the stop: a second Ctrl-C still quits at once
     if (outputs !== undefined) await removeOutputs(outputs);
     await pipeline?.stop().catch((error) => warn(`stopping the stack: ${describeError(error)}`));
     await services?.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    removeSignalHandlers();
     if (args.keep && pipeline !== undefined) io.err.write('demo: stopped; nothing of it is left running\n');
   }
 }
@@ -504,6 +487,6 @@ async function watchRecorded(
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMain(import.meta.url)) {
   process.exitCode = await runDemo(process.argv.slice(2), process.env);
 }

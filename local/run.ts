@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createFunction } from '../lambda-image/app.ts';
 import { createConnections } from '../lambda-image/connections.ts';
-import { DurationUnit, describeFailure, readDuration } from '../lib/cli.ts';
+import { DurationUnit, ExitCode, onInterrupt, readDuration, runCommand } from '../lib/cli.ts';
 import { createClients } from '../lib/clients.ts';
 import { type Env, loadDeployConfig, loadRuntimeConfig, loadStackConfig } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
@@ -11,7 +11,7 @@ import { metricNamespace, serviceName } from '../lib/metrics.ts';
 import { readOutputs } from '../lib/outputs.ts';
 import { checkPostgresUrl, checkRedisUrl, maskUrl } from '../lib/reach.ts';
 import { emulatorCredentials } from './emulator.ts';
-import { startRunner, stopOnSignals } from './runner.ts';
+import { startRunner } from './runner.ts';
 import { localStackEnv } from './stack.ts';
 
 // The event-source runner as a command, for a local stack started elsewhere
@@ -35,7 +35,7 @@ async function main(argv: string[], env: Env): Promise<number> {
   });
   if (values.help) {
     process.stdout.write(`${usage}\n`);
-    return 0;
+    return ExitCode.ok;
   }
   const flag = 'flush-interval-ms';
   const flushIntervalMs = readDuration(flag, values[flag], DurationUnit.milliseconds, { min: 100 });
@@ -90,20 +90,23 @@ async function main(argv: string[], env: Env): Promise<number> {
     functionName: `${service}-count`,
     log,
   });
-  await stopOnSignals(runner.stop, log);
+  // the first Ctrl-C finishes the batch in flight; another one exits at once
+  await new Promise<void>((resolve) => {
+    const removeSignalHandlers = onInterrupt((signal) => {
+      log.info(`${signal}: finishing the batch in flight, then stopping (again to exit now)`);
+      runner.stop().finally(() => {
+        removeSignalHandlers();
+        resolve();
+      });
+    });
+  });
   // what is still buffered is flushed once more before leaving
   await fn.flushHandler().catch((error) => logger.warn('final flush failed', { error }));
   await connections.close();
   clients.s3.destroy();
   clients.sqs.destroy();
   logger.info('stopped', { ...runner.stats });
-  return 0;
+  return ExitCode.ok;
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2), process.env);
-} catch (error) {
-  const failure = describeFailure(error);
-  process.stderr.write(`${failure.message}\n`);
-  process.exitCode = failure.code;
-}
+process.exitCode = await runCommand(() => main(process.argv.slice(2), process.env));

@@ -358,23 +358,3 @@ export function startRunner(options: RunnerOptions): Runner {
     },
   };
 }
-
-// For command-line wrappers: the first SIGINT or SIGTERM stops cleanly (the
-// batch in flight finishes); a second one exits at once.
-export function stopOnSignals(stop: () => Promise<void>, log: RunnerLog = quietLog): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    let received: NodeJS.Signals | undefined;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (received !== undefined) process.exit(130);
-      received = signal;
-      log.info(`${signal}: finishing the batch in flight, then stopping (again to exit now)`);
-      stop().finally(() => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        resolve(signal);
-      });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}

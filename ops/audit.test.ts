@@ -8,9 +8,9 @@ import {
 import { bufferKeys } from '../lambda-image/buffer.ts';
 import { compareSequencers, parseMessageBody } from '../lambda-image/events.ts';
 import { qualifiedTable } from '../lambda-image/schema.ts';
+import { ExitCode } from '../lib/cli.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
 import { type AuditResult, auditSequencer, createRunStamp, FindingKind, runAudit } from './audit.ts';
-import { ExitCode } from './common.ts';
 import { type Flow, run, startFlow } from './flow.fixture.ts';
 
 let flow: Flow;

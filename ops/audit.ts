@@ -1,5 +1,4 @@
 import { randomInt, randomUUID } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import {
   type _Object,
   HeadObjectCommand,
@@ -13,6 +12,7 @@ import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
 import type pg from 'pg';
 import { qualifiedTable } from '../lambda-image/schema.ts';
+import { ExitCode, isMain, runCommand } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
@@ -20,7 +20,7 @@ import { parseFlags } from '../lib/flags.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
 import { withClient } from '../lib/pg.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
-import { ExitCode, type Io, openDatabase, plural, processIo, resolveStack, runCommand } from './common.ts';
+import { type Io, openDatabase, plural, processIo, resolveStack } from './common.ts';
 
 // The end-to-end check: the bucket's objects against the database's rows,
 // the two ends of the flow. Whatever got lost in between (an event S3 never
@@ -432,7 +432,7 @@ export function parseAuditArgs(argv: string[]) {
 }
 
 export function runAudit(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {
-  return runCommand(io, async () => {
+  return runCommand(async () => {
     const args = parseAuditArgs(argv);
     if (args.help) {
       io.out(help);
@@ -468,9 +468,9 @@ export function runAudit(argv: string[], io: Io = processIo, env?: Env): Promise
       sqs.destroy();
       await db.close();
     }
-  });
+  }, io);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMain(import.meta.url)) {
   process.exitCode = await runAudit(process.argv.slice(2));
 }

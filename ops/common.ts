@@ -2,7 +2,7 @@ import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { createPool, createRedis } from '../lambda-image/connections.ts';
-import { confirm, describeFailure, ExitCode } from '../lib/cli.ts';
+import { confirm } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import {
   type AwsConfig,
@@ -16,12 +16,9 @@ import { UsageError } from '../lib/errors.ts';
 import { outputsPath, readOutputs, type StackOutputs } from '../lib/outputs.ts';
 import { checkPostgresPool, maskUrl } from '../lib/reach.ts';
 
-// What the ops commands share: where the database is, how output is written,
-// and how a failure becomes a message and an exit code.
-
-// The same codes as every other command here (lib/cli.ts): 1 when something
-// needs attention or failed, 2 for bad flags or configuration (nothing was done).
-export { ExitCode };
+// What the ops commands share: where the stack, the database and the cache
+// are, and where output is written. Exit codes and how a failure becomes a
+// message: lib/cli.ts, as for every command.
 
 export interface Io {
   // the working directory that holds .ada/outputs.<stage>.json
@@ -182,18 +179,6 @@ export async function openDatabase(config: OpsConfig, root?: string): Promise<Da
   } catch (error) {
     secrets?.destroy();
     throw error;
-  }
-}
-
-// Runs a command body and turns its failure into one line on stderr and an
-// exit code: 2 for a usage or configuration problem, 1 for a failed step.
-export async function runCommand(io: Io, body: () => Promise<ExitCode>): Promise<ExitCode> {
-  try {
-    return await body();
-  } catch (error) {
-    const failure = describeFailure(error);
-    io.err(`${failure.message}\n`);
-    return failure.code;
   }
 }
 

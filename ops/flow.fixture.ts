@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { createFunction, type LineCountFunction } from '../lambda-image/app.ts';
 import { createRedis } from '../lambda-image/connections.ts';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
+import type { ExitCode } from '../lib/cli.ts';
 import type { BufferSettings } from '../lib/config.ts';
 import { metricNamespace } from '../lib/metrics.ts';
 import { writeOutputs } from '../lib/outputs.ts';
@@ -24,7 +25,7 @@ import {
   testDatabaseUrl,
   testRedisUrl,
 } from '../test/support/services.ts';
-import { type ExitCode, type Io, readQueueDepth } from './common.ts';
+import { type Io, readQueueDepth } from './common.ts';
 import { capture } from './io.fixture.ts';
 
 // The whole local flow for the ops commands' tests: the emulated S3/SNS/SQS

@@ -10,8 +10,8 @@ import {
   SQSClient,
   type StartMessageMoveTaskRequest,
 } from '@aws-sdk/client-sqs';
+import { ExitCode } from '../lib/cli.ts';
 import { emulatorCredentials } from '../local/emulator.ts';
-import { ExitCode } from './common.ts';
 import { type Flow, run, startFlow } from './flow.fixture.ts';
 import { capture } from './io.fixture.ts';
 import { copyMessages, type RedriveResult, redrive, runRedrive } from './redrive.ts';

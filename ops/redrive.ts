@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import {
   DeleteMessageBatchCommand,
   ListMessageMoveTasksCommand,
@@ -12,13 +11,13 @@ import {
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
 import { MalformedMessageError, parseMessageBody } from '../lambda-image/events.ts';
-import { readWholeNumber } from '../lib/cli.ts';
+import { ExitCode, isMain, readWholeNumber, runCommand } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
 import type { StackOutputs } from '../lib/outputs.ts';
-import { ExitCode, type Io, plural, processIo, readQueueDepth, resolveStack, runCommand } from './common.ts';
+import { type Io, plural, processIo, readQueueDepth, resolveStack } from './common.ts';
 
 // Moves the dead-letter queue's messages back to the queue, after showing
 // what it will move. In AWS: StartMessageMoveTask, followed to its end with
@@ -388,7 +387,7 @@ export async function redrive(
 }
 
 export function runRedrive(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {
-  return runCommand(io, async () => {
+  return runCommand(async () => {
     const args = parseRedriveArgs(argv);
     if (args.help) {
       io.out(help);
@@ -402,9 +401,9 @@ export function runRedrive(argv: string[], io: Io = processIo, env?: Env): Promi
     } finally {
       sqs.destroy();
     }
-  });
+  }, io);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMain(import.meta.url)) {
   process.exitCode = await runRedrive(process.argv.slice(2));
 }

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
+import { ExitCode } from '../lib/cli.ts';
 import { freePort } from '../lib/net.ts';
 import { reachTimeoutMs } from '../lib/reach.ts';
 import { createTestSchema, type TestSchema, testDatabaseUrl } from '../test/support/services.ts';
-import { ExitCode } from './common.ts';
 import { capture } from './io.fixture.ts';
 import { csvCell, type ReportRow, readReport, runReport } from './report.ts';
 
@@ -145,7 +145,7 @@ test('an unreachable database is named, password masked, and exits 1 at once', a
   assert.match(
     io.stderr(),
     new RegExp(
-      `^cannot reach PostgreSQL at postgres://ada:\\*\\*\\*@127\\.0\\.0\\.1:${closed}/ops \\(DATABASE_URL\\): .*ECONNREFUSED`,
+      `^error: cannot reach PostgreSQL at postgres://ada:\\*\\*\\*@127\\.0\\.0\\.1:${closed}/ops \\(DATABASE_URL\\): .*ECONNREFUSED`,
     ),
   );
   assert.doesNotMatch(io.stderr(), /hunter2/);

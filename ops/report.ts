@@ -1,11 +1,10 @@
-import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import { qualifiedTable, tableName } from '../lambda-image/schema.ts';
-import { readWholeNumber } from '../lib/cli.ts';
+import { ExitCode, isMain, readWholeNumber, runCommand } from '../lib/cli.ts';
 import { type Env, loadOpsConfig } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
-import { ExitCode, type Io, openDatabase, processIo, runCommand } from './common.ts';
+import { type Io, openDatabase, processIo } from './common.ts';
 
 // The recorded files and their line counts: what the accountants want to see.
 // Reads PostgreSQL only, page by page, so a million rows never sit in memory.
@@ -244,7 +243,7 @@ export function parseReportArgs(argv: string[]): {
 }
 
 export function runReport(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {
-  return runCommand(io, async () => {
+  return runCommand(async () => {
     const args = parseReportArgs(argv);
     if (args.help) {
       io.out(help);
@@ -266,9 +265,9 @@ export function runReport(argv: string[], io: Io = processIo, env?: Env): Promis
       await db.close();
     }
     return ExitCode.ok;
-  });
+  }, io);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMain(import.meta.url)) {
   process.exitCode = await runReport(process.argv.slice(2));
 }

@@ -9,9 +9,9 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import { PurgeQueueCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { bufferKeys } from '../lambda-image/buffer.ts';
+import { ExitCode } from '../lib/cli.ts';
 import { installHandlers } from '../test/fakes/calls.ts';
 import { CuttableProxy } from '../test/support/proxy.ts';
-import { ExitCode } from './common.ts';
 import { type Flow, run, startFlow } from './flow.fixture.ts';
 import { CheckName, CheckState, collectStatus, runStatus, type StatusReport } from './status.ts';
 

@@ -1,4 +1,3 @@
-import { pathToFileURL } from 'node:url';
 import {
   type CloudWatchClient,
   GetMetricDataCommand,
@@ -15,6 +14,7 @@ import {
   quarantineTableName,
   tableName,
 } from '../lambda-image/schema.ts';
+import { ExitCode, isMain, runCommand } from '../lib/cli.ts';
 import { createClient } from '../lib/clients.ts';
 import { type BufferSettings, type Env, loadOpsConfig, type OpsConfig } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
@@ -23,7 +23,6 @@ import { stackNames } from '../lib/names.ts';
 import { formatElapsed } from '../lib/poll.ts';
 import { alarmPrefix } from '../provision/resources/alarms.ts';
 import {
-  ExitCode,
   type Io,
   openDatabase,
   openRedis,
@@ -32,7 +31,6 @@ import {
   readQueueDepth,
   resolveRedis,
   resolveStack,
-  runCommand,
   type StackTarget,
 } from './common.ts';
 
@@ -680,7 +678,7 @@ async function openStatusDatabase(config: OpsConfig, root: string | undefined, s
 }
 
 export function runStatus(argv: string[], io: Io = processIo, env?: Env): Promise<ExitCode> {
-  return runCommand(io, async () => {
+  return runCommand(async () => {
     const args = parseStatusArgs(argv);
     if (args.help) {
       io.out(help);
@@ -716,9 +714,9 @@ export function runStatus(argv: string[], io: Io = processIo, env?: Env): Promis
       sqs.destroy();
       cloudwatch?.destroy();
     }
-  });
+  }, io);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMain(import.meta.url)) {
   process.exitCode = await runStatus(process.argv.slice(2));
 }

@@ -1,11 +1,12 @@
-import { confirm as ask, createProgressLine, describeFailure, ExitCode, isInteractive } from '../lib/cli.ts';
+import { confirm, createProgressLine, ExitCode, isInteractive, runCommand } from '../lib/cli.ts';
 import type { Log } from '../lib/reconcile.ts';
 
-// What up.ts and down.ts share: the console log and their edge, on the
-// project's one CLI edge (lib/cli.ts: exit codes, prompt, progress line,
-// failure messages; flags: lib/flags.ts).
+// What up.ts and down.ts share: the console log, on the project's one CLI
+// edge (lib/cli.ts: exit codes, prompt, progress line, failure messages;
+// flags: lib/flags.ts). Their question before they change anything is asked
+// on stdout, with the plan.
 
-export { ExitCode, isInteractive };
+export { confirm, ExitCode, isInteractive };
 
 export interface ConsoleLogOptions {
   // --json: stdout carries only the JSON document, so messages go to stderr
@@ -40,22 +41,8 @@ export function createConsoleLog(options: ConsoleLogOptions): ConsoleLog {
   };
 }
 
-// up's and down's question before they change anything (asked on stdout, with the plan)
-export function confirm(question: string): Promise<boolean> {
-  return ask(question, process.stdout);
-}
-
-// The edge of both scripts: configuration and usage problems exit 2 with every
-// problem listed; AWS failures exit 1 with the step that failed, or the
-// endpoint that did not answer.
+// Configuration and usage problems exit 2 with every problem listed; AWS
+// failures exit 1 with the step that failed, or the endpoint that did not answer.
 export async function runCli(main: () => Promise<number>): Promise<void> {
-  try {
-    process.exitCode = await main();
-  } catch (error) {
-    const failure = describeFailure(error);
-    process.stderr.write(
-      failure.code === ExitCode.usage ? `${failure.message}\n` : `error: ${failure.message}\n`,
-    );
-    process.exitCode = failure.code;
-  }
+  process.exitCode = await runCommand(main);
 }
