@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
+import { countLinesReference } from '../test/support/generator/emulator.ts';
 import { formatAmount, GeneratedFileStream, generateLines, maxLineBytes } from './content.ts';
 import { NameStyle } from './names.ts';
 import { type FilePlan, LineEnding, planFile, planFiles } from './plan.ts';
-import { countLinesReference } from './test/emulator.ts';
 
 const base = { prefix: 'uploads/', names: NameStyle.simple, runId: 'testrun' };
 
@@ -15,7 +15,7 @@ async function render(plan: FilePlan, chunkBytes?: number) {
   return { bytes: Buffer.concat(chunks), chunks, stats: stream.stats() };
 }
 
-test('the planned line count is exactly the DESIGN.md count of the bytes produced, for every file shape', async () => {
+test('the planned line count is exactly the line count of the bytes produced, for every file shape', async () => {
   const shapes = new Set<string>();
   const plans = [...planFiles({ ...base, count: 300, minLines: 0, maxLines: 400, seed: 2024 })];
   // single-line files are where a missing final newline matters most

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { AwsStepError, UsageError } from '../lib/errors.ts';
+import { downloadObject, type S3Emulator, startS3Emulator } from '../test/support/generator/emulator.ts';
 import {
   GenerateAbortedError,
   type GenerateProgress,
@@ -9,7 +10,6 @@ import {
   type ManifestEntry,
 } from './generate.ts';
 import { NameStyle } from './names.ts';
-import { downloadObject, type S3Emulator, startS3Emulator } from './test/emulator.ts';
 
 let emulator: S3Emulator;
 const bucket = 'generator-tests';

@@ -5,11 +5,16 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { type StackOutputs, writeOutputs } from '../lib/outputs.ts';
+import { spawnCli } from '../test/support/generator/cli.ts';
+import {
+  downloadObject,
+  region,
+  type S3Emulator,
+  startS3Emulator,
+} from '../test/support/generator/emulator.ts';
 import { CuttableProxy } from '../test/support/proxy.ts';
 import type { ManifestEntry } from './generate.ts';
 import { parseManifest } from './manifest.ts';
-import { spawnCli } from './test/cli.ts';
-import { downloadObject, region, type S3Emulator, startS3Emulator } from './test/emulator.ts';
 
 let emulator: S3Emulator;
 let cwd: string;

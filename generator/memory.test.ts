@@ -4,16 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { spawnCli } from '../test/support/generator/cli.ts';
+import { downloadObject, type S3Emulator, startS3Emulator } from '../test/support/generator/emulator.ts';
 import { parseManifest } from './manifest.ts';
-import { spawnCli } from './test/cli.ts';
-import { downloadObject, type S3Emulator, startS3Emulator } from './test/emulator.ts';
 
 // A 2 GiB file must not need 2 GiB of memory: what the generator holds has to
 // stay bounded by the upload's parts, whatever the file's size. The CLI runs
 // in its own process so its memory is not mixed with the emulator's, which
 // holds every stored object in memory.
 //
-// The measure is live memory (generator/test/live-memory.ts: heap in use plus
+// The measure is live memory (test/support/generator/live-memory.ts: heap in use plus
 // Buffers, after a full collection), not resident memory: the peak RSS of the
 // same run varies by 100 MiB and more with when the collector ran and what the
 // allocator kept, so a bound on it either flakes or proves nothing. And it is
@@ -24,7 +24,7 @@ import { downloadObject, type S3Emulator, startS3Emulator } from './test/emulato
 let emulator: S3Emulator;
 let cwd: string;
 const bucket = 'generator-memory';
-const sampler = fileURLToPath(new URL('./test/live-memory.ts', import.meta.url));
+const sampler = fileURLToPath(new URL('../test/support/generator/live-memory.ts', import.meta.url));
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 before(async () => {

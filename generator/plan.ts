@@ -43,7 +43,7 @@ export interface PlanOptions {
 }
 
 // Shares of unusual files. Empty files and files without a final newline are
-// where line counters go wrong (DESIGN.md: empty → 0, `a\nb` → 2); Windows
+// where line counters go wrong (docs/design.md: empty → 0, `a\nb` → 2); Windows
 // exports use CRLF, which must count the same as LF.
 export const fileMix = { empty: 0.08, noFinalNewline: 0.25, crlf: 0.2 } as const;
 

@@ -9,13 +9,13 @@ import { testDatabaseUrl, testRedisUrl } from '../test/support/services.ts';
 import { type Bundle, bundleFileName, bundleFunction, nodeTarget, projectRoot } from './bundle.ts';
 
 const run = promisify(execFile);
-const fixture = 'lambda-image/bundle.fixture.ts';
+const entry = 'test/support/bundle-entry.ts';
 
-// one build of the fixture serves every test that only reads it
-let fixtureBuild: Promise<Bundle> | undefined;
+// one build of the stand-in entry serves every test that only reads it
+let entryBuild: Promise<Bundle> | undefined;
 function buildFixture(): Promise<Bundle> {
-  fixtureBuild ??= bundleFunction({ entry: fixture });
-  return fixtureBuild;
+  entryBuild ??= bundleFunction({ entry });
+  return entryBuild;
 }
 
 function file(bundle: Bundle, name: string): Buffer {
@@ -56,7 +56,7 @@ async function importInChild(bundle: Bundle): Promise<string[]> {
 
 test('two builds of the same sources are byte-identical', async () => {
   const first = await buildFixture();
-  const second = await bundleFunction({ entry: fixture });
+  const second = await bundleFunction({ entry });
   assert.deepEqual(
     first.files.map((f) => f.name),
     [bundleFileName, `${bundleFileName}.map`],
@@ -72,7 +72,7 @@ test('the source map is linked and names sources relative to the bundle, not thi
     sources: string[];
     sourcesContent: string[];
   };
-  assert.ok(map.sources.includes(`../../${fixture}`));
+  assert.ok(map.sources.includes(`../../${entry}`));
   assert.ok(map.sources.every((source) => !source.includes(projectRoot)));
   assert.equal(map.sourcesContent.length, map.sources.length);
 });

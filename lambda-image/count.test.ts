@@ -14,7 +14,7 @@ import {
 } from './count.ts';
 import { instantiateNewlineKernel, wasmPageBytes } from './count-wasm.ts';
 
-// The rule from DESIGN.md written the obvious way, as the oracle for the fast counter.
+// The rule of docs/design.md written the obvious way, as the oracle for the fast counter.
 function referenceCount(bytes: Uint8Array): number {
   let lines = 0;
   for (const byte of bytes) if (byte === 10) lines++;

@@ -1,6 +1,6 @@
 import { instantiateNewlineKernel, wasmPageBytes } from './count-wasm.ts';
 
-// The line rule (DESIGN.md): the number of `\n` bytes, plus one when the input
+// The line rule (docs/design.md): the number of `\n` bytes, plus one when the input
 // is non-empty and does not end in `\n`. Works on raw bytes, one chunk at a
 // time, holding nothing but two counters and the last byte seen, so memory does
 // not grow with the file. CRLF needs no special case: `\r` is just a byte.

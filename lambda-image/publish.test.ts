@@ -68,7 +68,7 @@ describe('daemonless image publish', { skip }, () => {
       architecture: 'arm64',
       log: quietLog,
       baseImage: publicEcr.reference,
-      entry: 'lambda-image/bundle.fixture.ts',
+      entry: 'test/support/bundle-entry.ts',
       caBundleUrl: publicEcr.caBundleUrl,
       ...overrides,
     };

@@ -10,8 +10,8 @@ import { compareSequencers, parseMessageBody } from '../lambda-image/events.ts';
 import { qualifiedTable } from '../lambda-image/schema.ts';
 import { ExitCode } from '../lib/cli.ts';
 import { buildObjectCreatedEvent } from '../lib/s3-event.ts';
+import { type Flow, run, startFlow } from '../test/support/ops/flow.ts';
 import { type AuditResult, auditSequencer, createRunStamp, FindingKind, runAudit } from './audit.ts';
-import { type Flow, run, startFlow } from './flow.fixture.ts';
 
 let flow: Flow;
 before(async () => {

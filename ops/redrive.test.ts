@@ -12,8 +12,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import { ExitCode } from '../lib/cli.ts';
 import { emulatorCredentials } from '../local/emulator.ts';
-import { type Flow, run, startFlow } from './flow.fixture.ts';
-import { capture } from './io.fixture.ts';
+import { type Flow, run, startFlow } from '../test/support/ops/flow.ts';
+import { capture } from '../test/support/ops/io.ts';
 import { copyMessages, type RedriveResult, redrive, runRedrive } from './redrive.ts';
 import { runStatus } from './status.ts';
 

@@ -7,8 +7,8 @@ import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
 import { ExitCode } from '../lib/cli.ts';
 import { freePort } from '../lib/net.ts';
 import { reachTimeoutMs } from '../lib/reach.ts';
+import { capture } from '../test/support/ops/io.ts';
 import { createTestSchema, type TestSchema, testDatabaseUrl } from '../test/support/services.ts';
-import { capture } from './io.fixture.ts';
 import { csvCell, type ReportRow, readReport, runReport } from './report.ts';
 
 let db: TestSchema;

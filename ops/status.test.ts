@@ -11,8 +11,8 @@ import { PurgeQueueCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { bufferKeys } from '../lambda-image/buffer.ts';
 import { ExitCode } from '../lib/cli.ts';
 import { installHandlers } from '../test/fakes/calls.ts';
+import { type Flow, run, startFlow } from '../test/support/ops/flow.ts';
 import { CuttableProxy } from '../test/support/proxy.ts';
-import { type Flow, run, startFlow } from './flow.fixture.ts';
 import { CheckName, CheckState, collectStatus, runStatus, type StatusReport } from './status.ts';
 
 let flow: Flow;

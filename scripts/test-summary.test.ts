@@ -7,12 +7,12 @@ import { formatSummary } from './test-summary.ts';
 
 const run = promisify(execFile);
 const reporter = fileURLToPath(new URL('./test-summary.ts', import.meta.url));
-const fixture = fileURLToPath(new URL('./test-summary.fixture.ts', import.meta.url));
+const sample = fileURLToPath(new URL('../test/support/test-summary-sample.ts', import.meta.url));
 
 test('a suite skipped whole is counted and listed with its reason', async () => {
   const { stdout } = await run(
     process.execPath,
-    ['--test', `--test-reporter=${reporter}`, '--test-reporter-destination=stdout', fixture],
+    ['--test', `--test-reporter=${reporter}`, '--test-reporter-destination=stdout', sample],
     // a clean environment: an inherited NODE_TEST_CONTEXT would make the inner
     // run report to this one instead of printing
     { cwd: fileURLToPath(new URL('..', import.meta.url)), env: {} },
@@ -20,15 +20,15 @@ test('a suite skipped whole is counted and listed with its reason', async () => 
   assert.match(stdout, /^ℹ skipped 2 tests, 1 suite$/m);
   assert.match(
     stdout,
-    /^ℹ {3}suite scripts\/test-summary\.fixture\.ts › registry image push: needs docker-registry, skopeo, htpasswd$/m,
+    /^ℹ {3}suite test\/support\/test-summary-sample\.ts › registry image push: needs docker-registry, skopeo, htpasswd$/m,
   );
   assert.match(
     stdout,
-    /^ℹ {3}test scripts\/test-summary\.fixture\.ts › skips itself: no redis-server on this machine$/m,
+    /^ℹ {3}test test\/support\/test-summary-sample\.ts › skips itself: no redis-server on this machine$/m,
   );
   assert.match(
     stdout,
-    /^ℹ {3}test scripts\/test-summary\.fixture\.ts › skipped without a reason: no reason given$/m,
+    /^ℹ {3}test test\/support\/test-summary-sample\.ts › skipped without a reason: no reason given$/m,
   );
   // node's own totals are replaced, not printed twice
   assert.equal(stdout.match(/^ℹ skipped /gm)?.length, 1);

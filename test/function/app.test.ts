@@ -17,6 +17,7 @@ import type { BufferSettings } from '../../lib/config.ts';
 import { MetricName, metricNamespace } from '../../lib/metrics.ts';
 import { encodeEventKey } from '../../lib/s3-event.ts';
 import { CuttableProxy } from '../support/proxy.ts';
+import { readRows, sleep, testBufferSettings } from '../support/records.ts';
 import {
   createTestRedis,
   createTestSchema,
@@ -26,7 +27,6 @@ import {
   testRedisUrl,
   uniqueName,
 } from '../support/services.ts';
-import { readRows, sleep, testBufferSettings } from './fixtures.ts';
 
 // The whole function on real services: objects in the S3 emulator (fauxqs,
 // in-process on a loopback port), dedupe and buffer in the machine's Redis,

@@ -21,6 +21,7 @@ import { migrate } from '../../lambda-image/schema.ts';
 import type { BufferSettings } from '../../lib/config.ts';
 import { startRedisEmulator } from '../../local/redis-emulator.ts';
 import { CuttableProxy } from '../support/proxy.ts';
+import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from '../support/records.ts';
 import {
   createTestRedis,
   createTestSchema,
@@ -29,7 +30,6 @@ import {
   testRedisUrl,
   uniqueName,
 } from '../support/services.ts';
-import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from './fixtures.ts';
 
 // Coalesced buffering: the concurrent calls on one connection become one
 // WATCH/MULTI/EXEC group, and each call still gets its own outcome.

@@ -7,6 +7,7 @@ import { type CommitResult, type Committer, createCommitter } from '../../lambda
 import { createNotifier } from '../../lambda-image/notify.ts';
 import { migrate } from '../../lambda-image/schema.ts';
 import { type BufferSettings, loadRuntimeConfig } from '../../lib/config.ts';
+import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from '../support/records.ts';
 import {
   createTestRedis,
   createTestSchema,
@@ -16,7 +17,6 @@ import {
   testRedisUrl,
   uniqueName,
 } from '../support/services.ts';
-import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from './fixtures.ts';
 
 // The wait for a commit (commit.ts) on the machine's Redis and PostgreSQL:
 // who flushes, who sleeps and what wakes it, what happens when the buffer
@@ -186,7 +186,7 @@ test('a flusher killed mid-flush (SIGKILL) holds the others back for one lease: 
     [
       '--import',
       'tsx',
-      'test/function/flusher.fixture.ts',
+      'test/function/flusher.ts',
       testRedisUrl,
       testDatabaseUrl,
       db.schema,

@@ -26,8 +26,8 @@ import {
   PostgresGate,
   passwordCheck,
 } from '../support/pg-gate.ts';
+import { sleep } from '../support/records.ts';
 import { testDatabaseUrl, testRedisUrl, uniqueName } from '../support/services.ts';
-import { sleep } from './fixtures.ts';
 
 // Connections as the deployed function builds them, on this machine: a private
 // redis-server that requires a password, and a TLS "password gate" in front of

@@ -15,6 +15,7 @@ import { FlushStage, flushBuffer } from '../../lambda-image/flush.ts';
 import { migrate, qualifiedQuarantineTable, qualifiedTable } from '../../lambda-image/schema.ts';
 import type { BufferSettings } from '../../lib/config.ts';
 import { CuttableProxy } from '../support/proxy.ts';
+import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from '../support/records.ts';
 import {
   createTestRedis,
   createTestSchema,
@@ -24,7 +25,6 @@ import {
   testRedisUrl,
   uniqueName,
 } from '../support/services.ts';
-import { countedRecord, countedRecords, readRows, sleep, testBufferSettings } from './fixtures.ts';
 
 // Buffer and group commit against the machine's real Redis and PostgreSQL.
 // Every test gets a fresh key prefix; rows are cleared between tests.

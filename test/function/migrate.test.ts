@@ -8,8 +8,8 @@ import { createNotifier } from '../../lambda-image/notify.ts';
 import { qualifiedQuarantineTable, qualifiedTable, rdsIamRole } from '../../lambda-image/schema.ts';
 import type { BufferSettings } from '../../lib/config.ts';
 import { createMigrationTarget, dropRole, type TestMigrationTarget } from '../support/migration.ts';
+import { countedRecord, countedRecords, readRows, testBufferSettings } from '../support/records.ts';
 import { createTestRedis, type TestRedis, testDatabaseUrl, uniqueName } from '../support/services.ts';
-import { countedRecord, countedRecords, readRows, testBufferSettings } from './fixtures.ts';
 
 // The migration on the machine's PostgreSQL, and the application role it
 // creates, used for real: the tests sign in AS that role (the server trusts

@@ -22,7 +22,7 @@ const sourceDirectories = [
   'ops',
   'bench',
 ];
-const isTestFile = (path: string) => /\.(test|fixture)\.ts$/.test(path) || /(^|\/)test\//.test(path);
+const isTestFile = (path: string) => path.endsWith('.test.ts') || /(^|\/)test\//.test(path);
 
 function* sources(directory: string): Generator<string> {
   for (const entry of readdirSync(join(root, directory), { withFileTypes: true })) {

@@ -75,7 +75,7 @@ describe('up without --image-uri', { skip }, () => {
     return {
       build: {
         baseImage: publicEcr.reference,
-        entry: 'lambda-image/bundle.fixture.ts',
+        entry: 'test/support/bundle-entry.ts',
         caBundleUrl: publicEcr.caBundleUrl,
       },
       network: { waits: { ...fast, dependencyTimeoutSeconds: 5 } },

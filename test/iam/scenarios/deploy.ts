@@ -23,7 +23,6 @@ import type { Ctx, Mode } from '../../../lib/reconcile.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
 import { auditBucket } from '../../../ops/audit.ts';
 import { openDatabase, openRedis } from '../../../ops/common.ts';
-import { capture } from '../../../ops/io.fixture.ts';
 import { copyMessages, parseRedriveArgs, redrive } from '../../../ops/redrive.ts';
 import { collectStatus } from '../../../ops/status.ts';
 import { checkPermissions } from '../../../provision/preflight.ts';
@@ -41,6 +40,7 @@ import type { Principal, Request } from '../../support/iam/evaluate.ts';
 import { addDeployerRole, policyFile, roleInFake, stackScope } from '../../support/iam/principals.ts';
 import { liveOf, recordAuthorizations, recordRegistryCalls } from '../../support/iam/recorder.ts';
 import { createMigrationTarget } from '../../support/migration.ts';
+import { capture } from '../../support/ops/io.ts';
 import { startRegistry } from '../../support/registry.ts';
 import { startPublicRegistry } from '../../support/registry-public.ts';
 import { createTestSchema } from '../../support/services.ts';
@@ -110,7 +110,7 @@ export async function recordDeployment(stage: string): Promise<DeployRecording> 
     const deployment = new Deployment(aws, emulator, stage, opened);
     deployment.build = {
       baseImage: publicEcr.reference,
-      entry: 'lambda-image/bundle.fixture.ts',
+      entry: 'test/support/bundle-entry.ts',
       caBundleUrl: publicEcr.caBundleUrl,
     };
     const outputs = await deployment.run(db, log);

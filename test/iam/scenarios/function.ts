@@ -26,12 +26,12 @@ import { functionEnvironment } from '../../../provision/resources/function.ts';
 import { toTagList } from '../../../provision/tags.ts';
 import { recordCall, recordClientCalls } from '../../fakes/calls.ts';
 import { installSecretsManagerFake } from '../../fakes/secrets-manager.ts';
-import { testBufferSettings } from '../../function/fixtures.ts';
 import type { Scope } from '../../support/iam/actions.ts';
 import type { Request } from '../../support/iam/evaluate.ts';
 import { recordAuthorizations } from '../../support/iam/recorder.ts';
 import type { TestMigrationTarget } from '../../support/migration.ts';
 import { generateCertificate, iamTokenCheck, PostgresGate } from '../../support/pg-gate.ts';
+import { testBufferSettings } from '../../support/records.ts';
 import { createTestRedis, testDatabaseUrl } from '../../support/services.ts';
 
 // The counting and flush functions' own AWS calls, made by their code on the

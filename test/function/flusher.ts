@@ -4,7 +4,7 @@ import { FlushStage, flushBuffer } from '../../lambda-image/flush.ts';
 import type { BufferSettings } from '../../lib/config.ts';
 
 // A flusher in a process of its own, for the test that kills one mid-flush:
-//   node --import tsx test/function/flusher.fixture.ts <redis url> <database url> <schema> <settings JSON>
+//   node --import tsx test/function/flusher.ts <redis url> <database url> <schema> <settings JSON>
 // It takes the flush lock, reads the buffered entries, prints "claimed" and
 // then waits forever (renewing its lease) until the test kills it.
 
@@ -15,7 +15,7 @@ if (
   schema === undefined ||
   settingsJson === undefined
 ) {
-  process.stderr.write('usage: flusher.fixture.ts <redis url> <database url> <schema> <settings JSON>\n');
+  process.stderr.write('usage: flusher.ts <redis url> <database url> <schema> <settings JSON>\n');
   process.exit(2);
 }
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { emulatorCredentials, startEmulator } from '../../local/emulator.ts';
-import { localRegion } from '../../local/stack.ts';
+import { emulatorCredentials, startEmulator } from '../../../local/emulator.ts';
+import { localRegion } from '../../../local/stack.ts';
 
 // The generator's tests upload to the project's S3 emulator (local/emulator.ts,
 // the one the demo and the end-to-end tests use), started in this process on a
@@ -37,7 +37,7 @@ export async function startS3Emulator(): Promise<S3Emulator> {
   };
 }
 
-// DESIGN.md's rule, written the plainest way as the reference the generator's
+// The line rule of docs/design.md, written the plainest way as the reference the generator's
 // own accounting is checked against: `\n` bytes, plus one for a non-empty file
 // that does not end in `\n`.
 export function countLinesReference(bytes: Uint8Array): number {
@@ -74,5 +74,5 @@ export async function downloadObject(s3: S3Client, bucket: string, key: string):
   };
 }
 
-export const mainPath = fileURLToPath(new URL('../main.ts', import.meta.url));
+export const mainPath = fileURLToPath(new URL('../../../generator/main.ts', import.meta.url));
 export const tsxLoader = import.meta.resolve('tsx');

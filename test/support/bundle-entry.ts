@@ -1,7 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { loadRuntimeConfig } from '../lib/config.ts';
+import { loadRuntimeConfig } from '../../lib/config.ts';
 
 // A stand-in entry for the bundle tests, shaped like handler.ts: module-scope
 // configuration and clients (cold start), the three named handler exports, and

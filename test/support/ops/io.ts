@@ -1,4 +1,4 @@
-import type { Io } from './common.ts';
+import type { Io } from '../../../ops/common.ts';
 
 // An Io that keeps what a command writes, for the ops commands' tests.
 

@@ -7,16 +7,17 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
-import { createFunction, type LineCountFunction } from '../lambda-image/app.ts';
-import { createRedis } from '../lambda-image/connections.ts';
-import { migrate, qualifiedTable } from '../lambda-image/schema.ts';
-import type { ExitCode } from '../lib/cli.ts';
-import type { BufferSettings } from '../lib/config.ts';
-import { metricNamespace } from '../lib/metrics.ts';
-import { writeOutputs } from '../lib/outputs.ts';
-import { type Runner, startRunner } from '../local/runner.ts';
-import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import { CuttableProxy } from '../test/support/proxy.ts';
+import { createFunction, type LineCountFunction } from '../../../lambda-image/app.ts';
+import { createRedis } from '../../../lambda-image/connections.ts';
+import { migrate, qualifiedTable } from '../../../lambda-image/schema.ts';
+import type { ExitCode } from '../../../lib/cli.ts';
+import type { BufferSettings } from '../../../lib/config.ts';
+import { metricNamespace } from '../../../lib/metrics.ts';
+import { writeOutputs } from '../../../lib/outputs.ts';
+import { type Runner, startRunner } from '../../../local/runner.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import { type Io, readQueueDepth } from '../../../ops/common.ts';
+import { CuttableProxy } from '../proxy.ts';
 import {
   createTestRedis,
   createTestSchema,
@@ -24,9 +25,8 @@ import {
   type TestSchema,
   testDatabaseUrl,
   testRedisUrl,
-} from '../test/support/services.ts';
-import { type Io, readQueueDepth } from './common.ts';
-import { capture } from './io.fixture.ts';
+} from '../services.ts';
+import { capture } from './io.ts';
 
 // The whole local flow for the ops commands' tests: the emulated S3/SNS/SQS
 // stack, the real function on the local event-source runner, the machine's
