@@ -119,7 +119,7 @@ export function* generateLines(plan: FilePlan): Generator<string> {
   }
 }
 
-export interface StreamStats {
+interface StreamStats {
   bytes: number;
   lines: number;
   sha256: string;

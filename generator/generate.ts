@@ -34,7 +34,7 @@ export interface GenerateProgress {
   completed?: ManifestEntry;
 }
 
-export interface GenerateOptions {
+interface GenerateOptions {
   s3: S3Client;
   bucket: string;
   prefix: string;
@@ -55,14 +55,14 @@ export const minPartBytes = 5 * 1024 * 1024;
 const maxParts = 10_000;
 // Parts held in memory per upload; two keep the connection busy while the
 // next part is generated.
-export const uploadQueueSize = 2;
+const uploadQueueSize = 2;
 
-export function choosePartSize(plan: FilePlan): number {
+function choosePartSize(plan: FilePlan): number {
   const upperBound = plan.lines * maxLineBytes;
   return Math.max(minPartBytes, Math.ceil(upperBound / maxParts));
 }
 
-export function stripQuotes(etag: string | undefined): string | undefined {
+function stripQuotes(etag: string | undefined): string | undefined {
   return etag?.replace(/^"|"$/g, '');
 }
 
@@ -78,7 +78,7 @@ function hintFor(error: unknown): string {
   return "rerun to retry: a new run's keys never collide with this one's";
 }
 
-export interface UploadFileOptions {
+interface UploadFileOptions {
   s3: S3Client;
   bucket: string;
   plan: FilePlan;

@@ -10,7 +10,7 @@ export interface ManifestWriter {
   close(): Promise<void>;
 }
 
-export function formatManifestLine(entry: ManifestEntry): string {
+function formatManifestLine(entry: ManifestEntry): string {
   const { key, lines, bytes, sha256, etag, uploadedAt } = entry;
   return `${JSON.stringify({ key, lines, bytes, sha256, etag, uploadedAt })}\n`;
 }

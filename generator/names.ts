@@ -91,7 +91,7 @@ export function createRunId(now: number = Date.now()): string {
   return `${now.toString(36)}${randomBytes(3).toString('hex')}`;
 }
 
-export interface KeyParts {
+interface KeyParts {
   prefix: string;
   style: NameStyle;
   runId: string;

@@ -32,7 +32,7 @@ export interface FilePlan {
   document: DocumentKind;
 }
 
-export interface PlanOptions {
+interface PlanOptions {
   prefix: string;
   count: number;
   minLines: number;
@@ -45,7 +45,7 @@ export interface PlanOptions {
 // Shares of unusual files. Empty files and files without a final newline are
 // where line counters go wrong (docs/design.md: empty → 0, `a\nb` → 2); Windows
 // exports use CRLF, which must count the same as LF.
-export const fileMix = { empty: 0.08, noFinalNewline: 0.25, crlf: 0.2 } as const;
+const fileMix = { empty: 0.08, noFinalNewline: 0.25, crlf: 0.2 } as const;
 
 // Fixed so the same seed gives the same bytes on any day: the sample data is
 // dated within the two years from this day.

@@ -8,7 +8,7 @@ import type { GenerateProgress } from './generate.ts';
 export const ProgressMode = { bar: 'bar', lines: 'lines', silent: 'silent' } as const;
 export type ProgressMode = (typeof ProgressMode)[keyof typeof ProgressMode];
 
-export interface ProgressReporter {
+interface ProgressReporter {
   update(progress: GenerateProgress): void;
   finish(): void;
 }
@@ -29,7 +29,7 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
-export function formatDuration(ms: number): string {
+function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return '--:--';
   const seconds = Math.max(0, Math.round(ms / 1000));
   const h = Math.floor(seconds / 3600);
@@ -41,12 +41,12 @@ export function formatDuration(ms: number): string {
 // Lines are known for every file before the first byte, so the share of lines
 // generated measures the whole run; each file also counts as one unit so a run
 // of empty files still moves.
-export function measureFraction(progress: GenerateProgress): number {
+function measureFraction(progress: GenerateProgress): number {
   const total = progress.linesTotal + progress.filesTotal;
   return total === 0 ? 1 : Math.min(1, (progress.lines + progress.filesDone) / total);
 }
 
-export function renderBar(progress: GenerateProgress, elapsedMs: number, width: number): string {
+function renderBar(progress: GenerateProgress, elapsedMs: number, width: number): string {
   const fraction = measureFraction(progress);
   const rate = elapsedMs > 0 ? (progress.bytes * 1000) / elapsedMs : 0;
   const eta = fraction > 0 ? (elapsedMs * (1 - fraction)) / fraction : Number.POSITIVE_INFINITY;

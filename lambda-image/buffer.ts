@@ -28,7 +28,7 @@ export const MarkState = { pending: 'p', committed: 'c', quarantined: 'q' } as c
 
 // What appending found: the record was appended now, or its mark was already
 // there, pending or committed.
-export type AppendResult = { outcome: 'buffered' } | { outcome: 'duplicate'; committed: boolean };
+type AppendResult = { outcome: 'buffered' } | { outcome: 'duplicate'; committed: boolean };
 
 export interface BufferKeys {
   stream: string;

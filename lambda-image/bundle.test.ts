@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { testDatabaseUrl, testRedisUrl } from '../test/support/services.ts';
-import { type Bundle, bundleFileName, bundleFunction, nodeTarget, projectRoot } from './bundle.ts';
+import { type Bundle, bundleFileName, bundleFunction, projectRoot } from './bundle.ts';
 
 const run = promisify(execFile);
 const entry = 'test/support/bundle-entry.ts';

@@ -16,7 +16,7 @@ export const defaultOutdir = 'dist/lambda';
 export const bundleFileName = 'index.mjs';
 // Lambda resolves `index.handler`, `index.flushHandler` and
 // `index.migrateHandler` against these exports.
-export const requiredExports = ['flushHandler', 'handler', 'migrateHandler'] as const;
+const requiredExports = ['flushHandler', 'handler', 'migrateHandler'] as const;
 
 // CommonJS dependencies (pg, ioredis) call require(); an ESM bundle has none, so
 // the banner creates one. The alias avoids clashing with a bundled `createRequire`.
@@ -24,7 +24,7 @@ const requireBanner =
   "import { createRequire as __bundleCreateRequire } from 'node:module';\n" +
   'const require = __bundleCreateRequire(import.meta.url);';
 
-export interface BundleOptions {
+interface BundleOptions {
   // relative to the project root
   entry?: string;
   outdir?: string;
@@ -32,7 +32,7 @@ export interface BundleOptions {
   write?: boolean;
 }
 
-export interface BundleFile {
+interface BundleFile {
   // file name inside outdir
   name: string;
   contents: Uint8Array;
@@ -43,7 +43,7 @@ export interface Bundle {
   exports: string[];
 }
 
-export class BundleError extends Error {
+class BundleError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'BundleError';

@@ -43,7 +43,7 @@ export const CommitStatus = {
   failed: 'failed',
 } as const;
 
-export interface CommitterDeps {
+interface CommitterDeps {
   redis: Redis;
   pool: pg.Pool;
   settings: BufferSettings;

@@ -19,7 +19,7 @@ export interface Connections {
   close(): Promise<void>;
 }
 
-export interface ConnectionDeps {
+interface ConnectionDeps {
   // needed only when a secret ARN is configured
   secrets?: SecretsManagerClient | undefined;
   // region and credentials an IAM authentication token is signed with; the
@@ -93,7 +93,7 @@ class SecretValue<T> {
   }
 }
 
-export interface DatabaseCredentials {
+interface DatabaseCredentials {
   username: string;
   password: string;
 }
@@ -113,7 +113,7 @@ export function parseDatabaseSecret(secretString: string, arn: string): Database
   return { username, password };
 }
 
-export interface RedisCredentials {
+interface RedisCredentials {
   username?: string | undefined;
   password: string;
 }

@@ -273,7 +273,7 @@ function encodeNewlineModule(pages: number): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-export interface NewlineKernel {
+interface NewlineKernel {
   // the module's whole memory; count() reads any range of it
   memory: Uint8Array;
   // the number of 0x0A bytes in memory[at, at + length)

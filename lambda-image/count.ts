@@ -32,7 +32,7 @@ export const indexOfScanner: NewlineScanner = {
   },
 };
 
-export interface WasmScanner extends NewlineScanner {
+interface WasmScanner extends NewlineScanner {
   // This scanner's own WebAssembly memory. A chunk that is a view into it is
   // counted where it lies; any other chunk is copied into it, piece by piece,
   // before counting, which overwrites what was there.

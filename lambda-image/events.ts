@@ -18,9 +18,7 @@ export interface UploadEvent {
 
 // `ignored` lists the event names of records that are not ObjectCreated:*, so
 // the caller can log them; it is present only when there were some.
-export type ParsedMessage =
-  | { kind: 'test' }
-  | { kind: 'uploads'; uploads: UploadEvent[]; ignored?: string[] };
+type ParsedMessage = { kind: 'test' } | { kind: 'uploads'; uploads: UploadEvent[]; ignored?: string[] };
 
 export class MalformedMessageError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -67,7 +67,7 @@ export type FlushStage = (typeof FlushStage)[keyof typeof FlushStage];
 // the marks a batch settled: committed, or quarantined with the reason
 export type SettledMarks = ReadonlyMap<string, MarkValue>;
 
-export interface FlushOptions {
+interface FlushOptions {
   // Every flusher may share one consumer name: the lock makes them take turns,
   // and a fixed name keeps the group from collecting one consumer per cold start.
   consumer?: string;

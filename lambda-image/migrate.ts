@@ -30,7 +30,7 @@ export async function migrateDatabase(
   return { ...role, tables: [tableName, quarantineTableName] };
 }
 
-export interface MigrationDeps {
+interface MigrationDeps {
   // needed when the database is given by host and master secret
   secrets?: SecretsManagerClient | undefined;
   onError?: ((what: string, error: unknown) => void) | undefined;

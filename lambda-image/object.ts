@@ -10,7 +10,7 @@ import { stepError } from '../lib/errors.ts';
 import { countLines } from './count.ts';
 import type { UploadEvent } from './events.ts';
 
-export type ObjectCount =
+type ObjectCount =
   | { status: 'counted'; lines: number; bytes: number }
   | { status: 'skipped'; reason: 'changed' | 'missing' };
 

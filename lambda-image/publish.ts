@@ -58,7 +58,7 @@ export interface PublishOptions {
   caBundleUrl?: string;
 }
 
-export interface PublishedImage {
+interface PublishedImage {
   // repository@sha256:..., what UpdateFunctionCode deploys
   imageUri: string;
   digest: string;
@@ -144,11 +144,11 @@ async function fetchEcrCredentials(ecr: ECRClient): Promise<{ username: string; 
 
 // A tag derived from the content: the same image always gets the same tag, so
 // it works with immutable tags (re-pushing identical content is skipped).
-export function contentTag(digest: string): string {
+function contentTag(digest: string): string {
   return `build-${digest.slice('sha256:'.length, 'sha256:'.length + 20)}`;
 }
 
-export async function buildLayerFiles(entry: string, caBundle: Uint8Array): Promise<LayerFile[]> {
+async function buildLayerFiles(entry: string, caBundle: Uint8Array): Promise<LayerFile[]> {
   const bundle = await bundleFunction({ entry });
   return [
     ...bundle.files.map((file) => ({ path: `${taskRoot}/${file.name}`, contents: file.contents })),

@@ -92,7 +92,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
 // "Privileges"). No DELETE, TRUNCATE, REFERENCES or TRIGGER; the tables have no
 // sequences. The role owns nothing, so it can ALTER or DROP nothing, and it
 // holds no CREATE on the schema or the database.
-export const applicationGrants = {
+const applicationGrants = {
   schema: ['USAGE'],
   tables: {
     [tableName]: ['SELECT', 'INSERT', 'UPDATE'],

@@ -138,7 +138,7 @@ export function createProgressLine(
   };
 }
 
-export interface Failure {
+interface Failure {
   code: ExitCode;
   message: string;
 }
@@ -156,7 +156,7 @@ export function describeFailure(error: unknown): Failure {
   return { code: ExitCode.failed, message: describeError(error) };
 }
 
-export interface FailureOptions {
+interface FailureOptions {
   // where the message goes (stderr unless given)
   err?: (text: string) => void;
   // starts the message, for a command whose output shares a terminal with others

@@ -540,7 +540,7 @@ export function loadOpsConfig(env: Env = process.env): OpsConfig {
 
 // Local tools (the demo, tests, ops commands pointed at the emulator) only need
 // the optional service URLs; they choose embedded defaults when these are absent.
-export interface LocalConfig {
+interface LocalConfig {
   redisUrl?: string | undefined;
   databaseUrl?: string | undefined;
   emulatorPort: number;
@@ -559,7 +559,7 @@ export function loadLocalConfig(env: Env = process.env): LocalConfig {
 
 // The test suite's services: the machine's PostgreSQL and Redis unless these
 // point elsewhere; under CI every test must run (none may skip for a missing tool).
-export interface TestConfig {
+interface TestConfig {
   databaseUrl: string;
   redisUrl: string;
   // moto servers for test/moto (.ci/run starts both): a plain one, and one

@@ -20,7 +20,7 @@ export const PolicyFile = {
 } as const;
 export type PolicyFile = (typeof PolicyFile)[keyof typeof PolicyFile];
 
-export interface Placeholders {
+interface Placeholders {
   partition: string;
   region: string;
   accountId: string;
@@ -59,7 +59,7 @@ export interface PolicyStatementJson {
   Condition?: Record<string, Record<string, string | string[]>>;
 }
 
-export interface PolicyDocumentJson {
+interface PolicyDocumentJson {
   Version: '2012-10-17';
   Statement: PolicyStatementJson[];
 }

@@ -11,7 +11,7 @@ import { describeError } from './errors.ts';
 // a reachable local or in-VPC server answers in milliseconds
 export const reachTimeoutMs = 3_000;
 
-export class UnreachableServiceError extends Error {
+class UnreachableServiceError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'UnreachableServiceError';
@@ -29,7 +29,7 @@ export function maskUrl(url: string): string {
   }
 }
 
-export interface ReachTarget {
+interface ReachTarget {
   // what to call it in the message: the URL, or host:port
   where: string;
   // where the address came from: REDIS_URL, DATABASE_URL, the stack outputs, ...
@@ -119,20 +119,8 @@ export async function checkPostgresUrl(
   }
 }
 
-// The same first look through clients a command already built (from a host
-// and a secret, say): one PING, one SELECT 1.
-export async function checkRedisClient(
-  redis: Redis,
-  target: ReachTarget,
-  timeoutMs = reachTimeoutMs,
-): Promise<void> {
-  try {
-    await withTimeout(redis.ping(), timeoutMs);
-  } catch (error) {
-    throw unreachable('Redis', target, error);
-  }
-}
-
+// The same first look through a pool a command already built (from a host
+// and a secret, say): one SELECT 1.
 export async function checkPostgresPool(
   pool: pg.Pool,
   target: ReachTarget,

@@ -34,7 +34,7 @@ import { type LocalServices, startLocalServices } from './services.ts';
 
 // The demo's stack is always stage `local`: its outputs file
 // (.ada/outputs.local.json) then never overwrites a deployed stage's.
-export const demoStage = 'local';
+const demoStage = 'local';
 
 // Defaults chosen for a short run, each overridable from the environment:
 // a 5 s function timeout keeps the queue's visibility timeout at 6 × 5 + 1 =
@@ -67,7 +67,7 @@ BATCHING_WINDOW_SECONDS (default 1), BATCH_SIZE, MAX_CONCURRENCY.
 Exit codes: 0 every file recorded correctly, 1 something missing or wrong,
 2 bad flags or configuration, 130 interrupted.`;
 
-export interface DemoArgs {
+interface DemoArgs {
   help: boolean;
   keep: boolean;
   json: boolean;
@@ -75,7 +75,7 @@ export interface DemoArgs {
   seed: number | undefined;
 }
 
-export function parseDemoArgs(argv: readonly string[]): DemoArgs {
+function parseDemoArgs(argv: readonly string[]): DemoArgs {
   const values = parseFlags(argv, {
     help: { type: 'boolean', short: 'h' },
     keep: { type: 'boolean' },
@@ -98,7 +98,7 @@ interface Output extends ProgressOutput {
   columns?: number;
 }
 
-export function formatLatency(ms: number | undefined): string {
+function formatLatency(ms: number | undefined): string {
   if (ms === undefined) return '-';
   return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
@@ -116,13 +116,13 @@ function pad(text: string, width: number, right = false): string {
   return right ? gap + text : text + gap;
 }
 
-export interface DemoRow extends FileResult {
+interface DemoRow extends FileResult {
   bytes: number;
   // what makes the file an edge case for counting: empty, no final newline, CRLF
   shape: string;
 }
 
-export function describeShape(plan: Pick<FilePlan, 'lines' | 'finalNewline' | 'eol'>): string {
+function describeShape(plan: Pick<FilePlan, 'lines' | 'finalNewline' | 'eol'>): string {
   if (plan.lines === 0) return 'empty';
   const notes = [
     ...(plan.eol === LineEnding.crlf ? ['CRLF'] : []),
@@ -167,7 +167,7 @@ export function percentile(sorted: readonly number[], p: number): number | undef
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-export interface DemoSummary {
+interface DemoSummary {
   ok: boolean;
   files: number;
   recorded: number;
@@ -230,7 +230,7 @@ function shellQuote(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-export function describeKeep(outputs: StackOutputs, services: LocalServices, env: Record<string, string>) {
+function describeKeep(outputs: StackOutputs, services: LocalServices, env: Record<string, string>) {
   const exports = {
     AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL ?? '',
     AWS_REGION: env.AWS_REGION ?? '',

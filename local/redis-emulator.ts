@@ -182,7 +182,7 @@ interface Connection {
   watched: Map<string, { db: number; version: number }>;
 }
 
-export class RedisState {
+class RedisState {
   private readonly databases = new Map<number, Keyspace>();
 
   keyspace(db: number): Keyspace {
@@ -199,12 +199,7 @@ export class RedisState {
 // commands themselves.
 const transactionCommands = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH']);
 
-export function executeCommand(
-  state: RedisState,
-  connection: Connection,
-  args: string[],
-  raw: Buffer[],
-): Reply {
+function executeCommand(state: RedisState, connection: Connection, args: string[], raw: Buffer[]): Reply {
   const name = (args[0] ?? '').toUpperCase();
   if (connection.multi !== undefined && !transactionCommands.has(name) && name !== 'QUIT') {
     if (!(name in handlers)) {
@@ -709,7 +704,7 @@ function encode(reply: Reply, out: Buffer[]): void {
 
 // Incremental RESP2 request parser: arrays of bulk strings (what clients
 // send), or inline commands (what a person types into telnet).
-export class RequestParser {
+class RequestParser {
   private buffer: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): Buffer[][] {

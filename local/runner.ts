@@ -33,7 +33,7 @@ export type BatchHandler = (
   context: Context,
 ) => Promise<SQSBatchResponse | undefined | void>;
 
-export interface RunnerLog {
+interface RunnerLog {
   info(message: string): void;
   warn(message: string): void;
 }

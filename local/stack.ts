@@ -17,7 +17,7 @@ import { type Emulator, emulatorCredentials, startEmulator } from './emulator.ts
 
 export const localRegion = 'us-east-1';
 
-export interface LocalStackOptions {
+interface LocalStackOptions {
   // 0 (default) picks a free port; the demo passes LOCAL_AWS_PORT
   port?: number;
   // settings as environment variables (APP, STAGE, FUNCTION_TIMEOUT_SECONDS, ...)

@@ -133,7 +133,7 @@ function bareETag(eTag: string | undefined): string {
   return (eTag ?? '').replace(/"/g, '');
 }
 
-export function compareObjects(objects: readonly _Object[], rows: ReadonlyMap<string, Row>): Finding[] {
+function compareObjects(objects: readonly _Object[], rows: ReadonlyMap<string, Row>): Finding[] {
   const findings: Finding[] = [];
   for (const object of objects) {
     const key = object.Key ?? '';
@@ -162,7 +162,7 @@ export function compareObjects(objects: readonly _Object[], rows: ReadonlyMap<st
 
 // --- Re-enqueueing ----------------------------------------------------------
 
-export interface FixContext {
+interface FixContext {
   s3: S3Client;
   sqs: SQSClient;
   outputs: StackOutputs;
@@ -184,7 +184,7 @@ const maxSendBatch = 10;
 // The object is read again (HeadObject) just before its event is built: its
 // version id (on a versioned bucket) goes into the event, and an object that
 // changed or went away since the listing is left to its own event.
-export async function enqueueFindings(
+async function enqueueFindings(
   context: FixContext,
   findings: readonly Finding[],
 ): Promise<{ enqueued: number; skipped: { key: string; reason: string }[]; failed: number }> {
@@ -262,7 +262,7 @@ export async function enqueueFindings(
 
 // --- The run ----------------------------------------------------------------
 
-export interface AuditOptions {
+interface AuditOptions {
   prefix: string;
   fix: boolean;
   // one line per finding, as found
@@ -386,7 +386,7 @@ export async function auditBucket(
   return result;
 }
 
-export function formatFinding(finding: Finding): string {
+function formatFinding(finding: Finding): string {
   const { object, row } = finding;
   switch (finding.kind) {
     case FindingKind.missing:
@@ -416,7 +416,7 @@ export function formatSummary(result: AuditResult, queueUrl: string): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function parseAuditArgs(argv: string[]) {
+function parseAuditArgs(argv: string[]) {
   const values = parseFlags(argv, {
     fix: { type: 'boolean' },
     prefix: { type: 'string' },

@@ -113,7 +113,7 @@ export async function openRedis(config: OpsConfig, settings: RedisSettings): Pro
 
 // The database named by the environment (DATABASE_URL, or DB_HOST with
 // DB_SECRET_ARN), else by the stage's outputs file that provision/up.ts wrote.
-export async function resolveDatabase(config: OpsConfig, root?: string): Promise<DatabaseSettings> {
+async function resolveDatabase(config: OpsConfig, root?: string): Promise<DatabaseSettings> {
   const given = config.database;
   if (given.url !== undefined || (given.host !== undefined && given.secretArn !== undefined)) return given;
   const outputs = await readOutputs(config.stack.stage, root);

@@ -28,10 +28,10 @@ import { type Io, plural, processIo, readQueueDepth, resolveStack } from './comm
 // the message in both queues, a duplicate the function's dedupe absorbs,
 // never a lost message.
 
-export const RedriveMethod = { moveTask: 'move-task', copy: 'copy' } as const;
-export type RedriveMethod = (typeof RedriveMethod)[keyof typeof RedriveMethod];
+const RedriveMethod = { moveTask: 'move-task', copy: 'copy' } as const;
+type RedriveMethod = (typeof RedriveMethod)[keyof typeof RedriveMethod];
 
-export interface SampleMessage {
+interface SampleMessage {
   messageId: string;
   receiveCount: number;
   // s3://bucket/key per ObjectCreated record, 's3:TestEvent', or why the body cannot be processed
@@ -39,7 +39,7 @@ export interface SampleMessage {
   malformed: boolean;
 }
 
-export interface RedrivePreview {
+interface RedrivePreview {
   dlqUrl: string;
   queueUrl: string;
   waiting: number;
@@ -103,7 +103,7 @@ function isUnsupportedAction(error: unknown): boolean {
   return error instanceof Error && unsupportedActions.has(error.name);
 }
 
-export function describeMessage(message: Message): SampleMessage {
+function describeMessage(message: Message): SampleMessage {
   const base = {
     messageId: message.MessageId ?? '',
     receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
@@ -125,11 +125,7 @@ export function describeMessage(message: Message): SampleMessage {
 // Peeks at the DLQ: VisibilityTimeout 0 leaves the messages visible at once.
 // Receiving raises their receive count, which matters nowhere on a DLQ
 // (it has no redrive policy of its own).
-export async function previewRedrive(
-  sqs: SQSClient,
-  dlqUrl: string,
-  queueUrl: string,
-): Promise<RedrivePreview> {
+async function previewRedrive(sqs: SQSClient, dlqUrl: string, queueUrl: string): Promise<RedrivePreview> {
   const depth = await readQueueDepth(sqs, dlqUrl);
   const sample: SampleMessage[] = [];
   if (depth.visible > 0) {
@@ -274,7 +270,7 @@ export function parseRedriveArgs(argv: string[]) {
   };
 }
 
-export type RedriveArgs = ReturnType<typeof parseRedriveArgs>;
+type RedriveArgs = ReturnType<typeof parseRedriveArgs>;
 
 // The command's body, on a given client: the preview, the confirmation, then
 // the move by task or by hand.

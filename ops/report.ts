@@ -9,10 +9,10 @@ import { type Io, openDatabase, processIo } from './common.ts';
 // The recorded files and their line counts: what the accountants want to see.
 // Reads PostgreSQL only, page by page, so a million rows never sit in memory.
 
-export const ReportFormat = { table: 'table', csv: 'csv', json: 'json' } as const;
-export type ReportFormat = (typeof ReportFormat)[keyof typeof ReportFormat];
+const ReportFormat = { table: 'table', csv: 'csv', json: 'json' } as const;
+type ReportFormat = (typeof ReportFormat)[keyof typeof ReportFormat];
 
-export interface ReportFilter {
+interface ReportFilter {
   bucket?: string | undefined;
   // file names (S3 keys) starting with this
   prefix?: string | undefined;
@@ -140,7 +140,7 @@ export function csvCell(value: string | number | null): string {
 
 // Writes the rows in the chosen format as they arrive. The table's column
 // widths come from the first page; a longer value later only widens its row.
-export async function writeReport(
+async function writeReport(
   rows: AsyncIterable<ReportRow>,
   format: ReportFormat,
   out: (text: string) => void,
@@ -212,7 +212,7 @@ function parseDate(flag: string, value: string | undefined): Date | undefined {
   return date;
 }
 
-export function parseReportArgs(argv: string[]): {
+function parseReportArgs(argv: string[]): {
   help: boolean;
   format: ReportFormat;
   filter: ReportFilter;

@@ -74,7 +74,7 @@ export interface StatusReport {
   checks: Check[];
 }
 
-export interface StatusThresholds {
+interface StatusThresholds {
   // the queue-oldest-message-age alarm's threshold (provision/resources/alarms.ts)
   maxMessageAgeSeconds: number;
   // the flush-lag alarm's threshold
@@ -86,7 +86,7 @@ export interface StatusThresholds {
   maxResetAgeSeconds: number;
 }
 
-export const defaultThresholds: StatusThresholds = {
+const defaultThresholds: StatusThresholds = {
   maxMessageAgeSeconds: 900,
   maxBufferAgeSeconds: 300,
   maxLockAgeSeconds: 900,
@@ -94,7 +94,7 @@ export const defaultThresholds: StatusThresholds = {
 };
 
 // a stage that cannot be checked: not configured or skipped, or unreachable
-export interface Unavailable {
+interface Unavailable {
   state: typeof CheckState.skipped | typeof CheckState.unreachable;
   reason: string;
 }
@@ -113,7 +113,7 @@ function unavailableCheck(name: CheckName, unavailable: Unavailable): Check {
   };
 }
 
-export interface StatusDeps {
+interface StatusDeps {
   target: StackTarget;
   sqs: SQSClient;
   // absent on the local stack: the emulator has no CloudWatch
@@ -577,7 +577,7 @@ export async function collectStatus(
   };
 }
 
-export function formatStatus(report: StatusReport, endpoint?: string): string {
+function formatStatus(report: StatusReport, endpoint?: string): string {
   const where = report.target === 'local' ? `local stack at ${endpoint}` : 'AWS';
   const lines = [`${report.app}-${report.stage} on ${where}, ${report.checkedAt}`];
   const nameWidth = Math.max(...report.checks.map((c) => c.name.length));
@@ -600,7 +600,7 @@ function parseSeconds(flag: string, value: string | undefined, fallback: number)
   return n;
 }
 
-export function parseStatusArgs(argv: string[]) {
+function parseStatusArgs(argv: string[]) {
   const values = parseFlags(argv, {
     'max-message-age': { type: 'string' },
     'max-buffer-age': { type: 'string' },

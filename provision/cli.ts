@@ -8,7 +8,7 @@ import type { Log } from '../lib/reconcile.ts';
 
 export { confirm, ExitCode, isInteractive };
 
-export interface ConsoleLogOptions {
+interface ConsoleLogOptions {
   // --json: stdout carries only the JSON document, so messages go to stderr
   json: boolean;
   out?: NodeJS.WriteStream;

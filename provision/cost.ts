@@ -12,12 +12,12 @@ import type { DeployConfig } from '../lib/config.ts';
 // other regions cost more, prices change, and the free tier is not counted.
 // Check https://calculator.aws/ before relying on them.
 export const pricesAsOf = '2025-06';
-export const priceRegion = 'us-east-1';
+const priceRegion = 'us-east-1';
 
 const hoursPerMonth = 730;
 
 // USD per hour for node/instance types this project defaults to; others are reported as unknown
-export const hourlyPrices = {
+const hourlyPrices = {
   cache: {
     // Valkey nodes are priced 20% below Redis OSS nodes of the same type
     valkey: { 'cache.t4g.micro': 0.0128, 'cache.t4g.small': 0.0256, 'cache.t4g.medium': 0.052 },
@@ -29,7 +29,7 @@ export const hourlyPrices = {
   interfaceEndpointPerZone: 0.01,
 } as const;
 
-export const monthlyPrices = {
+const monthlyPrices = {
   // gp3 (and gp2) RDS storage, per GB-month
   dbStoragePerGb: 0.115,
   secretPerMonth: 0.4,
@@ -40,7 +40,7 @@ export const monthlyPrices = {
   ecrStoragePerGb: 0.1,
 } as const;
 
-export interface CostLine {
+interface CostLine {
   item: string;
   basis: string;
   monthlyUsd: number | undefined;

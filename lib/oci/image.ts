@@ -15,7 +15,7 @@ import {
 // Pure image surgery, the way `crane append` does it: the base image's config
 // and manifest plus one layer give the new config and manifest. No I/O here.
 
-export class ImageFormatError extends Error {
+class ImageFormatError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ImageFormatError';
@@ -26,7 +26,7 @@ export function isIndex(mediaType: string): boolean {
   return indexMediaTypes.includes(mediaType);
 }
 
-export function isImageManifest(mediaType: string): boolean {
+function isImageManifest(mediaType: string): boolean {
   return imageManifestMediaTypes.includes(mediaType);
 }
 
@@ -80,7 +80,7 @@ export function checkImageManifest(manifest: ImageManifest, mediaType: string, w
   }
 }
 
-export interface AppendOptions {
+interface AppendOptions {
   // the image's default command: Lambda's handler (index.handler)
   cmd: string[];
   // NAME=value pairs set in the image (replacing the base's value of the same name)
@@ -88,7 +88,7 @@ export interface AppendOptions {
   createdBy: string;
 }
 
-export interface AppendedImage {
+interface AppendedImage {
   config: Buffer;
   manifest: Buffer;
   mediaType: string;

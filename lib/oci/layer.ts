@@ -11,8 +11,8 @@ import { computeDigest } from './digest.ts';
 export const fixedMtimeSeconds = 315_532_800;
 export const fixedCreated = new Date(fixedMtimeSeconds * 1000).toISOString().replace('.000Z', 'Z');
 
-export const dirMode = 0o755;
-export const fileMode = 0o644;
+const dirMode = 0o755;
+const fileMode = 0o644;
 
 export interface LayerFile {
   // absolute path inside the image, e.g. /var/task/index.mjs

@@ -56,7 +56,7 @@ export interface ImageManifest {
   [field: string]: unknown;
 }
 
-export interface HistoryEntry {
+interface HistoryEntry {
   created?: string;
   created_by?: string;
   comment?: string;

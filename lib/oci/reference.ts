@@ -1,14 +1,14 @@
 import { isDigest } from './digest.ts';
 
 // An image reference: host[:port]/repository[:tag][@sha256:...]
-export interface ImageReference {
+interface ImageReference {
   host: string;
   repository: string;
   tag?: string;
   digest?: string;
 }
 
-export class ReferenceError extends Error {
+class ReferenceError extends Error {
   constructor(reference: string, why: string) {
     super(`invalid image reference ${reference}: ${why} (expected host/repository[:tag][@sha256:...])`);
     this.name = 'ReferenceError';

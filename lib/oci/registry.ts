@@ -7,13 +7,13 @@ import { registryBaseUrl } from './reference.ts';
 // registry clients that exist either need a Docker daemon or upload in chunks,
 // which ECR refuses.
 
-export type RegistryAuth =
+type RegistryAuth =
   // ECR: the decoded GetAuthorizationToken pair (user AWS), sent on every request
   | { kind: 'basic'; username: string; password: string }
   // public registries (public.ecr.aws): an anonymous token from the Bearer challenge
   | { kind: 'anonymous' };
 
-export interface RegistryOptions {
+interface RegistryOptions {
   host: string;
   repository: string;
   auth: RegistryAuth;
