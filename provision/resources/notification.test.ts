@@ -145,8 +145,13 @@ const quickly = { timeoutMs: 5_000, intervalMs: 50, maxIntervalMs: 100 };
 
 test('the notification is saved once S3 can validate the topic policy that was just set', async () => {
   const { ctx, bucket, topicArn, setPolicy, log } = await stack('nvalid');
-  // the policy takes effect a moment after the first save was refused
-  const effect = new Promise((resolve) => setTimeout(resolve, 300)).then(setPolicy);
+  // the policy takes effect only once S3 has refused the first save
+  let effect: Promise<unknown> | undefined;
+  const progress = log.progress;
+  log.progress = (message) => {
+    progress(message);
+    effect ??= setPolicy();
+  };
   await ensureNotification(ctx, { bucket, topicArn }, { retry: quickly });
   await effect;
   assert.ok(
