@@ -7,7 +7,7 @@ import { stackNames } from '../../lib/names.ts';
 import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
-import { alarmPrefix, type MonitoredResources } from './alarms.ts';
+import { alarmPrefix, defineAlarms, type MonitoredResources } from './alarms.ts';
 import { deleteDashboard, desiredDashboard, ensureDashboard } from './dashboard.ts';
 
 const identity = { accountId: '123456789012', region: 'eu-west-1', partition: 'aws' };
@@ -95,6 +95,35 @@ describe('dashboard definition', () => {
       assert.ok(has(metricNamespace, metric, 'service', names.base), metric);
     }
     for (const w of metricWidgets) assert.equal(w.properties.region, identity.region);
+  });
+
+  test('every metric an alarm watches has a graph, with the same dimensions', () => {
+    const single = { ...resources, flushFunctionName: names.function };
+    for (const watched of [resources, single]) {
+      const dashboard = desiredDashboard({ config, identity, names }, watched) as unknown as {
+        widgets: Widget[];
+      };
+      const graphed = new Set(
+        dashboard.widgets
+          .flatMap((w) => w.properties.metrics ?? [])
+          .map((row) => JSON.stringify(row.filter((part) => typeof part === 'string'))),
+      );
+      for (const alarm of defineAlarms({ config, names }, watched)) {
+        const row = [
+          alarm.Namespace,
+          alarm.MetricName,
+          ...alarm.Dimensions.flatMap((d) => [d.Name, d.Value]),
+        ];
+        assert.ok(graphed.has(JSON.stringify(row)), `${alarm.AlarmName} watches ${row.join(' ')}: no graph`);
+      }
+    }
+  });
+
+  test('the quarantined rows are graphed beside the rows flushed', () => {
+    const panel = metricWidgets.find((w) => w.properties.title?.includes('Rows flushed'));
+    assert.ok(
+      panel?.properties.metrics?.some((r) => r[0] === metricNamespace && r[1] === MetricName.rowsQuarantined),
+    );
   });
 
   test('the alarm panel lists every alarm of the stack by ARN', () => {
