@@ -14,6 +14,7 @@ import { stackNames } from '../../lib/names.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { type CollectingLog, testContext } from '../../test/provision/context.ts';
 import {
+  deleteNotification,
   desiredNotification,
   ensureNotification,
   mergeNotification,
@@ -190,4 +191,34 @@ test('a configuration S3 can never accept fails at once, with the step and what 
     /cannot write the notification configuration of .*InvalidArgument.*foreign entries must not overlap/,
   );
   assert.ok(Date.now() - started < quickly.timeoutMs / 2, 'not retried');
+});
+
+test('delete removes our entry alone, and a second delete finds it absent', async () => {
+  const { ctx, bucket, topicArn, setPolicy } = await stack('ndelete');
+  await setPolicy();
+  await ensureNotification(ctx, { bucket, topicArn }, { retry: quickly });
+  const saved = await ctx.clients.s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
+  const audit: TopicConfiguration = {
+    Id: 'audit',
+    TopicArn: topicArn,
+    Events: ['s3:ObjectCreated:*'],
+    Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'audit/' }] } },
+  };
+  await ctx.clients.s3.send(
+    new PutBucketNotificationConfigurationCommand({
+      Bucket: bucket,
+      NotificationConfiguration: { TopicConfigurations: [...(saved.TopicConfigurations ?? []), audit] },
+    }),
+  );
+  await deleteNotification(ctx);
+  await deleteNotification(ctx);
+  const after = await ctx.clients.s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
+  assert.deepEqual(
+    after.TopicConfigurations?.map((t) => t.Id),
+    ['audit'],
+  );
+  assert.deepEqual(
+    ctx.changes.map((c) => `${c.action} ${c.kind}`),
+    ['create bucket notification', 'delete bucket notification', 'absent bucket notification'],
+  );
 });

@@ -207,8 +207,9 @@ const queue: Resource<QueueSpec, QueueState, QueueOutputs> = {
       await sqs.send(new SetQueueAttributesCommand({ QueueUrl: actual.url, Attributes: attributes }));
     }
     const tags = missingTags(desired.tags, actual.tags);
-    if (Object.keys(tags).length > 0)
+    if (Object.keys(tags).length > 0) {
       await sqs.send(new TagQueueCommand({ QueueUrl: actual.url, Tags: tags }));
+    }
   },
   outputs: (_ctx, desired, actual) =>
     actual === undefined
