@@ -49,7 +49,7 @@ const noncurrentVersionDays = 30;
 const abortIncompleteUploadDays = 7;
 const lifecycleRuleId = 'expire-noncurrent-versions';
 
-export interface PublicAccessBlock {
+interface PublicAccessBlock {
   BlockPublicAcls: boolean;
   IgnorePublicAcls: boolean;
   BlockPublicPolicy: boolean;
@@ -438,7 +438,10 @@ async function emptyBucket(ctx: Ctx, Bucket: string): Promise<number> {
 
 // Teardown reads only whether the bucket exists (HeadBucket), then empties
 // and deletes it.
-const bucketRemoval: Parameters<typeof destroy<true>>[1] = {
+const bucketRemoval: Pick<
+  Resource<{ name: string }, true, unknown>,
+  'kind' | 'permissions' | 'find' | 'remove' | 'isNotFound'
+> = {
   kind,
   permissions: { delete: 's3:ListBucketVersions, s3:DeleteObjectVersion and s3:DeleteBucket' },
   find: async (ctx, name) => ((await bucketExists(ctx, name)) ? true : undefined),

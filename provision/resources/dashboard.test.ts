@@ -7,6 +7,7 @@ import { stackNames } from '../../lib/names.ts';
 import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
 import { alarmPrefix, defineAlarms, type MonitoredResources } from './alarms.ts';
 import { deleteDashboard, desiredDashboard, ensureDashboard } from './dashboard.ts';
 
@@ -188,6 +189,33 @@ describe('ensureDashboard and deleteDashboard against the CloudWatch fake', () =
       JSON.parse(fake.dashboards.get(names.dashboard) ?? ''),
       desiredDashboard({ config, identity, names }, resources),
     );
+  });
+
+  test('a refused call names the step and the IAM action to check', async () => {
+    const scope = { partition: 'aws', region: identity.region, accountId: identity.accountId };
+    const cases: [string, () => Promise<unknown>, RegExp][] = [
+      [
+        'cloudwatch:GetDashboard',
+        () => ensureDashboard(ctx(), resources),
+        /^cannot read dashboard ada-linecount-test: AccessDenied: .*\(check cloudwatch:GetDashboard permission\)$/,
+      ],
+      [
+        'cloudwatch:DeleteDashboards',
+        () => deleteDashboard(ctx()),
+        /^cannot delete dashboard ada-linecount-test: AccessDenied: .*\(check cloudwatch:DeleteDashboards permission\)$/,
+      ],
+    ];
+    for (const [action, run, message] of cases) {
+      const allow = denyActions(scope, [action]);
+      try {
+        await assert.rejects(run(), (error: Error) => {
+          assert.match(error.message, message);
+          return true;
+        });
+      } finally {
+        allow();
+      }
+    }
   });
 
   test('delete removes it, and a second delete is a no-op', async () => {

@@ -26,7 +26,7 @@ interface Widget {
   properties: Record<string, unknown>;
 }
 
-export interface DashboardBody {
+interface DashboardBody {
   start: string;
   periodOverride: 'inherit' | 'auto';
   widgets: Widget[];

@@ -12,7 +12,9 @@ import { CreateTopicCommand, SetTopicAttributesCommand } from '@aws-sdk/client-s
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
+import { recordEmulatorCalls } from '../../test/fakes/calls.ts';
 import { type CollectingLog, testContext } from '../../test/provision/context.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
 import {
   deleteNotification,
   desiredNotification,
@@ -221,4 +223,27 @@ test('delete removes our entry alone, and a second delete finds it absent', asyn
     ctx.changes.map((c) => `${c.action} ${c.kind}`),
     ['create bucket notification', 'delete bucket notification', 'absent bucket notification'],
   );
+});
+
+test('a refused save names the step, the IAM action and what S3 validates', async () => {
+  const { ctx, bucket, topicArn, setPolicy } = await stack('ndenied');
+  await setPolicy();
+  recordEmulatorCalls(ctx.clients);
+  const allow = denyActions({ partition: 'aws', region: 'us-east-1', accountId: '000000000000' }, [
+    's3:PutBucketNotification',
+  ]);
+  try {
+    await assert.rejects(
+      ensureNotification(ctx, { bucket, topicArn }, { retry: quickly }),
+      (error: Error) => {
+        assert.match(
+          error.message,
+          /^cannot write the notification configuration of \S+: AccessDenied: .*\(check s3:PutBucketNotification permission; S3 validates destinations/,
+        );
+        return true;
+      },
+    );
+  } finally {
+    allow();
+  }
 });
