@@ -8,6 +8,7 @@ import { stackNames } from '../../lib/names.ts';
 import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
 import {
   type AlarmInputs,
   alarmDrift,
@@ -386,6 +387,41 @@ describe('ensureAlarms and deleteAlarms against the CloudWatch fake', () => {
     assert.ok(![...fake.alarms.keys()].some((n) => n.endsWith(`${names.cache}-002`)));
     assert.ok(fake.alarms.has(foreign));
     await ensureAlarms(ctx(), inputs);
+  });
+
+  test('a refused call names the step and the IAM action to check', async () => {
+    const scope = { partition: 'aws', region: identity.region, accountId: identity.accountId };
+    const dbCpu = `${alarmPrefix(names)}db-cpu`;
+    const live = fake.alarms.get(dbCpu);
+    assert.ok(live);
+    live.Threshold = 1;
+    const cases: [string, RegExp][] = [
+      [
+        'cloudwatch:DescribeAlarms',
+        /^cannot list alarms ada-linecount-test\.\*: AccessDenied: .*\(check cloudwatch:DescribeAlarms permission\)$/,
+      ],
+      [
+        'cloudwatch:ListTagsForResource',
+        /^cannot read alarm ada-linecount-test\.\S+: AccessDenied: .*\(check cloudwatch:ListTagsForResource permission\)$/,
+      ],
+      [
+        'cloudwatch:PutMetricAlarm',
+        /^cannot update alarm ada-linecount-test\.db-cpu: AccessDenied: .*\(check cloudwatch:PutMetricAlarm and cloudwatch:TagResource permissions\)$/,
+      ],
+    ];
+    for (const [action, message] of cases) {
+      const allow = denyActions(scope, [action]);
+      try {
+        await assert.rejects(ensureAlarms(ctx(), inputs), (error: Error) => {
+          assert.match(error.message, message);
+          return true;
+        });
+      } finally {
+        allow();
+      }
+    }
+    await ensureAlarms(ctx(), inputs);
+    assert.equal(fake.alarms.get(dbCpu)?.Threshold, 80);
   });
 
   test('delete removes all of ours, and a second delete is a no-op', async () => {

@@ -4,12 +4,10 @@ import {
   ListTagsForResourceCommand,
   type MetricAlarm,
   PutMetricAlarmCommand,
-  type PutMetricAlarmInput,
   paginateDescribeAlarms,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
 import type { FunctionSettings } from '../../lib/config.ts';
-import { stepError } from '../../lib/errors.ts';
 import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
 import { arn, type StackNames } from '../../lib/names.ts';
 import {
@@ -19,7 +17,10 @@ import {
   type FieldChange,
   isPlan,
   missingTags,
+  type Resource,
+  reconcile,
   record,
+  step,
 } from '../../lib/reconcile.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 
@@ -42,7 +43,7 @@ export interface AlarmInputs extends MonitoredResources {
   alertsTopicArn: string;
 }
 
-export interface AlarmOutputs {
+interface AlarmOutputs {
   alarmNames: string[];
   alarmArns: string[];
 }
@@ -55,7 +56,7 @@ interface AlarmContext {
 type Dimensions = Record<string, string>;
 
 // The fields of PutMetricAlarm this project manages; actions are added from the inputs.
-export interface AlarmDefinition {
+interface AlarmDefinition {
   AlarmName: string;
   AlarmDescription: string;
   Namespace: string;
@@ -174,7 +175,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       AlarmName: name('topic-delivery-failures'),
       AlarmDescription:
         `SNS could not deliver upload notifications from ${names.topic} to a subscriber (the queue policy or the subscription is broken), so uploads are not being counted. ` +
-        'Run the provisioning again (npx tsx provision/up.ts) to restore the policy, then npx tsx ops/reconcile.ts --fix to enqueue the uploads that were missed. ' +
+        'Run the provisioning again (npx tsx provision/up.ts) to restore the policy, then npx tsx ops/audit.ts --fix to enqueue the uploads that were missed. ' +
         'Missing data is not breaching: no uploads, no deliveries.',
       Namespace: 'AWS/SNS',
       MetricName: 'NumberOfNotificationsFailed',
@@ -269,7 +270,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
         AlarmName: name(`cache-evictions-${id}`),
         AlarmDescription:
           `Cache node ${id} evicted keys. The parameter group must set maxmemory-policy noeviction, so an eviction means buffered records or dedupe marks may be lost. ` +
-          'Run the provisioning again (npx tsx provision/up.ts) to restore the parameter group, then npx tsx ops/reconcile.ts --fix to record any upload that was lost. ' +
+          'Run the provisioning again (npx tsx provision/up.ts) to restore the parameter group, then npx tsx ops/audit.ts --fix to record any upload that was lost. ' +
           'Missing data is not breaching: no evictions reported.',
         Namespace: 'AWS/ElastiCache',
         MetricName: 'Evictions',
@@ -340,7 +341,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       AlarmName: name('flush-lag'),
       AlarmDescription:
         `The oldest counted record has waited in the cache buffer for more than ${Threshold.oldestBufferedAgeSeconds / 60} minutes, or the flush has published nothing for 5 minutes: ` +
-        'counts are not reaching the database. Check the schedule and the flush logs; npx tsx ops/status.ts shows the backlog; if the cache lost records, npx tsx ops/reconcile.ts --fix restores them. ' +
+        'counts are not reaching the database. Check the schedule and the flush logs; npx tsx ops/status.ts shows the backlog; if the cache lost records, npx tsx ops/audit.ts --fix restores them. ' +
         'Missing data is breaching: the flush publishes OldestBufferedAge every minute (0 when the buffer is empty), so a silent flush is a failing flush.',
       Namespace: metricNamespace,
       MetricName: MetricName.oldestBufferedAge,
@@ -446,127 +447,125 @@ export function alarmDrift(desired: DesiredAlarm, actual: MetricAlarm): FieldCha
   return diffFields(want, have);
 }
 
-export async function findAlarms(ctx: Ctx): Promise<Map<string, MetricAlarm>> {
-  const found = new Map<string, MetricAlarm>();
-  try {
+function alarmArn(ctx: Ctx, alarmName: string): string {
+  return arn(ctx.identity, 'cloudwatch', `alarm:${alarmName}`);
+}
+
+// The stack's alarms, listed once by their prefix (DescribeAlarms pages).
+async function listAlarms(ctx: Ctx): Promise<Map<string, MetricAlarm>> {
+  const prefix = alarmPrefix(ctx.names);
+  return step(`list alarms ${prefix}*`, 'cloudwatch:DescribeAlarms', async () => {
+    const found = new Map<string, MetricAlarm>();
     for await (const page of paginateDescribeAlarms(
       { client: ctx.clients.cloudwatch },
-      { AlarmNamePrefix: alarmPrefix(ctx.names), AlarmTypes: ['MetricAlarm'] },
+      { AlarmNamePrefix: prefix, AlarmTypes: ['MetricAlarm'] },
     )) {
       for (const alarm of page.MetricAlarms ?? []) {
         if (alarm.AlarmName) found.set(alarm.AlarmName, alarm);
       }
     }
-  } catch (error) {
-    throw stepError(
-      `list alarms ${alarmPrefix(ctx.names)}*`,
-      error,
-      'check cloudwatch:DescribeAlarms permission',
-    );
-  }
-  return found;
+    return found;
+  });
 }
 
-function alarmArn(ctx: Ctx, alarmName: string): string {
-  return arn(ctx.identity, 'cloudwatch', `alarm:${alarmName}`);
+interface AlarmSpec {
+  name: string;
+  alarm: DesiredAlarm;
+  tags: Tags;
 }
 
-async function readTags(ctx: Ctx, alarm: MetricAlarm): Promise<Tags> {
-  const resource = alarm.AlarmArn ?? alarmArn(ctx, alarm.AlarmName ?? '');
-  try {
-    const { Tags } = await ctx.clients.cloudwatch.send(
-      new ListTagsForResourceCommand({ ResourceARN: resource }),
-    );
-    return fromTagList(Tags);
-  } catch (error) {
-    throw stepError(
-      `read tags of alarm ${alarm.AlarmName}`,
-      error,
-      'check cloudwatch:ListTagsForResource permission',
-    );
-  }
+interface LiveAlarm {
+  arn: string;
+  alarm: MetricAlarm;
+  tags: Tags;
 }
 
-async function putAlarm(ctx: Ctx, alarm: DesiredAlarm, withTags: boolean): Promise<void> {
-  const input: PutMetricAlarmInput = { ...alarm };
-  // PutMetricAlarm applies Tags only when it creates the alarm; later tag
-  // changes go through TagResource (PutMetricAlarm API reference)
-  if (withTags) input.Tags = toTagList(ctx.names.tags);
-  try {
-    await ctx.clients.cloudwatch.send(new PutMetricAlarmCommand(input));
-  } catch (error) {
-    throw stepError(`put alarm ${alarm.AlarmName}`, error, 'check cloudwatch:PutMetricAlarm permission');
-  }
+// One alarm, found in the listing made once for all of them; its tags are
+// read with it.
+function alarm(listed: Map<string, MetricAlarm>): Resource<AlarmSpec, LiveAlarm, string> {
+  return {
+    kind: 'alarm',
+    permissions: {
+      find: 'cloudwatch:ListTagsForResource',
+      create: 'cloudwatch:PutMetricAlarm and cloudwatch:TagResource',
+      update: 'cloudwatch:PutMetricAlarm and cloudwatch:TagResource',
+    },
+    async find(ctx, name) {
+      const live = listed.get(name);
+      if (live === undefined) return undefined;
+      const resource = live.AlarmArn ?? alarmArn(ctx, name);
+      const { Tags } = await ctx.clients.cloudwatch.send(
+        new ListTagsForResourceCommand({ ResourceARN: resource }),
+      );
+      return { arn: resource, alarm: live, tags: fromTagList(Tags) };
+    },
+    drift: (desired, actual) => [
+      ...alarmDrift(desired.alarm, actual.alarm),
+      ...tagDrift(desired.tags, actual.tags),
+    ],
+    // PutMetricAlarm applies Tags only when it creates the alarm; later tag
+    // changes go through TagResource (PutMetricAlarm API reference)
+    async create(ctx, desired) {
+      await ctx.clients.cloudwatch.send(
+        new PutMetricAlarmCommand({ ...desired.alarm, Tags: toTagList(desired.tags) }),
+      );
+      return { arn: alarmArn(ctx, desired.name), alarm: desired.alarm, tags: desired.tags };
+    },
+    async update(ctx, desired, actual, drift) {
+      // PutMetricAlarm replaces the whole definition, so the full desired alarm is sent
+      if (drift.some((change) => change.field !== 'tags')) {
+        await ctx.clients.cloudwatch.send(new PutMetricAlarmCommand({ ...desired.alarm }));
+      }
+      const missing = missingTags(desired.tags, actual.tags);
+      if (Object.keys(missing).length > 0) {
+        await ctx.clients.cloudwatch.send(
+          new TagResourceCommand({ ResourceARN: actual.arn, Tags: toTagList(missing) }),
+        );
+      }
+    },
+    outputs: (ctx, desired) => alarmArn(ctx, desired.name),
+  };
 }
 
 // DeleteAlarms takes at most 100 names per call (DeleteAlarms API reference)
 const deleteBatch = 100;
 
 async function removeAlarms(ctx: Ctx, alarmNames: string[]): Promise<void> {
+  for (const name of alarmNames) record(ctx, { kind: 'alarm', name, action: Action.delete });
+  if (isPlan(ctx)) return;
   for (let i = 0; i < alarmNames.length; i += deleteBatch) {
     const batch = alarmNames.slice(i, i + deleteBatch);
-    try {
-      // names that no longer exist do not stop the others from being deleted
-      await ctx.clients.cloudwatch.send(new DeleteAlarmsCommand({ AlarmNames: batch }));
-    } catch (error) {
-      throw stepError(`delete alarms ${batch.join(', ')}`, error, 'check cloudwatch:DeleteAlarms permission');
-    }
+    // names that no longer exist do not stop the others from being deleted
+    await step(`delete alarms ${batch.join(', ')}`, 'cloudwatch:DeleteAlarms', () =>
+      ctx.clients.cloudwatch.send(new DeleteAlarmsCommand({ AlarmNames: batch })),
+    );
   }
 }
 
 export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs): Promise<AlarmOutputs> {
   const desired = desiredAlarms(ctx, inputs);
-  const actual = await findAlarms(ctx);
-  for (const alarm of desired) {
-    const live = actual.get(alarm.AlarmName);
-    if (live === undefined) {
-      record(ctx, { kind: 'alarm', name: alarm.AlarmName, action: Action.create });
-      if (!isPlan(ctx)) await putAlarm(ctx, alarm, true);
-      continue;
-    }
-    const drift = alarmDrift(alarm, live);
-    const liveTags = await readTags(ctx, live);
-    const addTags = missingTags(ctx.names.tags, liveTags);
-    const tags = tagDrift(ctx.names.tags, liveTags);
-    if (drift.length === 0 && tags.length === 0) {
-      record(ctx, { kind: 'alarm', name: alarm.AlarmName, action: Action.unchanged });
-      continue;
-    }
-    record(ctx, { kind: 'alarm', name: alarm.AlarmName, action: Action.update, fields: [...drift, ...tags] });
-    if (isPlan(ctx)) continue;
-    // PutMetricAlarm replaces the whole definition, so the full desired alarm is sent
-    if (drift.length > 0) await putAlarm(ctx, alarm, false);
-    if (tags.length > 0) {
-      try {
-        await ctx.clients.cloudwatch.send(
-          new TagResourceCommand({
-            ResourceARN: live.AlarmArn ?? alarmArn(ctx, alarm.AlarmName),
-            Tags: toTagList(addTags),
-          }),
-        );
-      } catch (error) {
-        throw stepError(`tag alarm ${alarm.AlarmName}`, error, 'check cloudwatch:TagResource permission');
-      }
-    }
+  const listed = await listAlarms(ctx);
+  const resource = alarm(listed);
+  const alarmArns: string[] = [];
+  for (const spec of desired) {
+    alarmArns.push(
+      await reconcile(ctx, resource, { name: spec.AlarmName, alarm: spec, tags: ctx.names.tags }),
+    );
   }
-
   // ours (by prefix) but no longer wanted: a cache node or function that went away
-  const wanted = new Set(desired.map((a) => a.AlarmName));
-  const stale = [...actual.keys()].filter((alarmName) => !wanted.has(alarmName));
-  for (const alarmName of stale) record(ctx, { kind: 'alarm', name: alarmName, action: Action.delete });
-  if (!isPlan(ctx) && stale.length > 0) await removeAlarms(ctx, stale);
-
   const alarmNames = desired.map((a) => a.AlarmName);
-  return { alarmNames, alarmArns: alarmNames.map((alarmName) => alarmArn(ctx, alarmName)) };
+  await removeAlarms(
+    ctx,
+    [...listed.keys()].filter((name) => !alarmNames.includes(name)),
+  );
+  return { alarmNames, alarmArns };
 }
 
 export async function deleteAlarms(ctx: Ctx): Promise<void> {
-  const actual = await findAlarms(ctx);
-  if (actual.size === 0) {
+  const listed = await listAlarms(ctx);
+  if (listed.size === 0) {
     record(ctx, { kind: 'alarm', name: `${alarmPrefix(ctx.names)}*`, action: Action.absent });
     return;
   }
-  for (const alarmName of actual.keys())
-    record(ctx, { kind: 'alarm', name: alarmName, action: Action.delete });
-  if (!isPlan(ctx)) await removeAlarms(ctx, [...actual.keys()]);
+  await removeAlarms(ctx, [...listed.keys()]);
 }

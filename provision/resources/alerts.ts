@@ -5,20 +5,20 @@ import {
   ListTagsForResourceCommand,
   NotFoundException,
   paginateListSubscriptionsByTopic,
+  ResourceNotFoundException,
   SetTopicAttributesCommand,
   SubscribeCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-sns';
-import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
-import { Action, type Ctx, isPlan, missingTags, pending, record } from '../../lib/reconcile.ts';
+import { type Ctx, destroy, missingTags, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { alarmPrefix } from './alarms.ts';
 
 const kind = 'alerts topic';
 
-export interface DesiredAlerts {
+interface DesiredAlerts {
   name: string;
   arn: string;
   policy: PolicyDocument;
@@ -27,16 +27,12 @@ export interface DesiredAlerts {
   email: string | undefined;
 }
 
-export interface LiveAlerts {
+interface LiveAlerts {
   arn: string;
   policy: unknown;
   tags: Tags;
   // `PendingConfirmation` instead of an ARN until the recipient confirms
   subscriptions: { protocol: string; endpoint: string; arn: string }[];
-}
-
-export interface AlertsOutputs {
-  topicArn: string;
 }
 
 function topicArn(ctx: Pick<Ctx, 'identity' | 'names'>): string {
@@ -83,43 +79,52 @@ export function desiredAlerts(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): 
   };
 }
 
-export async function findAlerts(ctx: Ctx): Promise<LiveAlerts | undefined> {
-  const { sns } = ctx.clients;
-  const resource = topicArn(ctx);
-  let policy: unknown;
-  try {
-    const { Attributes } = await sns.send(new GetTopicAttributesCommand({ TopicArn: resource }));
-    policy = parsePolicy(Attributes?.Policy);
-  } catch (error) {
-    if (error instanceof NotFoundException) return undefined;
-    throw stepError(`describe ${kind} ${resource}`, error, 'check sns:GetTopicAttributes permission');
-  }
-  try {
-    const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: resource }));
-    const subscriptions: LiveAlerts['subscriptions'] = [];
-    for await (const page of paginateListSubscriptionsByTopic({ client: sns }, { TopicArn: resource })) {
-      for (const s of page.Subscriptions ?? []) {
-        subscriptions.push({
-          protocol: s.Protocol ?? '',
-          endpoint: s.Endpoint ?? '',
-          arn: s.SubscriptionArn ?? '',
-        });
+const alertsTopic: Resource<DesiredAlerts, LiveAlerts, LiveAlerts | undefined> = {
+  kind,
+  permissions: {
+    find: 'sns:GetTopicAttributes, sns:ListTagsForResource and sns:ListSubscriptionsByTopic',
+    create: 'sns:CreateTopic and sns:TagResource',
+    update: 'sns:SetTopicAttributes and sns:TagResource',
+    delete: 'sns:DeleteTopic',
+  },
+  async find(ctx, name) {
+    const { sns } = ctx.clients;
+    const TopicArn = arn(ctx.identity, 'sns', name);
+    try {
+      // read first: its NotFound is the one that means the topic is absent (topic.ts)
+      const { Attributes } = await sns.send(new GetTopicAttributesCommand({ TopicArn }));
+      const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn }));
+      const subscriptions: LiveAlerts['subscriptions'] = [];
+      for await (const page of paginateListSubscriptionsByTopic({ client: sns }, { TopicArn })) {
+        for (const s of page.Subscriptions ?? []) {
+          subscriptions.push({
+            protocol: s.Protocol ?? '',
+            endpoint: s.Endpoint ?? '',
+            arn: s.SubscriptionArn ?? '',
+          });
+        }
       }
+      return {
+        arn: TopicArn,
+        policy: parsePolicy(Attributes?.Policy),
+        tags: fromTagList(Tags),
+        subscriptions,
+      };
+    } catch (error) {
+      if (error instanceof NotFoundException || error instanceof ResourceNotFoundException) return undefined;
+      throw error;
     }
-    return { arn: resource, policy, tags: fromTagList(Tags), subscriptions };
-  } catch (error) {
-    throw stepError(
-      `read ${kind} ${resource}`,
-      error,
-      'check sns:ListTagsForResource and sns:ListSubscriptionsByTopic permissions',
-    );
-  }
-}
-
-async function createTopic(ctx: Ctx, desired: DesiredAlerts): Promise<string> {
-  try {
-    // CreateTopic is idempotent for the same name and attributes: a racing
-    // creator gets the same ARN back (CreateTopic API reference)
+  },
+  drift(desired, actual) {
+    const fields = tagDrift(desired.tags, actual.tags);
+    if (!samePolicy(desired.policy, actual.policy)) {
+      fields.unshift({ field: 'Policy', from: actual.policy, to: desired.policy });
+    }
+    return fields;
+  },
+  // CreateTopic is idempotent for the same name and attributes: a racing
+  // creator gets the same ARN back (CreateTopic API reference)
+  async create(ctx, desired) {
     const { TopicArn } = await ctx.clients.sns.send(
       new CreateTopicCommand({
         Name: desired.name,
@@ -127,114 +132,74 @@ async function createTopic(ctx: Ctx, desired: DesiredAlerts): Promise<string> {
         Tags: toTagList(desired.tags),
       }),
     );
-    return TopicArn ?? desired.arn;
-  } catch (error) {
-    throw stepError(
-      `create ${kind} ${desired.name}`,
-      error,
-      'check sns:CreateTopic and sns:TagResource permissions',
-    );
-  }
-}
+    return { arn: TopicArn ?? desired.arn, policy: desired.policy, tags: desired.tags, subscriptions: [] };
+  },
+  async update(ctx, desired, actual, drift) {
+    const { sns } = ctx.clients;
+    if (drift.some((change) => change.field === 'Policy')) {
+      await sns.send(
+        new SetTopicAttributesCommand({
+          TopicArn: actual.arn,
+          AttributeName: 'Policy',
+          AttributeValue: JSON.stringify(desired.policy),
+        }),
+      );
+    }
+    const missing = missingTags(desired.tags, actual.tags);
+    if (Object.keys(missing).length > 0) {
+      await sns.send(new TagResourceCommand({ ResourceArn: actual.arn, Tags: toTagList(missing) }));
+    }
+  },
+  outputs: (_ctx, _desired, actual) => actual,
+  // DeleteTopic removes the topic's subscriptions with it, and succeeds when
+  // the topic is already gone (DeleteTopic API reference)
+  remove: (ctx, _name, actual) => ctx.clients.sns.send(new DeleteTopicCommand({ TopicArn: actual.arn })),
+  isNotFound: (error) => error instanceof NotFoundException,
+};
 
 // An e-mail subscription stays `PendingConfirmation` until its recipient
 // follows the link; it is listed all the same, so a second run never sends a
-// second confirmation mail.
-function hasEmailSubscription(live: LiveAlerts | undefined, email: string): boolean {
-  return (live?.subscriptions ?? []).some(
+// second confirmation mail. It is found among the topic's subscriptions as
+// the topic was read.
+function emailSubscription(
+  topic: LiveAlerts | undefined,
+  email: string,
+): Resource<{ name: string; topicArn: string }, true, void> {
+  const subscribed = (topic?.subscriptions ?? []).some(
     (s) => s.protocol === 'email' && s.endpoint.toLowerCase() === email.toLowerCase(),
   );
+  return {
+    kind: 'alerts e-mail subscription',
+    permissions: { create: 'sns:Subscribe' },
+    find: async () => (subscribed ? true : undefined),
+    drift: () => [],
+    async create(ctx, desired) {
+      await ctx.clients.sns.send(
+        new SubscribeCommand({ TopicArn: desired.topicArn, Protocol: 'email', Endpoint: email }),
+      );
+      ctx.log.info(`a confirmation e-mail was sent to ${email}: alerts arrive once its link is followed`);
+      return true;
+    },
+    outputs: () => undefined,
+  };
 }
 
-export async function ensureAlerts(ctx: Ctx): Promise<AlertsOutputs> {
-  const { sns } = ctx.clients;
+export const findAlerts = (ctx: Ctx) => alertsTopic.find(ctx, ctx.names.alertsTopic);
+
+export async function ensureAlerts(ctx: Ctx): Promise<{ topicArn: string }> {
   const desired = desiredAlerts(ctx);
-  const live = await findAlerts(ctx);
-  let resource = live?.arn;
-
-  if (live === undefined) {
-    record(ctx, { kind, name: desired.name, action: Action.create });
-    if (!isPlan(ctx)) resource = await createTopic(ctx, desired);
-  } else {
-    const fields = tagDrift(desired.tags, live.tags);
-    if (!samePolicy(desired.policy, live.policy))
-      fields.unshift({ field: 'Policy', from: live.policy, to: desired.policy });
-    record(ctx, {
-      kind,
-      name: desired.name,
-      action: fields.length > 0 ? Action.update : Action.unchanged,
-      fields,
-    });
-    if (!isPlan(ctx) && fields.length > 0) {
-      try {
-        if (!samePolicy(desired.policy, live.policy)) {
-          await sns.send(
-            new SetTopicAttributesCommand({
-              TopicArn: live.arn,
-              AttributeName: 'Policy',
-              AttributeValue: JSON.stringify(desired.policy),
-            }),
-          );
-        }
-        const missing = missingTags(desired.tags, live.tags);
-        if (Object.keys(missing).length > 0) {
-          await sns.send(new TagResourceCommand({ ResourceArn: live.arn, Tags: toTagList(missing) }));
-        }
-      } catch (error) {
-        throw stepError(
-          `update ${kind} ${desired.name}`,
-          error,
-          'check sns:SetTopicAttributes and sns:TagResource permissions',
-        );
-      }
-    }
-  }
-
-  if (desired.email !== undefined) {
-    const subscription = `${desired.name} → ${desired.email}`;
-    if (hasEmailSubscription(live, desired.email)) {
-      record(ctx, { kind: 'alerts e-mail subscription', name: subscription, action: Action.unchanged });
-    } else {
-      record(ctx, { kind: 'alerts e-mail subscription', name: subscription, action: Action.create });
-      if (!isPlan(ctx) && resource !== undefined) {
-        try {
-          await sns.send(
-            new SubscribeCommand({ TopicArn: resource, Protocol: 'email', Endpoint: desired.email }),
-          );
-        } catch (error) {
-          throw stepError(
-            `subscribe ${desired.email} to ${desired.name}`,
-            error,
-            'check sns:Subscribe permission',
-          );
-        }
-        ctx.log.info(
-          `a confirmation e-mail was sent to ${desired.email}: alerts arrive once its link is followed`,
-        );
-      }
-    }
-  }
+  const topic = await reconcile(ctx, alertsTopic, desired);
+  const topicArn = topic?.arn ?? pending('alerts topic ARN');
   // Subscriptions this configuration does not name (a changed ALERT_EMAIL, a
   // person's own subscriber) are left alone: SNS fan-out is meant for extra
   // subscribers, and a pending one cannot be removed anyway (no ARN yet).
-
-  return { topicArn: resource ?? pending('alerts topic ARN') };
+  if (desired.email !== undefined) {
+    await reconcile(ctx, emailSubscription(topic, desired.email), {
+      name: `${desired.name} → ${desired.email}`,
+      topicArn,
+    });
+  }
+  return { topicArn };
 }
 
-export async function deleteAlerts(ctx: Ctx): Promise<void> {
-  const live = await findAlerts(ctx);
-  if (live === undefined) {
-    record(ctx, { kind, name: ctx.names.alertsTopic, action: Action.absent });
-    return;
-  }
-  record(ctx, { kind, name: ctx.names.alertsTopic, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
-    // DeleteTopic removes the topic's subscriptions with it, and succeeds when
-    // the topic is already gone (DeleteTopic API reference)
-    await ctx.clients.sns.send(new DeleteTopicCommand({ TopicArn: live.arn }));
-  } catch (error) {
-    if (error instanceof NotFoundException) return;
-    throw stepError(`delete ${kind} ${live.arn}`, error, 'check sns:DeleteTopic permission');
-  }
-}
+export const deleteAlerts = (ctx: Ctx) => destroy(ctx, alertsTopic, ctx.names.alertsTopic);

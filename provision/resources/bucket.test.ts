@@ -1,8 +1,20 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { type BucketState, bucketDrift, desiredBucket, normalizeLifecycle } from './bucket.ts';
+import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
+import { recordEmulatorCalls } from '../../test/fakes/calls.ts';
+import { testContext } from '../../test/provision/context.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
+import {
+  type BucketState,
+  bucketDrift,
+  deleteBucket,
+  desiredBucket,
+  ensureBucket,
+  normalizeLifecycle,
+} from './bucket.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'eu-west-1', STAGE: 'test' });
 const identity = { accountId: '123456789012', region: 'eu-west-1', partition: 'aws' };
@@ -116,4 +128,61 @@ test('lifecycle rules from S3 compare equal whatever the filter shape', () => {
   const emptyFilter = normalizeLifecycle([{ ID: 'a', Status: 'Enabled', Filter: {} }]);
   assert.deepEqual(withFilter, legacyPrefix);
   assert.deepEqual(withFilter, emptyFilter);
+});
+
+// The bucket on the emulator, as a deployer that may lack an action.
+
+let emulator: Emulator;
+
+before(async () => {
+  emulator = await startEmulator({ port: 0 });
+});
+after(async () => {
+  await emulator.stop();
+});
+
+const emulatorScope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
+
+function emulatorContext(stage: string) {
+  const ctx = testContext('apply', { AWS_ENDPOINT_URL_S3: emulator.endpoint, STAGE: stage }, emulatorScope);
+  ctx.clients.s3.config.credentials = async () => emulatorCredentials;
+  recordEmulatorCalls(ctx.clients);
+  return ctx;
+}
+
+async function rejectsWithout(action: string, run: () => Promise<unknown>, message: RegExp) {
+  const allow = denyActions(emulatorScope, [action]);
+  try {
+    await assert.rejects(run(), (error: Error) => {
+      assert.match(error.message, message);
+      return true;
+    });
+  } finally {
+    allow();
+  }
+}
+
+test('a bucket is created, found in sync, emptied of every version and deleted; a refused call names its IAM action', async () => {
+  const ctx = emulatorContext('bcycle');
+  const Bucket = ctx.names.bucket;
+  await ensureBucket(ctx);
+  await ensureBucket(ctx);
+  await rejectsWithout(
+    's3:GetBucketPolicy',
+    () => ensureBucket(ctx),
+    /^cannot read bucket \S+: AccessDenied: .*\(check s3:GetBucketPublicAccessBlock, .*s3:GetBucketPolicy, .* and s3:GetBucketTagging permissions\)$/,
+  );
+  await ctx.clients.s3.send(new PutObjectCommand({ Bucket, Key: 'uploads/a.txt', Body: 'a\n' }));
+  await ctx.clients.s3.send(new PutObjectCommand({ Bucket, Key: 'uploads/a.txt', Body: 'a\nb\n' }));
+  await rejectsWithout(
+    's3:DeleteBucket',
+    () => deleteBucket(ctx),
+    /^cannot delete bucket \S+: AccessDenied: .*\(check s3:ListBucketVersions, s3:DeleteObjectVersion and s3:DeleteBucket permissions\)$/,
+  );
+  await deleteBucket(ctx);
+  await deleteBucket(ctx);
+  assert.deepEqual(
+    ctx.changes.map((c) => c.action),
+    ['create', 'unchanged', 'delete', 'delete', 'absent'],
+  );
 });

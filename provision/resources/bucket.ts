@@ -27,15 +27,16 @@ import {
   PutPublicAccessBlockCommand,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { AwsStepError, stepError } from '../../lib/errors.ts';
+import { stepError } from '../../lib/errors.ts';
 import {
-  Action,
   type Ctx,
+  destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   missingTags,
-  record,
+  type Resource,
+  reconcile,
+  step,
 } from '../../lib/reconcile.ts';
 import { fromTagList, toTagList } from '../tags.ts';
 
@@ -43,12 +44,12 @@ const kind = 'bucket';
 
 // A noncurrent version is an overwritten or deleted upload: keep it long
 // enough to recover from a mistake, then stop paying for it.
-export const noncurrentVersionDays = 30;
+const noncurrentVersionDays = 30;
 // Parts of an abandoned multipart upload are billed until aborted.
-export const abortIncompleteUploadDays = 7;
+const abortIncompleteUploadDays = 7;
 const lifecycleRuleId = 'expire-noncurrent-versions';
 
-export interface PublicAccessBlock {
+interface PublicAccessBlock {
   BlockPublicAcls: boolean;
   IgnorePublicAcls: boolean;
   BlockPublicPolicy: boolean;
@@ -57,7 +58,7 @@ export interface PublicAccessBlock {
 
 // The lifecycle rule reduced to the fields this project manages, so that the
 // shapes S3 returns (Filter {} vs Filter {Prefix: ''}) compare equal.
-export interface ManagedLifecycleRule {
+interface ManagedLifecycleRule {
   id: string;
   status: string;
   prefix: string;
@@ -65,7 +66,7 @@ export interface ManagedLifecycleRule {
   abortIncompleteDays: number | undefined;
 }
 
-export interface BucketSpec {
+interface BucketSpec {
   name: string;
   arn: string;
   region: string;
@@ -187,8 +188,9 @@ function toLifecycleRule(rule: ManagedLifecycleRule): LifecycleRule {
   };
 }
 
-async function bucketExists(ctx: Ctx): Promise<boolean> {
-  const Bucket = ctx.names.bucket;
+// HeadBucket answers 403 both without s3:ListBucket and for a name another
+// account owns: the hint names both.
+async function bucketExists(ctx: Ctx, Bucket: string): Promise<boolean> {
   try {
     await ctx.clients.s3.send(new HeadBucketCommand({ Bucket }));
     return true;
@@ -197,15 +199,14 @@ async function bucketExists(ctx: Ctx): Promise<boolean> {
     throw stepError(
       `read bucket ${Bucket}`,
       error,
-      'a 403 means the name is taken by another account: change APP or STAGE',
+      'check s3:ListBucket permission; with it, a 403 means another account owns the name: change APP or STAGE',
     );
   }
 }
 
-export async function findBucket(ctx: Ctx): Promise<BucketState | undefined> {
+async function findBucket(ctx: Ctx, Bucket: string): Promise<BucketState | undefined> {
   const { s3 } = ctx.clients;
-  const Bucket = ctx.names.bucket;
-  if (!(await bucketExists(ctx))) return undefined;
+  if (!(await bucketExists(ctx, Bucket))) return undefined;
   const [publicAccessBlock, ownership, encryption, policy, versioning, lifecycle, tags] = await Promise.all([
     readOptional(NotConfigured.publicAccessBlock, () => s3.send(new GetPublicAccessBlockCommand({ Bucket }))),
     readOptional(NotConfigured.ownership, () => s3.send(new GetBucketOwnershipControlsCommand({ Bucket }))),
@@ -260,133 +261,140 @@ export function bucketDrift(desired: BucketSpec, actual: BucketState): FieldChan
 
 type Field = keyof Omit<BucketSpec, 'name' | 'arn' | 'region'>;
 
-// One writer per managed field. Order matters on creation: block public access
-// before any policy can be attached.
-const applyOrder: Field[] = [
-  'publicAccessBlock',
-  'ownership',
-  'encryption',
-  'versioning',
-  'policy',
-  'lifecycle',
-  'tags',
-];
-
-async function applyField(ctx: Ctx, desired: BucketSpec, field: Field, actualTags: Record<string, string>) {
-  const { s3 } = ctx.clients;
-  const Bucket = desired.name;
-  switch (field) {
-    case 'publicAccessBlock':
-      return s3.send(
+// One writer per managed field, each with the IAM action it needs. Order
+// matters on creation: block public access before any policy can be attached.
+const writers: {
+  [F in Field]: {
+    action: string;
+    write: (ctx: Ctx, desired: BucketSpec, actual: BucketState) => Promise<unknown>;
+  };
+} = {
+  publicAccessBlock: {
+    action: 's3:PutBucketPublicAccessBlock',
+    write: (ctx, desired) =>
+      ctx.clients.s3.send(
         new PutPublicAccessBlockCommand({
-          Bucket,
+          Bucket: desired.name,
           PublicAccessBlockConfiguration: desired.publicAccessBlock,
         }),
-      );
-    case 'ownership':
-      return s3.send(
+      ),
+  },
+  ownership: {
+    action: 's3:PutBucketOwnershipControls',
+    write: (ctx, desired) =>
+      ctx.clients.s3.send(
         new PutBucketOwnershipControlsCommand({
-          Bucket,
+          Bucket: desired.name,
           OwnershipControls: { Rules: [{ ObjectOwnership: desired.ownership as 'BucketOwnerEnforced' }] },
         }),
-      );
-    case 'encryption':
-      return s3.send(
+      ),
+  },
+  encryption: {
+    action: 's3:PutEncryptionConfiguration',
+    write: (ctx, desired) =>
+      ctx.clients.s3.send(
         new PutBucketEncryptionCommand({
-          Bucket,
+          Bucket: desired.name,
           ServerSideEncryptionConfiguration: {
             Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: desired.encryption as 'AES256' } }],
           },
         }),
-      );
-    case 'versioning':
-      return s3.send(
+      ),
+  },
+  versioning: {
+    action: 's3:PutBucketVersioning',
+    write: (ctx, desired) =>
+      ctx.clients.s3.send(
         new PutBucketVersioningCommand({
-          Bucket,
+          Bucket: desired.name,
           VersioningConfiguration: { Status: desired.versioning as 'Enabled' },
         }),
-      );
-    case 'policy':
-      return s3.send(new PutBucketPolicyCommand({ Bucket, Policy: JSON.stringify(desired.policy) }));
-    case 'lifecycle':
-      return s3.send(
+      ),
+  },
+  policy: {
+    action: 's3:PutBucketPolicy',
+    write: (ctx, desired) =>
+      ctx.clients.s3.send(
+        new PutBucketPolicyCommand({ Bucket: desired.name, Policy: JSON.stringify(desired.policy) }),
+      ),
+  },
+  lifecycle: {
+    action: 's3:PutLifecycleConfiguration',
+    write: (ctx, desired) =>
+      ctx.clients.s3.send(
         new PutBucketLifecycleConfigurationCommand({
-          Bucket,
+          Bucket: desired.name,
           LifecycleConfiguration: { Rules: desired.lifecycle.map(toLifecycleRule) },
         }),
-      );
-    case 'tags': {
-      const merged = { ...actualTags, ...desired.tags };
-      return s3.send(
+      ),
+  },
+  // PutBucketTagging replaces the whole set: foreign tags are written back with ours
+  tags: {
+    action: 's3:PutBucketTagging',
+    write: (ctx, desired, actual) =>
+      ctx.clients.s3.send(
         new PutBucketTaggingCommand({
-          Bucket,
-          Tagging: { TagSet: toTagList(merged) },
+          Bucket: desired.name,
+          Tagging: { TagSet: toTagList({ ...actual.tags, ...desired.tags }) },
+        }),
+      ),
+  },
+};
+
+const bucket: Resource<BucketSpec, BucketState, { name: string; arn: string }> = {
+  kind,
+  permissions: {
+    // HeadBucket (s3:ListBucket) answers for itself, in bucketExists
+    find:
+      's3:GetBucketPublicAccessBlock, s3:GetBucketOwnershipControls, s3:GetEncryptionConfiguration, ' +
+      's3:GetBucketPolicy, s3:GetBucketVersioning, s3:GetLifecycleConfiguration and s3:GetBucketTagging',
+    create: 's3:CreateBucket',
+  },
+  find: findBucket,
+  drift: bucketDrift,
+  createFields: (desired) =>
+    (Object.keys(writers) as Field[]).map((field) => ({ field, from: undefined, to: desired[field] })),
+  // CreateBucket sets nothing but the ownership: the loop finds the new bucket
+  // and writes every other field as drift.
+  async create(ctx, desired) {
+    try {
+      await ctx.clients.s3.send(
+        new CreateBucketCommand({
+          Bucket: desired.name,
+          ObjectOwnership: 'BucketOwnerEnforced',
+          // us-east-1 is the one region that refuses an explicit LocationConstraint
+          ...(desired.region === 'us-east-1'
+            ? {}
+            : {
+                CreateBucketConfiguration: { LocationConstraint: desired.region as BucketLocationConstraint },
+              }),
         }),
       );
-    }
-  }
-}
-
-async function createBucket(ctx: Ctx, desired: BucketSpec): Promise<void> {
-  try {
-    await ctx.clients.s3.send(
-      new CreateBucketCommand({
-        Bucket: desired.name,
-        ObjectOwnership: 'BucketOwnerEnforced',
-        // us-east-1 is the one region that refuses an explicit LocationConstraint
-        ...(desired.region === 'us-east-1'
-          ? {}
-          : {
-              CreateBucketConfiguration: { LocationConstraint: desired.region as BucketLocationConstraint },
-            }),
-      }),
-    );
-  } catch (error) {
-    // someone else (a concurrent run) created it: carry on and reconcile it
-    if (error instanceof BucketAlreadyOwnedByYou) return;
-    if (error instanceof BucketAlreadyExists) {
-      throw stepError(
-        `create bucket ${desired.name}`,
-        error,
-        'bucket names are global and another account owns this one: change APP or STAGE',
-      );
-    }
-    throw stepError(`create bucket ${desired.name}`, error, 'check s3:CreateBucket permission');
-  }
-}
-
-export async function ensureBucket(ctx: Ctx): Promise<{ name: string; arn: string }> {
-  const desired = desiredBucket(ctx);
-  const outputs = { name: desired.name, arn: desired.arn };
-  let actual = await findBucket(ctx);
-  if (actual === undefined) {
-    const fields = applyOrder.map((field) => ({ field, from: undefined, to: desired[field] }));
-    record(ctx, { kind, name: desired.name, action: Action.create, fields });
-    if (isPlan(ctx)) return outputs;
-    await createBucket(ctx, desired);
-    actual = await findBucket(ctx);
-    if (actual === undefined) throw stepError(`find bucket ${desired.name} after creating it`, 'not found');
-  } else {
-    const drift = bucketDrift(desired, actual);
-    record(ctx, {
-      kind,
-      name: desired.name,
-      action: drift.length > 0 ? Action.update : Action.unchanged,
-      ...(drift.length > 0 ? { fields: drift } : {}),
-    });
-    if (isPlan(ctx) || drift.length === 0) return outputs;
-  }
-  const drifted = new Set(bucketDrift(desired, actual).map((change) => change.field));
-  for (const field of applyOrder) {
-    if (!drifted.has(field)) continue;
-    try {
-      await applyField(ctx, desired, field, actual.tags);
     } catch (error) {
-      throw stepError(`set ${field} on bucket ${desired.name}`, error, 'check the s3:PutBucket* permissions');
+      if (error instanceof BucketAlreadyExists) {
+        throw stepError(
+          `create bucket ${desired.name}`,
+          error,
+          'bucket names are global and another account owns this one: change APP or STAGE',
+        );
+      }
+      throw error;
     }
-  }
-  return outputs;
-}
+    return undefined;
+  },
+  // a concurrent run created it: it is reconciled like any live bucket
+  alreadyExists: (error) => error instanceof BucketAlreadyOwnedByYou,
+  async update(ctx, desired, actual, drift) {
+    const drifted = new Set(drift.map((change) => change.field));
+    for (const [field, { action, write }] of Object.entries(writers)) {
+      if (!drifted.has(field)) continue;
+      await step(`set ${field} on bucket ${desired.name}`, action, () => write(ctx, desired, actual));
+    }
+  },
+  outputs: (_ctx, desired) => ({ name: desired.name, arn: desired.arn }),
+};
+
+export const ensureBucket = (ctx: Ctx) => reconcile(ctx, bucket, desiredBucket(ctx));
 
 // DeleteObjects takes at most 1,000 keys per request (S3 API limit).
 const deleteBatchSize = 1_000;
@@ -416,10 +424,8 @@ async function emptyBucket(ctx: Ctx, Bucket: string): Promise<number> {
       );
       if (result.Errors?.length) {
         const first = result.Errors[0];
-        throw stepError(
-          `empty bucket ${Bucket}`,
-          `${result.Errors.length} objects not deleted, first ${first?.Key}: ${first?.Code} ${first?.Message}`,
-          'check s3:DeleteObjectVersion permission',
+        throw new Error(
+          `${result.Errors.length} object versions not deleted, first ${first?.Key}: ${first?.Code} ${first?.Message}`,
         );
       }
       removed += objects.slice(i, i + deleteBatchSize).length;
@@ -430,26 +436,21 @@ async function emptyBucket(ctx: Ctx, Bucket: string): Promise<number> {
   }
 }
 
-export async function deleteBucket(ctx: Ctx): Promise<void> {
-  const Bucket = ctx.names.bucket;
-  if (!(await bucketExists(ctx))) {
-    record(ctx, { kind, name: Bucket, action: Action.absent });
-    return;
-  }
-  record(ctx, { kind, name: Bucket, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
+// Teardown reads only whether the bucket exists (HeadBucket), then empties
+// and deletes it.
+const bucketRemoval: Pick<
+  Resource<{ name: string }, true, unknown>,
+  'kind' | 'permissions' | 'find' | 'remove' | 'isNotFound'
+> = {
+  kind,
+  permissions: { delete: 's3:ListBucketVersions, s3:DeleteObjectVersion and s3:DeleteBucket' },
+  find: async (ctx, name) => ((await bucketExists(ctx, name)) ? true : undefined),
+  async remove(ctx, Bucket) {
     const removed = await emptyBucket(ctx, Bucket);
     if (removed > 0) ctx.log.info(`removed ${removed} object versions from ${Bucket}`);
     await ctx.clients.s3.send(new DeleteBucketCommand({ Bucket }));
-  } catch (error) {
-    if (error instanceof NoSuchBucket) return;
-    if (error instanceof AwsStepError) throw error;
-    throw stepError(`delete bucket ${Bucket}`, error, 'check s3:DeleteBucket permission');
-  }
-}
+  },
+  isNotFound: (error) => error instanceof NoSuchBucket,
+};
 
-// IAM policies grant object access on this ARN
-export function bucketObjectsArn(ctx: Pick<Ctx, 'identity' | 'names'>): string {
-  return `${bucketArn(ctx)}/*`;
-}
+export const deleteBucket = (ctx: Ctx) => destroy(ctx, bucketRemoval, ctx.names.bucket);

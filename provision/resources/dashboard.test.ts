@@ -7,7 +7,8 @@ import { stackNames } from '../../lib/names.ts';
 import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
-import { alarmPrefix, type MonitoredResources } from './alarms.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
+import { alarmPrefix, defineAlarms, type MonitoredResources } from './alarms.ts';
 import { deleteDashboard, desiredDashboard, ensureDashboard } from './dashboard.ts';
 
 const identity = { accountId: '123456789012', region: 'eu-west-1', partition: 'aws' };
@@ -97,6 +98,35 @@ describe('dashboard definition', () => {
     for (const w of metricWidgets) assert.equal(w.properties.region, identity.region);
   });
 
+  test('every metric an alarm watches has a graph, with the same dimensions', () => {
+    const single = { ...resources, flushFunctionName: names.function };
+    for (const watched of [resources, single]) {
+      const dashboard = desiredDashboard({ config, identity, names }, watched) as unknown as {
+        widgets: Widget[];
+      };
+      const graphed = new Set(
+        dashboard.widgets
+          .flatMap((w) => w.properties.metrics ?? [])
+          .map((row) => JSON.stringify(row.filter((part) => typeof part === 'string'))),
+      );
+      for (const alarm of defineAlarms({ config, names }, watched)) {
+        const row = [
+          alarm.Namespace,
+          alarm.MetricName,
+          ...alarm.Dimensions.flatMap((d) => [d.Name, d.Value]),
+        ];
+        assert.ok(graphed.has(JSON.stringify(row)), `${alarm.AlarmName} watches ${row.join(' ')}: no graph`);
+      }
+    }
+  });
+
+  test('the quarantined rows are graphed beside the rows flushed', () => {
+    const panel = metricWidgets.find((w) => w.properties.title?.includes('Rows flushed'));
+    assert.ok(
+      panel?.properties.metrics?.some((r) => r[0] === metricNamespace && r[1] === MetricName.rowsQuarantined),
+    );
+  });
+
   test('the alarm panel lists every alarm of the stack by ARN', () => {
     const panel = body.widgets.find((w) => w.type === 'alarm');
     const arns = panel?.properties.alarms ?? [];
@@ -159,6 +189,33 @@ describe('ensureDashboard and deleteDashboard against the CloudWatch fake', () =
       JSON.parse(fake.dashboards.get(names.dashboard) ?? ''),
       desiredDashboard({ config, identity, names }, resources),
     );
+  });
+
+  test('a refused call names the step and the IAM action to check', async () => {
+    const scope = { partition: 'aws', region: identity.region, accountId: identity.accountId };
+    const cases: [string, () => Promise<unknown>, RegExp][] = [
+      [
+        'cloudwatch:GetDashboard',
+        () => ensureDashboard(ctx(), resources),
+        /^cannot read dashboard ada-linecount-test: AccessDenied: .*\(check cloudwatch:GetDashboard permission\)$/,
+      ],
+      [
+        'cloudwatch:DeleteDashboards',
+        () => deleteDashboard(ctx()),
+        /^cannot delete dashboard ada-linecount-test: AccessDenied: .*\(check cloudwatch:DeleteDashboards permission\)$/,
+      ],
+    ];
+    for (const [action, run, message] of cases) {
+      const allow = denyActions(scope, [action]);
+      try {
+        await assert.rejects(run(), (error: Error) => {
+          assert.match(error.message, message);
+          return true;
+        });
+      } finally {
+        allow();
+      }
+    }
   });
 
   test('delete removes it, and a second delete is a no-op', async () => {

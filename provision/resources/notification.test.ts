@@ -12,8 +12,11 @@ import { CreateTopicCommand, SetTopicAttributesCommand } from '@aws-sdk/client-s
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
+import { recordEmulatorCalls } from '../../test/fakes/calls.ts';
 import { type CollectingLog, testContext } from '../../test/provision/context.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
 import {
+  deleteNotification,
   desiredNotification,
   ensureNotification,
   mergeNotification,
@@ -145,8 +148,13 @@ const quickly = { timeoutMs: 5_000, intervalMs: 50, maxIntervalMs: 100 };
 
 test('the notification is saved once S3 can validate the topic policy that was just set', async () => {
   const { ctx, bucket, topicArn, setPolicy, log } = await stack('nvalid');
-  // the policy takes effect a moment after the first save was refused
-  const effect = new Promise((resolve) => setTimeout(resolve, 300)).then(setPolicy);
+  // the policy takes effect only once S3 has refused the first save
+  let effect: Promise<unknown> | undefined;
+  const progress = log.progress;
+  log.progress = (message) => {
+    progress(message);
+    effect ??= setPolicy();
+  };
   await ensureNotification(ctx, { bucket, topicArn }, { retry: quickly });
   await effect;
   assert.ok(
@@ -185,4 +193,57 @@ test('a configuration S3 can never accept fails at once, with the step and what 
     /cannot write the notification configuration of .*InvalidArgument.*foreign entries must not overlap/,
   );
   assert.ok(Date.now() - started < quickly.timeoutMs / 2, 'not retried');
+});
+
+test('delete removes our entry alone, and a second delete finds it absent', async () => {
+  const { ctx, bucket, topicArn, setPolicy } = await stack('ndelete');
+  await setPolicy();
+  await ensureNotification(ctx, { bucket, topicArn }, { retry: quickly });
+  const saved = await ctx.clients.s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
+  const audit: TopicConfiguration = {
+    Id: 'audit',
+    TopicArn: topicArn,
+    Events: ['s3:ObjectCreated:*'],
+    Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'audit/' }] } },
+  };
+  await ctx.clients.s3.send(
+    new PutBucketNotificationConfigurationCommand({
+      Bucket: bucket,
+      NotificationConfiguration: { TopicConfigurations: [...(saved.TopicConfigurations ?? []), audit] },
+    }),
+  );
+  await deleteNotification(ctx);
+  await deleteNotification(ctx);
+  const after = await ctx.clients.s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: bucket }));
+  assert.deepEqual(
+    after.TopicConfigurations?.map((t) => t.Id),
+    ['audit'],
+  );
+  assert.deepEqual(
+    ctx.changes.map((c) => `${c.action} ${c.kind}`),
+    ['create bucket notification', 'delete bucket notification', 'absent bucket notification'],
+  );
+});
+
+test('a refused save names the step, the IAM action and what S3 validates', async () => {
+  const { ctx, bucket, topicArn, setPolicy } = await stack('ndenied');
+  await setPolicy();
+  recordEmulatorCalls(ctx.clients);
+  const allow = denyActions({ partition: 'aws', region: 'us-east-1', accountId: '000000000000' }, [
+    's3:PutBucketNotification',
+  ]);
+  try {
+    await assert.rejects(
+      ensureNotification(ctx, { bucket, topicArn }, { retry: quickly }),
+      (error: Error) => {
+        assert.match(
+          error.message,
+          /^cannot write the notification configuration of \S+: AccessDenied: .*\(check s3:PutBucketNotification permission; S3 validates destinations/,
+        );
+        return true;
+      },
+    );
+  } finally {
+    allow();
+  }
 });

@@ -1,5 +1,4 @@
 import {
-  type Event,
   GetBucketNotificationConfigurationCommand,
   NoSuchBucket,
   type NotificationConfiguration,
@@ -9,13 +8,16 @@ import {
 } from '@aws-sdk/client-s3';
 import { stepError } from '../../lib/errors.ts';
 import { retryWhile } from '../../lib/poll.ts';
-import { Action, type Ctx, type FieldChange, isPlan, record, sameValue } from '../../lib/reconcile.ts';
+import {
+  type Ctx,
+  destroy,
+  type FieldChange,
+  type Resource,
+  reconcile,
+  sameValue,
+} from '../../lib/reconcile.ts';
 
-const kind = 'bucket notification';
-
-export const objectCreatedEvents: Event[] = ['s3:ObjectCreated:*'];
-
-export function notificationId(ctx: Pick<Ctx, 'names'>): string {
+function notificationId(ctx: Pick<Ctx, 'names'>): string {
   return `${ctx.names.base}-uploads`;
 }
 
@@ -27,7 +29,7 @@ export function desiredNotification(
     Id: notificationId(ctx),
     TopicArn: inputs.topicArn,
     // every ObjectCreated variant: Put, Post, Copy, CompleteMultipartUpload
-    Events: objectCreatedEvents,
+    Events: ['s3:ObjectCreated:*'],
     Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: ctx.names.uploadsPrefix }] } },
   };
 }
@@ -76,32 +78,13 @@ export function mergeNotification(
   return merged;
 }
 
-export async function findNotification(
-  ctx: Ctx,
-  bucket: string,
-): Promise<NotificationConfiguration | undefined> {
-  try {
-    const { $metadata: _, ...configuration } = await ctx.clients.s3.send(
-      new GetBucketNotificationConfigurationCommand({ Bucket: bucket }),
-    );
-    return configuration;
-  } catch (error) {
-    if (error instanceof NoSuchBucket) return undefined;
-    throw stepError(
-      `read the notification configuration of ${bucket}`,
-      error,
-      'check s3:GetBucketNotification permission',
-    );
-  }
-}
-
 // S3 checks, when the configuration is saved, that it may publish to each
 // destination, against the destination's policy as S3 sees it. The topic
 // policy ensureTopic has just set may not be in effect yet (both services are
 // eventually consistent), and S3 then answers "Unable to validate the
 // following destination configurations" for a while: the save is retried,
 // for a bounded time, while S3 gives that answer, and no other.
-export const destinationValidationRetry = { timeoutMs: 60_000, intervalMs: 2_000, maxIntervalMs: 10_000 };
+const destinationValidationRetry = { timeoutMs: 60_000, intervalMs: 2_000, maxIntervalMs: 10_000 };
 
 // S3 has no exception class for it: its error code is InvalidArgument, which
 // also means a configuration that can never be saved (overlapping filters),
@@ -114,77 +97,116 @@ function isUnvalidatedDestination(error: unknown): boolean {
   );
 }
 
-export interface NotificationOptions {
+interface NotificationOptions {
   // tests shorten the wait for the topic policy to take effect
   retry?: Partial<typeof destinationValidationRetry>;
 }
 
-async function writeNotification(
+function writeNotification(
   ctx: Ctx,
   bucket: string,
   configuration: NotificationConfiguration,
-  options: NotificationOptions = {},
-) {
+  options: NotificationOptions,
+): Promise<unknown> {
   const retry = { ...destinationValidationRetry, ...options.retry };
-  try {
-    await retryWhile(
-      () =>
-        ctx.clients.s3.send(
-          new PutBucketNotificationConfigurationCommand({
-            Bucket: bucket,
-            NotificationConfiguration: configuration,
-          }),
+  return retryWhile(
+    () =>
+      ctx.clients.s3.send(
+        new PutBucketNotificationConfigurationCommand({
+          Bucket: bucket,
+          NotificationConfiguration: configuration,
+        }),
+      ),
+    isUnvalidatedDestination,
+    {
+      what: `S3 to accept the topic policy of ${bucket}'s notification`,
+      ...retry,
+      onProgress: (elapsed) =>
+        ctx.log.progress(
+          `S3 cannot validate the notification's topic yet (its policy is still taking effect): ${Math.round(elapsed / 1000)} s`,
         ),
-      isUnvalidatedDestination,
-      {
-        what: `S3 to accept the topic policy of ${bucket}'s notification`,
-        ...retry,
-        onProgress: (elapsed) =>
-          ctx.log.progress(
-            `S3 cannot validate the notification's topic yet (its policy is still taking effect): ${Math.round(elapsed / 1000)} s`,
-          ),
-      },
-    );
+    },
+  );
+}
+
+// Saving our entry: S3's InvalidArgument (a destination it cannot validate,
+// an overlap with a foreign entry) is worth more than the permission.
+async function saveNotification(
+  ctx: Ctx,
+  bucket: string,
+  configuration: NotificationConfiguration,
+  options: NotificationOptions,
+): Promise<void> {
+  try {
+    await writeNotification(ctx, bucket, configuration, options);
   } catch (error) {
     throw stepError(
       `write the notification configuration of ${bucket}`,
       error,
-      'S3 validates destinations: the topic policy must let this bucket publish; foreign entries must not overlap uploads/',
+      'check s3:PutBucketNotification permission; S3 validates destinations: the topic policy must let this bucket publish, and foreign entries must not overlap uploads/',
     );
   }
 }
 
+// The live state is the bucket's whole configuration, found only when it
+// holds our entry. PutBucketNotificationConfiguration replaces the whole
+// configuration, so creating our entry merges it into the configuration that
+// find read last (an empty one when the bucket does not exist yet).
+function notification(
+  bucket: string,
+  id: string,
+  options: NotificationOptions,
+): Resource<{ name: string; entry: TopicConfiguration }, NotificationConfiguration, {}> {
+  let read: NotificationConfiguration = {};
+  return {
+    kind: 'bucket notification',
+    permissions: { find: 's3:GetBucketNotification', delete: 's3:PutBucketNotification' },
+    async find(ctx) {
+      try {
+        const { $metadata: _, ...configuration } = await ctx.clients.s3.send(
+          new GetBucketNotificationConfigurationCommand({ Bucket: bucket }),
+        );
+        read = configuration;
+      } catch (error) {
+        if (!(error instanceof NoSuchBucket)) throw error;
+        read = {};
+      }
+      return read.TopicConfigurations?.some((entry) => entry.Id === id) ? read : undefined;
+    },
+    drift: (desired, actual) => notificationDrift(desired.entry, actual),
+    createFields: (desired) => notificationDrift(desired.entry, read),
+    async create(ctx, desired) {
+      const merged = mergeNotification(read, desired.entry, id);
+      await saveNotification(ctx, bucket, merged, options);
+      return merged;
+    },
+    update: (ctx, desired, actual) =>
+      saveNotification(ctx, bucket, mergeNotification(actual, desired.entry, id), options),
+    outputs: () => ({}),
+    // nothing of ours was just set: a foreign destination S3 cannot validate
+    // will not become valid by waiting
+    remove: (ctx, _name, actual) =>
+      writeNotification(ctx, bucket, mergeNotification(actual, undefined, id), { retry: { timeoutMs: 0 } }),
+    isNotFound: (error) => error instanceof NoSuchBucket,
+  };
+}
+
 // Run after ensureTopic: S3 validates that it may publish to the topic when
 // the configuration is saved, and sends an s3:TestEvent there.
-export async function ensureNotification(
+export function ensureNotification(
   ctx: Ctx,
   inputs: { bucket: string; topicArn: string },
   options: NotificationOptions = {},
 ): Promise<{}> {
-  const desired = desiredNotification(ctx, inputs);
-  const name = `${inputs.bucket} ${desired.Id}`;
-  const actual = (await findNotification(ctx, inputs.bucket)) ?? {};
-  const drift = notificationDrift(desired, actual);
-  const exists = actual.TopicConfigurations?.some((entry) => entry.Id === desired.Id) ?? false;
-  const action = drift.length === 0 ? Action.unchanged : exists ? Action.update : Action.create;
-  record(ctx, { kind, name, action, ...(drift.length > 0 ? { fields: drift } : {}) });
-  if (isPlan(ctx) || drift.length === 0) return {};
-  await writeNotification(ctx, inputs.bucket, mergeNotification(actual, desired, desired.Id ?? ''), options);
-  return {};
+  const id = notificationId(ctx);
+  return reconcile(ctx, notification(inputs.bucket, id, options), {
+    name: `${inputs.bucket} ${id}`,
+    entry: desiredNotification(ctx, inputs),
+  });
 }
 
-export async function deleteNotification(ctx: Ctx): Promise<void> {
+export function deleteNotification(ctx: Ctx): Promise<void> {
   const bucket = ctx.names.bucket;
   const id = notificationId(ctx);
-  const name = `${bucket} ${id}`;
-  const actual = await findNotification(ctx, bucket);
-  if (actual === undefined || !actual.TopicConfigurations?.some((entry) => entry.Id === id)) {
-    record(ctx, { kind, name, action: Action.absent });
-    return;
-  }
-  record(ctx, { kind, name, action: Action.delete });
-  if (isPlan(ctx)) return;
-  // nothing of ours was just set: a foreign destination S3 cannot validate
-  // will not become valid by waiting
-  await writeNotification(ctx, bucket, mergeNotification(actual, undefined, id), { retry: { timeoutMs: 0 } });
+  return destroy(ctx, notification(bucket, id, {}), `${bucket} ${id}`);
 }

@@ -1,8 +1,21 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { desiredDeadLetterQueue, desiredQueue, type QueueState, queueDrift } from './queue.ts';
+import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
+import { recordEmulatorCalls } from '../../test/fakes/calls.ts';
+import { testContext } from '../../test/provision/context.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
+import {
+  deleteDeadLetterQueue,
+  deleteQueue,
+  desiredDeadLetterQueue,
+  desiredQueue,
+  ensureDeadLetterQueue,
+  ensureQueue,
+  type QueueState,
+  queueDrift,
+} from './queue.ts';
 
 const config = loadDeployConfig({
   AWS_REGION: 'us-east-1',
@@ -123,4 +136,50 @@ test('dead-letter queue drift reports its retention', () => {
   assert.deepEqual(drift, [
     { field: 'MessageRetentionPeriod', from: '345600', to: String(config.fn.dlqRetentionSeconds) },
   ]);
+});
+
+// The queues on the emulator, as a deployer that may lack an action.
+
+let emulator: Emulator;
+
+before(async () => {
+  emulator = await startEmulator({ port: 0 });
+});
+after(async () => {
+  await emulator.stop();
+});
+
+test('the queue and its dead-letter queue are created and deleted under their own kinds; a refused read names its IAM actions', async () => {
+  const scope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
+  const ctx = testContext('apply', { AWS_ENDPOINT_URL_SQS: emulator.endpoint, STAGE: 'qcycle' }, scope);
+  ctx.clients.sqs.config.credentials = async () => emulatorCredentials;
+  recordEmulatorCalls(ctx.clients);
+  const dlq = await ensureDeadLetterQueue(ctx);
+  const created = await ensureQueue(ctx, { dlqArn: dlq.arn, topicArn });
+  assert.match(created.url, /\/000000000000\/ada-linecount-qcycle-uploads$/);
+  const allow = denyActions(scope, ['sqs:ListQueueTags']);
+  try {
+    await assert.rejects(ensureQueue(ctx, { dlqArn: dlq.arn, topicArn }), (error: Error) => {
+      assert.match(
+        error.message,
+        /^cannot read queue ada-linecount-qcycle-uploads: AccessDenied: .*\(check sqs:GetQueueUrl, sqs:GetQueueAttributes and sqs:ListQueueTags permissions\)$/,
+      );
+      return true;
+    });
+  } finally {
+    allow();
+  }
+  await deleteQueue(ctx);
+  await deleteDeadLetterQueue(ctx);
+  await deleteDeadLetterQueue(ctx);
+  assert.deepEqual(
+    ctx.changes.map((c) => `${c.action} ${c.kind}`),
+    [
+      'create dead-letter queue',
+      'create queue',
+      'delete queue',
+      'delete dead-letter queue',
+      'absent dead-letter queue',
+    ],
+  );
 });

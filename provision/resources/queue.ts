@@ -11,24 +11,23 @@ import {
   SQSServiceException,
   TagQueueCommand,
 } from '@aws-sdk/client-sqs';
-import { AwsStepError, stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import { retryWhile } from '../../lib/poll.ts';
 import {
-  Action,
   type Ctx,
+  destroy,
   type FieldChange,
-  isPlan,
   missingTags,
   pending,
-  record,
+  type Resource,
+  reconcile,
   sameValue,
 } from '../../lib/reconcile.ts';
 import { tagDrift } from '../tags.ts';
 
 const kind = { queue: 'queue', dlq: 'dead-letter queue' } as const;
 
-export interface QueueSpec {
+interface QueueSpec {
   name: string;
   arn: string;
   attributes: Record<string, string>;
@@ -42,7 +41,7 @@ export interface QueueState {
   tags: Record<string, string>;
 }
 
-export interface QueueOutputs {
+interface QueueOutputs {
   url: string;
   arn: string;
 }
@@ -130,32 +129,6 @@ export function queueDrift(desired: QueueSpec, actual: QueueState): FieldChange[
   return [...changes, ...tagDrift(desired.tags, actual.tags)];
 }
 
-async function findQueueByName(ctx: Ctx, name: string): Promise<QueueState | undefined> {
-  const { sqs } = ctx.clients;
-  let url: string | undefined;
-  try {
-    url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
-  } catch (error) {
-    if (error instanceof QueueDoesNotExist) return undefined;
-    throw stepError(`read queue ${name}`, error, 'check sqs:GetQueueUrl permission');
-  }
-  if (url === undefined) return undefined;
-  const [attributes, tags] = await Promise.all([
-    sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] })),
-    sqs.send(new ListQueueTagsCommand({ QueueUrl: url })),
-  ]);
-  const all = attributes.Attributes ?? {};
-  return { url, arn: all.QueueArn ?? '', attributes: all, tags: tags.Tags ?? {} };
-}
-
-export function findQueue(ctx: Ctx): Promise<QueueState | undefined> {
-  return findQueueByName(ctx, ctx.names.queue);
-}
-
-export function findDeadLetterQueue(ctx: Ctx): Promise<QueueState | undefined> {
-  return findQueueByName(ctx, ctx.names.dlq);
-}
-
 // The query-protocol code some SQS-compatible endpoints send instead of the
 // JSON protocol's QueueNameExists type.
 function isNameTaken(error: unknown): boolean {
@@ -165,8 +138,42 @@ function isNameTaken(error: unknown): boolean {
   );
 }
 
-async function createQueue(ctx: Ctx, desired: QueueSpec): Promise<void> {
-  try {
+// The queue and its dead-letter queue differ only in their desired attributes
+// and in the kind their changes are recorded under.
+const queue: Resource<QueueSpec, QueueState, QueueOutputs> = {
+  kind: kind.queue,
+  permissions: {
+    find: 'sqs:GetQueueUrl, sqs:GetQueueAttributes and sqs:ListQueueTags',
+    create: 'sqs:CreateQueue and sqs:TagQueue',
+    update: 'sqs:SetQueueAttributes and sqs:TagQueue',
+    delete: 'sqs:DeleteQueue',
+  },
+  async find(ctx, name) {
+    const { sqs } = ctx.clients;
+    try {
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+      if (QueueUrl === undefined) return undefined;
+      const [attributes, tags] = await Promise.all([
+        sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] })),
+        sqs.send(new ListQueueTagsCommand({ QueueUrl })),
+      ]);
+      const all = attributes.Attributes ?? {};
+      return { url: QueueUrl, arn: all.QueueArn ?? '', attributes: all, tags: tags.Tags ?? {} };
+    } catch (error) {
+      if (error instanceof QueueDoesNotExist) return undefined;
+      throw error;
+    }
+  },
+  drift: queueDrift,
+  createFields: (desired) =>
+    Object.entries(desired.attributes).map(([field, to]) => ({
+      field,
+      from: undefined,
+      to: comparable(field, to),
+    })),
+  // A concurrent run's queue with other attributes (QueueNameExists) is found
+  // again and its attributes set like any drift.
+  async create(ctx, desired) {
     await retryWhile(
       () =>
         ctx.clients.sqs.send(
@@ -185,98 +192,42 @@ async function createQueue(ctx: Ctx, desired: QueueSpec): Promise<void> {
           ctx.log.progress(`waiting for SQS to release ${desired.name} (${Math.round(ms / 1000)} s)`),
       },
     );
-  } catch (error) {
-    // a concurrent run created it with other attributes: the update below fixes them
-    if (isNameTaken(error)) return;
-    throw stepError(
-      `create queue ${desired.name}`,
-      error,
-      'check sqs:CreateQueue and sqs:TagQueue permissions',
+    return undefined;
+  },
+  alreadyExists: isNameTaken,
+  // CreateQueue with different attributes fails: drift is fixed in place.
+  async update(ctx, desired, actual, drift) {
+    const { sqs } = ctx.clients;
+    const attributes = Object.fromEntries(
+      drift
+        .filter((change) => change.field !== 'tags')
+        .map((change) => [change.field, desired.attributes[change.field] ?? '']),
     );
-  }
-}
-
-async function updateQueue(ctx: Ctx, desired: QueueSpec, actual: QueueState, drift: FieldChange[]) {
-  const attributes = Object.fromEntries(
-    drift
-      .filter((change) => change.field !== 'tags')
-      .map((change) => [change.field, desired.attributes[change.field] ?? '']),
-  );
-  try {
-    // CreateQueue with different attributes fails: drift is fixed in place.
     if (Object.keys(attributes).length > 0) {
-      await ctx.clients.sqs.send(
-        new SetQueueAttributesCommand({ QueueUrl: actual.url, Attributes: attributes }),
-      );
+      await sqs.send(new SetQueueAttributesCommand({ QueueUrl: actual.url, Attributes: attributes }));
     }
     const tags = missingTags(desired.tags, actual.tags);
     if (Object.keys(tags).length > 0) {
-      await ctx.clients.sqs.send(new TagQueueCommand({ QueueUrl: actual.url, Tags: tags }));
+      await sqs.send(new TagQueueCommand({ QueueUrl: actual.url, Tags: tags }));
     }
-  } catch (error) {
-    throw stepError(`update queue ${desired.name}`, error, 'check sqs:SetQueueAttributes permission');
-  }
-}
+  },
+  outputs: (_ctx, desired, actual) =>
+    actual === undefined
+      ? { url: pending(`${desired.name} url`), arn: desired.arn }
+      : { url: actual.url, arn: actual.arn },
+  remove: (ctx, _name, actual) => ctx.clients.sqs.send(new DeleteQueueCommand({ QueueUrl: actual.url })),
+  isNotFound: (error) => error instanceof QueueDoesNotExist,
+};
 
-async function reconcileQueue(ctx: Ctx, label: string, desired: QueueSpec): Promise<QueueOutputs> {
-  const find = () => findQueueByName(ctx, desired.name);
-  let actual = await find();
-  if (actual === undefined) {
-    const fields = Object.entries(desired.attributes).map(([field, to]) => ({
-      field,
-      from: undefined,
-      to: comparable(field, to),
-    }));
-    record(ctx, { kind: label, name: desired.name, action: Action.create, fields });
-    if (isPlan(ctx)) return { url: pending(`${desired.name} url`), arn: desired.arn };
-    await createQueue(ctx, desired);
-    actual = await find();
-    if (actual === undefined) {
-      throw new AwsStepError(`queue ${desired.name} is missing right after CreateQueue succeeded; run again`);
-    }
-    const drift = queueDrift(desired, actual);
-    if (drift.length > 0) await updateQueue(ctx, desired, actual, drift);
-    return { url: actual.url, arn: actual.arn };
-  }
-  const drift = queueDrift(desired, actual);
-  record(ctx, {
-    kind: label,
-    name: desired.name,
-    action: drift.length > 0 ? Action.update : Action.unchanged,
-    ...(drift.length > 0 ? { fields: drift } : {}),
-  });
-  if (!isPlan(ctx) && drift.length > 0) await updateQueue(ctx, desired, actual, drift);
-  return { url: actual.url, arn: actual.arn };
-}
+const deadLetterQueue: Resource<QueueSpec, QueueState, QueueOutputs> = { ...queue, kind: kind.dlq };
 
-export function ensureDeadLetterQueue(ctx: Ctx): Promise<QueueOutputs> {
-  return reconcileQueue(ctx, kind.dlq, desiredDeadLetterQueue(ctx));
-}
+export const ensureDeadLetterQueue = (ctx: Ctx): Promise<QueueOutputs> =>
+  reconcile(ctx, deadLetterQueue, desiredDeadLetterQueue(ctx));
 
-export function ensureQueue(ctx: Ctx, inputs: { dlqArn: string; topicArn: string }): Promise<QueueOutputs> {
-  return reconcileQueue(ctx, kind.queue, desiredQueue(ctx, inputs));
-}
+export const ensureQueue = (ctx: Ctx, inputs: { dlqArn: string; topicArn: string }): Promise<QueueOutputs> =>
+  reconcile(ctx, queue, desiredQueue(ctx, inputs));
 
-async function deleteQueueByName(ctx: Ctx, label: string, name: string): Promise<void> {
-  const actual = await findQueueByName(ctx, name);
-  if (actual === undefined) {
-    record(ctx, { kind: label, name, action: Action.absent });
-    return;
-  }
-  record(ctx, { kind: label, name, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
-    await ctx.clients.sqs.send(new DeleteQueueCommand({ QueueUrl: actual.url }));
-  } catch (error) {
-    if (error instanceof QueueDoesNotExist) return;
-    throw stepError(`delete queue ${name}`, error, 'check sqs:DeleteQueue permission');
-  }
-}
+export const deleteQueue = (ctx: Ctx): Promise<void> => destroy(ctx, queue, ctx.names.queue);
 
-export function deleteQueue(ctx: Ctx): Promise<void> {
-  return deleteQueueByName(ctx, kind.queue, ctx.names.queue);
-}
-
-export function deleteDeadLetterQueue(ctx: Ctx): Promise<void> {
-  return deleteQueueByName(ctx, kind.dlq, ctx.names.dlq);
-}
+export const deleteDeadLetterQueue = (ctx: Ctx): Promise<void> =>
+  destroy(ctx, deadLetterQueue, ctx.names.dlq);

@@ -5,7 +5,7 @@ import { stackNames } from '../../lib/names.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { answerSnsErrorsAsDocumented } from '../../test/fakes/sns.ts';
 import { testContext } from '../../test/provision/context.ts';
-import { deleteTopic, desiredTopic, ensureTopic, findTopic, type TopicState, topicDrift } from './topic.ts';
+import { deleteTopic, desiredTopic, ensureTopic, type TopicState, topicDrift } from './topic.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'us-east-1' });
 const identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
@@ -78,17 +78,23 @@ function emulatorContext(stage: string) {
 }
 
 test('a missing topic is found absent whichever of its reads SNS answers first', async () => {
-  assert.equal(await findTopic(emulatorContext('tmissing')), undefined);
+  const ctx = emulatorContext('tmissing');
+  await deleteTopic(ctx);
+  assert.deepEqual(
+    ctx.changes.map((c) => `${c.action} ${c.kind}`),
+    ['absent topic'],
+  );
 });
 
-test('a fresh ensure creates the topic, and a second delete finds it gone', async () => {
+test('a fresh ensure creates the topic, a second finds it in sync, and a second delete finds it gone', async () => {
   const ctx = emulatorContext('tcycle');
-  const { arn } = await ensureTopic(ctx, { bucketArn: `arn:aws:s3:::${ctx.names.bucket}` });
-  assert.equal((await findTopic(ctx))?.arn, arn);
+  const inputs = { bucketArn: `arn:aws:s3:::${ctx.names.bucket}` };
+  const { arn } = await ensureTopic(ctx, inputs);
+  assert.deepEqual(await ensureTopic(ctx, inputs), { arn });
   await deleteTopic(ctx);
   await deleteTopic(ctx);
   assert.deepEqual(
     ctx.changes.map((c) => `${c.action} ${c.kind}`),
-    ['create topic', 'delete topic', 'absent topic'],
+    ['create topic', 'unchanged topic', 'delete topic', 'absent topic'],
   );
 });

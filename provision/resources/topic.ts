@@ -22,7 +22,7 @@ import { fromTagList, tagDrift, toTagList } from '../tags.ts';
 
 const kind = 'topic';
 
-export interface TopicSpec {
+interface TopicSpec {
   name: string;
   arn: string;
   attributes: { Policy: string };
@@ -81,11 +81,6 @@ export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[
   return [...changes, ...tagDrift(desired.tags, actual.tags)];
 }
 
-// SNS names a missing topic differently per call: GetTopicAttributes answers
-// NotFoundException, ListTagsForResource ResourceNotFoundException (SNS API
-// reference, each call's Errors). The attributes are read first, so a missing
-// topic is found missing by the call whose error means exactly that; the tags
-// call still treats its own not-found as absent (the topic was deleted between the two).
 // Encryption at rest is deliberately off. S3 can publish to an encrypted topic
 // only when the KMS key policy lets s3.amazonaws.com use the key, and the
 // AWS-managed key alias/aws/sns has a fixed policy that does not; a customer
@@ -93,13 +88,18 @@ export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[
 // carries object metadata only (bucket, key, size, ETag), never file contents,
 // over TLS; the queue behind it is encrypted at rest (SqsManagedSseEnabled).
 const topic: Resource<TopicSpec, TopicState, { arn: string }> = {
-  kind: 'topic',
+  kind,
   permissions: {
     find: 'sns:GetTopicAttributes and sns:ListTagsForResource',
     create: 'sns:CreateTopic and sns:TagResource',
     update: 'sns:SetTopicAttributes and sns:TagResource',
     delete: 'sns:DeleteTopic',
   },
+  // SNS names a missing topic differently per call: GetTopicAttributes answers
+  // NotFoundException, ListTagsForResource ResourceNotFoundException (SNS API
+  // reference, each call's Errors). The attributes are read first, so a missing
+  // topic is found missing by the call whose error means exactly that; the tags
+  // call's not-found means the topic was deleted between the two.
   async find(ctx, name) {
     const { sns } = ctx.clients;
     const TopicArn = arn(ctx.identity, 'sns', name);
@@ -155,5 +155,3 @@ export const ensureTopic = (ctx: Ctx, inputs: { bucketArn: string }) =>
   reconcile(ctx, topic, desiredTopic(ctx, inputs));
 
 export const deleteTopic = (ctx: Ctx) => destroy(ctx, topic, ctx.names.topic);
-
-export const findTopic = (ctx: Ctx) => topic.find(ctx, ctx.names.topic);

@@ -16,7 +16,7 @@ import type {
 // SNS answers two calls made at once in no fixed order (against moto, 7 of 11
 // fresh ups that read attributes and tags together met the tags call's error
 // first); here the attributes call's not-found comes last, the order that broke up.
-export const attributesNotFoundDelayMs = 50;
+const attributesNotFoundDelayMs = 50;
 
 export function answerSnsErrorsAsDocumented(client: SNSClient): void {
   const documented =
