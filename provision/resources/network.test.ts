@@ -7,11 +7,12 @@ import { Action, type Change, type Ctx } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installEc2Fake } from '../../test/fakes/ec2.ts';
 import { installStsFake } from '../../test/fakes/sts.ts';
-import { endpointDrift, modifyEndpointInput } from './endpoints.ts';
+import { endpointDrift, modifyEndpointInput } from './endpoint.ts';
 import { parsePartition, resolveIdentity } from './identity.ts';
 import { deleteNetwork, ensureNetwork } from './network.ts';
-import { type ActualRule, desiredRules, ruleDrift, ruleKey } from './security-groups.ts';
-import { carveSubnetCidr, routeTableDrift } from './subnets.ts';
+import { routeTableDrift } from './route-table.ts';
+import { type ActualRule, desiredRules, ruleDrift, ruleKey } from './security-group.ts';
+import { carveSubnetCidr } from './subnet.ts';
 import { vpcDrift } from './vpc.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'us-east-1', STAGE: 'test' });
