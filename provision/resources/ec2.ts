@@ -121,35 +121,25 @@ export async function settle<Desired extends { name: string }, Live>(
 // Deletes what network interfaces may still hold: DependencyViolation is
 // retried, with progress, until they are gone (Lambda releases a VPC
 // function's up to ~20 min after the function is deleted; RDS and ElastiCache
-// release theirs when deleted). Not-found means done.
+// release theirs when deleted).
 export async function deleteWhenReleased(
   ctx: Ctx,
   what: { label: string; filter: string },
   remove: () => Promise<unknown>,
-  isNotFound: (error: unknown) => boolean,
   waits: NetworkWaits,
 ): Promise<void> {
+  const inUse = (error: unknown) => isEc2Error(error, Ec2Error.dependencyViolation);
   try {
-    await retryWhile(
-      async () => {
-        try {
-          await remove();
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-        }
-      },
-      (error) => isEc2Error(error, Ec2Error.dependencyViolation),
-      {
-        what: `${what.label} to be released by its network interfaces`,
-        ...pollOptions(waits, waits.dependencyTimeoutSeconds),
-        onProgress: (elapsed) =>
-          ctx.log.progress(
-            `${what.label} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion): ${Math.round(elapsed / 1000)} s`,
-          ),
-      },
-    );
+    await retryWhile(remove, inUse, {
+      what: `${what.label} to be released by its network interfaces`,
+      ...pollOptions(waits, waits.dependencyTimeoutSeconds),
+      onProgress: (elapsed) =>
+        ctx.log.progress(
+          `${what.label} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion): ${Math.round(elapsed / 1000)} s`,
+        ),
+    });
   } catch (error) {
-    if (!isEc2Error(error, Ec2Error.dependencyViolation)) throw error;
+    if (!inUse(error)) throw error;
     throw new TimeoutError(
       `network interfaces still use ${what.label} after ${waits.dependencyTimeoutSeconds} s: run teardown again later, or list them with aws ec2 describe-network-interfaces --filters ${what.filter}`,
       { cause: error },

@@ -287,9 +287,9 @@ const securityGroup = (vpcId: string, waits: NetworkWaits): Resource<DesiredGrou
         ctx,
         { label: `security group ${name}`, filter: `Name=group-id,Values=${actual.id}` },
         () => ctx.clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId: actual.id })),
-        (error) => isEc2Error(error, Ec2Error.groupNotFound),
         waits,
       ),
+    isNotFound: (error) => isEc2Error(error, Ec2Error.groupNotFound),
   };
   return resource;
 };

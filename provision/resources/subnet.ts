@@ -32,9 +32,6 @@ export interface DesiredSubnet {
 
 export interface ActualSubnet {
   id: string;
-  name: string;
-  cidr: string;
-  availabilityZone: string;
   state: string;
 }
 
@@ -83,13 +80,7 @@ export async function findSubnet(ctx: Ctx, vpcId: string, name: string): Promise
   );
   const subnet = Subnets[0];
   if (subnet?.SubnetId === undefined) return undefined;
-  return {
-    id: subnet.SubnetId,
-    name,
-    cidr: subnet.CidrBlock ?? '',
-    availabilityZone: subnet.AvailabilityZone ?? '',
-    state: subnet.State ?? 'available',
-  };
+  return { id: subnet.SubnetId, state: subnet.State ?? 'available' };
 }
 
 // The zones are looked up once, and only when a subnet is missing: an
@@ -102,7 +93,7 @@ function zoneLookup(ctx: Ctx) {
     load: async () => {
       zones ??= await findAvailabilityZones(ctx);
     },
-    of: (desired: DesiredSubnet) => zones?.[desired.index] ?? '',
+    of: (desired: DesiredSubnet) => zones?.[desired.index],
   };
 }
 
@@ -128,24 +119,17 @@ const subnet = (
   drift: () => [],
   createFields: (desired) => [{ field: 'availabilityZone', from: undefined, to: zones?.of(desired) }],
   async create(ctx, desired) {
-    const availabilityZone = zones?.of(desired) ?? '';
     try {
       const { Subnet = {} } = await ctx.clients.ec2.send(
         new CreateSubnetCommand({
           VpcId: vpcId,
           CidrBlock: desired.cidr,
-          AvailabilityZone: availabilityZone,
+          AvailabilityZone: zones?.of(desired),
           TagSpecifications: tagSpecification(ctx, 'subnet', desired.name),
         }),
       );
-      return {
-        id: Subnet.SubnetId ?? '',
-        name: desired.name,
-        cidr: desired.cidr,
-        availabilityZone,
-        // awaited below until DescribeSubnets reports it available
-        state: 'pending',
-      };
+      // awaited below until DescribeSubnets reports it available
+      return { id: Subnet.SubnetId ?? '', state: 'pending' };
     } catch (error) {
       // a concurrent run created the same CIDR first: use that subnet (a
       // conflict with a subnet that is not ours stays an error)
@@ -168,9 +152,9 @@ const subnet = (
       ctx,
       { label: `subnet ${name}`, filter: `Name=subnet-id,Values=${actual.id}` },
       () => ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId: actual.id })),
-      (error) => isEc2Error(error, Ec2Error.subnetNotFound),
       waits,
     ),
+  isNotFound: (error) => isEc2Error(error, Ec2Error.subnetNotFound),
 });
 
 export async function ensureSubnets(
@@ -178,10 +162,10 @@ export async function ensureSubnets(
   vpcId: string,
   waits: NetworkWaits = networkWaits,
 ): Promise<{ subnetIds: string[] }> {
-  const zones = zoneLookup(ctx);
+  const resource = subnet(vpcId, waits, zoneLookup(ctx));
   const subnetIds: string[] = [];
   for (let index = 0; index < subnetCount; index++) {
-    subnetIds.push(await reconcile(ctx, subnet(vpcId, waits, zones), desiredSubnet(ctx, index)));
+    subnetIds.push(await reconcile(ctx, resource, desiredSubnet(ctx, index)));
   }
   return { subnetIds };
 }
@@ -193,7 +177,6 @@ export async function deleteSubnets(
   vpcId: string,
   waits: NetworkWaits = networkWaits,
 ): Promise<void> {
-  for (let index = 0; index < subnetCount; index++) {
-    await destroy(ctx, subnet(vpcId, waits), subnetName(ctx, index));
-  }
+  const resource = subnet(vpcId, waits);
+  for (let index = 0; index < subnetCount; index++) await destroy(ctx, resource, subnetName(ctx, index));
 }
