@@ -7,12 +7,15 @@ import { Action, type Change, type Ctx } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installEc2Fake } from '../../test/fakes/ec2.ts';
 import { installStsFake } from '../../test/fakes/sts.ts';
-import { endpointDrift, modifyEndpointInput } from './endpoints.ts';
+import { denyActions } from '../../test/support/iam/deny.ts';
+import { networkWaits } from './ec2.ts';
+import { endpointDrift, modifyEndpointInput } from './endpoint.ts';
 import { parsePartition, resolveIdentity } from './identity.ts';
-import { deleteNetwork, ensureNetwork } from './network.ts';
-import { type ActualRule, desiredRules, ruleDrift, ruleKey } from './security-groups.ts';
-import { carveSubnetCidr, routeTableDrift } from './subnets.ts';
-import { vpcDrift } from './vpc.ts';
+import { deleteNetwork, ensureEndpoints, ensureNetwork, ensureNetworkBase } from './network.ts';
+import { routeTableDrift } from './route-table.ts';
+import { type ActualRule, desiredRules, ruleDrift, ruleKey } from './security-group.ts';
+import { carveSubnetCidr } from './subnet.ts';
+import { ensureVpc, vpcDrift } from './vpc.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'us-east-1', STAGE: 'test' });
 const waits = {
@@ -169,22 +172,16 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
   });
   const clients = createClients(config.aws);
   const progress: string[] = [];
-  let ctxPromise: Promise<(mode?: Ctx['mode']) => Ctx> | undefined;
-  const makeCtx = async (mode: Ctx['mode'] = 'apply'): Promise<Ctx> => {
-    ctxPromise ??= resolveIdentity(clients.sts, 'us-east-1').then(
-      (identity) =>
-        (m: Ctx['mode'] = 'apply') => ({
-          config,
-          clients,
-          log: { info: () => {}, warn: () => {}, progress: (message: string) => progress.push(message) },
-          mode: m,
-          identity,
-          names: stackNames(config.stack, identity),
-          changes: [],
-        }),
-    );
-    return (await ctxPromise)(mode);
-  };
+  const identity = resolveIdentity(clients.sts, 'us-east-1');
+  const makeCtx = async (mode: Ctx['mode'] = 'apply', stack = config): Promise<Ctx> => ({
+    config: stack,
+    clients,
+    log: { info: () => {}, warn: () => {}, progress: (message: string) => progress.push(message) },
+    mode,
+    identity: await identity,
+    names: stackNames(stack.stack, await identity),
+    changes: [],
+  });
   const summary = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
   beforeEach(() => resetCalls());
 
@@ -297,6 +294,113 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
     assert.deepEqual(ctx.changes.find((c) => c.kind === 'vpc')?.fields, [
       { field: 'enableDnsHostnames', from: false, to: true },
     ]);
+  });
+
+  test('the base network and the endpoints are two phases whose composition is ensureNetwork', async () => {
+    const ctx = await makeCtx();
+    const base = await ensureNetworkBase(ctx, { waits });
+    assert.ok(!ctx.changes.some((c) => c.kind === 'vpc-endpoint'));
+    assert.match(base.routeTableId, /^rtb-/);
+    await ensureEndpoints(ctx, base, { waits });
+    assert.deepEqual(
+      ctx.changes.filter((c) => c.kind === 'vpc-endpoint').map((c) => c.name),
+      ['ada-linecount-test-s3', 'ada-linecount-test-secretsmanager'],
+    );
+    const whole = await makeCtx();
+    const out = await ensureNetwork(whole, { waits });
+    assert.deepEqual(summary(whole.changes), summary(ctx.changes));
+    assert.deepEqual(out, {
+      vpcId: base.vpcId,
+      subnetIds: base.subnetIds,
+      securityGroups: base.securityGroups,
+    });
+    assert.deepEqual(mutatingCalls(), []);
+  });
+
+  test('a call EC2 refuses stops the run with the step and the permission to check', async () => {
+    const scope = { partition: 'aws', region: 'us-east-1', accountId: (await identity).accountId };
+    const refused = async (action: string, run: () => Promise<unknown>, message: RegExp) => {
+      const allow = denyActions(scope, [action]);
+      try {
+        await assert.rejects(run, (error: Error) => {
+          assert.match(error.message, message);
+          return true;
+        });
+      } finally {
+        allow();
+      }
+    };
+    const up = async () => ensureNetwork(await makeCtx(), { waits });
+    const reads = [
+      [
+        'ec2:DescribeVpcs',
+        /^cannot read vpc ada-linecount-test-vpc: UnauthorizedOperation: .*\(check ec2:DescribeVpcs and ec2:DescribeVpcAttribute permissions\)$/,
+      ],
+      [
+        'ec2:DescribeSubnets',
+        /^cannot read subnet ada-linecount-test-private-1: UnauthorizedOperation: .*\(check ec2:DescribeSubnets and ec2:DescribeAvailabilityZones permissions\)$/,
+      ],
+      [
+        'ec2:DescribeRouteTables',
+        /^cannot read route-table ada-linecount-test-private: UnauthorizedOperation: .*\(check ec2:DescribeRouteTables permission\)$/,
+      ],
+      [
+        'ec2:DescribePrefixLists',
+        /^cannot find the S3 prefix list: UnauthorizedOperation: .*\(check ec2:DescribePrefixLists permission\)$/,
+      ],
+      [
+        'ec2:DescribeSecurityGroupRules',
+        /^cannot read security-group ada-linecount-test-function: UnauthorizedOperation: .*\(check ec2:DescribeSecurityGroups and ec2:DescribeSecurityGroupRules permissions\)$/,
+      ],
+      [
+        'ec2:DescribeVpcEndpoints',
+        /^cannot read vpc-endpoint ada-linecount-test-s3: UnauthorizedOperation: .*\(check ec2:DescribeVpcEndpoints permission\)$/,
+      ],
+    ] as const;
+    for (const [action, message] of reads) await refused(action, up, message);
+
+    const cacheGroup = [...ec2.state.securityGroups.values()].find(
+      (g) => g.GroupName === 'ada-linecount-test-cache',
+    );
+    const [ruleId] = [...ec2.state.rules].find(([, r]) => r.GroupId === cacheGroup?.GroupId) ?? [];
+    ec2.state.rules.delete(ruleId ?? '');
+    await refused(
+      'ec2:AuthorizeSecurityGroupIngress',
+      up,
+      /^cannot update security-group ada-linecount-test-cache: UnauthorizedOperation: .*\(check ec2:AuthorizeSecurityGroupIngress, ec2:AuthorizeSecurityGroupEgress, ec2:RevokeSecurityGroupIngress and ec2:RevokeSecurityGroupEgress permissions\)$/,
+    );
+    await up();
+
+    await refused(
+      'ec2:DeleteVpcEndpoints',
+      async () => deleteNetwork(await makeCtx(), { waits }),
+      /^cannot delete VPC endpoints vpce-\w+, vpce-\w+: UnauthorizedOperation: .*\(check ec2:DeleteVpcEndpoints permission\)$/,
+    );
+    assert.equal(ec2.state.endpoints.size, 2);
+  });
+
+  test('a subnet that is not ours in the way of a new one is reported, not taken', async () => {
+    const other = loadDeployConfig({ AWS_REGION: 'us-east-1', STAGE: 'other' });
+    const { vpcId } = await ensureNetworkBase(await makeCtx('plan', other), { waits });
+    assert.match(vpcId, /known after apply/);
+    const ctx = await makeCtx('apply', other);
+    const vpc = await ensureVpc(ctx, { ...networkWaits, ...waits });
+    ec2.state.subnets.set('subnet-foreign', {
+      SubnetId: 'subnet-foreign',
+      VpcId: vpc.vpcId,
+      CidrBlock: '10.42.0.0/20',
+      AvailabilityZone: 'us-east-1a',
+      State: 'available',
+      Tags: [],
+      pendingDescribes: 0,
+    });
+    await assert.rejects(
+      ensureNetwork(ctx, { waits }),
+      /^AwsStepError: cannot create subnet ada-linecount-other-private-1: InvalidSubnet.Conflict: .*\(check ec2:CreateSubnet and ec2:CreateTags permissions\)$/,
+    );
+    ec2.state.subnets.delete('subnet-foreign');
+    await deleteNetwork(await makeCtx('apply', other), { waits });
+    assert.equal([...ec2.state.vpcs.values()].filter((v) => v.VpcId === vpc.vpcId).length, 0);
   });
 
   test('delete retries DependencyViolation while Lambda ENIs linger, then removes everything; a second delete is a no-op', async () => {

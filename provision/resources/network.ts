@@ -1,10 +1,13 @@
-import type { Ctx } from '../../lib/reconcile.ts';
-import { deleteEndpoints, ensureEndpoints } from './endpoints.ts';
-import { deleteSecurityGroups, ensureSecurityGroups, type SecurityGroupIds } from './security-groups.ts';
-import { deleteRouteTable, deleteSubnets, ensureRouteTable, ensureSubnets } from './subnets.ts';
-import { deleteVpc, ensureVpc, findVpc, type NetworkWaits, networkWaits } from './vpc.ts';
+import { type Ctx, step } from '../../lib/reconcile.ts';
+import { type NetworkOptions, resolveWaits } from './ec2.ts';
+import { deleteEndpoints, ensureEndpoints } from './endpoint.ts';
+import { deleteRouteTable, ensureRouteTable } from './route-table.ts';
+import { deleteSecurityGroups, ensureSecurityGroups, type SecurityGroupIds } from './security-group.ts';
+import { deleteSubnets, ensureSubnets } from './subnet.ts';
+import { deleteVpc, ensureVpc, findVpc } from './vpc.ts';
 
-export { type NetworkWaits, networkWaits } from './vpc.ts';
+export { type NetworkOptions, type NetworkWaits, networkWaits } from './ec2.ts';
+export { ensureEndpoints } from './endpoint.ts';
 
 export interface NetworkOutputs {
   vpcId: string;
@@ -12,26 +15,29 @@ export interface NetworkOutputs {
   securityGroups: SecurityGroupIds;
 }
 
-export interface NetworkOptions {
-  // tests shorten the waits; production uses networkWaits
-  waits?: Partial<NetworkWaits>;
+export interface NetworkBase extends NetworkOutputs {
+  routeTableId: string;
 }
 
 // A private network and nothing public: a VPC, two private subnets in two
-// zones sharing one route table, the S3 gateway and Secrets Manager interface
-// endpoints, and four security groups. No internet gateway, no NAT gateway.
-export async function ensureNetwork(ctx: Ctx, options: NetworkOptions = {}): Promise<NetworkOutputs> {
-  const waits = { ...networkWaits, ...options.waits };
+// zones sharing one route table, four security groups, and the S3 gateway and
+// Secrets Manager interface endpoints. No internet gateway, no NAT gateway.
+
+// Everything but the endpoints: what the cache, the database and the
+// functions are placed in.
+export async function ensureNetworkBase(ctx: Ctx, options: NetworkOptions = {}): Promise<NetworkBase> {
+  const waits = resolveWaits(options);
   const { vpcId } = await ensureVpc(ctx, waits);
   const { subnetIds } = await ensureSubnets(ctx, vpcId, waits);
   const { routeTableId } = await ensureRouteTable(ctx, vpcId, subnetIds);
   const securityGroups = await ensureSecurityGroups(ctx, vpcId);
-  await ensureEndpoints(
-    ctx,
-    vpcId,
-    { routeTableId, subnetIds, endpointGroupId: securityGroups.endpoint },
-    waits,
-  );
+  return { vpcId, subnetIds, routeTableId, securityGroups };
+}
+
+export async function ensureNetwork(ctx: Ctx, options: NetworkOptions = {}): Promise<NetworkOutputs> {
+  const base = await ensureNetworkBase(ctx, options);
+  await ensureEndpoints(ctx, base, options);
+  const { vpcId, subnetIds, securityGroups } = base;
   return { vpcId, subnetIds, securityGroups };
 }
 
@@ -39,8 +45,10 @@ export async function ensureNetwork(ctx: Ctx, options: NetworkOptions = {}): Pro
 // (their ENIs hold the endpoint group and the subnets) → security groups
 // (retrying while Lambda's ENIs linger) → subnets → route table → VPC.
 export async function deleteNetwork(ctx: Ctx, options: NetworkOptions = {}): Promise<void> {
-  const waits = { ...networkWaits, ...options.waits };
-  const vpc = await findVpc(ctx);
+  const waits = resolveWaits(options);
+  const vpc = await step(`read vpc ${ctx.names.vpc}`, 'ec2:DescribeVpcs and ec2:DescribeVpcAttribute', () =>
+    findVpc(ctx),
+  );
   if (vpc !== undefined) {
     await deleteEndpoints(ctx, vpc.id, waits);
     await deleteSecurityGroups(ctx, vpc.id, waits);

@@ -3,82 +3,30 @@ import {
   DeleteVpcCommand,
   DescribeVpcAttributeCommand,
   DescribeVpcsCommand,
-  type EC2Client,
-  type Filter,
   ModifyVpcAttributeCommand,
-  type Tag,
   waitUntilVpcAvailable,
 } from '@aws-sdk/client-ec2';
-import { stepError, UsageError } from '../../lib/errors.ts';
+import { UsageError } from '../../lib/errors.ts';
 import {
-  Action,
   type Ctx,
   deleteFound,
   diffFields,
   type FieldChange,
-  isPlan,
   pending,
-  record,
+  type Resource,
+  reconcile,
+  step,
 } from '../../lib/reconcile.ts';
-import { toTagList } from '../tags.ts';
-
-// EC2 has no modeled exception classes: its errors carry the documented error
-// code as `name` (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html),
-// so matching `error.name` is the SDK's own way to tell them apart.
-export const Ec2Error = {
-  vpcNotFound: 'InvalidVpcID.NotFound',
-  subnetNotFound: 'InvalidSubnetID.NotFound',
-  subnetConflict: 'InvalidSubnet.Conflict',
-  routeTableNotFound: 'InvalidRouteTableID.NotFound',
-  associationNotFound: 'InvalidAssociationID.NotFound',
-  alreadyAssociated: 'Resource.AlreadyAssociated',
-  groupNotFound: 'InvalidGroup.NotFound',
-  groupDuplicate: 'InvalidGroup.Duplicate',
-  permissionDuplicate: 'InvalidPermission.Duplicate',
-  permissionNotFound: 'InvalidPermission.NotFound',
-  ruleNotFound: 'InvalidSecurityGroupRuleId.NotFound',
-  endpointNotFound: 'InvalidVpcEndpointId.NotFound',
-  // DeleteVpcEndpoints' per-item `Unsuccessful` codes are not listed in the API
-  // reference; both not-found spellings mean the endpoint is already gone
-  endpointGone: 'InvalidVpcEndpoint.NotFound',
-  dependencyViolation: 'DependencyViolation',
-} as const;
-export type Ec2Error = (typeof Ec2Error)[keyof typeof Ec2Error];
-
-export function isEc2Error(error: unknown, ...codes: Ec2Error[]): boolean {
-  return error instanceof Error && (codes as string[]).includes(error.name);
-}
-
-export function ec2Tags(ctx: Ctx, name: string): Tag[] {
-  return toTagList({ Name: name, ...ctx.names.tags });
-}
-
-export function tagSpecification(ctx: Ctx, resourceType: string, name: string) {
-  return [{ ResourceType: resourceType as never, Tags: ec2Tags(ctx, name) }];
-}
-
-// Network resources have no names of their own: they are found by their Name
-// tag plus this stack's app/stage tags, so two stages in one account never
-// pick up each other's resources.
-export function tagFilters(ctx: Ctx, name: string): Filter[] {
-  return [
-    { Name: 'tag:Name', Values: [name] },
-    { Name: 'tag:app', Values: [ctx.config.stack.app] },
-    { Name: 'tag:stage', Values: [ctx.config.stack.stage] },
-  ];
-}
-
-export const networkWaits = {
-  // a VPC, subnet or endpoint is usually ready within seconds; endpoints take ~2 min
-  maxWaitSeconds: 600,
-  minDelaySeconds: 2,
-  maxDelaySeconds: 15,
-  // Lambda keeps a VPC function's network interfaces for up to ~20 minutes
-  // after the function is deleted (Lambda developer guide, "VPC networking"):
-  // security groups and subnets cannot be deleted until then.
-  dependencyTimeoutSeconds: 30 * 60,
-};
-export type NetworkWaits = typeof networkWaits;
+import {
+  Ec2Error,
+  isEc2Error,
+  type NetworkWaits,
+  networkWaits,
+  settle,
+  tagFilters,
+  tagSpecification,
+  waiterOptions,
+} from './ec2.ts';
 
 export interface DesiredVpc {
   name: string;
@@ -107,6 +55,12 @@ export function desiredVpc(ctx: Ctx): DesiredVpc {
 }
 
 export function vpcDrift(desired: DesiredVpc, actual: ActualVpc): FieldChange[] {
+  if (actual.cidr !== desired.cidr) {
+    // a VPC's primary CIDR block cannot be changed (ModifyVpcAttribute has no such attribute)
+    throw new UsageError(
+      `VPC ${desired.name} (${actual.id}) has CIDR ${actual.cidr} but VPC_CIDR is ${desired.cidr}; set VPC_CIDR=${actual.cidr} or tear the stack down first`,
+    );
+  }
   return diffFields(
     { enableDnsSupport: desired.enableDnsSupport, enableDnsHostnames: desired.enableDnsHostnames },
     { enableDnsSupport: actual.enableDnsSupport, enableDnsHostnames: actual.enableDnsHostnames },
@@ -114,7 +68,7 @@ export function vpcDrift(desired: DesiredVpc, actual: ActualVpc): FieldChange[] 
 }
 
 export async function findVpc(ctx: Ctx): Promise<ActualVpc | undefined> {
-  const ec2 = ctx.clients.ec2;
+  const { ec2 } = ctx.clients;
   const { Vpcs = [] } = await ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(ctx, ctx.names.vpc) }));
   if (Vpcs.length > 1) {
     throw new UsageError(
@@ -136,98 +90,80 @@ export async function findVpc(ctx: Ctx): Promise<ActualVpc | undefined> {
   };
 }
 
-export async function ensureVpc(ctx: Ctx, waits: NetworkWaits = networkWaits): Promise<{ vpcId: string }> {
-  const desired = desiredVpc(ctx);
-  const kind = 'vpc';
-  let actual = await findVpc(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind, name: desired.name, action: Action.create });
-    if (isPlan(ctx)) return { vpcId: pending('vpc id') };
-    try {
-      const created = await ctx.clients.ec2.send(
+const waitForVpc = (ctx: Ctx, vpcId: string, waits: NetworkWaits) =>
+  waitUntilVpcAvailable(waiterOptions(ctx, waits), { VpcIds: [vpcId] });
+
+const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: string }> => {
+  const resource: Resource<DesiredVpc, ActualVpc, { vpcId: string }> = {
+    kind: 'vpc',
+    permissions: {
+      find: 'ec2:DescribeVpcs and ec2:DescribeVpcAttribute',
+      create: 'ec2:CreateVpc and ec2:CreateTags',
+      update: 'ec2:ModifyVpcAttribute',
+    },
+    find: (ctx) => findVpc(ctx),
+    drift: vpcDrift,
+    // A new VPC has DNS support on and hostnames off (VPC user guide, "DNS
+    // attributes"), and CreateVpc cannot choose them: they are set once it is available.
+    async create(ctx, desired) {
+      const { Vpc } = await ctx.clients.ec2.send(
         new CreateVpcCommand({
           CidrBlock: desired.cidr,
           TagSpecifications: tagSpecification(ctx, 'vpc', desired.name),
         }),
       );
-      actual = {
-        id: created.Vpc?.VpcId ?? '',
+      const created = {
+        id: Vpc?.VpcId ?? '',
         cidr: desired.cidr,
-        state: created.Vpc?.State ?? 'pending',
-        // a new VPC has DNS support on and hostnames off (VPC user guide, "DNS attributes")
+        state: 'available',
         enableDnsSupport: true,
         enableDnsHostnames: false,
       };
-    } catch (error) {
-      throw stepError(
-        `create VPC ${desired.name} (${desired.cidr})`,
-        error,
-        'check ec2:CreateVpc permission and the VPC quota',
+      await step(`wait for vpc ${desired.name}`, resource.permissions?.find, () =>
+        waitForVpc(ctx, created.id, waits),
       );
-    }
-    await waitForVpc(ctx.clients.ec2, actual.id, waits);
-    await updateVpc(ctx.clients.ec2, actual.id, vpcDrift(desired, actual), desired.name);
-    return { vpcId: actual.id };
-  }
-  if (actual.cidr !== desired.cidr) {
-    // a VPC's primary CIDR block cannot be changed (ModifyVpcAttribute has no such attribute)
-    throw new UsageError(
-      `VPC ${desired.name} (${actual.id}) has CIDR ${actual.cidr} but VPC_CIDR is ${desired.cidr}; set VPC_CIDR=${actual.cidr} or tear the stack down first`,
-    );
-  }
-  const drift = vpcDrift(desired, actual);
-  record(ctx, {
-    kind,
-    name: desired.name,
-    action: drift.length ? Action.update : Action.unchanged,
-    fields: drift,
-  });
-  if (isPlan(ctx)) return { vpcId: actual.id };
-  if (actual.state !== 'available') await waitForVpc(ctx.clients.ec2, actual.id, waits);
-  await updateVpc(ctx.clients.ec2, actual.id, drift, desired.name);
-  return { vpcId: actual.id };
-}
-
-async function updateVpc(ec2: EC2Client, vpcId: string, drift: FieldChange[], name: string): Promise<void> {
-  // ModifyVpcAttribute takes one attribute per call; hostnames need support on, so support goes first
-  for (const change of drift) {
-    const value = { Value: change.to as boolean };
-    try {
-      await ec2.send(
-        new ModifyVpcAttributeCommand(
-          change.field === 'enableDnsSupport'
-            ? { VpcId: vpcId, EnableDnsSupport: value }
-            : { VpcId: vpcId, EnableDnsHostnames: value },
-        ),
-      );
-    } catch (error) {
-      throw stepError(`set ${change.field} on VPC ${name}`, error, 'check ec2:ModifyVpcAttribute permission');
-    }
-  }
-}
-
-async function waitForVpc(ec2: EC2Client, vpcId: string, waits: NetworkWaits): Promise<void> {
-  await waitUntilVpcAvailable(
-    {
-      client: ec2,
-      maxWaitTime: waits.maxWaitSeconds,
-      minDelay: waits.minDelaySeconds,
-      maxDelay: waits.maxDelaySeconds,
+      await settle(ctx, resource, desired, created);
+      return {
+        ...created,
+        enableDnsSupport: desired.enableDnsSupport,
+        enableDnsHostnames: desired.enableDnsHostnames,
+      };
     },
-    { VpcIds: [vpcId] },
-  );
-}
+    // ModifyVpcAttribute takes one attribute per call; hostnames need support on, so support goes first
+    async update(ctx, _desired, actual, drift) {
+      for (const change of drift) {
+        const value = { Value: change.to as boolean };
+        await ctx.clients.ec2.send(
+          new ModifyVpcAttributeCommand(
+            change.field === 'enableDnsSupport'
+              ? { VpcId: actual.id, EnableDnsSupport: value }
+              : { VpcId: actual.id, EnableDnsHostnames: value },
+          ),
+        );
+      }
+    },
+    wait: async (ctx, _desired, actual) => {
+      if (actual.state !== 'available') await waitForVpc(ctx, actual.id, waits);
+      return undefined;
+    },
+    outputs: (_ctx, _desired, actual) => ({ vpcId: actual?.id ?? pending('vpc id') }),
+  };
+  return resource;
+};
+
+export const ensureVpc = (ctx: Ctx, waits: NetworkWaits = networkWaits) =>
+  reconcile(ctx, vpc(waits), desiredVpc(ctx));
 
 // Takes the id deleteNetwork already found, so the VPC is not described again.
+// Its main route table, default network ACL and default security group go with it.
 export async function deleteVpc(ctx: Ctx, vpcId: string | undefined): Promise<void> {
   await deleteFound(ctx, {
     kind: 'vpc',
     name: ctx.names.vpc,
     found: vpcId !== undefined,
-    // the VPC's main route table, default network ACL and default security group go with it
     remove: () => ctx.clients.ec2.send(new DeleteVpcCommand({ VpcId: vpcId })),
     isNotFound: (error) => isEc2Error(error, Ec2Error.vpcNotFound),
     what: `VPC ${ctx.names.vpc} (${vpcId})`,
-    hint: `something outside this stack still uses it: list its network interfaces with aws ec2 describe-network-interfaces --filters Name=vpc-id,Values=${vpcId}`,
+    hint: `check ec2:DeleteVpc permission; on DependencyViolation something outside this stack still uses it: list its network interfaces with aws ec2 describe-network-interfaces --filters Name=vpc-id,Values=${vpcId}`,
   });
 }

@@ -27,7 +27,7 @@ import { copyMessages, parseRedriveArgs, redrive } from '../../../ops/redrive.ts
 import { collectStatus } from '../../../ops/status.ts';
 import { checkPermissions } from '../../../provision/preflight.ts';
 import { githubProviderArn } from '../../../provision/resources/github-oidc.ts';
-import { routeTableName } from '../../../provision/resources/subnets.ts';
+import { routeTableName } from '../../../provision/resources/route-table.ts';
 import { findSubscription } from '../../../provision/resources/subscription.ts';
 import { createContext, type ProvisionOptions, provisionStack } from '../../../provision/up.ts';
 import { findLeftovers, teardownStack } from '../../../teardown/down.ts';

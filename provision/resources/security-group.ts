@@ -11,10 +11,25 @@ import {
   RevokeSecurityGroupIngressCommand,
   type SecurityGroupRule,
 } from '@aws-sdk/client-ec2';
-import { stepError } from '../../lib/errors.ts';
-import { retryWhile } from '../../lib/poll.ts';
-import { Action, type Ctx, type FieldChange, isPlan, pending, record } from '../../lib/reconcile.ts';
-import { Ec2Error, isEc2Error, type NetworkWaits, networkWaits, tagSpecification } from './vpc.ts';
+import {
+  type Ctx,
+  destroy,
+  type FieldChange,
+  pending,
+  type Resource,
+  reconcile,
+  step,
+} from '../../lib/reconcile.ts';
+import {
+  deleteWhenReleased,
+  Ec2Error,
+  isEc2Error,
+  isPendingId,
+  type NetworkWaits,
+  networkWaits,
+  settle,
+  tagSpecification,
+} from './ec2.ts';
 
 export const GroupRole = {
   function: 'function',
@@ -42,6 +57,17 @@ export interface ActualRule extends Rule {
 }
 
 export type SecurityGroupIds = Record<GroupRole, string>;
+
+export interface DesiredGroup {
+  name: string;
+  description: string;
+  rules: Rule[];
+}
+
+export interface ActualGroup {
+  id: string;
+  rules: ActualRule[];
+}
 
 export function groupName(ctx: Ctx, role: GroupRole): string {
   return `${ctx.names.base}-${role}`;
@@ -116,7 +142,8 @@ export function ruleDrift(desired: readonly Rule[], actual: readonly ActualRule[
   };
 }
 
-export function ruleDriftFields(drift: RuleDrift): FieldChange[] {
+export function groupDrift(desired: DesiredGroup, actual: ActualGroup): FieldChange[] {
+  const drift = ruleDrift(desired.rules, actual.rules);
   return [
     ...drift.add.map((rule) => ({ field: ruleKey(rule), from: 'absent', to: 'present' })),
     ...drift.remove.map((rule) => ({ field: ruleKey(rule), from: 'present', to: 'absent' })),
@@ -161,23 +188,18 @@ export async function findS3PrefixList(ctx: Ctx): Promise<string> {
     new DescribePrefixListsCommand({ Filters: [{ Name: 'prefix-list-name', Values: [name] }] }),
   );
   const id = PrefixLists[0]?.PrefixListId;
-  if (id === undefined) {
-    throw stepError(`find the S3 prefix list ${name}`, new Error('DescribePrefixLists returned none'));
-  }
+  if (id === undefined) throw new Error(`DescribePrefixLists returned no prefix list named ${name}`);
   return id;
 }
 
-export async function findSecurityGroup(
-  ctx: Ctx,
-  vpcId: string,
-  role: GroupRole,
-): Promise<string | undefined> {
+export async function findSecurityGroup(ctx: Ctx, vpcId: string, name: string): Promise<string | undefined> {
+  if (isPendingId(vpcId)) return undefined;
   // group names are unique within a VPC (CreateSecurityGroup), so name + VPC finds it
   const { SecurityGroups = [] } = await ctx.clients.ec2.send(
     new DescribeSecurityGroupsCommand({
       Filters: [
         { Name: 'vpc-id', Values: [vpcId] },
-        { Name: 'group-name', Values: [groupName(ctx, role)] },
+        { Name: 'group-name', Values: [name] },
       ],
     }),
   );
@@ -200,77 +222,9 @@ export async function findRules(ctx: Ctx, groupId: string): Promise<ActualRule[]
   return rules;
 }
 
-const order: readonly GroupRole[] = [
-  GroupRole.function,
-  GroupRole.cache,
-  GroupRole.database,
-  GroupRole.endpoint,
-];
-
-export async function ensureSecurityGroups(ctx: Ctx, vpcId: string): Promise<SecurityGroupIds> {
-  const vpcExists = !vpcId.startsWith('(');
-  const ids = {} as SecurityGroupIds;
-  const existing = {} as Record<GroupRole, boolean>;
-  // groups first, rules second: the data stores' rules reference the function's group
-  for (const role of order) {
-    const name = groupName(ctx, role);
-    const found = vpcExists ? await findSecurityGroup(ctx, vpcId, role) : undefined;
-    existing[role] = found !== undefined;
-    if (found !== undefined) {
-      ids[role] = found;
-    } else if (isPlan(ctx)) {
-      ids[role] = pending(`security group ${name} id`);
-    } else {
-      ids[role] = await createSecurityGroup(ctx, vpcId, role);
-    }
-  }
-  const prefixList = await findS3PrefixList(ctx);
-  const rules = desiredRules(ctx.config.provision.vpcCidr, prefixList, ids.function);
-  for (const role of order) {
-    const name = groupName(ctx, role);
-    if (!existing[role]) {
-      record(ctx, { kind: 'security-group', name, action: Action.create });
-      if (!isPlan(ctx))
-        await applyRuleDrift(ctx, ids[role], name, ruleDrift(rules[role], await findRules(ctx, ids[role])));
-      continue;
-    }
-    const drift = ruleDrift(rules[role], await findRules(ctx, ids[role]));
-    const fields = ruleDriftFields(drift);
-    record(ctx, {
-      kind: 'security-group',
-      name,
-      action: fields.length ? Action.update : Action.unchanged,
-      fields,
-    });
-    if (!isPlan(ctx)) await applyRuleDrift(ctx, ids[role], name, drift);
-  }
-  return ids;
-}
-
-async function createSecurityGroup(ctx: Ctx, vpcId: string, role: GroupRole): Promise<string> {
-  const name = groupName(ctx, role);
-  try {
-    const { GroupId } = await ctx.clients.ec2.send(
-      new CreateSecurityGroupCommand({
-        GroupName: name,
-        Description: descriptions[role],
-        VpcId: vpcId,
-        TagSpecifications: tagSpecification(ctx, 'security-group', name),
-      }),
-    );
-    return GroupId ?? '';
-  } catch (error) {
-    if (isEc2Error(error, Ec2Error.groupDuplicate)) {
-      const raced = await findSecurityGroup(ctx, vpcId, role);
-      if (raced !== undefined) return raced;
-    }
-    throw stepError(`create security group ${name}`, error, 'check ec2:CreateSecurityGroup permission');
-  }
-}
-
 // Adds before it revokes, so an update never leaves a moment with neither rule.
-async function applyRuleDrift(ctx: Ctx, groupId: string, name: string, drift: RuleDrift): Promise<void> {
-  const ec2 = ctx.clients.ec2;
+async function applyRuleDrift(ctx: Ctx, groupId: string, drift: RuleDrift): Promise<void> {
+  const { ec2 } = ctx.clients;
   for (const rule of drift.add) {
     const input = { GroupId: groupId, IpPermissions: [toIpPermission(rule)] };
     try {
@@ -278,8 +232,7 @@ async function applyRuleDrift(ctx: Ctx, groupId: string, name: string, drift: Ru
       else await ec2.send(new AuthorizeSecurityGroupEgressCommand(input));
     } catch (error) {
       // added by a concurrent run: the rule is there, which is what we wanted
-      if (isEc2Error(error, Ec2Error.permissionDuplicate)) continue;
-      throw stepError(`add rule "${ruleKey(rule)}" to security group ${name}`, error);
+      if (!isEc2Error(error, Ec2Error.permissionDuplicate)) throw error;
     }
   }
   for (const direction of ['ingress', 'egress'] as const) {
@@ -290,56 +243,94 @@ async function applyRuleDrift(ctx: Ctx, groupId: string, name: string, drift: Ru
       if (direction === 'ingress') await ec2.send(new RevokeSecurityGroupIngressCommand(input));
       else await ec2.send(new RevokeSecurityGroupEgressCommand(input));
     } catch (error) {
-      if (isEc2Error(error, Ec2Error.ruleNotFound, Ec2Error.permissionNotFound)) continue;
-      throw stepError(`revoke ${direction} rules ${ruleIds.join(', ')} from security group ${name}`, error);
+      if (!isEc2Error(error, Ec2Error.ruleNotFound, Ec2Error.permissionNotFound)) throw error;
     }
   }
 }
 
+const securityGroup = (vpcId: string, waits: NetworkWaits): Resource<DesiredGroup, ActualGroup, string> => {
+  const resource: Resource<DesiredGroup, ActualGroup, string> = {
+    kind: 'security-group',
+    permissions: {
+      find: 'ec2:DescribeSecurityGroups and ec2:DescribeSecurityGroupRules',
+      create: 'ec2:CreateSecurityGroup and ec2:CreateTags',
+      update:
+        'ec2:AuthorizeSecurityGroupIngress, ec2:AuthorizeSecurityGroupEgress, ec2:RevokeSecurityGroupIngress and ec2:RevokeSecurityGroupEgress',
+      delete: 'ec2:DeleteSecurityGroup',
+    },
+    async find(ctx, name) {
+      const id = await findSecurityGroup(ctx, vpcId, name);
+      return id === undefined ? undefined : { id, rules: await findRules(ctx, id) };
+    },
+    drift: groupDrift,
+    // A new group comes with an allow-all egress rule (VPC user guide,
+    // "Security group rules"): create revokes it and adds ours.
+    async create(ctx, desired) {
+      const { GroupId = '' } = await ctx.clients.ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: desired.name,
+          Description: desired.description,
+          VpcId: vpcId,
+          TagSpecifications: tagSpecification(ctx, 'security-group', desired.name),
+        }),
+      );
+      const created = { id: GroupId, rules: await findRules(ctx, GroupId) };
+      await settle(ctx, resource, desired, created);
+      return created;
+    },
+    // a concurrent run created it first: the loop finds it and converges its rules
+    alreadyExists: (error) => isEc2Error(error, Ec2Error.groupDuplicate),
+    update: (ctx, desired, actual) => applyRuleDrift(ctx, actual.id, ruleDrift(desired.rules, actual.rules)),
+    outputs: (_ctx, desired, actual) => actual?.id ?? pending(`security group ${desired.name} id`),
+    remove: (ctx, name, actual) =>
+      deleteWhenReleased(
+        ctx,
+        { label: `security group ${name}`, filter: `Name=group-id,Values=${actual.id}` },
+        () => ctx.clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId: actual.id })),
+        waits,
+      ),
+    isNotFound: (error) => isEc2Error(error, Ec2Error.groupNotFound),
+  };
+  return resource;
+};
+
+// The data stores' rules reference the function's group, so the function's
+// group comes first.
+export async function ensureSecurityGroups(ctx: Ctx, vpcId: string): Promise<SecurityGroupIds> {
+  const prefixList = await step('find the S3 prefix list', 'ec2:DescribePrefixLists', () =>
+    findS3PrefixList(ctx),
+  );
+  const resource = securityGroup(vpcId, networkWaits);
+  const desired = (role: GroupRole, functionGroupId: string): DesiredGroup => ({
+    name: groupName(ctx, role),
+    description: descriptions[role],
+    rules: desiredRules(ctx.config.provision.vpcCidr, prefixList, functionGroupId)[role],
+  });
+  // the function's rules do not reference its own id
+  const fn = await reconcile(ctx, resource, desired(GroupRole.function, ''));
+  const ids = { function: fn } as SecurityGroupIds;
+  for (const role of [GroupRole.cache, GroupRole.database, GroupRole.endpoint]) {
+    ids[role] = await reconcile(ctx, resource, desired(role, fn));
+  }
+  return ids;
+}
+
 // The data stores' groups reference the function's group, so the function's
-// goes last. Every group retries DependencyViolation while network interfaces
-// still use it: Lambda releases a VPC function's ENIs up to ~20 minutes after
-// the function is deleted, and RDS/ElastiCache release theirs when deleted.
+// goes last. Every group waits until network interfaces release it.
 export async function deleteSecurityGroups(
   ctx: Ctx,
   vpcId: string,
   waits: NetworkWaits = networkWaits,
 ): Promise<void> {
+  // the group's id is enough to delete it: its rules are not read
+  const resource = {
+    ...securityGroup(vpcId, waits),
+    find: async (ctx: Ctx, name: string) => {
+      const id = await findSecurityGroup(ctx, vpcId, name);
+      return id === undefined ? undefined : { id, rules: [] };
+    },
+  };
   for (const role of [GroupRole.endpoint, GroupRole.cache, GroupRole.database, GroupRole.function]) {
-    const name = groupName(ctx, role);
-    const groupId = await findSecurityGroup(ctx, vpcId, role);
-    if (groupId === undefined) {
-      record(ctx, { kind: 'security-group', name, action: Action.absent });
-      continue;
-    }
-    record(ctx, { kind: 'security-group', name, action: Action.delete });
-    if (isPlan(ctx)) continue;
-    await retryWhile(
-      async () => {
-        try {
-          await ctx.clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId }));
-        } catch (error) {
-          if (isEc2Error(error, Ec2Error.groupNotFound)) return;
-          throw error;
-        }
-      },
-      (error) => isEc2Error(error, Ec2Error.dependencyViolation),
-      {
-        what: `security group ${name} to be released by its network interfaces`,
-        timeoutMs: waits.dependencyTimeoutSeconds * 1000,
-        intervalMs: waits.minDelaySeconds * 1000,
-        maxIntervalMs: waits.maxDelaySeconds * 1000,
-        onProgress: (elapsed) =>
-          ctx.log.progress(
-            `security group ${name} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion): ${Math.round(elapsed / 1000)} s`,
-          ),
-      },
-    ).catch((error: unknown) => {
-      throw stepError(
-        `delete security group ${name} (${groupId})`,
-        error,
-        `network interfaces still use it: run teardown again later, or list them with aws ec2 describe-network-interfaces --filters Name=group-id,Values=${groupId}`,
-      );
-    });
+    await destroy(ctx, resource, groupName(ctx, role));
   }
 }

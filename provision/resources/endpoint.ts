@@ -6,7 +6,6 @@ import {
   type ModifyVpcEndpointCommandInput,
   type VpcEndpoint,
 } from '@aws-sdk/client-ec2';
-import { stepError } from '../../lib/errors.ts';
 import { pollUntil } from '../../lib/poll.ts';
 import {
   Action,
@@ -15,9 +14,22 @@ import {
   type FieldChange,
   isPlan,
   pending,
+  type Resource,
+  reconcile,
   record,
+  step,
 } from '../../lib/reconcile.ts';
-import { Ec2Error, type NetworkWaits, networkWaits, tagFilters, tagSpecification } from './vpc.ts';
+import {
+  Ec2Error,
+  isPendingId,
+  type NetworkOptions,
+  type NetworkWaits,
+  networkWaits,
+  pollOptions,
+  resolveWaits,
+  tagFilters,
+  tagSpecification,
+} from './ec2.ts';
 
 // With no NAT and no internet gateway, the function reaches AWS APIs only
 // through endpoints: S3 through a gateway endpoint (free, a route in the route
@@ -47,6 +59,14 @@ export interface ActualEndpoint {
   privateDnsEnabled: boolean;
 }
 
+// What the endpoints go into: the base network's outputs
+export interface EndpointInputs {
+  vpcId: string;
+  routeTableId: string;
+  subnetIds: readonly string[];
+  securityGroups: { endpoint: string };
+}
+
 export function endpointName(ctx: Ctx, role: EndpointRole): string {
   return `${ctx.names.base}-${role}`;
 }
@@ -56,10 +76,7 @@ function serviceName(ctx: Ctx, service: string): string {
   return `${ctx.identity.partition === 'aws-cn' ? 'cn.' : ''}com.amazonaws.${ctx.identity.region}.${service}`;
 }
 
-export function desiredEndpoints(
-  ctx: Ctx,
-  inputs: { routeTableId: string; subnetIds: readonly string[]; endpointGroupId: string },
-): Record<EndpointRole, DesiredEndpoint> {
+export function desiredEndpoints(ctx: Ctx, inputs: EndpointInputs): Record<EndpointRole, DesiredEndpoint> {
   return {
     s3: {
       name: endpointName(ctx, EndpointRole.s3),
@@ -72,7 +89,7 @@ export function desiredEndpoints(
       serviceName: serviceName(ctx, 'secretsmanager'),
       type: 'Interface',
       subnetIds: [...inputs.subnetIds],
-      securityGroupIds: [inputs.endpointGroupId],
+      securityGroupIds: [inputs.securityGroups.endpoint],
       privateDnsEnabled: true,
     },
   };
@@ -139,10 +156,10 @@ function toActual(endpoint: VpcEndpoint): ActualEndpoint {
   };
 }
 
-async function describeEndpoints(ctx: Ctx, vpcId: string, role: EndpointRole): Promise<ActualEndpoint[]> {
+async function describeEndpoints(ctx: Ctx, vpcId: string, name: string): Promise<ActualEndpoint[]> {
   const { VpcEndpoints = [] } = await ctx.clients.ec2.send(
     new DescribeVpcEndpointsCommand({
-      Filters: [...tagFilters(ctx, endpointName(ctx, role)), { Name: 'vpc-id', Values: [vpcId] }],
+      Filters: [...tagFilters(ctx, name), { Name: 'vpc-id', Values: [vpcId] }],
     }),
   );
   return VpcEndpoints.map(toActual);
@@ -151,105 +168,80 @@ async function describeEndpoints(ctx: Ctx, vpcId: string, role: EndpointRole): P
 export async function findEndpoint(
   ctx: Ctx,
   vpcId: string,
-  role: EndpointRole,
+  name: string,
 ): Promise<ActualEndpoint | undefined> {
+  if (isPendingId(vpcId)) return undefined;
   // a deleted endpoint stays visible for a while in state `deleted`
-  return (await describeEndpoints(ctx, vpcId, role)).find((e) => !goneStates.has(e.state));
-}
-
-export async function ensureEndpoints(
-  ctx: Ctx,
-  vpcId: string,
-  inputs: { routeTableId: string; subnetIds: readonly string[]; endpointGroupId: string },
-  waits: NetworkWaits = networkWaits,
-): Promise<Record<EndpointRole, string>> {
-  const desired = desiredEndpoints(ctx, inputs);
-  const ids = {} as Record<EndpointRole, string>;
-  for (const role of [EndpointRole.s3, EndpointRole.secretsManager]) {
-    ids[role] = await ensureEndpoint(ctx, vpcId, role, desired[role], waits);
-  }
-  return ids;
-}
-
-async function ensureEndpoint(
-  ctx: Ctx,
-  vpcId: string,
-  role: EndpointRole,
-  desired: DesiredEndpoint,
-  waits: NetworkWaits,
-): Promise<string> {
-  const kind = 'vpc-endpoint';
-  const actual = vpcId.startsWith('(') ? undefined : await findEndpoint(ctx, vpcId, role);
-  if (actual === undefined) {
-    record(ctx, { kind, name: desired.name, action: Action.create });
-    if (isPlan(ctx)) return pending(`endpoint ${desired.name} id`);
-    let id: string;
-    try {
-      const { VpcEndpoint } = await ctx.clients.ec2.send(
-        new CreateVpcEndpointCommand({
-          VpcId: vpcId,
-          VpcEndpointType: desired.type,
-          ServiceName: desired.serviceName,
-          RouteTableIds: desired.routeTableIds,
-          SubnetIds: desired.subnetIds,
-          SecurityGroupIds: desired.securityGroupIds,
-          PrivateDnsEnabled: desired.privateDnsEnabled,
-          TagSpecifications: tagSpecification(ctx, 'vpc-endpoint', desired.name),
-        }),
-      );
-      id = VpcEndpoint?.VpcEndpointId ?? '';
-    } catch (error) {
-      throw stepError(
-        `create VPC endpoint ${desired.name} (${desired.serviceName})`,
-        error,
-        'check ec2:CreateVpcEndpoint permission; private DNS needs the VPC DNS attributes on',
-      );
-    }
-    await waitForEndpoint(ctx, vpcId, role, desired.name, waits);
-    return id;
-  }
-  const drift = endpointDrift(desired, actual);
-  record(ctx, {
-    kind,
-    name: desired.name,
-    action: drift.length ? Action.update : Action.unchanged,
-    fields: drift,
-  });
-  if (isPlan(ctx)) return actual.id;
-  if (drift.length) {
-    try {
-      await ctx.clients.ec2.send(new ModifyVpcEndpointCommand(modifyEndpointInput(actual.id, drift)));
-    } catch (error) {
-      throw stepError(`update VPC endpoint ${desired.name}`, error, 'check ec2:ModifyVpcEndpoint permission');
-    }
-  }
-  if (drift.length || actual.state !== 'available')
-    await waitForEndpoint(ctx, vpcId, role, desired.name, waits);
-  return actual.id;
+  return (await describeEndpoints(ctx, vpcId, name)).find((e) => !goneStates.has(e.state));
 }
 
 // EC2 has no SDK waiter for VPC endpoints: poll until `available`.
-async function waitForEndpoint(
-  ctx: Ctx,
-  vpcId: string,
-  role: EndpointRole,
-  name: string,
-  waits: NetworkWaits,
-): Promise<void> {
+async function waitForEndpoint(ctx: Ctx, vpcId: string, name: string, waits: NetworkWaits): Promise<void> {
   await pollUntil(
     async () => {
-      const endpoint = await findEndpoint(ctx, vpcId, role);
+      const endpoint = await findEndpoint(ctx, vpcId, name);
       return endpoint?.state === 'available' ? endpoint : undefined;
     },
     {
       what: `VPC endpoint ${name}`,
-      timeoutMs: waits.maxWaitSeconds * 1000,
-      intervalMs: waits.minDelaySeconds * 1000,
-      maxIntervalMs: waits.maxDelaySeconds * 1000,
+      ...pollOptions(waits),
       onProgress: (elapsed) =>
         ctx.log.progress(`waiting for VPC endpoint ${name}: ${Math.round(elapsed / 1000)} s`),
     },
   );
+}
+
+const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint, ActualEndpoint, string> => ({
+  kind: 'vpc-endpoint',
+  permissions: {
+    find: 'ec2:DescribeVpcEndpoints',
+    create: 'ec2:CreateVpcEndpoint and ec2:CreateTags',
+    update: 'ec2:ModifyVpcEndpoint',
+  },
+  find: (ctx, name) => findEndpoint(ctx, vpcId, name),
+  drift: endpointDrift,
+  async create(ctx, desired) {
+    const { VpcEndpoint = {} } = await ctx.clients.ec2.send(
+      new CreateVpcEndpointCommand({
+        VpcId: vpcId,
+        VpcEndpointType: desired.type,
+        ServiceName: desired.serviceName,
+        RouteTableIds: desired.routeTableIds,
+        SubnetIds: desired.subnetIds,
+        SecurityGroupIds: desired.securityGroupIds,
+        PrivateDnsEnabled: desired.privateDnsEnabled,
+        TagSpecifications: tagSpecification(ctx, 'vpc-endpoint', desired.name),
+      }),
+    );
+    // awaited below until DescribeVpcEndpoints reports it available
+    return { ...toActual(VpcEndpoint), state: 'pending' };
+  },
+  async update(ctx, _desired, actual, drift) {
+    await ctx.clients.ec2.send(new ModifyVpcEndpointCommand(modifyEndpointInput(actual.id, drift)));
+  },
+  // a modified endpoint is pending again until the change is applied
+  wait: async (ctx, desired, actual) => {
+    if (actual.state !== 'available' || endpointDrift(desired, actual).length > 0) {
+      await waitForEndpoint(ctx, vpcId, desired.name, waits);
+    }
+    return undefined;
+  },
+  outputs: (_ctx, desired, actual) => actual?.id ?? pending(`endpoint ${desired.name} id`),
+});
+
+// The slow part of the network (an interface endpoint takes ~2 min), apart so
+// it can run beside the data stores: the S3 gateway endpoint, then the
+// Secrets Manager interface endpoint.
+export async function ensureEndpoints(
+  ctx: Ctx,
+  inputs: EndpointInputs,
+  options: NetworkOptions = {},
+): Promise<Record<EndpointRole, string>> {
+  const resource = endpoint(inputs.vpcId, resolveWaits(options));
+  const desired = desiredEndpoints(ctx, inputs);
+  const s3 = await reconcile(ctx, resource, desired.s3);
+  const secretsmanager = await reconcile(ctx, resource, desired.secretsmanager);
+  return { s3, secretsmanager };
 }
 
 // Both endpoints are deleted in one call, then awaited: the interface
@@ -259,49 +251,39 @@ export async function deleteEndpoints(
   vpcId: string,
   waits: NetworkWaits = networkWaits,
 ): Promise<void> {
-  const found: { role: EndpointRole; id: string }[] = [];
+  const found: { name: string; id: string }[] = [];
   for (const role of [EndpointRole.secretsManager, EndpointRole.s3]) {
-    const actual = await findEndpoint(ctx, vpcId, role);
-    record(ctx, {
-      kind: 'vpc-endpoint',
-      name: endpointName(ctx, role),
-      action: actual ? Action.delete : Action.absent,
-    });
-    if (actual) found.push({ role, id: actual.id });
+    const name = endpointName(ctx, role);
+    const actual = await step(`read vpc-endpoint ${name}`, 'ec2:DescribeVpcEndpoints', () =>
+      findEndpoint(ctx, vpcId, name),
+    );
+    record(ctx, { kind: 'vpc-endpoint', name, action: actual ? Action.delete : Action.absent });
+    if (actual) found.push({ name, id: actual.id });
   }
   if (found.length === 0 || isPlan(ctx)) return;
-  let unsuccessful: {
-    ResourceId?: string | undefined;
-    Error?: { Code?: string | undefined; Message?: string | undefined } | undefined;
-  }[];
-  try {
-    ({ Unsuccessful: unsuccessful = [] } = await ctx.clients.ec2.send(
+  const ids = found.map((e) => e.id).join(', ');
+  await step(`delete VPC endpoints ${ids}`, 'ec2:DeleteVpcEndpoints', async () => {
+    const { Unsuccessful = [] } = await ctx.clients.ec2.send(
       new DeleteVpcEndpointsCommand({ VpcEndpointIds: found.map((e) => e.id) }),
-    ));
-  } catch (error) {
-    throw stepError(`delete VPC endpoints ${found.map((e) => e.id).join(', ')}`, error);
-  }
-  // DeleteVpcEndpoints reports per-endpoint failures in `Unsuccessful` instead of throwing
-  const gone: readonly string[] = [Ec2Error.endpointNotFound, Ec2Error.endpointGone];
-  const failed = unsuccessful.filter((u) => !gone.includes(u.Error?.Code ?? ''));
-  if (failed.length) {
-    throw stepError(
-      'delete VPC endpoints',
-      new Error(failed.map((u) => `${u.ResourceId}: ${u.Error?.Code} ${u.Error?.Message}`).join('; ')),
     );
-  }
-  for (const { role } of found) {
-    const name = endpointName(ctx, role);
+    // DeleteVpcEndpoints reports per-endpoint failures in `Unsuccessful` instead of throwing
+    const gone: readonly string[] = [Ec2Error.endpointNotFound, Ec2Error.endpointGone];
+    const failed = Unsuccessful.filter((u) => !gone.includes(u.Error?.Code ?? ''));
+    if (failed.length) {
+      throw new Error(failed.map((u) => `${u.ResourceId}: ${u.Error?.Code} ${u.Error?.Message}`).join('; '));
+    }
+  });
+  for (const { name } of found) {
     // `deleting` still holds the ENIs; only `deleted` (or gone) frees the subnets and group
     const deleted = async () =>
-      (await describeEndpoints(ctx, vpcId, role)).every((e) => e.state === 'deleted') ? true : undefined;
-    await pollUntil(deleted, {
-      what: `VPC endpoint ${name} to be deleted`,
-      timeoutMs: waits.maxWaitSeconds * 1000,
-      intervalMs: waits.minDelaySeconds * 1000,
-      maxIntervalMs: waits.maxDelaySeconds * 1000,
-      onProgress: (elapsed) =>
-        ctx.log.progress(`deleting VPC endpoint ${name}: ${Math.round(elapsed / 1000)} s`),
-    });
+      (await describeEndpoints(ctx, vpcId, name)).every((e) => e.state === 'deleted') ? true : undefined;
+    await step(`wait for vpc-endpoint ${name} to be deleted`, 'ec2:DescribeVpcEndpoints', () =>
+      pollUntil(deleted, {
+        what: `VPC endpoint ${name} to be deleted`,
+        ...pollOptions(waits),
+        onProgress: (elapsed) =>
+          ctx.log.progress(`deleting VPC endpoint ${name}: ${Math.round(elapsed / 1000)} s`),
+      }),
+    );
   }
 }

@@ -1,0 +1,148 @@
+import type { Filter, Tag } from '@aws-sdk/client-ec2';
+import { TimeoutError } from '../../lib/errors.ts';
+import { retryWhile } from '../../lib/poll.ts';
+import { type Ctx, type Resource, step } from '../../lib/reconcile.ts';
+import { toTagList } from '../tags.ts';
+
+// What the network's resources share: EC2's error codes, tag-based lookup,
+// tagging on create, and the waits.
+
+// EC2 has no modeled exception classes: its errors carry the documented error
+// code as `name` (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html),
+// so matching `error.name` is the SDK's own way to tell them apart.
+export const Ec2Error = {
+  vpcNotFound: 'InvalidVpcID.NotFound',
+  subnetNotFound: 'InvalidSubnetID.NotFound',
+  subnetConflict: 'InvalidSubnet.Conflict',
+  routeTableNotFound: 'InvalidRouteTableID.NotFound',
+  alreadyAssociated: 'Resource.AlreadyAssociated',
+  groupNotFound: 'InvalidGroup.NotFound',
+  groupDuplicate: 'InvalidGroup.Duplicate',
+  permissionDuplicate: 'InvalidPermission.Duplicate',
+  permissionNotFound: 'InvalidPermission.NotFound',
+  ruleNotFound: 'InvalidSecurityGroupRuleId.NotFound',
+  endpointNotFound: 'InvalidVpcEndpointId.NotFound',
+  // DeleteVpcEndpoints' per-item `Unsuccessful` codes are not listed in the API
+  // reference; both not-found spellings mean the endpoint is already gone
+  endpointGone: 'InvalidVpcEndpoint.NotFound',
+  dependencyViolation: 'DependencyViolation',
+} as const;
+export type Ec2Error = (typeof Ec2Error)[keyof typeof Ec2Error];
+
+export function isEc2Error(error: unknown, ...codes: Ec2Error[]): boolean {
+  return error instanceof Error && (codes as string[]).includes(error.name);
+}
+
+export function ec2Tags(ctx: Ctx, name: string): Tag[] {
+  return toTagList({ Name: name, ...ctx.names.tags });
+}
+
+// Tags go on in the create call itself: the deployer may create network
+// resources only with this stack's app/stage tags in the request
+// (aws:RequestTag conditions in docs/deployer-policy.json), which also needs ec2:CreateTags.
+export function tagSpecification(ctx: Ctx, resourceType: string, name: string) {
+  return [{ ResourceType: resourceType as never, Tags: ec2Tags(ctx, name) }];
+}
+
+// Network resources have no names of their own: they are found by their Name
+// tag plus this stack's app/stage tags, so two stages in one account never
+// pick up each other's resources.
+export function tagFilters(ctx: Ctx, name: string): Filter[] {
+  return [
+    { Name: 'tag:Name', Values: [name] },
+    { Name: 'tag:app', Values: [ctx.config.stack.app] },
+    { Name: 'tag:stage', Values: [ctx.config.stack.stage] },
+  ];
+}
+
+// In plan mode the id of a resource that does not exist yet is a `pending(...)`
+// placeholder: nothing can be inside it yet, so there is nothing to look up.
+export function isPendingId(id: string): boolean {
+  return id.startsWith('(');
+}
+
+export const networkWaits = {
+  // a VPC, subnet or endpoint is usually ready within seconds; endpoints take ~2 min
+  maxWaitSeconds: 600,
+  minDelaySeconds: 2,
+  maxDelaySeconds: 15,
+  // Lambda keeps a VPC function's network interfaces for up to ~20 minutes
+  // after the function is deleted (Lambda developer guide, "VPC networking"):
+  // security groups and subnets cannot be deleted until then.
+  dependencyTimeoutSeconds: 30 * 60,
+};
+export type NetworkWaits = typeof networkWaits;
+
+export interface NetworkOptions {
+  // tests shorten the waits; production uses networkWaits
+  waits?: Partial<NetworkWaits>;
+}
+
+export function resolveWaits(options: NetworkOptions = {}): NetworkWaits {
+  return { ...networkWaits, ...options.waits };
+}
+
+// Options for the SDK's EC2 waiters (waitUntilVpcAvailable, waitUntilSubnetAvailable)
+export function waiterOptions(ctx: Ctx, waits: NetworkWaits) {
+  return {
+    client: ctx.clients.ec2,
+    maxWaitTime: waits.maxWaitSeconds,
+    minDelay: waits.minDelaySeconds,
+    maxDelay: waits.maxDelaySeconds,
+  };
+}
+
+export function pollOptions(waits: NetworkWaits, timeoutSeconds = waits.maxWaitSeconds) {
+  return {
+    timeoutMs: timeoutSeconds * 1000,
+    intervalMs: waits.minDelaySeconds * 1000,
+    maxIntervalMs: waits.maxDelaySeconds * 1000,
+  };
+}
+
+// EC2 creates some resources with settings the create call cannot choose (a
+// VPC with DNS hostnames off, a security group with an allow-all egress rule,
+// a route table with no subnets): their create brings what it made in line
+// with the desired state, with the update's own calls and wording.
+export async function settle<Desired extends { name: string }, Live>(
+  ctx: Ctx,
+  resource: Resource<Desired, Live, unknown>,
+  desired: Desired,
+  created: Live,
+): Promise<void> {
+  const { update } = resource;
+  const drift = resource.drift(desired, created);
+  if (drift.length === 0 || update === undefined) return;
+  await step(`update ${resource.kind} ${desired.name}`, resource.permissions?.update, () =>
+    update(ctx, desired, created, drift),
+  );
+}
+
+// Deletes what network interfaces may still hold: DependencyViolation is
+// retried, with progress, until they are gone (Lambda releases a VPC
+// function's up to ~20 min after the function is deleted; RDS and ElastiCache
+// release theirs when deleted).
+export async function deleteWhenReleased(
+  ctx: Ctx,
+  what: { label: string; filter: string },
+  remove: () => Promise<unknown>,
+  waits: NetworkWaits,
+): Promise<void> {
+  const inUse = (error: unknown) => isEc2Error(error, Ec2Error.dependencyViolation);
+  try {
+    await retryWhile(remove, inUse, {
+      what: `${what.label} to be released by its network interfaces`,
+      ...pollOptions(waits, waits.dependencyTimeoutSeconds),
+      onProgress: (elapsed) =>
+        ctx.log.progress(
+          `${what.label} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion): ${Math.round(elapsed / 1000)} s`,
+        ),
+    });
+  } catch (error) {
+    if (!inUse(error)) throw error;
+    throw new TimeoutError(
+      `network interfaces still use ${what.label} after ${waits.dependencyTimeoutSeconds} s: run teardown again later, or list them with aws ec2 describe-network-interfaces --filters ${what.filter}`,
+      { cause: error },
+    );
+  }
+}

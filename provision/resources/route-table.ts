@@ -1,0 +1,136 @@
+import {
+  AssociateRouteTableCommand,
+  CreateRouteTableCommand,
+  DeleteRouteTableCommand,
+  DescribeRouteTablesCommand,
+  DisassociateRouteTableCommand,
+  ReplaceRouteTableAssociationCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  type Ctx,
+  destroy,
+  type FieldChange,
+  pending,
+  type Resource,
+  reconcile,
+} from '../../lib/reconcile.ts';
+import { Ec2Error, isEc2Error, isPendingId, settle, tagFilters, tagSpecification } from './ec2.ts';
+
+export interface DesiredRouteTable {
+  name: string;
+  subnetIds: readonly string[];
+}
+
+export interface ActualRouteTable {
+  id: string;
+  // subnet id → association id, explicit associations only
+  associations: Record<string, string>;
+}
+
+export function routeTableName(ctx: Ctx): string {
+  return `${ctx.names.base}-private`;
+}
+
+export async function findRouteTable(ctx: Ctx, vpcId: string): Promise<ActualRouteTable | undefined> {
+  if (isPendingId(vpcId)) return undefined;
+  const { RouteTables = [] } = await ctx.clients.ec2.send(
+    new DescribeRouteTablesCommand({
+      Filters: [...tagFilters(ctx, routeTableName(ctx)), { Name: 'vpc-id', Values: [vpcId] }],
+    }),
+  );
+  const table = RouteTables[0];
+  if (table?.RouteTableId === undefined) return undefined;
+  const associations: Record<string, string> = {};
+  for (const association of table.Associations ?? []) {
+    if (association.SubnetId !== undefined && association.RouteTableAssociationId !== undefined) {
+      associations[association.SubnetId] = association.RouteTableAssociationId;
+    }
+  }
+  return { id: table.RouteTableId, associations };
+}
+
+// The subnets the route table should be associated with but is not.
+export function routeTableDrift(subnetIds: readonly string[], actual: ActualRouteTable): FieldChange[] {
+  const associated = Object.keys(actual.associations).sort();
+  const missing = subnetIds.filter((id) => !(id in actual.associations));
+  if (missing.length === 0) return [];
+  return [{ field: 'subnets', from: associated, to: [...new Set([...associated, ...subnetIds])].sort() }];
+}
+
+async function associateSubnets(ctx: Ctx, table: ActualRouteTable, subnetIds: readonly string[]) {
+  const { ec2 } = ctx.clients;
+  for (const subnetId of subnetIds) {
+    if (subnetId in table.associations) continue;
+    try {
+      await ec2.send(new AssociateRouteTableCommand({ RouteTableId: table.id, SubnetId: subnetId }));
+    } catch (error) {
+      if (!isEc2Error(error, Ec2Error.alreadyAssociated)) throw error;
+      // associated out of band with another table: move it to ours
+      const { RouteTables = [] } = await ec2.send(
+        new DescribeRouteTablesCommand({ Filters: [{ Name: 'association.subnet-id', Values: [subnetId] }] }),
+      );
+      const association = RouteTables.flatMap((t) => t.Associations ?? []).find(
+        (a) => a.SubnetId === subnetId,
+      );
+      if (association?.RouteTableAssociationId === undefined) throw error;
+      await ec2.send(
+        new ReplaceRouteTableAssociationCommand({
+          AssociationId: association.RouteTableAssociationId,
+          RouteTableId: table.id,
+        }),
+      );
+    }
+  }
+}
+
+// One route table for both private subnets: it holds only the VPC's local
+// route and the S3 gateway endpoint's prefix-list route. No internet gateway,
+// no NAT: nothing in these subnets can reach the internet.
+const routeTable = (vpcId: string): Resource<DesiredRouteTable, ActualRouteTable, string> => {
+  const resource: Resource<DesiredRouteTable, ActualRouteTable, string> = {
+    kind: 'route-table',
+    permissions: {
+      find: 'ec2:DescribeRouteTables',
+      create: 'ec2:CreateRouteTable and ec2:CreateTags',
+      update: 'ec2:AssociateRouteTable, ec2:DescribeRouteTables and ec2:ReplaceRouteTableAssociation',
+      delete: 'ec2:DisassociateRouteTable and ec2:DeleteRouteTable',
+    },
+    find: (ctx) => findRouteTable(ctx, vpcId),
+    drift: (desired, actual) => routeTableDrift(desired.subnetIds, actual),
+    async create(ctx, desired) {
+      const { RouteTable } = await ctx.clients.ec2.send(
+        new CreateRouteTableCommand({
+          VpcId: vpcId,
+          TagSpecifications: tagSpecification(ctx, 'route-table', desired.name),
+        }),
+      );
+      const created = { id: RouteTable?.RouteTableId ?? '', associations: {} };
+      await settle(ctx, resource, desired, created);
+      return created;
+    },
+    update: (ctx, desired, actual) => associateSubnets(ctx, actual, desired.subnetIds),
+    outputs: (_ctx, _desired, actual) => actual?.id ?? pending('route table id'),
+    // associations of deleted subnets are gone with them; any left (a subnet
+    // someone added) would block DeleteRouteTable with DependencyViolation
+    async remove(ctx, _name, actual) {
+      for (const associationId of Object.values(actual.associations)) {
+        await ctx.clients.ec2.send(new DisassociateRouteTableCommand({ AssociationId: associationId }));
+      }
+      await ctx.clients.ec2.send(new DeleteRouteTableCommand({ RouteTableId: actual.id }));
+    },
+    isNotFound: (error) => isEc2Error(error, Ec2Error.routeTableNotFound),
+  };
+  return resource;
+};
+
+export async function ensureRouteTable(
+  ctx: Ctx,
+  vpcId: string,
+  subnetIds: readonly string[],
+): Promise<{ routeTableId: string }> {
+  const routeTableId = await reconcile(ctx, routeTable(vpcId), { name: routeTableName(ctx), subnetIds });
+  return { routeTableId };
+}
+
+export const deleteRouteTable = (ctx: Ctx, vpcId: string) =>
+  destroy(ctx, routeTable(vpcId), routeTableName(ctx));
