@@ -46,7 +46,7 @@ export interface ParameterGroupSpec {
   remedy: string;
 }
 
-export interface ParameterGroupState {
+interface ParameterGroupState {
   family: string;
   parameters: Record<string, string | undefined>;
 }

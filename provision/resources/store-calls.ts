@@ -25,13 +25,13 @@ export interface Waits {
   progressEveryMs: number;
 }
 
-export interface WaiterTiming {
+interface WaiterTiming {
   maxWaitTime: number;
   minDelay: number;
   maxDelay: number;
 }
 
-export interface Waited {
+interface Waited {
   // `RDS instance ada-linecount-dev-db`
   what: string;
   // whose console shows its events

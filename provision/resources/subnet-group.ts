@@ -37,7 +37,7 @@ export interface SubnetGroupSpec {
   tags: Tags;
 }
 
-export interface SubnetGroupState {
+interface SubnetGroupState {
   subnetIds: string[];
 }
 
