@@ -1,45 +1,30 @@
 import assert from 'node:assert/strict';
-import { after, beforeEach, describe, test } from 'node:test';
-import { createClients } from '../../lib/clients.ts';
-import { loadDeployConfig } from '../../lib/config.ts';
-import { type Identity, stackNames } from '../../lib/names.ts';
+import { describe, test } from 'node:test';
+import { UsageError } from '../../lib/errors.ts';
 import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installElastiCacheFake } from '../../test/fakes/elasticache.ts';
 import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
-import { denyActions } from '../../test/support/iam/deny.ts';
 import {
-  authTokenLength,
-  deleteCache,
-  desiredReplicationGroup,
-  ensureCache,
-  generateAuthToken,
-  parameterDrift,
-  replicationGroupDrift,
-  subnetGroupDrift,
-} from './cache.ts';
+  rejectsWithout,
+  storeContext,
+  summary,
+  useFakes,
+  fastWaits as waits,
+} from '../../test/support/stores.ts';
+import { deleteCache, desiredReplicationGroup, ensureCache, replicationGroupDrift } from './cache.ts';
+import { authTokenLength, generateAuthToken } from './cache-secret.ts';
 
-const identity: Identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
-const waits = { minDelaySeconds: 0.01, maxDelaySeconds: 0.02, maxWaitSeconds: 5, progressEveryMs: 5 };
 const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-cache' };
 
-function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply', lines: string[] = []): Ctx {
-  const config = loadDeployConfig({ AWS_REGION: 'us-east-1', STAGE: 'test', ...env });
-  return {
-    config,
-    clients: createClients(config.aws),
-    log: { info: (m) => lines.push(m), warn: (m) => lines.push(m), progress: (m) => lines.push(m) },
-    mode,
-    identity,
-    names: stackNames(config.stack, identity),
-    changes: [],
-  };
+function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply') {
+  return storeContext(mode, env);
 }
 
 describe('cache drift functions and the AUTH token', () => {
-  const desired = desiredReplicationGroup(makeCtx(), inputs);
+  const desired = desiredReplicationGroup(makeCtx(), inputs, { arn: 'arn' });
   const actual = {
-    id: desired.id,
+    id: desired.name,
     status: 'available',
     nodeType: 'cache.t4g.micro',
     parameterGroup: desired.parameterGroup,
@@ -73,22 +58,6 @@ describe('cache drift functions and the AUTH token', () => {
     });
   }
 
-  test('subnetGroupDrift ignores order and reports a changed set', () => {
-    assert.deepEqual(subnetGroupDrift(['a', 'b'], ['b', 'a']), []);
-    assert.deepEqual(subnetGroupDrift(['a', 'b'], ['a']), [
-      { field: 'SubnetIds', from: ['a'], to: ['a', 'b'] },
-    ]);
-  });
-
-  test('parameterDrift reports a parameter that is unset or different', () => {
-    const want = { 'maxmemory-policy': 'noeviction' };
-    assert.deepEqual(parameterDrift(want, { 'maxmemory-policy': 'noeviction' }), []);
-    assert.deepEqual(parameterDrift(want, {}), [
-      { field: 'maxmemory-policy', from: undefined, to: 'noeviction' },
-    ]);
-    assert.deepEqual(parameterDrift(want, { 'maxmemory-policy': 'allkeys-lru' }).length, 1);
-  });
-
   test('AUTH tokens are long, use only allowed characters, and differ every time', () => {
     const tokens = new Set(Array.from({ length: 50 }, () => generateAuthToken()));
     assert.equal(tokens.size, 50);
@@ -100,12 +69,7 @@ describe('cache drift functions and the AUTH token', () => {
 describe('ensureCache and deleteCache against the ElastiCache and Secrets Manager fakes', () => {
   const elasticache = installElastiCacheFake({ transitionAfter: 2 });
   const secrets = installSecretsManagerFake();
-  after(() => {
-    elasticache.restore();
-    secrets.restore();
-  });
-  beforeEach(() => resetCalls());
-  const summary = (ctx: Ctx) => ctx.changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
+  useFakes(elasticache, secrets);
 
   test('plan mode makes no mutating call; the real run then creates what the plan listed', async () => {
     const plan = makeCtx({}, 'plan');
@@ -113,8 +77,7 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
     assert.deepEqual(mutatingCalls(), []);
     assert.match(planned.host, /known after apply/);
 
-    const lines: string[] = [];
-    const apply = makeCtx({}, 'apply', lines);
+    const apply = makeCtx();
     const out = await ensureCache(apply, inputs, { waits });
     assert.deepEqual(summary(apply), summary(plan));
     assert.ok(apply.changes.every((c) => c.action === Action.create));
@@ -122,7 +85,9 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
     assert.equal(out.port, 6379);
     assert.match(out.authSecretArn, /^arn:aws:secretsmanager:.*:secret:ada-linecount-test\/cache-auth-/);
     assert.ok(
-      lines.some((l) => /waiting for ElastiCache replication group ada-linecount-test-cache/.test(l)),
+      apply.log.lines.some((l) =>
+        /waiting for ElastiCache replication group ada-linecount-test-cache/.test(l),
+      ),
     );
   });
 
@@ -196,7 +161,6 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
   });
 
   test('a read ElastiCache refuses stops the run with the step and the permission to check', async () => {
-    const scope = { partition: 'aws', region: 'us-east-1', accountId: identity.accountId };
     const reads = [
       [
         'elasticache:DescribeCacheSubnetGroups',
@@ -214,21 +178,72 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
         'elasticache:DescribeCacheClusters',
         /cannot read cache cluster ada-linecount-test-cache-001 of replication group ada-linecount-test-cache: AccessDenied: .*\(check elasticache:DescribeCacheClusters permission\)$/,
       ],
+      [
+        'secretsmanager:DescribeSecret',
+        /cannot read secret ada-linecount-test\/cache-auth: AccessDeniedException: .*\(check secretsmanager:DescribeSecret permission\)$/,
+      ],
     ] as const;
     for (const [action, message] of reads) {
-      const allow = denyActions(scope, [action]);
-      try {
-        await assert.rejects(
-          ensureCache(makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits }),
-          (error: Error) => {
-            assert.match(error.message, message);
-            return true;
-          },
-        );
-      } finally {
-        allow();
-      }
+      await rejectsWithout(
+        action,
+        () => ensureCache(makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits }),
+        message,
+      );
     }
+  });
+
+  test('CACHE_ENGINE=redis over the valkey8 parameter group is refused with what to do, in plan mode too', async () => {
+    for (const mode of ['plan', 'apply'] as const) {
+      await assert.rejects(
+        ensureCache(makeCtx({ CACHE_ENGINE: 'redis', CACHE_NODE_TYPE: 'cache.t4g.small' }, mode), inputs, {
+          waits,
+        }),
+        (error: Error) => {
+          assert.ok(error instanceof UsageError);
+          assert.equal(
+            error.message,
+            'cache parameter group ada-linecount-test-cache-noeviction has family valkey8, CACHE_ENGINE=redis needs redis7: set CACHE_ENGINE back, or tear the cache down first (teardown/down.ts)',
+          );
+          return true;
+        },
+      );
+    }
+    assert.deepEqual(mutatingCalls(), []);
+  });
+
+  test('a secret lost while the group exists is created again and its new token set on the group', async () => {
+    secrets.state.secrets.clear();
+    const ctx = makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' });
+    await ensureCache(ctx, inputs, { waits });
+    assert.deepEqual(callNames(mutatingCalls()), [
+      'secretsmanager:CreateSecret',
+      'elasticache:ModifyReplicationGroup',
+    ]);
+    assert.deepEqual(
+      ctx.changes.filter((c) => c.action !== Action.unchanged),
+      [
+        { kind: 'secret', name: 'ada-linecount-test/cache-auth', action: Action.create },
+        {
+          kind: 'cache-replication-group',
+          name: 'ada-linecount-test-cache',
+          action: Action.update,
+          fields: [{ field: 'AuthToken', from: '(lost)', to: '(new, in the secret)' }],
+        },
+      ],
+    );
+    const [secret] = [...secrets.state.secrets.values()];
+    assert.equal(
+      elasticache.state.replicationGroups.get('ada-linecount-test-cache')?.authToken,
+      secret?.SecretString,
+    );
+    assert.equal(
+      (mutatingCalls()[1]?.input as { AuthTokenUpdateStrategy?: string }).AuthTokenUpdateStrategy,
+      'SET',
+    );
+    assert.ok(
+      ctx.log.lines.every((line) => !line.includes(secret?.SecretString ?? '')),
+      'the token is never logged',
+    );
   });
 
   test('delete removes the group, both groups and schedules the secret; a second delete is a no-op', async () => {

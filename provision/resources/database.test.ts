@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
-import { after, beforeEach, describe, test } from 'node:test';
-import { createClients } from '../../lib/clients.ts';
-import { loadDeployConfig } from '../../lib/config.ts';
+import { describe, test } from 'node:test';
 import { UsageError } from '../../lib/errors.ts';
-import { type Identity, stackNames } from '../../lib/names.ts';
 import { Action, type Ctx } from '../../lib/reconcile.ts';
 import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installRdsFake } from '../../test/fakes/rds.ts';
 import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
 import {
+  rejectsWithout,
+  storeContext,
+  summary,
+  useFakes,
+  fastWaits as waits,
+} from '../../test/support/stores.ts';
+import {
   type ActualInstance,
-  dbParameterDrift,
-  dbSubnetGroupDrift,
   deleteDatabase,
   desiredInstance,
   ensureDatabase,
@@ -19,27 +21,16 @@ import {
   instanceDrift,
 } from './database.ts';
 
-const identity: Identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
-const waits = { minDelaySeconds: 0.01, maxDelaySeconds: 0.02, maxWaitSeconds: 5, progressEveryMs: 5 };
 const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-db' };
 
-function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply', lines: string[] = []): Ctx {
-  const config = loadDeployConfig({ AWS_REGION: 'us-east-1', STAGE: 'test', ...env });
-  return {
-    config,
-    clients: createClients(config.aws),
-    log: { info: (m) => lines.push(m), warn: (m) => lines.push(m), progress: (m) => lines.push(m) },
-    mode,
-    identity,
-    names: stackNames(config.stack, identity),
-    changes: [],
-  };
+function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply') {
+  return storeContext(mode, env);
 }
 
 describe('database drift functions', () => {
   const desired = desiredInstance(makeCtx(), inputs);
   const actual: ActualInstance = {
-    id: desired.id,
+    id: desired.name,
     status: 'available',
     instanceClass: 'db.t4g.micro',
     allocatedStorageGb: 20,
@@ -84,15 +75,6 @@ describe('database drift functions', () => {
     });
   }
 
-  test('subnet group and parameter drift', () => {
-    assert.deepEqual(dbSubnetGroupDrift(['a', 'b'], ['b', 'a']), []);
-    assert.equal(dbSubnetGroupDrift(['a', 'b'], ['a', 'c']).length, 1);
-    assert.deepEqual(dbParameterDrift({ 'rds.force_ssl': '1' }, { 'rds.force_ssl': '1' }), []);
-    assert.deepEqual(dbParameterDrift({ 'rds.force_ssl': '1' }, { 'rds.force_ssl': '0' }), [
-      { field: 'rds.force_ssl', from: '0', to: '1' },
-    ]);
-  });
-
   test('final snapshot ids are valid RDS identifiers with a timestamp', () => {
     const id = finalSnapshotId('ada-linecount-dev-db', new Date('2026-03-04T05:06:07.890Z'));
     assert.equal(id, 'ada-linecount-dev-db-final-20260304050607');
@@ -103,12 +85,7 @@ describe('database drift functions', () => {
 describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
   const secrets = installSecretsManagerFake();
   const rds = installRdsFake({ transitionAfter: 2, secrets: secrets.state.secrets });
-  after(() => {
-    rds.restore();
-    secrets.restore();
-  });
-  beforeEach(() => resetCalls());
-  const summary = (ctx: Ctx) => ctx.changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
+  useFakes(rds, secrets);
 
   test('plan mode makes no mutating call; the real run then creates what the plan listed', async () => {
     const plan = makeCtx({}, 'plan');
@@ -117,8 +94,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     assert.match(planned.secretArn, /known after apply/);
     assert.match(planned.resourceId, /known after apply/);
 
-    const lines: string[] = [];
-    const apply = makeCtx({}, 'apply', lines);
+    const apply = makeCtx();
     const out = await ensureDatabase(apply, inputs, { waits });
     assert.deepEqual(summary(apply), summary(plan));
     assert.ok(apply.changes.every((c) => c.action === Action.create));
@@ -133,7 +109,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
       },
     );
     assert.match(out.resourceId, /^db-[A-Z2-7]{26}$/);
-    assert.ok(lines.some((l) => /waiting for RDS instance ada-linecount-test-db/.test(l)));
+    assert.ok(apply.log.lines.some((l) => /waiting for RDS instance ada-linecount-test-db/.test(l)));
   });
 
   test('the instance is private, encrypted, TLS-only, with an RDS-managed password and IAM database authentication', () => {
@@ -162,6 +138,47 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     await ensureDatabase(ctx, inputs, { waits });
     assert.deepEqual(mutatingCalls(), []);
     assert.ok(ctx.changes.every((c) => c.action === Action.unchanged));
+  });
+
+  test('a read RDS refuses stops the run with the step and the permission to check', async () => {
+    const reads = [
+      [
+        'rds:DescribeDBSubnetGroups',
+        /^cannot read DB subnet group ada-linecount-test-db: AccessDenied: .*\(check rds:DescribeDBSubnetGroups permission\)$/,
+      ],
+      [
+        'rds:DescribeDBParameters',
+        /^cannot read DB parameter group ada-linecount-test-db-force-ssl: AccessDenied: .*\(check rds:DescribeDBParameterGroups and rds:DescribeDBParameters permissions\)$/,
+      ],
+      [
+        'rds:DescribeDBInstances',
+        /^cannot read RDS instance ada-linecount-test-db: AccessDenied: .*\(check rds:DescribeDBInstances permission\)$/,
+      ],
+    ] as const;
+    for (const [action, message] of reads) {
+      await rejectsWithout(action, () => ensureDatabase(makeCtx(), inputs, { waits }), message);
+    }
+  });
+
+  test('a parameter group of another family is refused with what to do, in plan mode too, before any change', async () => {
+    const group = rds.state.parameterGroups.get('ada-linecount-test-db-force-ssl');
+    assert.ok(group);
+    group.family = 'postgres16';
+    try {
+      for (const mode of ['plan', 'apply'] as const) {
+        await assert.rejects(ensureDatabase(makeCtx({}, mode), inputs, { waits }), (error: Error) => {
+          assert.ok(error instanceof UsageError);
+          assert.equal(
+            error.message,
+            'DB parameter group ada-linecount-test-db-force-ssl has family postgres16, this version needs postgres17: tear the database down first (teardown/down.ts)',
+          );
+          return true;
+        });
+      }
+      assert.deepEqual(mutatingCalls(), []);
+    } finally {
+      group.family = 'postgres17';
+    }
   });
 
   test('an instance deployed before IAM database authentication gets it turned on, and nothing else changes', async () => {

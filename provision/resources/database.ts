@@ -1,40 +1,33 @@
 import {
   CreateDBInstanceCommand,
-  CreateDBParameterGroupCommand,
-  CreateDBSubnetGroupCommand,
   type DBInstance,
   DBInstanceAlreadyExistsFault,
   DBInstanceNotFoundFault,
-  DBParameterGroupAlreadyExistsFault,
-  DBParameterGroupNotFoundFault,
-  DBSubnetGroupAlreadyExistsFault,
-  DBSubnetGroupNotFoundFault,
   DeleteDBInstanceCommand,
-  DeleteDBParameterGroupCommand,
-  DeleteDBSubnetGroupCommand,
   DescribeDBInstancesCommand,
-  DescribeDBParameterGroupsCommand,
-  DescribeDBParametersCommand,
-  DescribeDBSubnetGroupsCommand,
   ModifyDBInstanceCommand,
-  ModifyDBParameterGroupCommand,
-  ModifyDBSubnetGroupCommand,
   waitUntilDBInstanceAvailable,
   waitUntilDBInstanceDeleted,
 } from '@aws-sdk/client-rds';
-import { stepError, UsageError } from '../../lib/errors.ts';
-import { withProgress } from '../../lib/poll.ts';
+import { UsageError } from '../../lib/errors.ts';
 import {
-  Action,
   type Ctx,
-  deleteFound,
+  destroy,
   diffFields,
   type FieldChange,
   isPlan,
   pending,
-  record,
+  type Resource,
+  reconcile,
+  step,
 } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
+import { dbParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
+import { isSettled, orAbsent, type Waits, waitAvailable, waitUntil } from './store-calls.ts';
+import { dbSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
+
+// The RDS PostgreSQL instance: the system of record. ensureDatabase also
+// keeps what it needs: its subnet group and its parameter group.
 
 // PostgreSQL 17 on RDS; the parameter group family must match the major
 // version (DescribeDBEngineVersions: 17.x → postgres17). Only the major
@@ -46,14 +39,13 @@ export const dbEngine = { engine: 'postgres', majorVersion: '17', family: 'postg
 // parameter is dynamic, so it applies without a reboot.
 export const dbParameters = { 'rds.force_ssl': '1' } as const;
 
-export const databaseWaits = {
+export const databaseWaits: Waits = {
   // creating an instance takes ~5-15 min, a class change ~10 min, deletion with a snapshot longer
   maxWaitSeconds: 3600,
   minDelaySeconds: 30,
   maxDelaySeconds: 60,
   progressEveryMs: 15_000,
 };
-export type DatabaseWaits = typeof databaseWaits;
 
 export interface DatabaseInputs {
   subnetIds: readonly string[];
@@ -73,11 +65,11 @@ export interface DatabaseOutputs {
 }
 
 export interface DatabaseOptions {
-  waits?: Partial<DatabaseWaits>;
+  waits?: Partial<Waits>;
 }
 
 export interface DesiredInstance {
-  id: string;
+  name: string;
   instanceClass: string;
   allocatedStorageGb: number;
   backupRetentionDays: number;
@@ -110,7 +102,7 @@ export interface ActualInstance {
 export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstance {
   const p = ctx.config.provision;
   return {
-    id: ctx.names.db,
+    name: ctx.names.db,
     instanceClass: p.dbInstanceClass,
     allocatedStorageGb: p.dbAllocatedStorageGb,
     backupRetentionDays: p.dbBackupRetentionDays,
@@ -160,156 +152,10 @@ export function instanceDrift(desired: DesiredInstance, actual: ActualInstance):
   return changes;
 }
 
-export function dbSubnetGroupDrift(desired: readonly string[], actual: readonly string[]): FieldChange[] {
-  return diffFields({ SubnetIds: [...desired].sort() }, { SubnetIds: [...actual].sort() });
-}
-
-export function dbParameterDrift(
-  desired: Record<string, string>,
-  actual: Record<string, string | undefined>,
-): FieldChange[] {
-  return diffFields(desired, actual);
-}
-
 // RDS snapshot ids: letters, digits and single hyphens, starting with a letter
 export function finalSnapshotId(dbId: string, at: Date): string {
   return `${dbId}-final-${at.toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
 }
-
-// ---- subnet group ----
-
-export async function findDbSubnetGroup(ctx: Ctx): Promise<{ subnetIds: string[] } | undefined> {
-  try {
-    const { DBSubnetGroups = [] } = await ctx.clients.rds.send(
-      new DescribeDBSubnetGroupsCommand({ DBSubnetGroupName: ctx.names.dbSubnetGroup }),
-    );
-    const group = DBSubnetGroups[0];
-    return group && { subnetIds: (group.Subnets ?? []).map((s) => s.SubnetIdentifier ?? '') };
-  } catch (error) {
-    if (error instanceof DBSubnetGroupNotFoundFault) return undefined;
-    throw error;
-  }
-}
-
-async function ensureDbSubnetGroup(ctx: Ctx, subnetIds: readonly string[]): Promise<void> {
-  const kind = 'db-subnet-group';
-  const name = ctx.names.dbSubnetGroup;
-  const actual = await findDbSubnetGroup(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind, name, action: Action.create });
-    if (isPlan(ctx)) return;
-    try {
-      await ctx.clients.rds.send(
-        new CreateDBSubnetGroupCommand({
-          DBSubnetGroupName: name,
-          DBSubnetGroupDescription: `${ctx.names.base} private subnets`,
-          SubnetIds: [...subnetIds],
-          Tags: toTagList(ctx.names.tags),
-        }),
-      );
-    } catch (error) {
-      // a concurrent run created it
-      if (error instanceof DBSubnetGroupAlreadyExistsFault) return;
-      throw stepError(`create DB subnet group ${name}`, error, 'check rds:CreateDBSubnetGroup permission');
-    }
-    return;
-  }
-  const drift = dbSubnetGroupDrift(subnetIds, actual.subnetIds);
-  record(ctx, { kind, name, action: drift.length ? Action.update : Action.unchanged, fields: drift });
-  if (isPlan(ctx) || drift.length === 0) return;
-  await ctx.clients.rds
-    .send(new ModifyDBSubnetGroupCommand({ DBSubnetGroupName: name, SubnetIds: [...subnetIds] }))
-    .catch((error: unknown) => {
-      throw stepError(`update DB subnet group ${name}`, error);
-    });
-}
-
-// ---- parameter group ----
-
-export async function findDbParameterGroup(
-  ctx: Ctx,
-): Promise<{ family: string; parameters: Record<string, string | undefined> } | undefined> {
-  const name = ctx.names.dbParameterGroup;
-  try {
-    const { DBParameterGroups = [] } = await ctx.clients.rds.send(
-      new DescribeDBParameterGroupsCommand({ DBParameterGroupName: name }),
-    );
-    const group = DBParameterGroups[0];
-    if (group === undefined) return undefined;
-    const parameters: Record<string, string | undefined> = {};
-    let Marker: string | undefined;
-    do {
-      // Source=user: only what was set on this group, not the family's defaults
-      const page = await ctx.clients.rds.send(
-        new DescribeDBParametersCommand({ DBParameterGroupName: name, Source: 'user', Marker }),
-      );
-      for (const p of page.Parameters ?? [])
-        if (p.ParameterName) parameters[p.ParameterName] = p.ParameterValue;
-      Marker = page.Marker;
-    } while (Marker);
-    return { family: group.DBParameterGroupFamily ?? '', parameters };
-  } catch (error) {
-    if (error instanceof DBParameterGroupNotFoundFault) return undefined;
-    throw error;
-  }
-}
-
-async function ensureDbParameterGroup(ctx: Ctx): Promise<void> {
-  const kind = 'db-parameter-group';
-  const name = ctx.names.dbParameterGroup;
-  const actual = await findDbParameterGroup(ctx);
-  if (actual !== undefined && actual.family !== dbEngine.family) {
-    throw new UsageError(
-      `DB parameter group ${name} has family ${actual.family}, this version needs ${dbEngine.family}: tear the database down first (teardown/down.ts)`,
-    );
-  }
-  const drift = dbParameterDrift(dbParameters, actual?.parameters ?? {});
-  record(ctx, {
-    kind,
-    name,
-    action: actual === undefined ? Action.create : drift.length ? Action.update : Action.unchanged,
-    ...(actual === undefined ? {} : { fields: drift }),
-  });
-  if (isPlan(ctx)) return;
-  if (actual === undefined) {
-    try {
-      await ctx.clients.rds.send(
-        new CreateDBParameterGroupCommand({
-          DBParameterGroupName: name,
-          DBParameterGroupFamily: dbEngine.family,
-          Description: `${ctx.names.base}: TLS required`,
-          Tags: toTagList(ctx.names.tags),
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof DBParameterGroupAlreadyExistsFault)) {
-        throw stepError(
-          `create DB parameter group ${name}`,
-          error,
-          'check rds:CreateDBParameterGroup permission',
-        );
-      }
-    }
-  }
-  if (actual === undefined || drift.length) {
-    await ctx.clients.rds
-      .send(
-        new ModifyDBParameterGroupCommand({
-          DBParameterGroupName: name,
-          Parameters: Object.entries(dbParameters).map(([ParameterName, ParameterValue]) => ({
-            ParameterName,
-            ParameterValue,
-            ApplyMethod: 'immediate',
-          })),
-        }),
-      )
-      .catch((error: unknown) => {
-        throw stepError(`set parameters on DB parameter group ${name}`, error);
-      });
-  }
-}
-
-// ---- instance ----
 
 function toActual(instance: DBInstance): ActualInstance {
   return {
@@ -331,79 +177,54 @@ function toActual(instance: DBInstance): ActualInstance {
   };
 }
 
-export async function findDbInstance(ctx: Ctx): Promise<ActualInstance | undefined> {
-  try {
-    const { DBInstances = [] } = await ctx.clients.rds.send(
-      new DescribeDBInstancesCommand({ DBInstanceIdentifier: ctx.names.db }),
+const findInstance = (ctx: Ctx, name: string): Promise<ActualInstance | undefined> =>
+  step(`read RDS instance ${name}`, 'rds:DescribeDBInstances', async () => {
+    const found = await orAbsent(
+      () => ctx.clients.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: name })),
+      DBInstanceNotFoundFault,
     );
-    return DBInstances[0] && toActual(DBInstances[0]);
-  } catch (error) {
-    if (error instanceof DBInstanceNotFoundFault) return undefined;
-    throw error;
-  }
-}
-
-function waiterOptions(ctx: Ctx, waits: DatabaseWaits) {
-  return {
-    client: ctx.clients.rds,
-    maxWaitTime: waits.maxWaitSeconds,
-    minDelay: waits.minDelaySeconds,
-    maxDelay: waits.maxDelaySeconds,
-  };
-}
-
-async function waitForInstance(ctx: Ctx, waits: DatabaseWaits): Promise<ActualInstance> {
-  const what = `RDS instance ${ctx.names.db}`;
-  await withProgress(
-    what,
-    ctx.log.progress,
-    waitUntilDBInstanceAvailable(waiterOptions(ctx, waits), { DBInstanceIdentifier: ctx.names.db }),
-    waits.progressEveryMs,
-  ).catch((error: unknown) => {
-    throw stepError(`wait for ${what} to become available`, error, 'see its events in the RDS console');
+    const instance = found?.DBInstances?.[0];
+    return instance && toActual(instance);
   });
-  const ready = await findDbInstance(ctx);
-  if (ready === undefined) throw stepError(`find ${what}`, new Error('it disappeared while being waited on'));
-  return ready;
-}
 
-function outputs(ctx: Ctx, actual: ActualInstance): DatabaseOutputs {
+const waited = (name: string) => ({ what: `RDS instance ${name}`, console: 'RDS' });
+
+const available = (ctx: Ctx, waits: Waits, name: string) =>
+  waitAvailable(
+    ctx,
+    waits,
+    waited(name),
+    (timing) =>
+      waitUntilDBInstanceAvailable({ client: ctx.clients.rds, ...timing }, { DBInstanceIdentifier: name }),
+    () => findInstance(ctx, name),
+  );
+
+function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, DatabaseOutputs> {
   return {
-    host: actual.host ?? pending('database endpoint'),
-    port: actual.port ?? dbEngine.port,
-    name: ctx.names.dbName,
-    secretArn: actual.secretArn ?? pending('database secret ARN'),
-    resourceId: actual.resourceId ?? pending('database resource id'),
-  };
-}
-
-export async function ensureDatabase(
-  ctx: Ctx,
-  inputs: DatabaseInputs,
-  options: DatabaseOptions = {},
-): Promise<DatabaseOutputs> {
-  const waits = { ...databaseWaits, ...options.waits };
-  await ensureDbSubnetGroup(ctx, inputs.subnetIds);
-  await ensureDbParameterGroup(ctx);
-
-  const kind = 'db-instance';
-  const desired = desiredInstance(ctx, inputs);
-  let actual = await findDbInstance(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind, name: desired.id, action: Action.create });
-    if (isPlan(ctx)) {
-      return {
-        host: pending('database endpoint'),
-        port: dbEngine.port,
-        name: ctx.names.dbName,
-        secretArn: pending('database secret ARN'),
-        resourceId: pending('database resource id'),
-      };
-    }
-    try {
+    kind: 'db-instance',
+    permissions: {
+      find: 'rds:DescribeDBInstances',
+      create: 'rds:CreateDBInstance',
+      update: 'rds:ModifyDBInstance',
+      delete: 'rds:DeleteDBInstance and rds:ModifyDBInstance',
+    },
+    async find(ctx, name) {
+      const instance = await findInstance(ctx, name);
+      if (instance?.status === 'deleting') {
+        throw new UsageError(
+          `RDS instance ${name} is being deleted; run up again once teardown has finished`,
+        );
+      }
+      if (instance !== undefined && !instance.storageEncrypted) {
+        ctx.log.warn(`RDS instance ${name} has unencrypted storage; this cannot be changed in place`);
+      }
+      return instance;
+    },
+    drift: instanceDrift,
+    async create(ctx, desired) {
       await ctx.clients.rds.send(
         new CreateDBInstanceCommand({
-          DBInstanceIdentifier: desired.id,
+          DBInstanceIdentifier: desired.name,
           DBInstanceClass: desired.instanceClass,
           Engine: dbEngine.engine,
           EngineVersion: dbEngine.majorVersion,
@@ -431,51 +252,73 @@ export async function ensureDatabase(
           Tags: toTagList(ctx.names.tags),
         }),
       );
-    } catch (error) {
-      if (!(error instanceof DBInstanceAlreadyExistsFault)) {
-        throw stepError(
-          `create RDS instance ${desired.id}`,
-          error,
-          'check rds:CreateDBInstance permission and that the instance class exists in this region',
-        );
-      }
-    }
-    actual = await waitForInstance(ctx, waits);
-    return outputs(ctx, actual);
-  }
-
-  if (actual.status === 'deleting') {
-    throw new UsageError(
-      `RDS instance ${desired.id} is being deleted; run up again once teardown has finished`,
-    );
-  }
-  if (!actual.storageEncrypted) {
-    ctx.log.warn(`RDS instance ${desired.id} has unencrypted storage; this cannot be changed in place`);
-  }
-  const drift = instanceDrift(desired, actual);
-  record(ctx, {
-    kind,
-    name: desired.id,
-    action: drift.length ? Action.update : Action.unchanged,
-    fields: drift,
-  });
-  if (isPlan(ctx)) return outputs(ctx, actual);
-  if (actual.status !== 'available') actual = await waitForInstance(ctx, waits);
-  if (drift.length) {
-    const change = Object.fromEntries(drift.map((f) => [f.field, f.to]));
-    await ctx.clients.rds
-      .send(
-        new ModifyDBInstanceCommand({ DBInstanceIdentifier: desired.id, ApplyImmediately: true, ...change }),
-      )
-      .catch((error: unknown) => {
-        throw stepError(`update RDS instance ${desired.id} (${Object.keys(change).join(', ')})`, error);
-      });
-    actual = await waitForInstance(ctx, waits);
-  }
-  return outputs(ctx, actual);
+      // as asked for, until the waiter sees it available with its endpoint
+      return {
+        id: desired.name,
+        status: 'creating',
+        instanceClass: desired.instanceClass,
+        allocatedStorageGb: desired.allocatedStorageGb,
+        backupRetentionDays: desired.backupRetentionDays,
+        deletionProtection: desired.deletionProtection,
+        parameterGroup: desired.parameterGroup,
+        securityGroupIds: desired.securityGroupIds,
+        publiclyAccessible: desired.publiclyAccessible,
+        iamDatabaseAuthentication: desired.iamDatabaseAuthentication,
+        storageEncrypted: true,
+        host: undefined,
+        port: undefined,
+        secretArn: undefined,
+        resourceId: undefined,
+      };
+    },
+    alreadyExists: (error) => error instanceof DBInstanceAlreadyExistsFault,
+    // applied on an available instance, and waited out
+    async update(ctx, desired, actual, drift) {
+      if (actual.status !== 'available') await available(ctx, waits, desired.name);
+      await ctx.clients.rds.send(
+        new ModifyDBInstanceCommand({
+          DBInstanceIdentifier: desired.name,
+          ApplyImmediately: true,
+          ...Object.fromEntries(drift.map((f) => [f.field, f.to])),
+        }),
+      );
+      await available(ctx, waits, desired.name);
+    },
+    wait: async (ctx, desired, actual) =>
+      actual.status === 'available' ? undefined : available(ctx, waits, desired.name),
+    outputs: (ctx, _desired, actual) => ({
+      host: actual?.host ?? pending('database endpoint'),
+      port: actual?.port ?? dbEngine.port,
+      name: ctx.names.dbName,
+      secretArn: actual?.secretArn ?? pending('database secret ARN'),
+      resourceId: actual?.resourceId ?? pending('database resource id'),
+    }),
+    isNotFound: (error) => error instanceof DBInstanceNotFoundFault,
+    waitGone: (ctx, name) =>
+      waitUntil(ctx, waits, { ...waited(name), until: 'deleted' }, (timing) =>
+        waitUntilDBInstanceDeleted({ client: ctx.clients.rds, ...timing }, { DBInstanceIdentifier: name }),
+      ),
+  };
 }
 
-// ---- delete ----
+export async function ensureDatabase(
+  ctx: Ctx,
+  inputs: DatabaseInputs,
+  options: DatabaseOptions = {},
+): Promise<DatabaseOutputs> {
+  const waits = { ...databaseWaits, ...options.waits };
+  await ensureSubnetGroup(ctx, dbSubnetGroups, ctx.names.dbSubnetGroup, inputs.subnetIds);
+  await ensureParameterGroup(ctx, dbParameterGroups, {
+    name: ctx.names.dbParameterGroup,
+    family: dbEngine.family,
+    description: `${ctx.names.base}: TLS required`,
+    parameters: dbParameters,
+    tags: ctx.names.tags,
+    familyReason: `this version needs ${dbEngine.family}`,
+    remedy: 'tear the database down first (teardown/down.ts)',
+  });
+  return reconcile(ctx, dbInstance(waits), desiredInstance(ctx, inputs));
+}
 
 export interface DeleteDatabaseOptions extends DatabaseOptions {
   // turn deletion protection off first instead of refusing
@@ -486,71 +329,43 @@ export interface DeleteDatabaseOptions extends DatabaseOptions {
 
 export async function deleteDatabase(ctx: Ctx, options: DeleteDatabaseOptions): Promise<void> {
   const waits = { ...databaseWaits, ...options.waits };
-  const rds = ctx.clients.rds;
-  const instance = await findDbInstance(ctx);
-  if (instance?.deletionProtection && !options.force) {
-    throw new UsageError(
-      `RDS instance ${ctx.names.db} has deletion protection on; run teardown with --force to turn it off and delete it`,
-    );
-  }
-  record(ctx, { kind: 'db-instance', name: ctx.names.db, action: instance ? Action.delete : Action.absent });
-  if (instance !== undefined && !isPlan(ctx)) {
-    if (instance.status !== 'deleting') {
-      // an instance that is creating or modifying refuses deletion (InvalidDBInstanceState)
-      if (instance.status !== 'available') await waitForInstance(ctx, waits);
-      if (instance.deletionProtection) {
-        await rds
-          .send(
+  await destroy(
+    ctx,
+    {
+      ...dbInstance(waits),
+      async find(ctx, name) {
+        const found = await findInstance(ctx, name);
+        if (found?.deletionProtection && !options.force) {
+          throw new UsageError(
+            `RDS instance ${name} has deletion protection on; run teardown with --force to turn it off and delete it`,
+          );
+        }
+        // an instance that is creating or modifying refuses deletion: wait it out first
+        if (found === undefined || isPlan(ctx) || isSettled(found.status)) return found;
+        return available(ctx, waits, name);
+      },
+      async remove(ctx, name, actual) {
+        if (actual.status === 'deleting') return;
+        if (actual.deletionProtection) {
+          await ctx.clients.rds.send(
             new ModifyDBInstanceCommand({
-              DBInstanceIdentifier: ctx.names.db,
+              DBInstanceIdentifier: name,
               DeletionProtection: false,
               ApplyImmediately: true,
             }),
-          )
-          .catch((error: unknown) => {
-            throw stepError(`turn off deletion protection on ${ctx.names.db}`, error);
-          });
-      }
-      try {
-        await rds.send(
+          );
+        }
+        await ctx.clients.rds.send(
           new DeleteDBInstanceCommand(
             options.finalSnapshot
-              ? {
-                  DBInstanceIdentifier: ctx.names.db,
-                  FinalDBSnapshotIdentifier: finalSnapshotId(ctx.names.db, new Date()),
-                }
-              : { DBInstanceIdentifier: ctx.names.db, SkipFinalSnapshot: true },
+              ? { DBInstanceIdentifier: name, FinalDBSnapshotIdentifier: finalSnapshotId(name, new Date()) }
+              : { DBInstanceIdentifier: name, SkipFinalSnapshot: true },
           ),
         );
-      } catch (error) {
-        if (!(error instanceof DBInstanceNotFoundFault)) {
-          throw stepError(`delete RDS instance ${ctx.names.db}`, error);
-        }
-      }
-    }
-    await withProgress(
-      `RDS instance ${ctx.names.db} to be deleted`,
-      ctx.log.progress,
-      waitUntilDBInstanceDeleted(waiterOptions(ctx, waits), { DBInstanceIdentifier: ctx.names.db }),
-      waits.progressEveryMs,
-    );
-  }
-
-  await deleteFound(ctx, {
-    kind: 'db-parameter-group',
-    name: ctx.names.dbParameterGroup,
-    found: (await findDbParameterGroup(ctx)) !== undefined,
-    remove: () =>
-      rds.send(new DeleteDBParameterGroupCommand({ DBParameterGroupName: ctx.names.dbParameterGroup })),
-    isNotFound: (error) => error instanceof DBParameterGroupNotFoundFault,
-    what: 'DB parameter group',
-  });
-  await deleteFound(ctx, {
-    kind: 'db-subnet-group',
-    name: ctx.names.dbSubnetGroup,
-    found: (await findDbSubnetGroup(ctx)) !== undefined,
-    remove: () => rds.send(new DeleteDBSubnetGroupCommand({ DBSubnetGroupName: ctx.names.dbSubnetGroup })),
-    isNotFound: (error) => error instanceof DBSubnetGroupNotFoundFault,
-    what: 'DB subnet group',
-  });
+      },
+    },
+    ctx.names.db,
+  );
+  await deleteParameterGroup(ctx, dbParameterGroups, ctx.names.dbParameterGroup);
+  await deleteSubnetGroup(ctx, dbSubnetGroups, ctx.names.dbSubnetGroup);
 }

@@ -13,9 +13,9 @@ import {
   type ModifyReplicationGroupMessage,
   ReplicationGroupAlreadyExistsFault,
   ReplicationGroupNotFoundFault,
-  type Tag,
 } from '@aws-sdk/client-elasticache';
 import { type InstalledFake, installHandlers } from './calls.ts';
+import { type StoreGroups, storeGroupHandlers } from './store-groups.ts';
 
 // A stateful ElastiCache control plane for one stack's cache: subnet groups,
 // parameter groups with user-set parameters, replication groups with member
@@ -34,9 +34,7 @@ export interface FakeReplicationGroup {
   authToken: string | undefined;
 }
 
-export interface ElastiCacheState {
-  subnetGroups: Map<string, { subnetIds: string[]; tags: Tag[] }>;
-  parameterGroups: Map<string, { family: string; parameters: Record<string, string>; tags: Tag[] }>;
+export interface ElastiCacheState extends StoreGroups {
   replicationGroups: Map<string, FakeReplicationGroup>;
 }
 
@@ -111,128 +109,26 @@ export function installElastiCacheFake(
   });
 
   const installed = installHandlers(ElastiCacheClient, 'elasticache', {
-    CreateCacheSubnetGroup(input: { CacheSubnetGroupName?: string; SubnetIds?: string[]; Tags?: Tag[] }) {
-      const name = input.CacheSubnetGroupName ?? '';
-      if (state.subnetGroups.has(name)) {
-        throw new CacheSubnetGroupAlreadyExistsFault({
-          message: `Cache subnet group ${name} already exists.`,
-          ...metadata,
-        });
-      }
-      state.subnetGroups.set(name, { subnetIds: input.SubnetIds ?? [], tags: input.Tags ?? [] });
-      return { CacheSubnetGroup: { CacheSubnetGroupName: name }, ...metadata };
-    },
-    DescribeCacheSubnetGroups(input: { CacheSubnetGroupName?: string }) {
-      const group = state.subnetGroups.get(input.CacheSubnetGroupName ?? '');
-      if (group === undefined) {
-        throw new CacheSubnetGroupNotFoundFault({
-          message: `Cache subnet group ${input.CacheSubnetGroupName} not found.`,
-          ...metadata,
-        });
-      }
-      return {
-        CacheSubnetGroups: [
-          {
-            CacheSubnetGroupName: input.CacheSubnetGroupName,
-            Subnets: group.subnetIds.map((SubnetIdentifier) => ({ SubnetIdentifier })),
-          },
-        ],
-        ...metadata,
-      };
-    },
-    ModifyCacheSubnetGroup(input: { CacheSubnetGroupName?: string; SubnetIds?: string[] }) {
-      const group = state.subnetGroups.get(input.CacheSubnetGroupName ?? '');
-      if (group === undefined) throw new CacheSubnetGroupNotFoundFault({ message: 'not found', ...metadata });
-      group.subnetIds = input.SubnetIds ?? group.subnetIds;
-      return metadata;
-    },
-    DeleteCacheSubnetGroup(input: { CacheSubnetGroupName?: string }) {
-      const name = input.CacheSubnetGroupName ?? '';
-      if (!state.subnetGroups.has(name))
-        throw new CacheSubnetGroupNotFoundFault({ message: 'not found', ...metadata });
-      if ([...state.replicationGroups.values()].some((g) => g.input.CacheSubnetGroupName === name)) {
-        throw new CacheSubnetGroupInUse({ message: `Cache subnet group ${name} is in use.`, ...metadata });
-      }
-      state.subnetGroups.delete(name);
-      return metadata;
-    },
-
-    CreateCacheParameterGroup(input: {
-      CacheParameterGroupName?: string;
-      CacheParameterGroupFamily?: string;
-      Tags?: Tag[];
-    }) {
-      const name = input.CacheParameterGroupName ?? '';
-      if (state.parameterGroups.has(name)) {
-        throw new CacheParameterGroupAlreadyExistsFault({
-          message: `Parameter group ${name} already exists.`,
-          ...metadata,
-        });
-      }
-      state.parameterGroups.set(name, {
-        family: input.CacheParameterGroupFamily ?? '',
-        parameters: {},
-        tags: input.Tags ?? [],
-      });
-      return { CacheParameterGroup: { CacheParameterGroupName: name }, ...metadata };
-    },
-    DescribeCacheParameterGroups(input: { CacheParameterGroupName?: string }) {
-      const group = state.parameterGroups.get(input.CacheParameterGroupName ?? '');
-      if (group === undefined) {
-        throw new CacheParameterGroupNotFoundFault({
-          message: `CacheParameterGroup ${input.CacheParameterGroupName} not found.`,
-          ...metadata,
-        });
-      }
-      return {
-        CacheParameterGroups: [
-          { CacheParameterGroupName: input.CacheParameterGroupName, CacheParameterGroupFamily: group.family },
-        ],
-        ...metadata,
-      };
-    },
-    DescribeCacheParameters(input: { CacheParameterGroupName?: string; Source?: string }) {
-      const group = state.parameterGroups.get(input.CacheParameterGroupName ?? '');
-      if (group === undefined)
-        throw new CacheParameterGroupNotFoundFault({ message: 'not found', ...metadata });
-      if (input.Source !== 'user')
-        throw new InvalidParameterValueException({
-          message: 'the fake knows user parameters only',
-          ...metadata,
-        });
-      return {
-        Parameters: Object.entries(group.parameters).map(([ParameterName, ParameterValue]) => ({
-          ParameterName,
-          ParameterValue,
-          Source: 'user',
-        })),
-        ...metadata,
-      };
-    },
-    ModifyCacheParameterGroup(input: {
-      CacheParameterGroupName?: string;
-      ParameterNameValues?: { ParameterName?: string; ParameterValue?: string }[];
-    }) {
-      const group = state.parameterGroups.get(input.CacheParameterGroupName ?? '');
-      if (group === undefined)
-        throw new CacheParameterGroupNotFoundFault({ message: 'not found', ...metadata });
-      for (const p of input.ParameterNameValues ?? [])
-        group.parameters[p.ParameterName ?? ''] = p.ParameterValue ?? '';
-      return { CacheParameterGroupName: input.CacheParameterGroupName, ...metadata };
-    },
-    DeleteCacheParameterGroup(input: { CacheParameterGroupName?: string }) {
-      const name = input.CacheParameterGroupName ?? '';
-      if (!state.parameterGroups.has(name))
-        throw new CacheParameterGroupNotFoundFault({ message: 'not found', ...metadata });
-      if ([...state.replicationGroups.values()].some((g) => g.parameterGroup === name)) {
-        throw new InvalidCacheParameterGroupStateFault({
-          message: `Parameter group ${name} is in use.`,
-          ...metadata,
-        });
-      }
-      state.parameterGroups.delete(name);
-      return metadata;
-    },
+    ...storeGroupHandlers(state, {
+      prefix: 'Cache',
+      parametersField: 'ParameterNameValues',
+      minSubnets: 1,
+      faults: {
+        subnetGroupNotFound: CacheSubnetGroupNotFoundFault,
+        subnetGroupExists: CacheSubnetGroupAlreadyExistsFault,
+        subnetGroupInUse: CacheSubnetGroupInUse,
+        parameterGroupNotFound: CacheParameterGroupNotFoundFault,
+        parameterGroupExists: CacheParameterGroupAlreadyExistsFault,
+        parameterGroupInUse: InvalidCacheParameterGroupStateFault,
+        invalidParameter: InvalidParameterValueException,
+      },
+      inUse: {
+        subnetGroup: (name) =>
+          [...state.replicationGroups.values()].some((g) => g.input.CacheSubnetGroupName === name),
+        parameterGroup: (name) =>
+          [...state.replicationGroups.values()].some((g) => g.parameterGroup === name),
+      },
+    }),
 
     CreateReplicationGroup(input: CreateReplicationGroupMessage) {
       const id = input.ReplicationGroupId ?? '';

@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { type InstalledFake, installHandlers } from './calls.ts';
 import type { FakeSecret } from './secrets-manager.ts';
+import { type StoreGroups, storeGroupHandlers } from './store-groups.ts';
 
 // A stateful RDS control plane for one PostgreSQL instance with its subnet and
 // parameter groups. An instance goes creating → available, modifying →
@@ -45,9 +46,7 @@ export interface FakeDbInstance {
   resourceId: string;
 }
 
-export interface RdsState {
-  subnetGroups: Map<string, { subnetIds: string[]; tags: Tag[] }>;
-  parameterGroups: Map<string, { family: string; parameters: Record<string, string>; tags: Tag[] }>;
+export interface RdsState extends StoreGroups {
   instances: Map<string, FakeDbInstance>;
   snapshots: Map<string, { instanceId: string; tags: Tag[] }>;
 }
@@ -71,8 +70,8 @@ class InvalidParameterCombinationException extends RDSServiceException {
     super({
       name: 'InvalidParameterCombination',
       $fault: 'client',
-      $metadata: { httpStatusCode: 400 },
       ...options,
+      $metadata: { httpStatusCode: 400 },
     });
   }
 }
@@ -154,123 +153,24 @@ export function installRdsFake(
   });
 
   const installed = installHandlers(RDSClient, 'rds', {
-    CreateDBSubnetGroup(input: { DBSubnetGroupName?: string; SubnetIds?: string[]; Tags?: Tag[] }) {
-      const name = input.DBSubnetGroupName ?? '';
-      if (state.subnetGroups.has(name))
-        throw new DBSubnetGroupAlreadyExistsFault({ message: `${name} exists`, ...metadata });
-      // RDS: a DB subnet group must cover at least two availability zones
-      if ((input.SubnetIds ?? []).length < 2) {
-        throw new InvalidParameterCombinationException({
-          message: 'at least two subnets in two AZs',
-          ...metadata,
-        });
-      }
-      state.subnetGroups.set(name, { subnetIds: input.SubnetIds ?? [], tags: input.Tags ?? [] });
-      return { DBSubnetGroup: { DBSubnetGroupName: name }, ...metadata };
-    },
-    DescribeDBSubnetGroups(input: { DBSubnetGroupName?: string }) {
-      const group = state.subnetGroups.get(input.DBSubnetGroupName ?? '');
-      if (group === undefined) {
-        throw new DBSubnetGroupNotFoundFault({
-          message: `DBSubnetGroup ${input.DBSubnetGroupName} not found.`,
-          ...metadata,
-        });
-      }
-      return {
-        DBSubnetGroups: [
-          {
-            DBSubnetGroupName: input.DBSubnetGroupName,
-            Subnets: group.subnetIds.map((SubnetIdentifier) => ({ SubnetIdentifier })),
-          },
-        ],
-        ...metadata,
-      };
-    },
-    ModifyDBSubnetGroup(input: { DBSubnetGroupName?: string; SubnetIds?: string[] }) {
-      const group = state.subnetGroups.get(input.DBSubnetGroupName ?? '');
-      if (group === undefined) throw new DBSubnetGroupNotFoundFault({ message: 'not found', ...metadata });
-      group.subnetIds = input.SubnetIds ?? group.subnetIds;
-      return metadata;
-    },
-    DeleteDBSubnetGroup(input: { DBSubnetGroupName?: string }) {
-      const name = input.DBSubnetGroupName ?? '';
-      if (!state.subnetGroups.has(name))
-        throw new DBSubnetGroupNotFoundFault({ message: 'not found', ...metadata });
-      if ([...state.instances.values()].some((i) => i.input.DBSubnetGroupName === name)) {
-        throw new InvalidDBSubnetGroupStateFault({ message: `${name} is in use`, ...metadata });
-      }
-      state.subnetGroups.delete(name);
-      return metadata;
-    },
-
-    CreateDBParameterGroup(input: {
-      DBParameterGroupName?: string;
-      DBParameterGroupFamily?: string;
-      Tags?: Tag[];
-    }) {
-      const name = input.DBParameterGroupName ?? '';
-      if (state.parameterGroups.has(name)) {
-        throw new DBParameterGroupAlreadyExistsFault({ message: `${name} exists`, ...metadata });
-      }
-      state.parameterGroups.set(name, {
-        family: input.DBParameterGroupFamily ?? '',
-        parameters: {},
-        tags: input.Tags ?? [],
-      });
-      return { DBParameterGroup: { DBParameterGroupName: name }, ...metadata };
-    },
-    DescribeDBParameterGroups(input: { DBParameterGroupName?: string }) {
-      const group = state.parameterGroups.get(input.DBParameterGroupName ?? '');
-      if (group === undefined) {
-        throw new DBParameterGroupNotFoundFault({
-          message: `DBParameterGroup ${input.DBParameterGroupName} not found.`,
-          ...metadata,
-        });
-      }
-      return {
-        DBParameterGroups: [
-          { DBParameterGroupName: input.DBParameterGroupName, DBParameterGroupFamily: group.family },
-        ],
-        ...metadata,
-      };
-    },
-    DescribeDBParameters(input: { DBParameterGroupName?: string; Source?: string }) {
-      const group = state.parameterGroups.get(input.DBParameterGroupName ?? '');
-      if (group === undefined) throw new DBParameterGroupNotFoundFault({ message: 'not found', ...metadata });
-      if (input.Source !== 'user')
-        throw new InvalidParameterCombinationException({
-          message: 'the fake knows user parameters only',
-          ...metadata,
-        });
-      return {
-        Parameters: Object.entries(group.parameters).map(([ParameterName, ParameterValue]) => ({
-          ParameterName,
-          ParameterValue,
-          Source: 'user',
-        })),
-        ...metadata,
-      };
-    },
-    ModifyDBParameterGroup(input: {
-      DBParameterGroupName?: string;
-      Parameters?: { ParameterName?: string; ParameterValue?: string }[];
-    }) {
-      const group = state.parameterGroups.get(input.DBParameterGroupName ?? '');
-      if (group === undefined) throw new DBParameterGroupNotFoundFault({ message: 'not found', ...metadata });
-      for (const p of input.Parameters ?? [])
-        group.parameters[p.ParameterName ?? ''] = p.ParameterValue ?? '';
-      return { DBParameterGroupName: input.DBParameterGroupName, ...metadata };
-    },
-    DeleteDBParameterGroup(input: { DBParameterGroupName?: string }) {
-      const name = input.DBParameterGroupName ?? '';
-      if (!state.parameterGroups.has(name))
-        throw new DBParameterGroupNotFoundFault({ message: 'not found', ...metadata });
-      if ([...state.instances.values()].some((i) => i.parameterGroup === name)) {
-        throw new InvalidDBParameterGroupStateFault({ message: `${name} is in use`, ...metadata });
-      }
-      state.parameterGroups.delete(name);
-      return metadata;
-    },
+    ...storeGroupHandlers(state, {
+      prefix: 'DB',
+      parametersField: 'Parameters',
+      minSubnets: 2,
+      faults: {
+        subnetGroupNotFound: DBSubnetGroupNotFoundFault,
+        subnetGroupExists: DBSubnetGroupAlreadyExistsFault,
+        subnetGroupInUse: InvalidDBSubnetGroupStateFault,
+        parameterGroupNotFound: DBParameterGroupNotFoundFault,
+        parameterGroupExists: DBParameterGroupAlreadyExistsFault,
+        parameterGroupInUse: InvalidDBParameterGroupStateFault,
+        invalidParameter: InvalidParameterCombinationException,
+      },
+      inUse: {
+        subnetGroup: (name) => [...state.instances.values()].some((i) => i.input.DBSubnetGroupName === name),
+        parameterGroup: (name) => [...state.instances.values()].some((i) => i.parameterGroup === name),
+      },
+    }),
 
     CreateDBInstance(input: CreateDBInstanceMessage) {
       const id = input.DBInstanceIdentifier ?? '';

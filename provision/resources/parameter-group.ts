@@ -1,0 +1,217 @@
+import {
+  CacheParameterGroupAlreadyExistsFault,
+  CacheParameterGroupNotFoundFault,
+  CreateCacheParameterGroupCommand,
+  DeleteCacheParameterGroupCommand,
+  DescribeCacheParameterGroupsCommand,
+  DescribeCacheParametersCommand,
+  ModifyCacheParameterGroupCommand,
+} from '@aws-sdk/client-elasticache';
+import {
+  CreateDBParameterGroupCommand,
+  DBParameterGroupAlreadyExistsFault,
+  DBParameterGroupNotFoundFault,
+  DeleteDBParameterGroupCommand,
+  DescribeDBParameterGroupsCommand,
+  DescribeDBParametersCommand,
+  ModifyDBParameterGroupCommand,
+} from '@aws-sdk/client-rds';
+import { UsageError } from '../../lib/errors.ts';
+import {
+  type Ctx,
+  destroy,
+  diffFields,
+  type FieldChange,
+  type Resource,
+  reconcile,
+  step,
+} from '../../lib/reconcile.ts';
+import { type Tags, toTagList } from '../tags.ts';
+import { orAbsent } from './store-calls.ts';
+
+// RDS and ElastiCache read their engine settings from a parameter group of a
+// family (one per engine major version): the same resource under two APIs.
+// One implementation; each service supplies its calls, its exception classes
+// and how it names the group.
+
+export interface ParameterGroupSpec {
+  name: string;
+  family: string;
+  description: string;
+  parameters: Record<string, string>;
+  tags: Tags;
+  // why this family, and what to do about a group of another one:
+  // `CACHE_ENGINE=redis needs redis7`, `set CACHE_ENGINE back, or ...`
+  familyReason: string;
+  remedy: string;
+}
+
+interface ParameterGroupState {
+  family: string;
+  parameters: Record<string, string | undefined>;
+}
+
+type ParameterPage = {
+  Parameters?: { ParameterName?: string | undefined; ParameterValue?: string | undefined }[];
+  Marker?: string | undefined;
+};
+
+export interface ParameterGroupApi {
+  kind: string;
+  // as messages name it: `cannot read cache parameter group ...`
+  what: string;
+  permissions: { find: string; create: string; update: string; delete: string };
+  // the group's family; the not-found exception when it does not exist
+  describe(ctx: Ctx, name: string): Promise<string | undefined>;
+  // one page of the parameters set on this group (Source=user), not the family's defaults
+  describeParameters(ctx: Ctx, name: string, marker: string | undefined): Promise<ParameterPage>;
+  create(ctx: Ctx, spec: ParameterGroupSpec): Promise<unknown>;
+  setParameters(ctx: Ctx, spec: ParameterGroupSpec): Promise<unknown>;
+  remove(ctx: Ctx, name: string): Promise<unknown>;
+  NotFound: abstract new (...args: never[]) => Error;
+  AlreadyExists: abstract new (...args: never[]) => Error;
+}
+
+export const cacheParameterGroups: ParameterGroupApi = {
+  kind: 'cache-parameter-group',
+  what: 'cache parameter group',
+  permissions: {
+    find: 'elasticache:DescribeCacheParameterGroups and elasticache:DescribeCacheParameters',
+    create: 'elasticache:CreateCacheParameterGroup and elasticache:ModifyCacheParameterGroup',
+    update: 'elasticache:ModifyCacheParameterGroup',
+    delete: 'elasticache:DeleteCacheParameterGroup',
+  },
+  describe: async (ctx, name) =>
+    (
+      await ctx.clients.elasticache.send(
+        new DescribeCacheParameterGroupsCommand({ CacheParameterGroupName: name }),
+      )
+    ).CacheParameterGroups?.map((g) => g.CacheParameterGroupFamily ?? '')[0],
+  describeParameters: (ctx, name, Marker) =>
+    ctx.clients.elasticache.send(
+      new DescribeCacheParametersCommand({ CacheParameterGroupName: name, Source: 'user', Marker }),
+    ),
+  create: (ctx, spec) =>
+    ctx.clients.elasticache.send(
+      new CreateCacheParameterGroupCommand({
+        CacheParameterGroupName: spec.name,
+        CacheParameterGroupFamily: spec.family,
+        Description: spec.description,
+        Tags: toTagList(spec.tags),
+      }),
+    ),
+  setParameters: (ctx, spec) =>
+    ctx.clients.elasticache.send(
+      new ModifyCacheParameterGroupCommand({
+        CacheParameterGroupName: spec.name,
+        ParameterNameValues: Object.entries(spec.parameters).map(([ParameterName, ParameterValue]) => ({
+          ParameterName,
+          ParameterValue,
+        })),
+      }),
+    ),
+  remove: (ctx, name) =>
+    ctx.clients.elasticache.send(new DeleteCacheParameterGroupCommand({ CacheParameterGroupName: name })),
+  NotFound: CacheParameterGroupNotFoundFault,
+  AlreadyExists: CacheParameterGroupAlreadyExistsFault,
+};
+
+export const dbParameterGroups: ParameterGroupApi = {
+  kind: 'db-parameter-group',
+  what: 'DB parameter group',
+  permissions: {
+    find: 'rds:DescribeDBParameterGroups and rds:DescribeDBParameters',
+    create: 'rds:CreateDBParameterGroup and rds:ModifyDBParameterGroup',
+    update: 'rds:ModifyDBParameterGroup',
+    delete: 'rds:DeleteDBParameterGroup',
+  },
+  describe: async (ctx, name) =>
+    (
+      await ctx.clients.rds.send(new DescribeDBParameterGroupsCommand({ DBParameterGroupName: name }))
+    ).DBParameterGroups?.map((g) => g.DBParameterGroupFamily ?? '')[0],
+  describeParameters: (ctx, name, Marker) =>
+    ctx.clients.rds.send(
+      new DescribeDBParametersCommand({ DBParameterGroupName: name, Source: 'user', Marker }),
+    ),
+  create: (ctx, spec) =>
+    ctx.clients.rds.send(
+      new CreateDBParameterGroupCommand({
+        DBParameterGroupName: spec.name,
+        DBParameterGroupFamily: spec.family,
+        Description: spec.description,
+        Tags: toTagList(spec.tags),
+      }),
+    ),
+  setParameters: (ctx, spec) =>
+    ctx.clients.rds.send(
+      new ModifyDBParameterGroupCommand({
+        DBParameterGroupName: spec.name,
+        Parameters: Object.entries(spec.parameters).map(([ParameterName, ParameterValue]) => ({
+          ParameterName,
+          ParameterValue,
+          ApplyMethod: 'immediate',
+        })),
+      }),
+    ),
+  remove: (ctx, name) =>
+    ctx.clients.rds.send(new DeleteDBParameterGroupCommand({ DBParameterGroupName: name })),
+  NotFound: DBParameterGroupNotFoundFault,
+  AlreadyExists: DBParameterGroupAlreadyExistsFault,
+};
+
+export function parameterDrift(
+  desired: Record<string, string>,
+  actual: Record<string, string | undefined>,
+): FieldChange[] {
+  return diffFields(desired, actual);
+}
+
+function parameterGroup(api: ParameterGroupApi): Resource<ParameterGroupSpec, ParameterGroupState, void> {
+  return {
+    kind: api.kind,
+    permissions: api.permissions,
+    find: (ctx, name) =>
+      step(`read ${api.what} ${name}`, api.permissions.find, async () => {
+        const family = await orAbsent(() => api.describe(ctx, name), api.NotFound);
+        if (family === undefined) return undefined;
+        const parameters: Record<string, string | undefined> = {};
+        let marker: string | undefined;
+        do {
+          const page = await api.describeParameters(ctx, name, marker);
+          for (const p of page.Parameters ?? [])
+            if (p.ParameterName) parameters[p.ParameterName] = p.ParameterValue;
+          marker = page.Marker;
+        } while (marker);
+        return { family, parameters };
+      }),
+    // A group's family cannot change (no Modify call takes one), so a group
+    // of another family is refused before anything is planned.
+    drift(desired, actual) {
+      if (actual.family !== desired.family) {
+        throw new UsageError(
+          `${api.what} ${desired.name} has family ${actual.family}, ${desired.familyReason}: ${desired.remedy}`,
+        );
+      }
+      return parameterDrift(desired.parameters, actual.parameters);
+    },
+    // a new group holds the family's defaults: our parameters are set right after
+    async create(ctx, desired) {
+      await api.create(ctx, desired);
+      await api.setParameters(ctx, desired);
+      return { family: desired.family, parameters: desired.parameters };
+    },
+    alreadyExists: (error) => error instanceof api.AlreadyExists,
+    async update(ctx, desired) {
+      await api.setParameters(ctx, desired);
+    },
+    outputs: () => undefined,
+    remove: (ctx, name) => api.remove(ctx, name),
+    isNotFound: (error) => error instanceof api.NotFound,
+  };
+}
+
+export const ensureParameterGroup = (ctx: Ctx, api: ParameterGroupApi, desired: ParameterGroupSpec) =>
+  reconcile(ctx, parameterGroup(api), desired);
+
+export const deleteParameterGroup = (ctx: Ctx, api: ParameterGroupApi, name: string) =>
+  destroy(ctx, parameterGroup(api), name);
