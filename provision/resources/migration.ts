@@ -134,7 +134,7 @@ export function migrationFingerprint(desired: DesiredFunction): string {
 }
 
 interface MigrationSpec {
-  // the migration function's
+  // the migration function's name
   name: string;
   functionArn: string;
   fingerprint: string;
