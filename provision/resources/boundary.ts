@@ -11,7 +11,7 @@ import {
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import { PolicyFile, readPolicyFile } from '../../lib/policy-files.ts';
-import { Action, type Ctx, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import { type Ctx, type FieldChange, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
 import { toTagList } from '../tags.ts';
 
@@ -57,7 +57,9 @@ export interface LiveBoundary {
   defaultVersionId: string;
 }
 
-export async function findBoundary(ctx: Ctx): Promise<LiveBoundary | undefined> {
+// By the configured ARN, which may name another account's policy
+// (PERMISSIONS_BOUNDARY): never by a name built here.
+async function readBoundary(ctx: Ctx): Promise<LiveBoundary | undefined> {
   const { iam } = ctx.clients;
   const PolicyArn = boundaryArn(ctx);
   let defaultVersionId: string | undefined;
@@ -65,20 +67,17 @@ export async function findBoundary(ctx: Ctx): Promise<LiveBoundary | undefined> 
     defaultVersionId = (await iam.send(new GetPolicyCommand({ PolicyArn }))).Policy?.DefaultVersionId;
   } catch (error) {
     if (error instanceof NoSuchEntityException) return undefined;
-    throw stepError(`read ${kind} ${PolicyArn}`, error, 'check iam:GetPolicy permission on it');
+    throw error;
   }
   if (defaultVersionId === undefined) return undefined;
-  try {
-    const version = await iam.send(new GetPolicyVersionCommand({ PolicyArn, VersionId: defaultVersionId }));
-    return { arn: PolicyArn, document: parsePolicy(version.PolicyVersion?.Document), defaultVersionId };
-  } catch (error) {
-    throw stepError(
-      `read version ${defaultVersionId} of ${kind} ${PolicyArn}`,
-      error,
-      'check iam:GetPolicyVersion permission on it',
-    );
-  }
+  const version = await iam.send(new GetPolicyVersionCommand({ PolicyArn, VersionId: defaultVersionId }));
+  return { arn: PolicyArn, document: parsePolicy(version.PolicyVersion?.Document), defaultVersionId };
 }
+
+const readPermissions = 'iam:GetPolicy and iam:GetPolicyVersion';
+
+export const findBoundary = (ctx: Ctx) =>
+  step(`read ${kind} ${boundaryArn(ctx)}`, readPermissions, () => readBoundary(ctx));
 
 export function boundaryDrift(desired: PolicyDocument, actual: LiveBoundary): FieldChange[] {
   return samePolicy(desired, actual.document)
@@ -111,41 +110,43 @@ export async function requireBoundary(ctx: Ctx): Promise<{ arn: string }> {
   return { arn: actual.arn };
 }
 
+interface BoundarySpec {
+  // the policy's name, for the change records
+  name: string;
+  document: PolicyDocument;
+}
+
 // provision/bootstrap.ts, as an administrator: create the boundary, or make
 // docs/boundary-policy.json its default version.
-export async function ensureBoundary(ctx: Ctx): Promise<{ arn: string }> {
-  const { iam } = ctx.clients;
-  const desired = desiredBoundary(ctx);
-  const PolicyArn = boundaryArn(ctx);
-  const name = PolicyArn.slice(PolicyArn.lastIndexOf('/') + 1);
-  const actual = await findBoundary(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind, name, action: Action.create });
-    if (isPlan(ctx)) return { arn: PolicyArn };
-    try {
-      await iam.send(
-        new CreatePolicyCommand({
-          PolicyName: name,
-          Description: `${ctx.config.stack.app}: the permissions boundary of every role up.ts creates`,
-          PolicyDocument: JSON.stringify(desired),
-          Tags: toTagList({ app: ctx.config.stack.app, 'managed-by': 'ada-linecount' }),
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof EntityAlreadyExistsException)) {
-        throw stepError(
-          `create ${kind} ${name}`,
-          error,
-          'check iam:CreatePolicy and iam:TagPolicy permissions',
-        );
-      }
-    }
-    return { arn: PolicyArn };
-  }
-  const drift = boundaryDrift(desired, actual);
-  record(ctx, { kind, name, action: drift.length ? Action.update : Action.unchanged, fields: drift });
-  if (isPlan(ctx) || drift.length === 0) return { arn: actual.arn };
-  try {
+const boundary: Resource<BoundarySpec, LiveBoundary, { arn: string }> = {
+  kind,
+  permissions: {
+    find: readPermissions,
+    create: 'iam:CreatePolicy and iam:TagPolicy',
+    update: 'iam:ListPolicyVersions, iam:DeletePolicyVersion and iam:CreatePolicyVersion',
+  },
+  find: (ctx) => readBoundary(ctx),
+  drift: (desired, actual) => boundaryDrift(desired.document, actual),
+  async create(ctx, desired) {
+    const { app } = ctx.config.stack;
+    const { Policy } = await ctx.clients.iam.send(
+      new CreatePolicyCommand({
+        PolicyName: desired.name,
+        Description: `${app}: the permissions boundary of every role up.ts creates`,
+        PolicyDocument: JSON.stringify(desired.document),
+        Tags: toTagList({ app, 'managed-by': 'ada-linecount' }),
+      }),
+    );
+    return {
+      arn: Policy?.Arn ?? boundaryArn(ctx),
+      document: desired.document,
+      defaultVersionId: Policy?.DefaultVersionId ?? 'v1',
+    };
+  },
+  alreadyExists: (error) => error instanceof EntityAlreadyExistsException,
+  async update(ctx, desired, actual) {
+    const { iam } = ctx.clients;
+    const PolicyArn = actual.arn;
     const { Versions = [] } = await iam.send(new ListPolicyVersionsCommand({ PolicyArn }));
     if (Versions.length >= maxPolicyVersions) {
       const oldest = Versions.filter((v) => !v.IsDefaultVersion).sort(
@@ -158,16 +159,16 @@ export async function ensureBoundary(ctx: Ctx): Promise<{ arn: string }> {
     await iam.send(
       new CreatePolicyVersionCommand({
         PolicyArn,
-        PolicyDocument: JSON.stringify(desired),
+        PolicyDocument: JSON.stringify(desired.document),
         SetAsDefault: true,
       }),
     );
-  } catch (error) {
-    throw stepError(
-      `update ${kind} ${name}`,
-      error,
-      'check iam:ListPolicyVersions, iam:DeletePolicyVersion and iam:CreatePolicyVersion permissions',
-    );
-  }
-  return { arn: actual.arn };
+  },
+  outputs: (ctx, _desired, actual) => ({ arn: actual?.arn ?? boundaryArn(ctx) }),
+};
+
+export function ensureBoundary(ctx: Ctx): Promise<{ arn: string }> {
+  const PolicyArn = boundaryArn(ctx);
+  const name = PolicyArn.slice(PolicyArn.lastIndexOf('/') + 1);
+  return reconcile(ctx, boundary, { name, document: desiredBoundary(ctx) });
 }

@@ -15,14 +15,15 @@ import {
 import { stepError } from '../../lib/errors.ts';
 import { pollUntil, retryWhile } from '../../lib/poll.ts';
 import {
-  Action,
   type Ctx,
+  destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   missingTags,
   pending,
-  record,
+  type Resource,
+  reconcile,
+  step,
 } from '../../lib/reconcile.ts';
 import { reportElapsed } from '../progress.ts';
 import { type Tags, tagDrift } from '../tags.ts';
@@ -82,13 +83,6 @@ export function desiredEventSource(
   };
 }
 
-// the queue's name is the ARN's last part (arn:aws:sqs:region:account:name); a
-// pending ARN in plan mode has none, and the name is the same either way
-function mappingName(ctx: Ctx, inputs: EventSourceInputs): string {
-  const queue = inputs.queueArn.startsWith('arn:') ? inputs.queueArn.split(':').pop() : ctx.names.queue;
-  return `${inputs.functionName} ← ${queue}`;
-}
-
 function isEnabled(state: string | undefined): boolean {
   return state !== 'Disabled' && state !== 'Disabling';
 }
@@ -104,39 +98,19 @@ async function listMapping(
         EventSourceArn: inputs.queueArn,
       }),
     );
-    return answer.EventSourceMappings?.find((m) => m.State !== 'Deleting');
+    return answer.EventSourceMappings?.find((m) => m.UUID !== undefined && m.State !== 'Deleting');
   } catch (error) {
     // the function itself is absent: so is its mapping
     if (error instanceof ResourceNotFoundException) return undefined;
-    throw stepError(
-      `list the ${kind}s of ${inputs.functionName}`,
-      error,
-      'check lambda:ListEventSourceMappings permission',
-    );
+    throw error;
   }
 }
 
-export async function findEventSource(
-  ctx: Ctx,
-  inputs: EventSourceInputs,
-): Promise<LiveEventSource | undefined> {
-  const found = await listMapping(ctx, inputs);
-  if (found?.UUID === undefined) return undefined;
-  let tags: Tags = {};
-  if (found.EventSourceMappingArn !== undefined) {
-    try {
-      const answer = await ctx.clients.lambda.send(
-        new ListTagsCommand({ Resource: found.EventSourceMappingArn }),
-      );
-      tags = answer.Tags ?? {};
-    } catch (error) {
-      throw stepError(
-        `read the tags of ${kind} ${found.UUID}`,
-        error,
-        'check lambda:ListTags permission on the mapping',
-      );
-    }
-  }
+// Tags are authorized on the mapping's own ARN, not the function's
+// (docs/deployer-policy.json, ReadEventSourceMappings).
+const onTheMapping = (action: string) => `check ${action} permission on the mapping`;
+
+function toLive(found: EventSourceMappingConfiguration & { UUID: string }, tags: Tags): LiveEventSource {
   return {
     uuid: found.UUID,
     arn: found.EventSourceMappingArn,
@@ -150,96 +124,29 @@ export async function findEventSource(
   };
 }
 
+export async function findEventSource(
+  ctx: Ctx,
+  inputs: EventSourceInputs,
+): Promise<LiveEventSource | undefined> {
+  const found = await listMapping(ctx, inputs);
+  if (found?.UUID === undefined) return undefined;
+  const { UUID, EventSourceMappingArn: Resource } = found;
+  // ListTags answers only once the mapping has an ARN (mappings created before tagging existed have none)
+  if (Resource === undefined) return toLive({ ...found, UUID }, {});
+  const { Tags = {} } = await ctx.clients.lambda
+    .send(new ListTagsCommand({ Resource }))
+    .catch((error: unknown) => {
+      throw stepError(`read the tags of ${kind} ${UUID}`, error, onTheMapping('lambda:ListTags'));
+    });
+  return toLive({ ...found, UUID }, Tags);
+}
+
 export function eventSourceDrift(desired: DesiredEventSource, actual: LiveEventSource): FieldChange[] {
   const { functionName: _f, queueArn: _q, tags, ...managed } = desired;
   return [
     ...diffFields(managed, actual as unknown as Record<string, unknown>),
-    // ListTags answers only once the mapping has an ARN (mappings created before tagging existed have none)
     ...(actual.arn === undefined ? [] : tagDrift(tags, actual.tags)),
   ];
-}
-
-export async function ensureEventSource(ctx: Ctx, inputs: EventSourceInputs): Promise<{ uuid: string }> {
-  const desired = desiredEventSource(ctx, inputs);
-  const name = mappingName(ctx, inputs);
-  const actual = await findEventSource(ctx, inputs);
-  if (actual === undefined) {
-    record(ctx, { kind, name, action: Action.create });
-    if (isPlan(ctx)) return { uuid: pending('event source mapping id') };
-    const uuid = await createEventSource(ctx, desired);
-    await waitEnabled(ctx, uuid);
-    return { uuid };
-  }
-  const changes = eventSourceDrift(desired, actual);
-  record(ctx, { kind, name, action: changes.length ? Action.update : Action.unchanged, fields: changes });
-  if (isPlan(ctx)) return { uuid: actual.uuid };
-  if (changes.some((c) => c.field !== 'tags')) {
-    await retryWhile(
-      () =>
-        ctx.clients.lambda.send(
-          new UpdateEventSourceMappingCommand({
-            UUID: actual.uuid,
-            BatchSize: desired.batchSize,
-            MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
-            FunctionResponseTypes: desired.functionResponseTypes,
-            ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
-            Enabled: desired.enabled,
-          }),
-        ),
-      (error) => error instanceof ResourceInUseException,
-      { what: `${kind} ${actual.uuid} to settle`, timeoutMs: busyTimeoutMs },
-    ).catch((error: unknown) => {
-      throw stepError(
-        `update ${kind} ${actual.uuid}`,
-        error,
-        'check lambda:UpdateEventSourceMapping permission',
-      );
-    });
-  }
-  const missing = missingTags(desired.tags, actual.tags);
-  if (actual.arn !== undefined && Object.keys(missing).length > 0) {
-    await ctx.clients.lambda
-      .send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }))
-      .catch((error: unknown) => {
-        throw stepError(
-          `tag ${kind} ${actual.uuid}`,
-          error,
-          'check lambda:TagResource permission on the mapping',
-        );
-      });
-  }
-  if (changes.length > 0 || actual.state !== 'Enabled') await waitEnabled(ctx, actual.uuid);
-  return { uuid: actual.uuid };
-}
-
-async function createEventSource(ctx: Ctx, desired: DesiredEventSource): Promise<string> {
-  try {
-    const created = await ctx.clients.lambda.send(
-      new CreateEventSourceMappingCommand({
-        FunctionName: desired.functionName,
-        EventSourceArn: desired.queueArn,
-        BatchSize: desired.batchSize,
-        MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
-        FunctionResponseTypes: desired.functionResponseTypes,
-        ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
-        Enabled: desired.enabled,
-        Tags: desired.tags,
-      }),
-    );
-    if (created.UUID === undefined) throw new Error('CreateEventSourceMapping returned no UUID');
-    return created.UUID;
-  } catch (error) {
-    // ResourceConflictException: a mapping for this pair already exists (a concurrent run)
-    if (error instanceof ResourceConflictException) {
-      const existing = await listMapping(ctx, desired);
-      if (existing?.UUID !== undefined) return existing.UUID;
-    }
-    throw stepError(
-      `create ${kind} for ${desired.functionName}`,
-      error,
-      'check lambda:CreateEventSourceMapping and lambda:TagResource permissions and that the function role can read the queue',
-    );
-  }
 }
 
 async function waitEnabled(ctx: Ctx, uuid: string): Promise<void> {
@@ -257,27 +164,8 @@ async function waitEnabled(ctx: Ctx, uuid: string): Promise<void> {
   );
 }
 
-export async function deleteEventSource(ctx: Ctx, inputs: EventSourceInputs): Promise<void> {
-  const name = mappingName(ctx, inputs);
-  const found = await listMapping(ctx, inputs);
-  if (found?.UUID === undefined) {
-    record(ctx, { kind, name, action: Action.absent });
-    return;
-  }
-  const uuid = found.UUID;
-  try {
-    await retryWhile(
-      () => ctx.clients.lambda.send(new DeleteEventSourceMappingCommand({ UUID: uuid })),
-      (error) => error instanceof ResourceInUseException,
-      { what: `${kind} ${uuid} to settle`, timeoutMs: busyTimeoutMs },
-    );
-  } catch (error) {
-    if (!(error instanceof ResourceNotFoundException)) {
-      throw stepError(`delete ${kind} ${uuid}`, error, 'check lambda:DeleteEventSourceMapping permission');
-    }
-  }
-  record(ctx, { kind, name, action: Action.delete });
-  // the mapping keeps polling until it is gone: wait, so the queue is not deleted under it
+// the mapping keeps polling until it is gone: wait, so the queue is not deleted under it
+async function waitDeleted(ctx: Ctx, uuid: string): Promise<void> {
   const what = `${kind} ${uuid} to be deleted`;
   await pollUntil(
     async () => {
@@ -292,3 +180,113 @@ export async function deleteEventSource(ctx: Ctx, inputs: EventSourceInputs): Pr
     { what, timeoutMs: enabledTimeoutMs, intervalMs: 1_000, onProgress: reportElapsed(ctx.log, what) },
   );
 }
+
+// A transitional state refuses changes with ResourceInUseException for a moment.
+const whileBusy = <T>(uuid: string, send: () => Promise<T>) =>
+  retryWhile(send, (error) => error instanceof ResourceInUseException, {
+    what: `${kind} ${uuid} to settle`,
+    timeoutMs: busyTimeoutMs,
+  });
+
+type NamedEventSource = DesiredEventSource & { name: string };
+
+// A mapping has no name of its own: it is found by its function and queue.
+function mapping(inputs: EventSourceInputs): Resource<NamedEventSource, LiveEventSource, { uuid: string }> {
+  return {
+    kind,
+    permissions: {
+      find: 'lambda:ListEventSourceMappings and lambda:ListTags',
+      create: 'lambda:CreateEventSourceMapping and lambda:TagResource',
+      update: 'lambda:UpdateEventSourceMapping',
+      delete: 'lambda:DeleteEventSourceMapping',
+    },
+    find: (ctx) => findEventSource(ctx, inputs),
+    drift: ({ name: _name, ...desired }, actual) => eventSourceDrift(desired, actual),
+    async create(ctx, desired) {
+      const created = await ctx.clients.lambda.send(
+        new CreateEventSourceMappingCommand({
+          FunctionName: desired.functionName,
+          EventSourceArn: desired.queueArn,
+          BatchSize: desired.batchSize,
+          MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
+          FunctionResponseTypes: desired.functionResponseTypes,
+          ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
+          Enabled: desired.enabled,
+          Tags: desired.tags,
+        }),
+      );
+      const { UUID } = created;
+      if (UUID === undefined) throw new Error('CreateEventSourceMapping returned no UUID');
+      return toLive({ ...created, UUID }, desired.tags);
+    },
+    // a mapping for this function and queue exists (a concurrent run)
+    alreadyExists: (error) => error instanceof ResourceConflictException,
+    async update(ctx, desired, actual, drift) {
+      const { uuid } = actual;
+      if (drift.some((c) => c.field !== 'tags')) {
+        await whileBusy(uuid, () =>
+          ctx.clients.lambda.send(
+            new UpdateEventSourceMappingCommand({
+              UUID: uuid,
+              BatchSize: desired.batchSize,
+              MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
+              FunctionResponseTypes: desired.functionResponseTypes,
+              ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
+              Enabled: desired.enabled,
+            }),
+          ),
+        );
+      }
+      const missing = missingTags(desired.tags, actual.tags);
+      if (actual.arn !== undefined && Object.keys(missing).length > 0) {
+        const Resource = actual.arn;
+        await ctx.clients.lambda
+          .send(new TagResourceCommand({ Resource, Tags: missing }))
+          .catch((error: unknown) => {
+            throw stepError(`tag ${kind} ${uuid}`, error, onTheMapping('lambda:TagResource'));
+          });
+      }
+    },
+    async wait(ctx, { name: _name, ...desired }, actual) {
+      if (eventSourceDrift(desired, actual).length > 0 || actual.state !== 'Enabled') {
+        await step(`wait for ${kind} ${actual.uuid} to become Enabled`, 'lambda:GetEventSourceMapping', () =>
+          waitEnabled(ctx, actual.uuid),
+        );
+      }
+      return undefined;
+    },
+    outputs: (_ctx, _desired, actual) => ({ uuid: actual?.uuid ?? pending('event source mapping id') }),
+  };
+}
+
+// the queue's name is the ARN's last part (arn:aws:sqs:region:account:name); a
+// pending ARN in plan mode has none, and the name is the same either way
+function mappingName(ctx: Ctx, inputs: EventSourceInputs): string {
+  const queue = inputs.queueArn.startsWith('arn:') ? inputs.queueArn.split(':').pop() : ctx.names.queue;
+  return `${inputs.functionName} ← ${queue}`;
+}
+
+export const ensureEventSource = (ctx: Ctx, inputs: EventSourceInputs) =>
+  reconcile(ctx, mapping(inputs), { ...desiredEventSource(ctx, inputs), name: mappingName(ctx, inputs) });
+
+// Deleting needs only the mapping's id: no tags are read. It is waited out,
+// so the queue is not deleted while the mapping still polls it.
+export const deleteEventSource = (ctx: Ctx, inputs: EventSourceInputs) =>
+  destroy(
+    ctx,
+    {
+      kind,
+      permissions: { find: 'lambda:ListEventSourceMappings', delete: 'lambda:DeleteEventSourceMapping' },
+      find: (ctx) => listMapping(ctx, inputs),
+      remove: (ctx, _name, found) =>
+        whileBusy(found.UUID ?? '', () =>
+          ctx.clients.lambda.send(new DeleteEventSourceMappingCommand({ UUID: found.UUID })),
+        ),
+      isNotFound: (error) => error instanceof ResourceNotFoundException,
+      waitGone: (ctx, _name, found) =>
+        step(`wait for ${kind} ${found.UUID} to be deleted`, 'lambda:GetEventSourceMapping', () =>
+          waitDeleted(ctx, found.UUID ?? ''),
+        ),
+    },
+    mappingName(ctx, inputs),
+  );

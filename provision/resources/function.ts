@@ -9,6 +9,7 @@ import {
   PackageType,
   ResourceConflictException,
   ResourceNotFoundException,
+  State,
   TagResourceCommand,
   UpdateFunctionCodeCommand,
   UpdateFunctionConfigurationCommand,
@@ -21,14 +22,14 @@ import { metricNamespace, serviceName } from '../../lib/metrics.ts';
 import { arn } from '../../lib/names.ts';
 import { retryWhile, withProgress } from '../../lib/poll.ts';
 import {
-  Action,
   type Ctx,
-  deleteFound,
+  destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   missingTags,
-  record,
+  type Resource,
+  reconcile,
+  step,
 } from '../../lib/reconcile.ts';
 import { reportElapsed } from '../progress.ts';
 import { type Tags, tagDrift } from '../tags.ts';
@@ -217,17 +218,6 @@ function toLive(
   };
 }
 
-export async function findFunction(ctx: Ctx, name: string): Promise<LiveFunction | undefined> {
-  try {
-    const answer = await ctx.clients.lambda.send(new GetFunctionCommand({ FunctionName: name }));
-    if (answer.Configuration === undefined) return undefined;
-    return toLive(name, answer.Configuration, answer.Code?.ImageUri, answer.Tags ?? {});
-  } catch (error) {
-    if (error instanceof ResourceNotFoundException) return undefined;
-    throw stepError(`read ${kind} ${name}`, error, 'check lambda:GetFunction permission');
-  }
-}
-
 // Configuration and code are changed by two different calls, so the drift is
 // split the same way.
 export function functionConfigurationDrift(desired: DesiredFunction, actual: LiveFunction): FieldChange[] {
@@ -285,38 +275,38 @@ function configurationRequest(desired: DesiredFunction) {
   };
 }
 
-export async function ensureFunction(
-  ctx: Ctx,
-  desired: DesiredFunction,
-): Promise<{ name: string; arn: string }> {
-  const actual = await findFunction(ctx, desired.name);
-  if (actual === undefined) {
-    record(ctx, { kind, name: desired.name, action: Action.create });
-    if (isPlan(ctx)) return { name: desired.name, arn: functionArn(ctx, desired.name) };
-    return createFunction(ctx, desired);
-  }
-  const changes = functionDrift(desired, actual);
-  record(ctx, {
-    kind,
-    name: desired.name,
-    action: changes.length ? Action.update : Action.unchanged,
-    fields: changes,
-  });
-  if (isPlan(ctx)) return { name: desired.name, arn: actual.arn };
-  // an update still running (an interrupted earlier run) blocks the next one
-  // with ResourceConflictException, so let it finish first
-  if (actual.state === 'Pending') await waitActive(ctx, desired.name);
-  if (actual.lastUpdateStatus === LastUpdateStatus.InProgress) await waitUpdated(ctx, desired.name);
-  await updateFunction(ctx, desired, actual);
-  return { name: desired.name, arn: actual.arn };
+// An update still running (a function just created, or an interrupted
+// earlier run) blocks the next one with ResourceConflictException.
+async function settle(ctx: Ctx, actual: LiveFunction): Promise<void> {
+  if (actual.state === State.Pending) await waitActive(ctx, actual.name);
+  if (actual.lastUpdateStatus === LastUpdateStatus.InProgress) await waitUpdated(ctx, actual.name);
 }
 
-async function createFunction(ctx: Ctx, desired: DesiredFunction): Promise<{ name: string; arn: string }> {
-  const { lambda } = ctx.clients;
-  try {
-    await retryWhile(
+const lambdaFunction: Resource<DesiredFunction, LiveFunction, { name: string; arn: string }> = {
+  kind,
+  permissions: {
+    find: 'lambda:GetFunction',
+    create: 'lambda:CreateFunction, lambda:TagResource and iam:PassRole',
+    update:
+      'lambda:UpdateFunctionConfiguration, lambda:UpdateFunctionCode, lambda:TagResource and iam:PassRole',
+    delete: 'lambda:DeleteFunction',
+  },
+  async find(ctx, name) {
+    try {
+      const answer = await ctx.clients.lambda.send(new GetFunctionCommand({ FunctionName: name }));
+      if (answer.Configuration === undefined) return undefined;
+      return toLive(name, answer.Configuration, answer.Code?.ImageUri, answer.Tags ?? {});
+    } catch (error) {
+      if (error instanceof ResourceNotFoundException) return undefined;
+      throw error;
+    }
+  },
+  drift: functionDrift,
+  async create(ctx, desired) {
+    const what = `IAM role ${desired.role} to become assumable by Lambda`;
+    const created = await retryWhile(
       () =>
-        lambda.send(
+        ctx.clients.lambda.send(
           new CreateFunctionCommand({
             ...configurationRequest(desired),
             PackageType: PackageType.Image,
@@ -326,47 +316,25 @@ async function createFunction(ctx: Ctx, desired: DesiredFunction): Promise<{ nam
           }),
         ),
       isRoleNotReady,
-      {
-        what: `IAM role ${desired.role} to become assumable by Lambda`,
-        timeoutMs: roleReadyTimeoutMs,
-        onProgress: reportElapsed(ctx.log, `IAM role ${desired.role} to become assumable by Lambda`),
-      },
+      { what, timeoutMs: roleReadyTimeoutMs, onProgress: reportElapsed(ctx.log, what) },
     );
-  } catch (error) {
-    // ResourceConflictException on create: the function exists (another run won the race)
-    if (!(error instanceof ResourceConflictException)) {
-      throw stepError(
-        `create ${kind} ${desired.name}`,
-        error,
-        'check lambda:CreateFunction, lambda:TagResource and iam:PassRole permissions, and that the image exists in ECR',
-      );
-    }
-    const existing = await findFunction(ctx, desired.name);
-    if (existing === undefined) throw stepError(`find ${kind} ${desired.name} after creating it`, error);
-    await waitActive(ctx, desired.name);
-    await updateFunction(ctx, desired, existing);
-    return { name: desired.name, arn: existing.arn };
-  }
-  await waitActive(ctx, desired.name);
-  return { name: desired.name, arn: functionArn(ctx, desired.name) };
-}
-
-async function updateFunction(ctx: Ctx, desired: DesiredFunction, actual: LiveFunction): Promise<void> {
-  const { lambda } = ctx.clients;
-  if (functionConfigurationDrift(desired, actual).length > 0) {
-    try {
+    // Pending until Lambda has set it up: the wait is for Active only
+    return {
+      ...toLive(desired.name, created, desired.imageUri, desired.tags),
+      state: State.Pending,
+      lastUpdateStatus: undefined,
+    };
+  },
+  // a function of this name exists (another run won the race)
+  alreadyExists: (error) => error instanceof ResourceConflictException,
+  async update(ctx, desired, actual) {
+    const { lambda } = ctx.clients;
+    await settle(ctx, actual);
+    if (functionConfigurationDrift(desired, actual).length > 0) {
       await lambda.send(new UpdateFunctionConfigurationCommand(configurationRequest(desired)));
-    } catch (error) {
-      throw stepError(
-        `update the configuration of ${kind} ${desired.name}`,
-        error,
-        'check lambda:UpdateFunctionConfiguration and iam:PassRole permissions',
-      );
+      await waitUpdated(ctx, desired.name);
     }
-    await waitUpdated(ctx, desired.name);
-  }
-  if (functionCodeDrift(desired, actual).length > 0) {
-    try {
+    if (functionCodeDrift(desired, actual).length > 0) {
       await lambda.send(
         new UpdateFunctionCodeCommand({
           FunctionName: desired.name,
@@ -374,34 +342,55 @@ async function updateFunction(ctx: Ctx, desired: DesiredFunction, actual: LiveFu
           Architectures: [desired.architecture],
         }),
       );
-    } catch (error) {
-      throw stepError(
-        `update the image of ${kind} ${desired.name}`,
-        error,
-        'check lambda:UpdateFunctionCode and ECR pull permissions',
-      );
+      await waitUpdated(ctx, desired.name);
     }
-    await waitUpdated(ctx, desired.name);
-  }
-  const missing = missingTags(desired.tags, actual.tags);
-  if (Object.keys(missing).length > 0) {
-    await lambda.send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }));
-  }
-}
+    const missing = missingTags(desired.tags, actual.tags);
+    if (Object.keys(missing).length > 0) {
+      await lambda.send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }));
+    }
+  },
+  // a new function is Pending; one an earlier run left changing is waited for too
+  async wait(ctx, _desired, actual) {
+    await settle(ctx, actual);
+    return undefined;
+  },
+  outputs: (ctx, desired, actual) => ({
+    name: desired.name,
+    arn: actual?.arn || functionArn(ctx, desired.name),
+  }),
+  // Deleting a VPC function leaves its ENIs behind for a while; teardown waits
+  // for them before deleting the security groups (see teardown/down.ts).
+  remove: (ctx, name) => ctx.clients.lambda.send(new DeleteFunctionCommand({ FunctionName: name })),
+  isNotFound: (error) => error instanceof ResourceNotFoundException,
+};
+
+export const findFunction = (ctx: Ctx, name: string) =>
+  step(`read ${kind} ${name}`, lambdaFunction.permissions?.find, () => lambdaFunction.find(ctx, name));
+
+export const ensureFunction = (ctx: Ctx, desired: DesiredFunction) => reconcile(ctx, lambdaFunction, desired);
+
+export const deleteFunction = (ctx: Ctx, name: string) => destroy(ctx, lambdaFunction, name);
+
+// The SDK's Lambda waiters back off up to 300 s between checks (their
+// service defaults: minDelay 1, maxDelay 300), so a function that turned
+// Active or Updated moments after a check could leave a run idle for minutes.
+// Checking every 2 to 10 s costs a GetFunction call each; the overall limits
+// (activeTimeoutSeconds, updatedTimeoutSeconds) stay.
+const waiterDelays = { minDelay: 2, maxDelay: 10 } as const;
 
 export async function waitActive(ctx: Ctx, name: string): Promise<void> {
   await withProgress(
     `${kind} ${name} to become Active`,
     (message) => ctx.log.progress(message),
     waitUntilFunctionActiveV2(
-      { client: ctx.clients.lambda, maxWaitTime: activeTimeoutSeconds },
+      { client: ctx.clients.lambda, maxWaitTime: activeTimeoutSeconds, ...waiterDelays },
       { FunctionName: name },
     ),
   ).catch((error: unknown) => {
     throw stepError(
       `wait for ${kind} ${name} to become Active`,
       error,
-      "see the function's StateReason in the Lambda console",
+      "check lambda:GetFunction permission, and the function's StateReason in the Lambda console",
     );
   });
 }
@@ -411,14 +400,14 @@ async function waitUpdated(ctx: Ctx, name: string): Promise<void> {
     `${kind} ${name} to finish updating`,
     (message) => ctx.log.progress(message),
     waitUntilFunctionUpdatedV2(
-      { client: ctx.clients.lambda, maxWaitTime: updatedTimeoutSeconds },
+      { client: ctx.clients.lambda, maxWaitTime: updatedTimeoutSeconds, ...waiterDelays },
       { FunctionName: name },
     ),
   ).catch((error: unknown) => {
     throw stepError(
       `wait for ${kind} ${name} to finish updating`,
       error,
-      "see the function's LastUpdateStatusReason",
+      "check lambda:GetFunction permission, and the function's LastUpdateStatusReason",
     );
   });
 }
@@ -430,18 +419,4 @@ export async function ensureFunctions(
   const count = await ensureFunction(ctx, desiredCountFunction(ctx, inputs));
   const flush = await ensureFunction(ctx, desiredFlushFunction(ctx, inputs));
   return { count, flush };
-}
-
-// Deleting a VPC function leaves its ENIs behind for a while; teardown waits
-// for them before deleting the security groups (see teardown/down.ts).
-export async function deleteFunction(ctx: Ctx, name: string): Promise<void> {
-  await deleteFound(ctx, {
-    kind,
-    name,
-    found: (await findFunction(ctx, name)) !== undefined,
-    remove: () => ctx.clients.lambda.send(new DeleteFunctionCommand({ FunctionName: name })),
-    isNotFound: (error) => error instanceof ResourceNotFoundException,
-    what: `${kind} ${name}`,
-    hint: 'check lambda:DeleteFunction permission',
-  });
 }

@@ -9,7 +9,17 @@ import {
 } from '@aws-sdk/client-iam';
 import { stepError } from '../../lib/errors.ts';
 import { arn, githubOidc } from '../../lib/names.ts';
-import { Action, type Ctx, type FieldChange, isPlan, record } from '../../lib/reconcile.ts';
+import {
+  Action,
+  type Ctx,
+  deleteFound,
+  type FieldChange,
+  isPlan,
+  type Resource,
+  reconcile,
+  record,
+  step,
+} from '../../lib/reconcile.ts';
 import { fromTagList, type Tags, toTagList } from '../tags.ts';
 
 // GitHub Actions' OIDC identity provider in IAM: what lets generate.yml trade
@@ -58,7 +68,7 @@ export const usersOf = (provider: LiveProvider) =>
     .filter((key) => key.startsWith(usagePrefix))
     .map((key) => key.slice(usagePrefix.length));
 
-export async function findGithubProvider(ctx: Ctx): Promise<LiveProvider | undefined> {
+async function readProvider(ctx: Ctx): Promise<LiveProvider | undefined> {
   const providerArn = githubProviderArn(ctx);
   try {
     const provider = await ctx.clients.iam.send(
@@ -67,15 +77,22 @@ export async function findGithubProvider(ctx: Ctx): Promise<LiveProvider | undef
     return { arn: providerArn, clientIds: provider.ClientIDList ?? [], tags: fromTagList(provider.Tags) };
   } catch (error) {
     if (error instanceof NoSuchEntityException) return undefined;
-    throw stepError(`read ${kind} ${providerArn}`, error, 'check iam:GetOpenIDConnectProvider permission');
+    throw error;
   }
 }
+
+export const findGithubProvider = (ctx: Ctx) =>
+  step(`read ${kind} ${githubProviderArn(ctx)}`, 'iam:GetOpenIDConnectProvider', () => readProvider(ctx));
 
 // The audience configure-aws-credentials asks for must be one of the
 // provider's client ids, or STS refuses every token (IAM User Guide, "Create
 // an OpenID Connect (OIDC) identity provider in IAM"); ours must list this
 // stack among its users.
 export function providerDrift(ctx: ProviderContext, actual: LiveProvider): FieldChange[] {
+  return usageDrift(usageTag(ctx), actual);
+}
+
+function usageDrift(usage: Tags, actual: LiveProvider): FieldChange[] {
   const changes: FieldChange[] = [];
   if (!actual.clientIds.includes(githubOidc.audience)) {
     changes.push({
@@ -84,7 +101,6 @@ export function providerDrift(ctx: ProviderContext, actual: LiveProvider): Field
       to: [...actual.clientIds, githubOidc.audience],
     });
   }
-  const usage = usageTag(ctx);
   const [key = ''] = Object.keys(usage);
   if (isOurs(actual) && actual.tags[key] === undefined) {
     changes.push({ field: 'tags', from: undefined, to: usage });
@@ -92,59 +108,64 @@ export function providerDrift(ctx: ProviderContext, actual: LiveProvider): Field
   return changes;
 }
 
-export async function ensureGithubProvider(ctx: Ctx): Promise<{ arn: string }> {
-  const providerArn = githubProviderArn(ctx);
-  const name = githubOidc.host;
-  const actual = await findGithubProvider(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind, name, action: Action.create });
-    if (isPlan(ctx)) return { arn: providerArn };
-    try {
-      await ctx.clients.iam.send(
-        new CreateOpenIDConnectProviderCommand({
-          Url: `https://${githubOidc.host}`,
-          ClientIDList: [githubOidc.audience],
-          Tags: toTagList({ [managedBy.key]: managedBy.value, ...usageTag(ctx) }),
-        }),
-      );
-    } catch (error) {
-      // another stack's up created it a moment ago: use it as found
-      if (error instanceof EntityAlreadyExistsException) return ensureGithubProvider(ctx);
-      throw stepError(
-        `create ${kind} ${name}`,
-        error,
-        'check iam:CreateOpenIDConnectProvider and iam:TagOpenIDConnectProvider permissions',
-      );
-    }
-    return { arn: providerArn };
-  }
-  const drift = providerDrift(ctx, actual);
-  if (drift.some((change) => change.field === 'ClientIDList')) {
-    // not ours to widen, and not something up.ts does to a provider it shares
-    throw stepError(
-      `use ${kind} ${providerArn}`,
-      `it does not accept the audience ${githubOidc.audience}`,
-      `an administrator adds it: aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn ${providerArn} --client-id ${githubOidc.audience}`,
-    );
-  }
-  record(ctx, { kind, name, action: drift.length ? Action.update : Action.unchanged, fields: drift });
-  if (!isOurs(actual) && !isPlan(ctx)) {
-    ctx.log.info(`${kind} ${name} was not created by up.ts: it is used as it is, and down.ts leaves it`);
-  }
-  if (drift.length > 0 && !isPlan(ctx)) {
-    try {
-      await ctx.clients.iam.send(
-        new TagOpenIDConnectProviderCommand({
-          OpenIDConnectProviderArn: providerArn,
-          Tags: toTagList(usageTag(ctx)),
-        }),
-      );
-    } catch (error) {
-      throw stepError(`tag ${kind} ${name}`, error, 'check iam:TagOpenIDConnectProvider permission');
-    }
-  }
-  return { arn: providerArn };
+interface ProviderSpec {
+  name: string;
+  // this stack's used-by tag
+  usage: Tags;
 }
+
+const provider: Resource<ProviderSpec, LiveProvider, { arn: string }> = {
+  kind,
+  permissions: {
+    find: 'iam:GetOpenIDConnectProvider',
+    create: 'iam:CreateOpenIDConnectProvider and iam:TagOpenIDConnectProvider',
+    update: 'iam:TagOpenIDConnectProvider',
+  },
+  // A provider that does not accept the audience is not ours to widen, and
+  // not something up.ts does to a provider it shares: up stops, in a plan too.
+  async find(ctx) {
+    const found = await readProvider(ctx);
+    if (found !== undefined && !found.clientIds.includes(githubOidc.audience)) {
+      throw stepError(
+        `use ${kind} ${found.arn}`,
+        `it does not accept the audience ${githubOidc.audience}`,
+        `an administrator adds it: aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn ${found.arn} --client-id ${githubOidc.audience}`,
+      );
+    }
+    if (found !== undefined && !isOurs(found) && !isPlan(ctx)) {
+      ctx.log.info(
+        `${kind} ${githubOidc.host} was not created by up.ts: it is used as it is, and down.ts leaves it`,
+      );
+    }
+    return found;
+  },
+  drift: (desired, actual) => usageDrift(desired.usage, actual),
+  async create(ctx, desired) {
+    const tags = { [managedBy.key]: managedBy.value, ...desired.usage };
+    await ctx.clients.iam.send(
+      new CreateOpenIDConnectProviderCommand({
+        Url: `https://${githubOidc.host}`,
+        ClientIDList: [githubOidc.audience],
+        Tags: toTagList(tags),
+      }),
+    );
+    return { arn: githubProviderArn(ctx), clientIds: [githubOidc.audience], tags };
+  },
+  // another stack's up created it a moment ago: use it as found
+  alreadyExists: (error) => error instanceof EntityAlreadyExistsException,
+  async update(ctx, desired, actual) {
+    await ctx.clients.iam.send(
+      new TagOpenIDConnectProviderCommand({
+        OpenIDConnectProviderArn: actual.arn,
+        Tags: toTagList(desired.usage),
+      }),
+    );
+  },
+  outputs: (ctx) => ({ arn: githubProviderArn(ctx) }),
+};
+
+export const ensureGithubProvider = (ctx: Ctx) =>
+  reconcile(ctx, provider, { name: githubOidc.host, usage: usageTag(ctx) });
 
 // This stack stops using the provider; the provider goes with the last stack
 // that used it, and only if up.ts created it.
@@ -167,26 +188,23 @@ export async function deleteGithubProvider(ctx: Ctx): Promise<void> {
       fields: using ? [{ field: 'tags', from: { [key]: actual.tags[key] }, to: undefined }] : [],
     });
     if (using && !isPlan(ctx)) {
-      await ctx.clients.iam
-        .send(
+      await step(`untag ${kind} ${name}`, 'iam:UntagOpenIDConnectProvider', () =>
+        ctx.clients.iam.send(
           new UntagOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: providerArn, TagKeys: [key] }),
-        )
-        .catch((error: unknown) => {
-          throw stepError(`untag ${kind} ${name}`, error, 'check iam:UntagOpenIDConnectProvider permission');
-        });
+        ),
+      );
       ctx.log.info(`${kind} ${name} kept: still used by ${others.join(', ')}`);
     }
     return;
   }
-  record(ctx, { kind, name, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
-    await ctx.clients.iam.send(
-      new DeleteOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: providerArn }),
-    );
-  } catch (error) {
-    if (!(error instanceof NoSuchEntityException)) {
-      throw stepError(`delete ${kind} ${name}`, error, 'check iam:DeleteOpenIDConnectProvider permission');
-    }
-  }
+  await deleteFound(ctx, {
+    kind,
+    name,
+    found: true,
+    remove: () =>
+      ctx.clients.iam.send(new DeleteOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: providerArn })),
+    isNotFound: (error) => error instanceof NoSuchEntityException,
+    what: `${kind} ${name}`,
+    hint: 'check iam:DeleteOpenIDConnectProvider permission',
+  });
 }

@@ -8,21 +8,17 @@ import {
   ResourceNotFoundException,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import {
-  Action,
   type Ctx,
-  deleteFound,
+  destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   missingTags,
-  record,
+  type Resource,
+  reconcile,
 } from '../../lib/reconcile.ts';
 import { type Tags, tagDrift } from '../tags.ts';
-
-const kind = 'log group';
 
 // Created before the function so it carries a retention and tags; a group that
 // Lambda creates on first invocation keeps logs forever.
@@ -53,31 +49,11 @@ function logGroupArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
 }
 
 async function describeLogGroup(ctx: Ctx, name: string) {
-  try {
-    // a prefix search: several groups can share the prefix, so match exactly
-    const answer = await ctx.clients.logs.send(
-      new DescribeLogGroupsCommand({ logGroupNamePrefix: name, limit: 50 }),
-    );
-    return answer.logGroups?.find((g) => g.logGroupName === name);
-  } catch (error) {
-    throw stepError(`describe ${kind} ${name}`, error, 'check logs:DescribeLogGroups permission');
-  }
-}
-
-export async function findLogGroup(ctx: Ctx, name: string): Promise<LiveLogGroup | undefined> {
-  const found = await describeLogGroup(ctx, name);
-  if (found === undefined) return undefined;
-  const groupArn = found.logGroupArn ?? logGroupArn(ctx, name);
-  let tags: Tags = {};
-  try {
-    tags =
-      (await ctx.clients.logs.send(new ListTagsForResourceCommand({ resourceArn: groupArn }))).tags ?? {};
-  } catch (error) {
-    // deleted between the two calls
-    if (error instanceof ResourceNotFoundException) return undefined;
-    throw stepError(`list the tags of ${kind} ${name}`, error, 'check logs:ListTagsForResource permission');
-  }
-  return { name, arn: groupArn, retentionInDays: found.retentionInDays, tags };
+  // a prefix search: several groups can share the prefix, so match exactly
+  const answer = await ctx.clients.logs.send(
+    new DescribeLogGroupsCommand({ logGroupNamePrefix: name, limit: 50 }),
+  );
+  return answer.logGroups?.find((g) => g.logGroupName === name);
 }
 
 export function logGroupDrift(desired: DesiredLogGroup, actual: LiveLogGroup): FieldChange[] {
@@ -87,43 +63,39 @@ export function logGroupDrift(desired: DesiredLogGroup, actual: LiveLogGroup): F
   ];
 }
 
-export async function ensureLogGroup(ctx: Ctx, name: string): Promise<{ name: string; arn: string }> {
-  const desired = desiredLogGroup(ctx, name);
-  const { logs } = ctx.clients;
-  let actual = await findLogGroup(ctx, name);
-  if (actual === undefined) {
-    record(ctx, { kind, name, action: Action.create });
-    if (isPlan(ctx)) return { name, arn: logGroupArn(ctx, name) };
+const logGroup: Resource<DesiredLogGroup, LiveLogGroup, { name: string; arn: string }> = {
+  kind: 'log group',
+  permissions: {
+    find: 'logs:DescribeLogGroups and logs:ListTagsForResource',
+    create: 'logs:CreateLogGroup and logs:TagResource',
+    update: 'logs:PutRetentionPolicy and logs:TagResource',
+  },
+  async find(ctx, name) {
+    const found = await describeLogGroup(ctx, name);
+    if (found === undefined) return undefined;
+    const groupArn = found.logGroupArn ?? logGroupArn(ctx, name);
     try {
-      await logs.send(new CreateLogGroupCommand({ logGroupName: name, tags: desired.tags }));
+      const { tags = {} } = await ctx.clients.logs.send(
+        new ListTagsForResourceCommand({ resourceArn: groupArn }),
+      );
+      return { name, arn: groupArn, retentionInDays: found.retentionInDays, tags };
     } catch (error) {
-      if (!(error instanceof ResourceAlreadyExistsException)) {
-        throw stepError(
-          `create ${kind} ${name}`,
-          error,
-          'check logs:CreateLogGroup and logs:TagResource permissions',
-        );
-      }
+      // deleted between the two calls
+      if (error instanceof ResourceNotFoundException) return undefined;
+      throw error;
     }
-    actual = await findLogGroup(ctx, name);
-    if (actual === undefined) throw stepError(`find ${kind} ${name} after creating it`, 'not found');
-    await updateLogGroup(ctx, desired, actual, logGroupDrift(desired, actual));
-    return { name, arn: actual.arn };
-  }
-  const changes = logGroupDrift(desired, actual);
-  record(ctx, { kind, name, action: changes.length ? Action.update : Action.unchanged, fields: changes });
-  if (!isPlan(ctx)) await updateLogGroup(ctx, desired, actual, changes);
-  return { name, arn: actual.arn };
-}
-
-async function updateLogGroup(
-  ctx: Ctx,
-  desired: DesiredLogGroup,
-  actual: LiveLogGroup,
-  changes: FieldChange[],
-): Promise<void> {
-  const fields = new Set(changes.map((c) => c.field));
-  try {
+  },
+  drift: logGroupDrift,
+  // CreateLogGroup takes no retention: the loop finds the group again and sets it
+  async create(ctx, desired) {
+    await ctx.clients.logs.send(
+      new CreateLogGroupCommand({ logGroupName: desired.name, tags: desired.tags }),
+    );
+    return undefined;
+  },
+  alreadyExists: (error) => error instanceof ResourceAlreadyExistsException,
+  async update(ctx, desired, actual, drift) {
+    const fields = new Set(drift.map((c) => c.field));
     if (fields.has('retentionInDays')) {
       await ctx.clients.logs.send(
         new PutRetentionPolicyCommand({
@@ -137,23 +109,26 @@ async function updateLogGroup(
         new TagResourceCommand({ resourceArn: actual.arn, tags: missingTags(desired.tags, actual.tags) }),
       );
     }
-  } catch (error) {
-    throw stepError(
-      `update ${kind} ${desired.name}`,
-      error,
-      'check logs:PutRetentionPolicy and logs:TagResource permissions',
-    );
-  }
-}
+  },
+  outputs: (ctx, desired, actual) => ({
+    name: desired.name,
+    arn: actual?.arn ?? logGroupArn(ctx, desired.name),
+  }),
+};
 
-export async function deleteLogGroup(ctx: Ctx, name: string): Promise<void> {
-  await deleteFound(ctx, {
-    kind,
+export const ensureLogGroup = (ctx: Ctx, name: string) =>
+  reconcile(ctx, logGroup, desiredLogGroup(ctx, name));
+
+// Deleting needs only to know the group is there: no tags are read.
+export const deleteLogGroup = (ctx: Ctx, name: string) =>
+  destroy(
+    ctx,
+    {
+      kind: logGroup.kind,
+      permissions: { find: 'logs:DescribeLogGroups', delete: 'logs:DeleteLogGroup' },
+      find: describeLogGroup,
+      remove: (ctx, name) => ctx.clients.logs.send(new DeleteLogGroupCommand({ logGroupName: name })),
+      isNotFound: (error) => error instanceof ResourceNotFoundException,
+    },
     name,
-    found: (await describeLogGroup(ctx, name)) !== undefined,
-    remove: () => ctx.clients.logs.send(new DeleteLogGroupCommand({ logGroupName: name })),
-    isNotFound: (error) => error instanceof ResourceNotFoundException,
-    what: `${kind} ${name}`,
-    hint: 'check logs:DeleteLogGroup permission',
-  });
-}
+  );

@@ -2,12 +2,11 @@ import { createHash } from 'node:crypto';
 import {
   InvocationType,
   InvokeCommand,
-  type InvokeCommandOutput,
   ResourceNotReadyException,
   TagResourceCommand,
 } from '@aws-sdk/client-lambda';
 import { stepError } from '../../lib/errors.ts';
-import { Action, type Ctx, canonical, isPlan, record } from '../../lib/reconcile.ts';
+import { type Ctx, canonical, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
 import { boundaryArn } from './boundary.ts';
 import {
   type DesiredFunction,
@@ -15,6 +14,7 @@ import {
   desiredFunction,
   ensureFunction,
   findFunction,
+  type LiveFunction,
   MigrateCommand,
   waitActive,
 } from './function.ts';
@@ -133,35 +133,69 @@ export function migrationFingerprint(desired: DesiredFunction): string {
     .digest('hex');
 }
 
+interface MigrationSpec {
+  // the migration function's name
+  name: string;
+  functionArn: string;
+  fingerprint: string;
+}
+
+// What the function's tag says the last successful migration ran with
+interface Migrated {
+  fingerprint: string | undefined;
+}
+
+// The migration as a resource: it exists once the function does, and it
+// drifts when the function's tag is not this run's fingerprint. `before` is
+// the function as it was before this run ensured it, so a new function's
+// first migration is a create.
+function migration(before: LiveFunction | undefined): Resource<MigrationSpec, Migrated, boolean> {
+  const migrate = async (ctx: Ctx, desired: MigrationSpec) => {
+    await runMigration(ctx, desired.name);
+    await ctx.clients.lambda
+      .send(
+        new TagResourceCommand({
+          Resource: desired.functionArn,
+          Tags: { [migratedTag]: desired.fingerprint },
+        }),
+      )
+      .catch((error: unknown) => {
+        throw stepError(
+          `record the migration on ${kind} function ${desired.name}`,
+          error,
+          'check lambda:TagResource permission; the migration itself succeeded and runs again, harmlessly, next time',
+        );
+      });
+  };
+  return {
+    kind,
+    permissions: { create: 'lambda:InvokeFunction', update: 'lambda:InvokeFunction' },
+    find: async () => (before === undefined ? undefined : { fingerprint: before.tags[migratedTag] }),
+    drift: (desired, actual) =>
+      actual.fingerprint === desired.fingerprint
+        ? []
+        : [{ field: 'migrated', from: actual.fingerprint, to: desired.fingerprint }],
+    async create(ctx, desired) {
+      await migrate(ctx, desired);
+      return { fingerprint: desired.fingerprint };
+    },
+    update: (ctx, desired) => migrate(ctx, desired),
+    // whether it ran: outside a plan, unless the function had already migrated with this fingerprint
+    outputs: (ctx, desired) => !isPlan(ctx) && before?.tags[migratedTag] !== desired.fingerprint,
+  };
+}
+
 export async function ensureMigration(ctx: Ctx, inputs: MigrationInputs): Promise<MigrationOutputs> {
   const role = await ensureRole(ctx, desiredMigrationRole(ctx, inputs.database.secretArn));
   const desired = desiredMigrationFunction(ctx, { ...inputs, roleArn: role.arn });
   const before = await findFunction(ctx, desired.name);
   const fn = await ensureFunction(ctx, desired);
-  const fingerprint = migrationFingerprint(desired);
-  const done = before?.tags[migratedTag] === fingerprint;
-  record(ctx, {
-    kind,
-    name: desired.name,
-    action: before === undefined ? Action.create : done ? Action.unchanged : Action.update,
-    ...(before === undefined || done
-      ? {}
-      : { fields: [{ field: 'migrated', from: before.tags[migratedTag], to: fingerprint }] }),
+  const ran = await reconcile(ctx, migration(before), {
+    name: fn.name,
+    functionArn: fn.arn,
+    fingerprint: migrationFingerprint(desired),
   });
-  if (isPlan(ctx) || done) return { functionName: fn.name, roleArn: role.arn, ran: false };
-  await runMigration(ctx, fn.name);
-  try {
-    await ctx.clients.lambda.send(
-      new TagResourceCommand({ Resource: fn.arn, Tags: { [migratedTag]: fingerprint } }),
-    );
-  } catch (error) {
-    throw stepError(
-      `record the migration on ${kind} function ${fn.name}`,
-      error,
-      'check lambda:TagResource permission; the migration itself succeeded and runs again, harmlessly, next time',
-    );
-  }
-  return { functionName: fn.name, roleArn: role.arn, ran: true };
+  return { functionName: fn.name, roleArn: role.arn, ran };
 }
 
 interface FunctionErrorPayload {
@@ -181,24 +215,15 @@ async function runMigration(ctx: Ctx, functionName: string): Promise<void> {
         Payload: new TextEncoder().encode('{}'),
       }),
     );
-  let answer: InvokeCommandOutput;
-  try {
-    try {
-      answer = await invoke();
-    } catch (error) {
+  const answer = await step(`run the ${kind} (invoke ${functionName})`, 'lambda:InvokeFunction', () =>
+    invoke().catch(async (error: unknown) => {
       // An idle VPC function becomes Inactive; its next invocation fails while
       // Lambda sets it up again (Lambda Developer Guide, "Lambda function states")
       if (!(error instanceof ResourceNotReadyException)) throw error;
       await waitActive(ctx, functionName);
-      answer = await invoke();
-    }
-  } catch (error) {
-    throw stepError(
-      `run the ${kind} (invoke ${functionName})`,
-      error,
-      'check lambda:InvokeFunction permission',
-    );
-  }
+      return invoke();
+    }),
+  );
   const text = new TextDecoder().decode(answer.Payload ?? new Uint8Array());
   if (answer.FunctionError !== undefined) {
     let payload: FunctionErrorPayload = {};

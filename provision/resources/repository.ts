@@ -18,22 +18,18 @@ import {
   SetRepositoryPolicyCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-ecr';
-import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import {
-  Action,
   type Ctx,
-  deleteFound,
+  destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   missingTags,
-  record,
+  type Resource,
+  reconcile,
 } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
-
-const kind = 'ecr repository';
 
 export interface DesiredRepository {
   name: string;
@@ -101,52 +97,28 @@ export function desiredRepository(ctx: Pick<Ctx, 'config' | 'identity' | 'names'
   };
 }
 
-async function describeRepository(ctx: Ctx): Promise<Repository | undefined> {
-  const name = ctx.names.repository;
+async function describeRepository(ctx: Ctx, name: string): Promise<Repository | undefined> {
   try {
     const answer = await ctx.clients.ecr.send(new DescribeRepositoriesCommand({ repositoryNames: [name] }));
     return answer.repositories?.[0];
   } catch (error) {
     if (error instanceof RepositoryNotFoundException) return undefined;
-    throw stepError(`describe ${kind} ${name}`, error, 'check ecr:DescribeRepositories permission');
+    throw error;
   }
 }
 
-export async function findRepository(ctx: Ctx): Promise<LiveRepository | undefined> {
-  const { ecr } = ctx.clients;
-  const name = ctx.names.repository;
-  const found = await describeRepository(ctx);
-  if (found?.repositoryArn === undefined) return undefined;
-  let lifecyclePolicy: unknown;
+// ECR answers a repository without a lifecycle policy or a repository policy
+// with these errors: the policy is absent, not the repository.
+async function readPolicy(
+  read: () => Promise<string | undefined>,
+  absent: (error: unknown) => boolean,
+): Promise<unknown> {
   try {
-    const answer = await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: name }));
-    lifecyclePolicy = parsePolicy(answer.lifecyclePolicyText);
+    return parsePolicy(await read());
   } catch (error) {
-    if (!(error instanceof LifecyclePolicyNotFoundException)) {
-      throw stepError(`read the lifecycle policy of ${kind} ${name}`, error);
-    }
+    if (absent(error)) return undefined;
+    throw error;
   }
-  let repositoryPolicy: unknown;
-  try {
-    const answer = await ecr.send(new GetRepositoryPolicyCommand({ repositoryName: name }));
-    repositoryPolicy = parsePolicy(answer.policyText);
-  } catch (error) {
-    if (!(error instanceof RepositoryPolicyNotFoundException)) {
-      throw stepError(`read the policy of ${kind} ${name}`, error);
-    }
-  }
-  const { tags } = await ecr.send(new ListTagsForResourceCommand({ resourceArn: found.repositoryArn }));
-  return {
-    name,
-    arn: found.repositoryArn,
-    uri: found.repositoryUri ?? '',
-    imageTagMutability: found.imageTagMutability,
-    scanOnPush: found.imageScanningConfiguration?.scanOnPush ?? false,
-    encryptionType: found.encryptionConfiguration?.encryptionType,
-    lifecyclePolicy,
-    repositoryPolicy,
-    tags: fromTagList(tags),
-  };
 }
 
 export function repositoryDrift(desired: DesiredRepository, actual: LiveRepository): FieldChange[] {
@@ -169,41 +141,44 @@ function repositoryUri(ctx: Ctx, name: string): string {
   return `${ctx.identity.accountId}.dkr.ecr.${ctx.identity.region}.${suffix}/${name}`;
 }
 
-export async function ensureRepository(ctx: Ctx): Promise<{ uri: string; arn: string }> {
-  const desired = desiredRepository(ctx);
-  let actual = await findRepository(ctx);
-  if (actual === undefined) {
-    record(ctx, { kind, name: desired.name, action: Action.create });
-    if (isPlan(ctx)) {
-      return {
-        uri: repositoryUri(ctx, desired.name),
-        arn: arn(ctx.identity, 'ecr', `repository/${desired.name}`),
-      };
-    }
-    actual = await createRepository(ctx, desired);
-  } else {
-    const changes = repositoryDrift(desired, actual);
-    if (actual.encryptionType !== desired.encryptionType) {
-      // not fixable in place: say so rather than pretend
-      ctx.log.warn(
-        `${kind} ${desired.name} is encrypted with ${actual.encryptionType}; ECR cannot change encryption after creation (delete the repository to recreate it with ${desired.encryptionType})`,
-      );
-    }
-    record(ctx, {
-      kind,
-      name: desired.name,
-      action: changes.length ? Action.update : Action.unchanged,
-      fields: changes,
-    });
-    if (!isPlan(ctx)) await updateRepository(ctx, desired, actual, changes);
-  }
-  return { uri: actual.uri, arn: actual.arn };
-}
-
-async function createRepository(ctx: Ctx, desired: DesiredRepository): Promise<LiveRepository> {
-  const { ecr } = ctx.clients;
-  try {
-    await ecr.send(
+const repository: Resource<DesiredRepository, LiveRepository, { uri: string; arn: string }> = {
+  kind: 'ecr repository',
+  permissions: {
+    find: 'ecr:DescribeRepositories, ecr:GetLifecyclePolicy, ecr:GetRepositoryPolicy and ecr:ListTagsForResource',
+    create: 'ecr:CreateRepository and ecr:TagResource',
+    update:
+      'ecr:PutImageTagMutability, ecr:PutImageScanningConfiguration, ecr:PutLifecyclePolicy, ecr:SetRepositoryPolicy and ecr:TagResource',
+  },
+  async find(ctx, name) {
+    const { ecr } = ctx.clients;
+    const found = await describeRepository(ctx, name);
+    if (found?.repositoryArn === undefined) return undefined;
+    const lifecyclePolicy = await readPolicy(
+      async () =>
+        (await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: name }))).lifecyclePolicyText,
+      (error) => error instanceof LifecyclePolicyNotFoundException,
+    );
+    const repositoryPolicy = await readPolicy(
+      async () => (await ecr.send(new GetRepositoryPolicyCommand({ repositoryName: name }))).policyText,
+      (error) => error instanceof RepositoryPolicyNotFoundException,
+    );
+    const { tags } = await ecr.send(new ListTagsForResourceCommand({ resourceArn: found.repositoryArn }));
+    return {
+      name,
+      arn: found.repositoryArn,
+      uri: found.repositoryUri ?? '',
+      imageTagMutability: found.imageTagMutability,
+      scanOnPush: found.imageScanningConfiguration?.scanOnPush ?? false,
+      encryptionType: found.encryptionConfiguration?.encryptionType,
+      lifecyclePolicy,
+      repositoryPolicy,
+      tags: fromTagList(tags),
+    };
+  },
+  drift: repositoryDrift,
+  // CreateRepository takes no policies: the loop finds the repository again and puts them
+  async create(ctx, desired) {
+    await ctx.clients.ecr.send(
       new CreateRepositoryCommand({
         repositoryName: desired.name,
         imageTagMutability: desired.imageTagMutability,
@@ -212,44 +187,22 @@ async function createRepository(ctx: Ctx, desired: DesiredRepository): Promise<L
         tags: toTagList(desired.tags),
       }),
     );
-  } catch (error) {
-    // someone else created it meanwhile: reconcile what is there
-    if (!(error instanceof RepositoryAlreadyExistsException)) {
-      throw stepError(
-        `create ${kind} ${desired.name}`,
-        error,
-        'check ecr:CreateRepository and ecr:TagResource permissions',
-      );
-    }
-  }
-  const created = await findRepository(ctx);
-  if (created === undefined) throw stepError(`find ${kind} ${desired.name} after creating it`, 'not found');
-  await updateRepository(ctx, desired, created, repositoryDrift(desired, created));
-  return created;
-}
-
-async function updateRepository(
-  ctx: Ctx,
-  desired: DesiredRepository,
-  actual: LiveRepository,
-  changes: FieldChange[],
-): Promise<void> {
-  const { ecr } = ctx.clients;
-  const name = desired.name;
-  const fields = new Set(changes.map((c) => c.field));
-  try {
+    return undefined;
+  },
+  alreadyExists: (error) => error instanceof RepositoryAlreadyExistsException,
+  async update(ctx, desired, actual, drift) {
+    const { ecr } = ctx.clients;
+    const repositoryName = desired.name;
+    const fields = new Set(drift.map((c) => c.field));
     if (fields.has('imageTagMutability')) {
       await ecr.send(
-        new PutImageTagMutabilityCommand({
-          repositoryName: name,
-          imageTagMutability: desired.imageTagMutability,
-        }),
+        new PutImageTagMutabilityCommand({ repositoryName, imageTagMutability: desired.imageTagMutability }),
       );
     }
     if (fields.has('scanOnPush')) {
       await ecr.send(
         new PutImageScanningConfigurationCommand({
-          repositoryName: name,
+          repositoryName,
           imageScanningConfiguration: { scanOnPush: desired.scanOnPush },
         }),
       );
@@ -257,7 +210,7 @@ async function updateRepository(
     if (fields.has('lifecyclePolicy')) {
       await ecr.send(
         new PutLifecyclePolicyCommand({
-          repositoryName: name,
+          repositoryName,
           lifecyclePolicyText: JSON.stringify(desired.lifecyclePolicy),
         }),
       );
@@ -265,7 +218,7 @@ async function updateRepository(
     if (fields.has('repositoryPolicy')) {
       await ecr.send(
         new SetRepositoryPolicyCommand({
-          repositoryName: name,
+          repositoryName,
           policyText: JSON.stringify(desired.repositoryPolicy),
         }),
       );
@@ -278,26 +231,39 @@ async function updateRepository(
         }),
       );
     }
-  } catch (error) {
-    throw stepError(
-      `update ${kind} ${name}`,
-      error,
-      'check ecr:Put*, ecr:SetRepositoryPolicy and ecr:TagResource permissions',
-    );
-  }
-}
+  },
+  outputs(ctx, desired, actual) {
+    if (actual === undefined) {
+      return {
+        uri: repositoryUri(ctx, desired.name),
+        arn: arn(ctx.identity, 'ecr', `repository/${desired.name}`),
+      };
+    }
+    if (actual.encryptionType !== desired.encryptionType) {
+      // not fixable in place: say so rather than pretend
+      ctx.log.warn(
+        `ecr repository ${desired.name} is encrypted with ${actual.encryptionType}; ECR cannot change encryption after creation (delete the repository to recreate it with ${desired.encryptionType})`,
+      );
+    }
+    return { uri: actual.uri, arn: actual.arn };
+  },
+};
 
+export const ensureRepository = (ctx: Ctx) => reconcile(ctx, repository, desiredRepository(ctx));
+
+// Deleting needs only to know the repository is there: no policies or tags are read.
 // force: ECR refuses to delete a repository that still holds images
 // (RepositoryNotEmptyException) unless asked to delete them too.
-export async function deleteRepository(ctx: Ctx): Promise<void> {
-  const name = ctx.names.repository;
-  await deleteFound(ctx, {
-    kind,
-    name,
-    found: (await describeRepository(ctx)) !== undefined,
-    remove: () => ctx.clients.ecr.send(new DeleteRepositoryCommand({ repositoryName: name, force: true })),
-    isNotFound: (error) => error instanceof RepositoryNotFoundException,
-    what: `${kind} ${name}`,
-    hint: 'check ecr:DeleteRepository permission',
-  });
-}
+export const deleteRepository = (ctx: Ctx) =>
+  destroy(
+    ctx,
+    {
+      kind: repository.kind,
+      permissions: { find: 'ecr:DescribeRepositories', delete: 'ecr:DeleteRepository' },
+      find: describeRepository,
+      remove: (ctx, name) =>
+        ctx.clients.ecr.send(new DeleteRepositoryCommand({ repositoryName: name, force: true })),
+      isNotFound: (error) => error instanceof RepositoryNotFoundException,
+    },
+    ctx.names.repository,
+  );

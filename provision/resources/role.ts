@@ -12,13 +12,20 @@ import {
   NoSuchEntityException,
   PutRolePermissionsBoundaryCommand,
   PutRolePolicyCommand,
+  type Role,
   TagRoleCommand,
   UpdateAssumeRolePolicyCommand,
 } from '@aws-sdk/client-iam';
-import { stepError } from '../../lib/errors.ts';
 import { arn, githubOidc } from '../../lib/names.ts';
 import { PolicyFile, readPolicyFile } from '../../lib/policy-files.ts';
-import { Action, type Ctx, type FieldChange, isPlan, missingTags, record } from '../../lib/reconcile.ts';
+import {
+  type Ctx,
+  destroy,
+  type FieldChange,
+  missingTags,
+  type Resource,
+  reconcile,
+} from '../../lib/reconcile.ts';
 import { type PolicyDocument, type PolicyStatement, parsePolicy, samePolicy } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { boundaryArn } from './boundary.ts';
@@ -289,44 +296,32 @@ export function roleArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
   return arn(ctx.identity, 'iam', `role/${name}`, false);
 }
 
-export async function findRole(ctx: Ctx, name: string, policyName: string): Promise<LiveRole | undefined> {
+async function findRole(ctx: Ctx, name: string, policyName: string): Promise<LiveRole | undefined> {
   const { iam } = ctx.clients;
-  let role:
-    | {
-        Arn?: string | undefined;
-        AssumeRolePolicyDocument?: string | undefined;
-        PermissionsBoundary?: { PermissionsBoundaryArn?: string | undefined } | undefined;
-      }
-    | undefined;
+  let role: Role | undefined;
   try {
     role = (await iam.send(new GetRoleCommand({ RoleName: name }))).Role;
   } catch (error) {
     if (error instanceof NoSuchEntityException) return undefined;
-    throw stepError(`read ${kind} ${name}`, error, 'check iam:GetRole permission');
+    throw error;
   }
   if (role?.Arn === undefined) return undefined;
   let policy: unknown;
   try {
-    policy = parsePolicy(
-      (await iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: policyName }))).PolicyDocument,
-    );
+    const answer = await iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: policyName }));
+    policy = parsePolicy(answer.PolicyDocument);
   } catch (error) {
-    if (!(error instanceof NoSuchEntityException)) {
-      throw stepError(
-        `read the inline policy ${policyName} of ${kind} ${name}`,
-        error,
-        'check iam:GetRolePolicy permission',
-      );
-    }
+    // a role without its inline policy: the policy is put back
+    if (!(error instanceof NoSuchEntityException)) throw error;
   }
-  const tags = fromTagList((await iam.send(new ListRoleTagsCommand({ RoleName: name }))).Tags);
+  const { Tags } = await iam.send(new ListRoleTagsCommand({ RoleName: name }));
   return {
     name,
     arn: role.Arn,
     trustPolicy: parsePolicy(role.AssumeRolePolicyDocument),
     policy,
     permissionsBoundary: role.PermissionsBoundary?.PermissionsBoundaryArn,
-    tags,
+    tags: fromTagList(Tags),
   };
 }
 
@@ -348,14 +343,22 @@ export function roleDrift(desired: DesiredRole, actual: LiveRole): FieldChange[]
   return [...changes, ...tagDrift(desired.tags, actual.tags)];
 }
 
-export async function ensureRole(ctx: Ctx, desired: DesiredRole): Promise<{ name: string; arn: string }> {
-  const { iam } = ctx.clients;
-  let actual = await findRole(ctx, desired.name, desired.policyName);
-  if (actual === undefined) {
-    record(ctx, { kind, name: desired.name, action: Action.create });
-    if (isPlan(ctx)) return { name: desired.name, arn: roleArn(ctx, desired.name) };
-    try {
-      await iam.send(
+// One resource for every role of the stack, given the role it is to make:
+// the inline policy it reads is the desired role's, and the boundary the
+// create is allowed with (iam:PermissionsBoundary) names the desired one.
+function role(desired: DesiredRole): Resource<DesiredRole, LiveRole, { name: string; arn: string }> {
+  return {
+    kind,
+    permissions: {
+      find: 'iam:GetRole, iam:GetRolePolicy and iam:ListRoleTags',
+      create: `iam:CreateRole with iam:PermissionsBoundary ${desired.permissionsBoundary}, and iam:TagRole`,
+      update: 'iam:PutRolePermissionsBoundary, iam:UpdateAssumeRolePolicy, iam:PutRolePolicy and iam:TagRole',
+    },
+    find: (ctx, name) => findRole(ctx, name, desired.policyName),
+    drift: roleDrift,
+    // CreateRole takes no inline policy: the loop finds the role again and puts it
+    async create(ctx, desired) {
+      await ctx.clients.iam.send(
         new CreateRoleCommand({
           RoleName: desired.name,
           Description: desired.description,
@@ -364,146 +367,104 @@ export async function ensureRole(ctx: Ctx, desired: DesiredRole): Promise<{ name
           Tags: toTagList(desired.tags),
         }),
       );
-    } catch (error) {
-      if (!(error instanceof EntityAlreadyExistsException)) {
-        throw stepError(
-          `create ${kind} ${desired.name}`,
-          error,
-          `check iam:CreateRole with iam:PermissionsBoundary ${desired.permissionsBoundary}, and iam:TagRole permissions`,
+      return undefined;
+    },
+    alreadyExists: (error) => error instanceof EntityAlreadyExistsException,
+    async update(ctx, desired, actual, drift) {
+      const { iam } = ctx.clients;
+      const RoleName = desired.name;
+      const fields = new Set(drift.map((c) => c.field));
+      // first: the deployer may change a role's trust and policies only once it
+      // carries the boundary (iam:PermissionsBoundary is the role's boundary)
+      if (fields.has('permissionsBoundary')) {
+        await iam.send(
+          new PutRolePermissionsBoundaryCommand({
+            RoleName,
+            PermissionsBoundary: desired.permissionsBoundary,
+          }),
         );
       }
-    }
-    actual = await findRole(ctx, desired.name, desired.policyName);
-    if (actual === undefined) throw stepError(`find ${kind} ${desired.name} after creating it`, 'not found');
-    await updateRole(ctx, desired, actual, roleDrift(desired, actual));
-    return { name: desired.name, arn: actual.arn };
-  }
-  const changes = roleDrift(desired, actual);
-  record(ctx, {
-    kind,
-    name: desired.name,
-    action: changes.length ? Action.update : Action.unchanged,
-    fields: changes,
-  });
-  if (!isPlan(ctx)) await updateRole(ctx, desired, actual, changes);
-  return { name: desired.name, arn: actual.arn };
+      if (fields.has('trustPolicy')) {
+        await iam.send(
+          new UpdateAssumeRolePolicyCommand({
+            RoleName,
+            PolicyDocument: JSON.stringify(desired.trustPolicy),
+          }),
+        );
+      }
+      if (fields.has(`policy:${desired.policyName}`)) {
+        await iam.send(
+          new PutRolePolicyCommand({
+            RoleName,
+            PolicyName: desired.policyName,
+            PolicyDocument: JSON.stringify(desired.policy),
+          }),
+        );
+      }
+      if (fields.has('tags')) {
+        await iam.send(
+          new TagRoleCommand({ RoleName, Tags: toTagList(missingTags(desired.tags, actual.tags)) }),
+        );
+      }
+    },
+    outputs: (ctx, desired, actual) => ({
+      name: desired.name,
+      arn: actual?.arn ?? roleArn(ctx, desired.name),
+    }),
+  };
 }
 
-async function updateRole(
-  ctx: Ctx,
-  desired: DesiredRole,
-  actual: LiveRole,
-  changes: FieldChange[],
-): Promise<void> {
-  const { iam } = ctx.clients;
-  const fields = new Set(changes.map((c) => c.field));
-  try {
-    // first: the deployer may change a role's trust and policies only once it
-    // carries the boundary (iam:PermissionsBoundary is the role's boundary)
-    if (fields.has('permissionsBoundary')) {
-      await iam.send(
-        new PutRolePermissionsBoundaryCommand({
-          RoleName: desired.name,
-          PermissionsBoundary: desired.permissionsBoundary,
-        }),
-      );
-    }
-    if (fields.has('trustPolicy')) {
-      await iam.send(
-        new UpdateAssumeRolePolicyCommand({
-          RoleName: desired.name,
-          PolicyDocument: JSON.stringify(desired.trustPolicy),
-        }),
-      );
-    }
-    if (fields.has(`policy:${desired.policyName}`)) {
-      await iam.send(
-        new PutRolePolicyCommand({
-          RoleName: desired.name,
-          PolicyName: desired.policyName,
-          PolicyDocument: JSON.stringify(desired.policy),
-        }),
-      );
-    }
-    if (fields.has('tags')) {
-      await iam.send(
-        new TagRoleCommand({
-          RoleName: desired.name,
-          Tags: toTagList(missingTags(desired.tags, actual.tags)),
-        }),
-      );
-    }
-  } catch (error) {
-    throw stepError(
-      `update ${kind} ${desired.name}`,
-      error,
-      'check iam:PutRolePermissionsBoundary, iam:UpdateAssumeRolePolicy, iam:PutRolePolicy and iam:TagRole permissions',
-    );
-  }
-}
+export const ensureRole = (ctx: Ctx, desired: DesiredRole) => reconcile(ctx, role(desired), desired);
 
-export function ensureFunctionRole(
-  ctx: Ctx,
-  inputs: FunctionRoleInputs,
-): Promise<{ name: string; arn: string }> {
-  return ensureRole(ctx, desiredFunctionRole(ctx, inputs));
-}
+export const ensureFunctionRole = (ctx: Ctx, inputs: FunctionRoleInputs) =>
+  ensureRole(ctx, desiredFunctionRole(ctx, inputs));
 
-export function ensureSchedulerRole(
-  ctx: Ctx,
-  inputs: SchedulerRoleInputs,
-): Promise<{ name: string; arn: string }> {
-  return ensureRole(ctx, desiredSchedulerRole(ctx, inputs));
-}
+export const ensureSchedulerRole = (ctx: Ctx, inputs: SchedulerRoleInputs) =>
+  ensureRole(ctx, desiredSchedulerRole(ctx, inputs));
 
-export function ensureGeneratorRole(
-  ctx: Ctx,
-  inputs: GeneratorRoleInputs,
-): Promise<{ name: string; arn: string }> {
-  return ensureRole(ctx, desiredGeneratorRole(ctx, inputs));
-}
+export const ensureGeneratorRole = (ctx: Ctx, inputs: GeneratorRoleInputs) =>
+  ensureRole(ctx, desiredGeneratorRole(ctx, inputs));
 
 // IAM refuses to delete a role that still has policies (DeleteConflictException):
 // inline policies are deleted and managed ones detached first. The deployer
 // may touch only roles that carry the boundary, so a role without it (made
 // before the boundary existed, or stripped of it by an administrator) gets it
-// back first.
-export async function deleteRole(ctx: Ctx, name: string): Promise<void> {
-  const { iam } = ctx.clients;
-  let boundary: string | undefined;
-  try {
-    const { Role } = await iam.send(new GetRoleCommand({ RoleName: name }));
-    boundary = Role?.PermissionsBoundary?.PermissionsBoundaryArn;
-  } catch (error) {
-    if (error instanceof NoSuchEntityException) {
-      record(ctx, { kind, name, action: Action.absent });
-      return;
-    }
-    throw stepError(`read ${kind} ${name}`, error, 'check iam:GetRole permission');
-  }
-  record(ctx, { kind, name, action: Action.delete });
-  if (isPlan(ctx)) return;
-  try {
-    const PermissionsBoundary = boundaryArn(ctx);
-    if (boundary !== PermissionsBoundary) {
-      await iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: name, PermissionsBoundary }));
-    }
-    const inline = await iam.send(new ListRolePoliciesCommand({ RoleName: name }));
-    for (const policyName of inline.PolicyNames ?? []) {
-      await iam.send(new DeleteRolePolicyCommand({ RoleName: name, PolicyName: policyName }));
-    }
-    const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: name }));
-    for (const policy of attached.AttachedPolicies ?? []) {
-      await iam.send(new DetachRolePolicyCommand({ RoleName: name, PolicyArn: policy.PolicyArn }));
-    }
-    await iam.send(new DeleteRoleCommand({ RoleName: name }));
-  } catch (error) {
-    if (!(error instanceof NoSuchEntityException)) {
-      throw stepError(
-        `delete ${kind} ${name}`,
-        error,
-        'check iam:PutRolePermissionsBoundary, iam:DeleteRolePolicy, iam:DetachRolePolicy and iam:DeleteRole permissions',
-      );
-    }
-  }
-}
+// back first. Deleting needs only the role itself: its policy and tags are not read.
+export const deleteRole = (ctx: Ctx, name: string) =>
+  destroy(
+    ctx,
+    {
+      kind,
+      permissions: {
+        find: 'iam:GetRole',
+        delete:
+          'iam:PutRolePermissionsBoundary, iam:ListRolePolicies, iam:DeleteRolePolicy, iam:ListAttachedRolePolicies, iam:DetachRolePolicy and iam:DeleteRole',
+      },
+      async find(ctx, RoleName) {
+        try {
+          return (await ctx.clients.iam.send(new GetRoleCommand({ RoleName }))).Role;
+        } catch (error) {
+          if (error instanceof NoSuchEntityException) return undefined;
+          throw error;
+        }
+      },
+      async remove(ctx, RoleName, found) {
+        const { iam } = ctx.clients;
+        const PermissionsBoundary = boundaryArn(ctx);
+        if (found.PermissionsBoundary?.PermissionsBoundaryArn !== PermissionsBoundary) {
+          await iam.send(new PutRolePermissionsBoundaryCommand({ RoleName, PermissionsBoundary }));
+        }
+        const inline = await iam.send(new ListRolePoliciesCommand({ RoleName }));
+        for (const PolicyName of inline.PolicyNames ?? []) {
+          await iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName }));
+        }
+        const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName }));
+        for (const policy of attached.AttachedPolicies ?? []) {
+          await iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn: policy.PolicyArn }));
+        }
+        await iam.send(new DeleteRoleCommand({ RoleName }));
+      },
+      isNotFound: (error) => error instanceof NoSuchEntityException,
+    },
+    name,
+  );

@@ -4,34 +4,30 @@ import {
   DeleteScheduleCommand,
   FlexibleTimeWindowMode,
   GetScheduleCommand,
+  type GetScheduleCommandOutput,
   ResourceNotFoundException,
   ScheduleState,
   UpdateScheduleCommand,
   ValidationException,
 } from '@aws-sdk/client-scheduler';
-import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import { retryWhile } from '../../lib/poll.ts';
 import {
-  Action,
   type Ctx,
-  deleteFound,
+  destroy,
   diffFields,
   type FieldChange,
-  isPlan,
-  record,
+  type Resource,
+  reconcile,
 } from '../../lib/reconcile.ts';
 import { reportElapsed } from '../progress.ts';
-
-const kind = 'schedule';
 
 // Schedules live in the account's default group. EventBridge Scheduler
 // schedules take no tags (CreateSchedule has no Tags parameter); the stack's
 // name prefix and the scheduler role's tags identify it.
 const groupName = 'default';
 
-// Like Lambda, Scheduler checks at create time that it can assume the role,
-// which IAM may not allow yet right after the role was created.
+// IAM's propagation delay for a new role (see whileRoleNotReady)
 const roleReadyTimeoutMs = 120_000;
 
 export interface ScheduleInputs {
@@ -81,26 +77,19 @@ export function desiredSchedule(ctx: Pick<Ctx, 'names'>, inputs: ScheduleInputs)
   };
 }
 
-export async function findSchedule(ctx: Ctx): Promise<LiveSchedule | undefined> {
-  const name = ctx.names.schedule;
-  try {
-    const s = await ctx.clients.scheduler.send(new GetScheduleCommand({ Name: name, GroupName: groupName }));
-    return {
-      name,
-      arn: s.Arn,
-      description: s.Description,
-      scheduleExpression: s.ScheduleExpression,
-      state: s.State,
-      flexibleTimeWindow: s.FlexibleTimeWindow?.Mode,
-      targetArn: s.Target?.Arn,
-      roleArn: s.Target?.RoleArn,
-      maximumRetryAttempts: s.Target?.RetryPolicy?.MaximumRetryAttempts,
-      maximumEventAgeInSeconds: s.Target?.RetryPolicy?.MaximumEventAgeInSeconds,
-    };
-  } catch (error) {
-    if (error instanceof ResourceNotFoundException) return undefined;
-    throw stepError(`read ${kind} ${name}`, error, 'check scheduler:GetSchedule permission');
-  }
+function toLive(name: string, s: GetScheduleCommandOutput): LiveSchedule {
+  return {
+    name,
+    arn: s.Arn,
+    description: s.Description,
+    scheduleExpression: s.ScheduleExpression,
+    state: s.State,
+    flexibleTimeWindow: s.FlexibleTimeWindow?.Mode,
+    targetArn: s.Target?.Arn,
+    roleArn: s.Target?.RoleArn,
+    maximumRetryAttempts: s.Target?.RetryPolicy?.MaximumRetryAttempts,
+    maximumEventAgeInSeconds: s.Target?.RetryPolicy?.MaximumEventAgeInSeconds,
+  };
 }
 
 export function scheduleDrift(desired: DesiredSchedule, actual: LiveSchedule): FieldChange[] {
@@ -128,75 +117,64 @@ function scheduleRequest(desired: DesiredSchedule) {
   };
 }
 
-function isRoleNotReady(error: unknown): boolean {
-  return error instanceof ValidationException && /assume/i.test(error.message);
-}
-
-export async function ensureSchedule(
-  ctx: Ctx,
-  inputs: ScheduleInputs,
-): Promise<{ name: string; arn: string }> {
-  const desired = desiredSchedule(ctx, inputs);
-  const scheduleArn = arn(ctx.identity, 'scheduler', `schedule/${groupName}/${desired.name}`);
-  const actual = await findSchedule(ctx);
+// Like Lambda, Scheduler checks that it can assume the role, which IAM may
+// not allow yet right after the role was created: retry while it says so.
+function whileRoleNotReady<T>(ctx: Ctx, desired: DesiredSchedule, send: () => Promise<T>): Promise<T> {
   const what = `IAM role ${desired.roleArn} to become assumable by EventBridge Scheduler`;
-  const retry = { what, timeoutMs: roleReadyTimeoutMs, onProgress: reportElapsed(ctx.log, what) };
-  if (actual === undefined) {
-    record(ctx, { kind, name: desired.name, action: Action.create });
-    if (isPlan(ctx)) return { name: desired.name, arn: scheduleArn };
-    try {
-      await retryWhile(
-        () => ctx.clients.scheduler.send(new CreateScheduleCommand(scheduleRequest(desired))),
-        isRoleNotReady,
-        retry,
-      );
-    } catch (error) {
-      // ConflictException: it exists (a concurrent run); make it match
-      if (!(error instanceof ConflictException)) {
-        throw stepError(
-          `create ${kind} ${desired.name}`,
-          error,
-          'check scheduler:CreateSchedule and iam:PassRole permissions',
-        );
-      }
-      await ctx.clients.scheduler.send(new UpdateScheduleCommand(scheduleRequest(desired)));
-    }
-    return { name: desired.name, arn: scheduleArn };
-  }
-  const changes = scheduleDrift(desired, actual);
-  record(ctx, {
-    kind,
-    name: desired.name,
-    action: changes.length ? Action.update : Action.unchanged,
-    fields: changes,
+  return retryWhile(send, (error) => error instanceof ValidationException && /assume/i.test(error.message), {
+    what,
+    timeoutMs: roleReadyTimeoutMs,
+    onProgress: reportElapsed(ctx.log, what),
   });
-  if (!isPlan(ctx) && changes.length > 0) {
-    try {
-      await retryWhile(
-        () => ctx.clients.scheduler.send(new UpdateScheduleCommand(scheduleRequest(desired))),
-        isRoleNotReady,
-        retry,
-      );
-    } catch (error) {
-      throw stepError(
-        `update ${kind} ${desired.name}`,
-        error,
-        'check scheduler:UpdateSchedule and iam:PassRole permissions',
-      );
-    }
-  }
-  return { name: desired.name, arn: actual.arn ?? scheduleArn };
 }
 
-export async function deleteSchedule(ctx: Ctx): Promise<void> {
-  const name = ctx.names.schedule;
-  await deleteFound(ctx, {
-    kind,
-    name,
-    found: (await findSchedule(ctx)) !== undefined,
-    remove: () => ctx.clients.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: groupName })),
-    isNotFound: (error) => error instanceof ResourceNotFoundException,
-    what: `${kind} ${name}`,
-    hint: 'check scheduler:DeleteSchedule permission',
-  });
-}
+const scheduleArn = (ctx: Ctx, name: string) =>
+  arn(ctx.identity, 'scheduler', `schedule/${groupName}/${name}`);
+
+const schedule: Resource<DesiredSchedule, LiveSchedule, { name: string; arn: string }> = {
+  kind: 'schedule',
+  permissions: {
+    find: 'scheduler:GetSchedule',
+    create: 'scheduler:CreateSchedule and iam:PassRole',
+    update: 'scheduler:UpdateSchedule and iam:PassRole',
+    delete: 'scheduler:DeleteSchedule',
+  },
+  async find(ctx, name) {
+    try {
+      return toLive(
+        name,
+        await ctx.clients.scheduler.send(new GetScheduleCommand({ Name: name, GroupName: groupName })),
+      );
+    } catch (error) {
+      if (error instanceof ResourceNotFoundException) return undefined;
+      throw error;
+    }
+  },
+  drift: scheduleDrift,
+  async create(ctx, desired) {
+    const created = await whileRoleNotReady(ctx, desired, () =>
+      ctx.clients.scheduler.send(new CreateScheduleCommand(scheduleRequest(desired))),
+    );
+    const { name: _name, ...fields } = desired;
+    return { name: desired.name, ...fields, arn: created.ScheduleArn };
+  },
+  // a concurrent run's schedule: found and made to match
+  alreadyExists: (error) => error instanceof ConflictException,
+  async update(ctx, desired) {
+    await whileRoleNotReady(ctx, desired, () =>
+      ctx.clients.scheduler.send(new UpdateScheduleCommand(scheduleRequest(desired))),
+    );
+  },
+  outputs: (ctx, desired, actual) => ({
+    name: desired.name,
+    arn: actual?.arn ?? scheduleArn(ctx, desired.name),
+  }),
+  remove: (ctx, name) =>
+    ctx.clients.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: groupName })),
+  isNotFound: (error) => error instanceof ResourceNotFoundException,
+};
+
+export const ensureSchedule = (ctx: Ctx, inputs: ScheduleInputs) =>
+  reconcile(ctx, schedule, desiredSchedule(ctx, inputs));
+
+export const deleteSchedule = (ctx: Ctx) => destroy(ctx, schedule, ctx.names.schedule);
