@@ -6,7 +6,7 @@ import { type Clients, createClients, destroyClients } from '../lib/clients.ts';
 import { type DeployConfig, loadDeployConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
-import { type Graph, graph, StepFailure } from '../lib/graph.ts';
+import { type Graph, graph, type RunOptions, StepFailure } from '../lib/graph.ts';
 import { stackNames } from '../lib/names.ts';
 import { type StackOutputs, writeOutputs } from '../lib/outputs.ts';
 import { PolicyFile } from '../lib/policy-files.ts';
@@ -66,7 +66,11 @@ export interface ProvisionOptions {
   network?: NetworkOptions;
   cache?: CacheOptions;
   database?: DatabaseOptions;
+  // when each step starts and ends (bench/provision.ts, tests)
+  observe?: StepObserver;
 }
+
+export type StepObserver = Pick<RunOptions<Ctx>, 'onStart' | 'onFinish'>;
 
 export interface ProvisionResult {
   outputs: StackOutputs;
@@ -90,11 +94,8 @@ export async function createContext(
 // slow ones (the network's endpoints, then the cache and the database) run
 // while the rest is made, and are waited for only where their outputs are
 // needed. The plan and the changes keep this order whatever finishes first.
-export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
   const { names } = ctx;
-  // every role below carries it; an administrator made it (provision/bootstrap.ts).
-  // Checked before any step starts: without it nothing is created.
-  await requireBoundary(ctx);
   const monitored = {
     queueName: names.queue,
     dlqName: names.dlq,
@@ -103,92 +104,101 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
     cacheClusterIds: memberClusterIds(names.cache, 1 + cacheReplicas),
     dbInstanceId: names.db,
   };
-  const stack = graph<Ctx>()
-    .step('network', [], (_, c) => ensureNetwork(c, options.network))
-    .step('bucket', [], (_, c) => ensureBucket(c))
-    .step('dlq', [], (_, c) => ensureDeadLetterQueue(c))
-    .step('topic', ['bucket'], ({ bucket }, c) => ensureTopic(c, { bucketArn: bucket.arn }))
-    .step('queue', ['dlq', 'topic'], ({ dlq, topic }, c) =>
-      ensureQueue(c, { dlqArn: dlq.arn, topicArn: topic.arn }),
-    )
-    .step('subscription', ['topic', 'queue'], ({ topic, queue }, c) =>
-      ensureSubscription(c, { topicArn: topic.arn, queueArn: queue.arn }),
-    )
-    // uploads are announced once the topic delivers to the queue
-    .step('notification', ['bucket', 'topic', 'subscription'], ({ bucket, topic }, c) =>
-      ensureNotification(c, { bucket: bucket.name, topicArn: topic.arn }),
-    )
-    .step('cache', ['network'], ({ network }, c) =>
-      ensureCache(
-        c,
-        { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.cache },
-        options.cache,
-      ),
-    )
-    .step('database', ['network'], ({ network }, c) =>
-      ensureDatabase(
-        c,
-        { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.database },
-        options.database,
-      ),
-    )
-    .step('repository', [], (_, c) => ensureRepository(c))
-    .step('image', ['repository'], ({ repository }, c) => resolveImage(c, repository.uri, options))
-    // before the functions that write to them, so Lambda does not make them without retention
-    .step('logGroup', [], (_, c) => ensureLogGroup(c, names.logGroup))
-    .step('flushLogGroup', [], (_, c) => ensureLogGroup(c, names.flushLogGroup))
-    .step('migrateLogGroup', [], (_, c) => ensureLogGroup(c, names.migrateLogGroup))
-    // the tables and the functions' database role, before any function that uses them
-    .step(
-      'migration',
-      ['image', 'network', 'database', 'migrateLogGroup'],
-      ({ image, network, database }, c) =>
-        ensureMigration(c, {
-          imageUri: image,
-          subnetIds: network.subnetIds,
-          securityGroupId: network.securityGroups.function,
-          database,
+  return (
+    graph<Ctx>()
+      .step('network', [], (_, c) => ensureNetwork(c, options.network))
+      .step('bucket', [], (_, c) => ensureBucket(c))
+      .step('dlq', [], (_, c) => ensureDeadLetterQueue(c))
+      .step('topic', ['bucket'], ({ bucket }, c) => ensureTopic(c, { bucketArn: bucket.arn }))
+      .step('queue', ['dlq', 'topic'], ({ dlq, topic }, c) =>
+        ensureQueue(c, { dlqArn: dlq.arn, topicArn: topic.arn }),
+      )
+      .step('subscription', ['topic', 'queue'], ({ topic, queue }, c) =>
+        ensureSubscription(c, { topicArn: topic.arn, queueArn: queue.arn }),
+      )
+      // uploads are announced once the topic delivers to the queue
+      .step('notification', ['bucket', 'topic', 'subscription'], ({ bucket, topic }, c) =>
+        ensureNotification(c, { bucket: bucket.name, topicArn: topic.arn }),
+      )
+      .step('cache', ['network'], ({ network }, c) =>
+        ensureCache(
+          c,
+          { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.cache },
+          options.cache,
+        ),
+      )
+      .step('database', ['network'], ({ network }, c) =>
+        ensureDatabase(
+          c,
+          { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.database },
+          options.database,
+        ),
+      )
+      .step('repository', [], (_, c) => ensureRepository(c))
+      .step('image', ['repository'], ({ repository }, c) => resolveImage(c, repository.uri, options))
+      // before the functions that write to them, so Lambda does not make them without retention
+      .step('logGroup', [], (_, c) => ensureLogGroup(c, names.logGroup))
+      .step('flushLogGroup', [], (_, c) => ensureLogGroup(c, names.flushLogGroup))
+      .step('migrateLogGroup', [], (_, c) => ensureLogGroup(c, names.migrateLogGroup))
+      // the tables and the functions' database role, before any function that uses them
+      .step(
+        'migration',
+        ['image', 'network', 'database', 'migrateLogGroup'],
+        ({ image, network, database }, c) =>
+          ensureMigration(c, {
+            imageUri: image,
+            subnetIds: network.subnetIds,
+            securityGroupId: network.securityGroups.function,
+            database,
+          }),
+      )
+      .step('role', ['bucket', 'queue', 'cache', 'database'], ({ bucket, queue, cache, database }, c) =>
+        ensureFunctionRole(c, {
+          bucket: bucket.name,
+          queueArn: queue.arn,
+          secretArns: [cache.authSecretArn],
+          database: { resourceId: database.resourceId, user: names.dbAppUser },
+          logGroups: [names.logGroup, names.flushLogGroup],
         }),
-    )
-    .step('role', ['bucket', 'queue', 'cache', 'database'], ({ bucket, queue, cache, database }, c) =>
-      ensureFunctionRole(c, {
-        bucket: bucket.name,
-        queueArn: queue.arn,
-        secretArns: [cache.authSecretArn],
-        database: { resourceId: database.resourceId, user: names.dbAppUser },
-        logGroups: [names.logGroup, names.flushLogGroup],
-      }),
-    )
-    .step('schedulerRole', [], (_, c) =>
-      ensureSchedulerRole(c, { functionArn: functionArn(c, names.flushFunction) }),
-    )
-    .step(
-      'functions',
-      ['role', 'image', 'network', 'cache', 'database', 'migration', 'logGroup', 'flushLogGroup'],
-      ({ role, image, network, cache, database }, c) =>
-        ensureFunctions(c, {
-          roleArn: role.arn,
-          imageUri: image,
-          subnetIds: network.subnetIds,
-          securityGroupId: network.securityGroups.function,
-          environment: functionEnvironment(c, { cache, database: { ...database, user: names.dbAppUser } }),
-        }),
-    )
-    .step('eventSource', ['functions', 'queue'], ({ functions, queue }, c) =>
-      ensureEventSource(c, { functionName: functions.count.name, queueArn: queue.arn }),
-    )
-    .step('schedule', ['functions', 'schedulerRole'], ({ functions, schedulerRole }, c) =>
-      ensureSchedule(c, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn }),
-    )
-    .step('generator', [], (_, c) => ensureGenerator(c))
-    .step('alerts', [], (_, c) => ensureAlerts(c))
-    // alarms and the dashboard name the resources; CloudWatch does not need them to exist
-    .step('alarms', ['alerts'], ({ alerts }, c) =>
-      ensureAlarms(c, { ...monitored, alertsTopicArn: alerts.topicArn }),
-    )
-    .step('dashboard', [], (_, c) => ensureDashboard(c, monitored));
+      )
+      .step('schedulerRole', [], (_, c) =>
+        ensureSchedulerRole(c, { functionArn: functionArn(c, names.flushFunction) }),
+      )
+      .step(
+        'functions',
+        ['role', 'image', 'network', 'cache', 'database', 'migration', 'logGroup', 'flushLogGroup'],
+        ({ role, image, network, cache, database }, c) =>
+          ensureFunctions(c, {
+            roleArn: role.arn,
+            imageUri: image,
+            subnetIds: network.subnetIds,
+            securityGroupId: network.securityGroups.function,
+            environment: functionEnvironment(c, { cache, database: { ...database, user: names.dbAppUser } }),
+          }),
+      )
+      .step('eventSource', ['functions', 'queue'], ({ functions, queue }, c) =>
+        ensureEventSource(c, { functionName: functions.count.name, queueArn: queue.arn }),
+      )
+      .step('schedule', ['functions', 'schedulerRole'], ({ functions, schedulerRole }, c) =>
+        ensureSchedule(c, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn }),
+      )
+      .step('generator', [], (_, c) => ensureGenerator(c))
+      .step('alerts', [], (_, c) => ensureAlerts(c))
+      // alarms and the dashboard name the resources; CloudWatch does not need them to exist
+      .step('alarms', ['alerts'], ({ alerts }, c) =>
+        ensureAlarms(c, { ...monitored, alertsTopicArn: alerts.topicArn }),
+      )
+      .step('dashboard', [], (_, c) => ensureDashboard(c, monitored))
+  );
+}
+
+export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+  const { names } = ctx;
+  // every role carries it; an administrator made it (provision/bootstrap.ts).
+  // Checked before any step starts: without it nothing is created.
+  await requireBoundary(ctx);
   const { bucket, topic, queue, dlq, functions, image, cache, database, alerts, dashboard, generator } =
-    await runStack(ctx, stack);
+    await runStack(ctx, provisionSteps(ctx, options), options.observe);
 
   const outputs: StackOutputs = {
     app: ctx.config.stack.app,
@@ -225,14 +235,21 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
 export async function runStack<Results extends Record<string, unknown>>(
   ctx: Ctx,
   stack: Graph<Results, Ctx>,
+  observe: StepObserver = {},
 ): Promise<Results> {
   const lists = new Map(stack.steps.map((step) => [step.name, [] as Change[]]));
   const inFlight = trackInFlight(ctx.log);
   try {
     return await stack.run({
       context: (step) => ({ ...ctx, log: inFlight.log, changes: lists.get(step) ?? [] }),
-      onStart: inFlight.started,
-      onFinish: inFlight.finished,
+      onStart: (step) => {
+        inFlight.started(step);
+        observe.onStart?.(step);
+      },
+      onFinish: (step, error) => {
+        inFlight.finished(step);
+        observe.onFinish?.(step, error);
+      },
     });
   } catch (error) {
     throw error instanceof StepFailure ? error.cause : error;
