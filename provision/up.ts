@@ -40,8 +40,10 @@ import { ensureTopic } from './resources/topic.ts';
 
 const usage = `Usage: npx tsx provision/up.ts [options]
 
-Creates or updates every AWS resource of the stack, in order, and writes
-.ada/outputs.<stage>.json. Running it again changes only what drifted.
+Creates or updates every AWS resource of the stack, each as soon as what it
+needs exists (the cache and the database take minutes; the rest is made
+meanwhile), and writes .ada/outputs.<stage>.json. Running it again changes
+only what drifted.
 First it asks IAM whether the caller may make every request of the run
 (docs/deployer-policy.json, iam:SimulatePrincipalPolicy) and stops before any
 change, naming each missing permission, when it may not.

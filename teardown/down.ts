@@ -34,8 +34,8 @@ import { createContext, runStack, type StepObserver } from '../provision/up.ts';
 const usage = `Usage: npx tsx teardown/down.ts [options]
 
 Deletes every AWS resource of the stack (APP, STAGE, AWS_REGION from the
-environment), in reverse order, then lists anything still tagged with the
-stack. Running it again does nothing.
+environment), each once what depends on it is gone, then lists anything still
+tagged with the stack. Running it again does nothing.
 
 Options:
   --yes                  do not ask for confirmation (required when not on a terminal)
