@@ -19,7 +19,7 @@
 //
 // | resource                                         | create   | delete   | source                                                                                                                                                    |
 // | ------------------------------------------------ | -------- | -------- | --------------------------------------------------------------------------------------------------------------------------------------------------------- |
-// | ElastiCache replication group, 2 nodes, Multi-AZ | 12.5 min | 6 min    | ~10–15 min to create (provision/resources/cache.ts); Terraform's acceptance runs of a Multi-AZ group, create to destroy, take ~20–26 min (hashicorp/terraform-provider-aws#22666) |
+// | ElastiCache replication group, 2 nodes, Multi-AZ | 12.5 min | 6 min    | ~10–15 min to create (provision/resources/cache.ts); Terraform's acceptance test of a Multi-AZ group, create to destroy, takes 26 min (hashicorp/terraform-provider-aws#22666) |
 // | RDS PostgreSQL instance, single-AZ               | 7.5 min  | 5 min    | ~5–15 min to create (provision/resources/database.ts); the RDS User Guide's status table lists creating → backing-up → available; deletion with a final snapshot takes minutes |
 // | VPC interface endpoint (Secrets Manager)         | 1.5 min  | 1 min    | ~2 min pending → available (provision/resources/vpc.ts networkWaits); a gateway endpoint is available at once                                                |
 // | Lambda function (VPC, container image)           | 30 s     | at once  | Pending while Lambda sets up the VPC resources, then Active (Lambda Developer Guide, "Lambda function states")                                              |
