@@ -82,6 +82,11 @@ test('on a terminal the progress line is rewritten in place; in a log it is one 
   assert.equal(onTerminal.shown, true);
   onTerminal.done();
   assert.deepEqual(terminal, ['\r1/3\x1b[K', '\r2/3\x1b[K', '\r\x1b[K']);
+  const narrow: string[] = [];
+  const cut = createProgressLine({ write: (text) => narrow.push(text), isTTY: true, columns: 10 });
+  cut.update('in flight: cache, database');
+  cut.update('short');
+  assert.deepEqual(narrow, ['\rin fligh…\x1b[K', '\rshort\x1b[K']);
   const kept: string[] = [];
   const keeping = createProgressLine({ write: (text) => kept.push(text), isTTY: true });
   keeping.update('done');

@@ -93,6 +93,8 @@ export async function confirm(
 export interface ProgressOutput {
   write(text: string): unknown;
   isTTY?: boolean;
+  // the terminal's width: a longer line would wrap, and \r rewrites only its last row
+  columns?: number;
 }
 
 export interface ProgressLine {
@@ -120,7 +122,8 @@ export function createProgressLine(
     update(next) {
       text = next;
       if (out.isTTY) {
-        out.write(`\r${text}\x1b[K`);
+        const fits = out.columns && text.length >= out.columns ? `${text.slice(0, out.columns - 2)}…` : text;
+        out.write(`\r${fits}\x1b[K`);
         shown = true;
       } else if (now() - last >= everyMs) {
         out.write(`${text}\n`);

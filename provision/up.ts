@@ -6,6 +6,7 @@ import { type Clients, createClients, destroyClients } from '../lib/clients.ts';
 import { type DeployConfig, loadDeployConfig } from '../lib/config.ts';
 import { stepError, UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
+import { type Graph, graph, type RunOptions, StepFailure } from '../lib/graph.ts';
 import { stackNames } from '../lib/names.ts';
 import { type StackOutputs, writeOutputs } from '../lib/outputs.ts';
 import { PolicyFile } from '../lib/policy-files.ts';
@@ -14,6 +15,7 @@ import { type ConsoleLog, confirm, createConsoleLog, ExitCode, isInteractive, ru
 import { type CostShape, defaultShape, estimateIdleCost } from './cost.ts';
 import { hasChanges, planDocument, renderChanges, renderCost } from './plan.ts';
 import { checkPermissions, renderDenials } from './preflight.ts';
+import { trackInFlight } from './progress.ts';
 import { ensureAlarms, memberClusterIds } from './resources/alarms.ts';
 import { ensureAlerts } from './resources/alerts.ts';
 import { requireBoundary } from './resources/boundary.ts';
@@ -38,8 +40,10 @@ import { ensureTopic } from './resources/topic.ts';
 
 const usage = `Usage: npx tsx provision/up.ts [options]
 
-Creates or updates every AWS resource of the stack, in order, and writes
-.ada/outputs.<stage>.json. Running it again changes only what drifted.
+Creates or updates every AWS resource of the stack, each as soon as what it
+needs exists (the cache and the database take minutes; the rest is made
+meanwhile), and writes .ada/outputs.<stage>.json. Running it again changes
+only what drifted.
 First it asks IAM whether the caller may make every request of the run
 (docs/deployer-policy.json, iam:SimulatePrincipalPolicy) and stops before any
 change, naming each missing permission, when it may not.
@@ -64,7 +68,11 @@ export interface ProvisionOptions {
   network?: NetworkOptions;
   cache?: CacheOptions;
   database?: DatabaseOptions;
+  // when each step starts and ends (bench/provision.ts, tests)
+  observe?: StepObserver;
 }
+
+export type StepObserver = Pick<RunOptions<Ctx>, 'onStart' | 'onFinish'>;
 
 export interface ProvisionResult {
   outputs: StackOutputs;
@@ -83,71 +91,116 @@ export async function createContext(
   return { config, clients, log, mode, identity, names: stackNames(config.stack, identity), changes: [] };
 }
 
-// The architecture diagram, top to bottom: each step returns what the next needs.
-export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+// The architecture diagram, top to bottom, as a graph: each step names the
+// steps whose outputs it needs and starts as soon as they are done, so the
+// slow ones (the network's endpoints, then the cache and the database) run
+// while the rest is made, and are waited for only where their outputs are
+// needed. The plan and the changes keep this order whatever finishes first.
+export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
   const { names } = ctx;
-  // every role below carries it; an administrator made it (provision/bootstrap.ts)
-  await requireBoundary(ctx);
-  const network = await ensureNetwork(ctx, options.network);
-  const bucket = await ensureBucket(ctx);
-  const dlq = await ensureDeadLetterQueue(ctx);
-  const topic = await ensureTopic(ctx, { bucketArn: bucket.arn });
-  const queue = await ensureQueue(ctx, { dlqArn: dlq.arn, topicArn: topic.arn });
-  await ensureSubscription(ctx, { topicArn: topic.arn, queueArn: queue.arn });
-  await ensureNotification(ctx, { bucket: bucket.name, topicArn: topic.arn });
-  const cache = await ensureCache(
-    ctx,
-    { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.cache },
-    options.cache,
-  );
-  const database = await ensureDatabase(
-    ctx,
-    { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.database },
-    options.database,
-  );
-  const repository = await ensureRepository(ctx);
-  const imageUri = await resolveImage(ctx, repository.uri, options);
-  await ensureLogGroup(ctx, names.logGroup);
-  await ensureLogGroup(ctx, names.flushLogGroup);
-  await ensureLogGroup(ctx, names.migrateLogGroup);
-  // the tables and the functions' database role, before any function that uses them
-  await ensureMigration(ctx, {
-    imageUri,
-    subnetIds: network.subnetIds,
-    securityGroupId: network.securityGroups.function,
-    database,
-  });
-  const role = await ensureFunctionRole(ctx, {
-    bucket: bucket.name,
-    queueArn: queue.arn,
-    secretArns: [cache.authSecretArn],
-    database: { resourceId: database.resourceId, user: names.dbAppUser },
-    logGroups: [names.logGroup, names.flushLogGroup],
-  });
-  const schedulerRole = await ensureSchedulerRole(ctx, {
-    functionArn: functionArn(ctx, names.flushFunction),
-  });
-  const functions = await ensureFunctions(ctx, {
-    roleArn: role.arn,
-    imageUri,
-    subnetIds: network.subnetIds,
-    securityGroupId: network.securityGroups.function,
-    environment: functionEnvironment(ctx, { cache, database: { ...database, user: names.dbAppUser } }),
-  });
-  await ensureEventSource(ctx, { functionName: functions.count.name, queueArn: queue.arn });
-  await ensureSchedule(ctx, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn });
-  const generatorRole = await ensureGenerator(ctx);
-  const alerts = await ensureAlerts(ctx);
   const monitored = {
     queueName: names.queue,
     dlqName: names.dlq,
-    functionName: functions.count.name,
-    flushFunctionName: functions.flush.name,
+    functionName: names.function,
+    flushFunctionName: names.flushFunction,
     cacheClusterIds: memberClusterIds(names.cache, 1 + cacheReplicas),
     dbInstanceId: names.db,
   };
-  await ensureAlarms(ctx, { ...monitored, alertsTopicArn: alerts.topicArn });
-  const dashboard = await ensureDashboard(ctx, monitored);
+  return (
+    graph<Ctx>()
+      .step('network', [], (_, c) => ensureNetwork(c, options.network))
+      .step('bucket', [], (_, c) => ensureBucket(c))
+      .step('dlq', [], (_, c) => ensureDeadLetterQueue(c))
+      .step('topic', ['bucket'], ({ bucket }, c) => ensureTopic(c, { bucketArn: bucket.arn }))
+      .step('queue', ['dlq', 'topic'], ({ dlq, topic }, c) =>
+        ensureQueue(c, { dlqArn: dlq.arn, topicArn: topic.arn }),
+      )
+      .step('subscription', ['topic', 'queue'], ({ topic, queue }, c) =>
+        ensureSubscription(c, { topicArn: topic.arn, queueArn: queue.arn }),
+      )
+      // uploads are announced once the topic delivers to the queue
+      .step('notification', ['bucket', 'topic', 'subscription'], ({ bucket, topic }, c) =>
+        ensureNotification(c, { bucket: bucket.name, topicArn: topic.arn }),
+      )
+      .step('cache', ['network'], ({ network }, c) =>
+        ensureCache(
+          c,
+          { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.cache },
+          options.cache,
+        ),
+      )
+      .step('database', ['network'], ({ network }, c) =>
+        ensureDatabase(
+          c,
+          { subnetIds: network.subnetIds, securityGroupId: network.securityGroups.database },
+          options.database,
+        ),
+      )
+      .step('repository', [], (_, c) => ensureRepository(c))
+      .step('image', ['repository'], ({ repository }, c) => resolveImage(c, repository.uri, options))
+      // before the functions that write to them, so Lambda does not make them without retention
+      .step('logGroup', [], (_, c) => ensureLogGroup(c, names.logGroup))
+      .step('flushLogGroup', [], (_, c) => ensureLogGroup(c, names.flushLogGroup))
+      .step('migrateLogGroup', [], (_, c) => ensureLogGroup(c, names.migrateLogGroup))
+      // the tables and the functions' database role, before any function that uses them
+      .step(
+        'migration',
+        ['image', 'network', 'database', 'migrateLogGroup'],
+        ({ image, network, database }, c) =>
+          ensureMigration(c, {
+            imageUri: image,
+            subnetIds: network.subnetIds,
+            securityGroupId: network.securityGroups.function,
+            database,
+          }),
+      )
+      .step('role', ['bucket', 'queue', 'cache', 'database'], ({ bucket, queue, cache, database }, c) =>
+        ensureFunctionRole(c, {
+          bucket: bucket.name,
+          queueArn: queue.arn,
+          secretArns: [cache.authSecretArn],
+          database: { resourceId: database.resourceId, user: names.dbAppUser },
+          logGroups: [names.logGroup, names.flushLogGroup],
+        }),
+      )
+      .step('schedulerRole', [], (_, c) =>
+        ensureSchedulerRole(c, { functionArn: functionArn(c, names.flushFunction) }),
+      )
+      .step(
+        'functions',
+        ['role', 'image', 'network', 'cache', 'database', 'migration', 'logGroup', 'flushLogGroup'],
+        ({ role, image, network, cache, database }, c) =>
+          ensureFunctions(c, {
+            roleArn: role.arn,
+            imageUri: image,
+            subnetIds: network.subnetIds,
+            securityGroupId: network.securityGroups.function,
+            environment: functionEnvironment(c, { cache, database: { ...database, user: names.dbAppUser } }),
+          }),
+      )
+      .step('eventSource', ['functions', 'queue'], ({ functions, queue }, c) =>
+        ensureEventSource(c, { functionName: functions.count.name, queueArn: queue.arn }),
+      )
+      .step('schedule', ['functions', 'schedulerRole'], ({ functions, schedulerRole }, c) =>
+        ensureSchedule(c, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn }),
+      )
+      .step('generator', [], (_, c) => ensureGenerator(c))
+      .step('alerts', [], (_, c) => ensureAlerts(c))
+      // alarms and the dashboard name the resources; CloudWatch does not need them to exist
+      .step('alarms', ['alerts'], ({ alerts }, c) =>
+        ensureAlarms(c, { ...monitored, alertsTopicArn: alerts.topicArn }),
+      )
+      .step('dashboard', [], (_, c) => ensureDashboard(c, monitored))
+  );
+}
+
+export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+  const { names } = ctx;
+  // every role carries it; an administrator made it (provision/bootstrap.ts).
+  // Checked before any step starts: without it nothing is created.
+  await requireBoundary(ctx);
+  const { bucket, topic, queue, dlq, functions, image, cache, database, alerts, dashboard, generator } =
+    await runStack(ctx, provisionSteps(ctx, options), options.observe);
 
   const outputs: StackOutputs = {
     app: ctx.config.stack.app,
@@ -163,17 +216,48 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
     dlqArn: dlq.arn,
     functionName: functions.count.name,
     functionArn: functions.count.arn,
-    imageUri,
+    imageUri: image,
     cacheEndpoint: `${cache.host}:${cache.port}`,
     dbEndpoint: `${database.host}:${database.port}`,
     dbSecretArn: database.secretArn,
     cacheAuthSecretArn: cache.authSecretArn,
     alertsTopicArn: alerts.topicArn,
     dashboardName: dashboard.dashboardName,
-    ...(generatorRole === undefined ? {} : { generatorRoleArn: generatorRole }),
+    ...(generator === undefined ? {} : { generatorRoleArn: generator }),
     updatedAt: new Date().toISOString(),
   };
   return { outputs, changes: ctx.changes };
+}
+
+// Runs a stack's steps (provisionStack, teardownStack) on the context: each
+// step records into its own list and the lists join ctx.changes in the
+// declared order, so a plan and its run list the same lines in the same order
+// whatever finished first. Progress lines become the shared in-flight line. A
+// failure is the failed step's own error (its message names the resource).
+export async function runStack<Results extends Record<string, unknown>>(
+  ctx: Ctx,
+  stack: Graph<Results, Ctx>,
+  observe: StepObserver = {},
+): Promise<Results> {
+  const lists = new Map(stack.steps.map((step) => [step.name, [] as Change[]]));
+  const inFlight = trackInFlight(ctx.log);
+  try {
+    return await stack.run({
+      context: (step) => ({ ...ctx, log: inFlight.log, changes: lists.get(step) ?? [] }),
+      onStart: (step) => {
+        inFlight.started(step);
+        observe.onStart?.(step);
+      },
+      onFinish: (step, error) => {
+        inFlight.finished(step);
+        observe.onFinish?.(step, error);
+      },
+    });
+  } catch (error) {
+    throw error instanceof StepFailure ? error.cause : error;
+  } finally {
+    for (const changes of lists.values()) ctx.changes.push(...changes);
+  }
 }
 
 // The scheduled generator's own identity, when the repository is known

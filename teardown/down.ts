@@ -5,6 +5,7 @@ import { createClients, destroyClients } from '../lib/clients.ts';
 import { loadDeployConfig } from '../lib/config.ts';
 import { describeError, UsageError } from '../lib/errors.ts';
 import { parseFlags } from '../lib/flags.ts';
+import { graph } from '../lib/graph.ts';
 import { arn } from '../lib/names.ts';
 import type { Change, Ctx } from '../lib/reconcile.ts';
 import { confirm, createConsoleLog, ExitCode, isInteractive, runCli } from '../provision/cli.ts';
@@ -28,13 +29,13 @@ import { deleteSchedule } from '../provision/resources/schedule.ts';
 import { deleteSubscription } from '../provision/resources/subscription.ts';
 import { deleteTopic } from '../provision/resources/topic.ts';
 import { fromTagList } from '../provision/tags.ts';
-import { createContext } from '../provision/up.ts';
+import { createContext, runStack, type StepObserver } from '../provision/up.ts';
 
 const usage = `Usage: npx tsx teardown/down.ts [options]
 
 Deletes every AWS resource of the stack (APP, STAGE, AWS_REGION from the
-environment), in reverse order, then lists anything still tagged with the
-stack. Running it again does nothing.
+environment), each once what depends on it is gone, then lists anything still
+tagged with the stack. Running it again does nothing.
 
 Options:
   --yes                  do not ask for confirmation (required when not on a terminal)
@@ -52,6 +53,8 @@ export interface TeardownOptions {
   network?: NetworkOptions;
   cache?: CacheOptions;
   database?: DatabaseOptions;
+  // when each step starts and ends (bench/provision.ts)
+  observe?: StepObserver;
 }
 
 export interface Leftover {
@@ -59,49 +62,73 @@ export interface Leftover {
   tags: Record<string, string>;
 }
 
-// The reverse of provisionStack. Each delete finds first and does nothing when
-// the resource is gone, so an interrupted teardown is finished by running it
-// again, and a second run makes no change.
-export async function teardownStack(ctx: Ctx, options: TeardownOptions): Promise<{ changes: Change[] }> {
+// The reverse of provisionStack, as a graph: each step names the steps that
+// must be done before it, so the cache's and the database's deletions and
+// the wait for the deleted functions' network interfaces run side by side.
+// Each delete finds first and does nothing when the resource is gone, so an
+// interrupted teardown is finished by running it again, and a second run
+// makes no change.
+export function teardownSteps(ctx: Ctx, options: TeardownOptions) {
   const { names, identity } = ctx;
   const queueArn = arn(identity, 'sqs', names.queue);
-  await deleteDashboard(ctx);
-  await deleteAlarms(ctx);
-  await deleteAlerts(ctx);
-  await deleteSchedule(ctx);
-  // the mapping stops polling before the queue goes
-  await deleteEventSource(ctx, { functionName: names.function, queueArn });
-  await deleteFunction(ctx, names.flushFunction);
-  await deleteFunction(ctx, names.function);
-  await deleteFunction(ctx, names.migrateFunction);
-  await deleteLogGroup(ctx, names.migrateLogGroup);
-  await deleteLogGroup(ctx, names.flushLogGroup);
-  await deleteLogGroup(ctx, names.logGroup);
-  await deleteRepository(ctx);
-  await deleteDatabase(ctx, {
-    ...options.database,
-    force: options.force,
-    finalSnapshot: options.finalSnapshot,
-  });
-  await deleteCache(ctx, options.cache);
-  await deleteNotification(ctx);
-  await deleteSubscription(ctx);
-  await deleteQueue(ctx);
-  await deleteTopic(ctx);
-  await deleteDeadLetterQueue(ctx);
-  await deleteBucket(ctx);
-  // Deleted VPC functions keep their network interfaces for up to ~20 min;
-  // the security groups wait them out (DependencyViolation, bounded retries
-  // with progress) before the subnets and the VPC go.
-  await deleteNetwork(ctx, options.network);
-  // last: until here a function or the schedule could still need them
-  await deleteRole(ctx, names.schedulerRole);
-  await deleteRole(ctx, names.migrateRole);
-  await deleteRole(ctx, names.role);
-  // the generator's role, and this stack's use of the GitHub OIDC provider
-  // (deleted with the last stack that used it, and only if up.ts created it)
-  await deleteRole(ctx, names.generatorRole);
-  await deleteGithubProvider(ctx);
+  return (
+    graph<Ctx>()
+      .step('dashboard', [], (_, c) => deleteDashboard(c))
+      .step('alarms', [], (_, c) => deleteAlarms(c))
+      // the alarms' actions name its topic
+      .step('alerts', ['alarms'], (_, c) => deleteAlerts(c))
+      .step('schedule', [], (_, c) => deleteSchedule(c))
+      // the mapping stops polling before the queue goes
+      .step('eventSource', [], (_, c) => deleteEventSource(c, { functionName: names.function, queueArn }))
+      .step('flushFunction', ['schedule'], (_, c) => deleteFunction(c, names.flushFunction))
+      .step('function', ['eventSource'], (_, c) => deleteFunction(c, names.function))
+      .step('migrateFunction', [], (_, c) => deleteFunction(c, names.migrateFunction))
+      .step('migrateLogGroup', ['migrateFunction'], (_, c) => deleteLogGroup(c, names.migrateLogGroup))
+      .step('flushLogGroup', ['flushFunction'], (_, c) => deleteLogGroup(c, names.flushLogGroup))
+      .step('logGroup', ['function'], (_, c) => deleteLogGroup(c, names.logGroup))
+      // the functions run its image until they are gone
+      .step('repository', ['flushFunction', 'function', 'migrateFunction'], (_, c) => deleteRepository(c))
+      // once nothing invokes the functions that write to them
+      .step('database', ['eventSource', 'schedule'], (_, c) =>
+        deleteDatabase(c, {
+          ...options.database,
+          force: options.force,
+          finalSnapshot: options.finalSnapshot,
+        }),
+      )
+      .step('cache', ['eventSource', 'schedule'], (_, c) => deleteCache(c, options.cache))
+      .step('notification', [], (_, c) => deleteNotification(c))
+      .step('subscription', [], (_, c) => deleteSubscription(c))
+      .step('queue', ['eventSource', 'subscription'], (_, c) => deleteQueue(c))
+      .step('topic', ['notification', 'subscription'], (_, c) => deleteTopic(c))
+      // the queue's redrive policy names it
+      .step('dlq', ['queue'], (_, c) => deleteDeadLetterQueue(c))
+      .step('bucket', ['notification'], (_, c) => deleteBucket(c))
+      // The cache's and the database's network interfaces go with them. Deleted
+      // VPC functions keep theirs for up to ~20 min: the security groups wait
+      // them out (DependencyViolation, bounded retries with progress) before the
+      // subnets and the VPC go. That wait began when the functions went, so it
+      // runs alongside the cache's and the database's deletions.
+      .step('network', ['flushFunction', 'function', 'migrateFunction', 'cache', 'database'], (_, c) =>
+        deleteNetwork(c, options.network),
+      )
+      .step('schedulerRole', ['schedule'], (_, c) => deleteRole(c, names.schedulerRole))
+      // Lambda removes a deleted VPC function's network interfaces with its
+      // execution role: these go once the network is gone, that is once the
+      // interfaces are
+      .step('roles', ['network'], async (_, c) => {
+        await deleteRole(c, names.migrateRole);
+        await deleteRole(c, names.role);
+      })
+      // the generator's role, and this stack's use of the GitHub OIDC provider
+      // (deleted with the last stack that used it, and only if up.ts created it)
+      .step('generatorRole', [], (_, c) => deleteRole(c, names.generatorRole))
+      .step('githubProvider', ['generatorRole'], (_, c) => deleteGithubProvider(c))
+  );
+}
+
+export async function teardownStack(ctx: Ctx, options: TeardownOptions): Promise<{ changes: Change[] }> {
+  await runStack(ctx, teardownSteps(ctx, options), options.observe);
   return { changes: ctx.changes };
 }
 

@@ -160,6 +160,38 @@ test('a fresh up creates everything in the order of the flow, and a second up ma
   assert.ok(callLog.length > 0, 'the second run did read everything');
 });
 
+test('up makes the cache and the database side by side, once the network they need is there', async () => {
+  const ctx = await context('apply');
+  const spans = new Map<string, { start: number; end?: number }>();
+  let clock = 0;
+  await provisionStack(ctx, {
+    ...waits,
+    imageUri: imageUri(ctx),
+    observe: {
+      onStart: (step) => spans.set(step, { start: (clock += 1) }),
+      onFinish: (step) => {
+        const span = spans.get(step);
+        if (span !== undefined) span.end = clock += 1;
+      },
+    },
+  });
+  const span = (step: string) => {
+    const found = spans.get(step);
+    assert.ok(found?.end !== undefined, `${step} ran`);
+    return { start: found.start, end: found.end };
+  };
+  const [network, cache, db, role] = ['network', 'cache', 'database', 'role'].map(span);
+  assert.ok(network && cache && db && role);
+  assert.ok(cache.start > network.end && db.start > network.end);
+  assert.ok(
+    cache.start < db.end && db.start < cache.end,
+    'the cache and the database are in flight together',
+  );
+  // the bucket did not wait for the network
+  assert.ok(span('bucket').start < network.end);
+  assert.ok(role.start > cache.end && role.start > db.end);
+});
+
 test('changing the function memory changes exactly the functions memory', async () => {
   await up();
   resetCalls();
@@ -327,7 +359,7 @@ test('an up interrupted at any step converges when run again', async () => {
   }
 });
 
-test('down removes everything, the role last, and a second down makes no mutating call', async () => {
+test("down removes everything, the functions' roles after their network, and a second down makes no mutating call", async () => {
   const { outputs } = await up();
   // Lambda's ENIs linger after the function is gone: the security groups wait them out
   const functionGroup = [...aws.ec2.state.securityGroups.values()].find((g) => /function/.test(g.GroupName));
@@ -338,12 +370,14 @@ test('down removes everything, the role last, and a second down makes no mutatin
   await teardownStack(ctx, { force: false, finalSnapshot: false, ...waits });
   const mutating = callNames(mutatingCalls());
   assert.ok(mutating.length > 0);
-  assert.deepEqual(mutating.slice(-4), [
-    'iam:DeleteRolePolicy',
-    'iam:DeleteRole',
-    'iam:DeleteRolePolicy',
-    'iam:DeleteRole',
-  ]);
+  // the functions' roles go after the functions and their network: Lambda
+  // deletes a function's network interfaces with its role
+  const vpcDeleted = mutating.indexOf('ec2:DeleteVpc');
+  assert.ok(vpcDeleted > mutating.lastIndexOf('lambda:DeleteFunction'));
+  assert.deepEqual(
+    mutating.slice(vpcDeleted + 1).filter((name) => name.startsWith('iam:')),
+    ['iam:DeleteRolePolicy', 'iam:DeleteRole', 'iam:DeleteRolePolicy', 'iam:DeleteRole'],
+  );
   for (const [name, size] of [
     ['functions', aws.lambda.functions.size],
     ['mappings', aws.lambda.mappings.size],
