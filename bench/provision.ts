@@ -21,10 +21,10 @@
 // | ------------------------------------------------ | -------- | -------- | --------------------------------------------------------------------------------------------------------------------------------------------------------- |
 // | ElastiCache replication group, 2 nodes, Multi-AZ | 12.5 min | 6 min    | ~10–15 min to create (provision/resources/cache.ts); Terraform's acceptance test of a Multi-AZ group, create to destroy, takes 26 min (hashicorp/terraform-provider-aws#22666) |
 // | RDS PostgreSQL instance, single-AZ               | 7.5 min  | 5 min    | ~5–15 min to create (provision/resources/database.ts); the RDS User Guide's status table lists creating → backing-up → available; deletion with a final snapshot takes minutes |
-// | VPC interface endpoint (Secrets Manager)         | 1.5 min  | 1 min    | ~2 min pending → available (provision/resources/vpc.ts networkWaits); a gateway endpoint is available at once                                                |
+// | VPC interface endpoint (Secrets Manager)         | 1.5 min  | 1 min    | ~2 min pending → available (provision/resources/ec2.ts networkWaits); a gateway endpoint is available at once                                                |
 // | Lambda function (VPC, container image)           | 30 s     | at once  | Pending while Lambda sets up the VPC resources, then Active (Lambda Developer Guide, "Lambda function states", which gives no duration: 30 s assumed)                                              |
 // | Lambda event source mapping                      | 15 s     | 15 s     | Creating → Enabled, Deleting → gone (Lambda API reference, EventSourceMappingConfiguration State; no duration published: 15 s assumed)                                                 |
-// | deleted VPC functions' network interfaces        | –        | 20 min   | Lambda keeps them up to ~20 min after the function is deleted (provision/resources/vpc.ts networkWaits, Lambda Developer Guide "VPC networking"); older reports say 40–45 min |
+// | deleted VPC functions' network interfaces        | –        | 20 min   | Lambda keeps them up to ~20 min after the function is deleted (provision/resources/ec2.ts networkWaits, Lambda Developer Guide "VPC networking"); older reports say 40–45 min |
 //
 // VPC, subnets, route table, security groups, roles, queues, topic, bucket,
 // log groups, repository, alarms: seconds or less, played as no time.
@@ -80,12 +80,12 @@ const played = {
 // The played times each step waits through, one after the other; the critical
 // path is the longest chain of them through the steps' needs.
 const upTimes: Record<string, number> = {
-  network: played.interfaceEndpoint.create,
+  endpoints: played.interfaceEndpoint.create,
   cache: played.replicationGroup.create,
   database: played.dbInstance.create,
   migration: played.functionActive,
-  // the counting function, then the flush function
-  functions: 2 * played.functionActive,
+  countFunction: played.functionActive,
+  flushFunction: played.functionActive,
   eventSource: played.mapping.create,
 };
 const downTimes: Record<string, number> = {

@@ -142,7 +142,9 @@ export async function deleteFound(
   try {
     await resource.remove();
   } catch (error) {
-    if (!resource.isNotFound(error)) throw stepError(`delete ${resource.what}`, error, resource.hint);
+    if (resource.isNotFound(error)) return;
+    if (isWorded(error)) throw error;
+    throw stepError(`delete ${resource.what}`, error, resource.hint);
   }
 }
 
@@ -186,15 +188,18 @@ function permissionHint(actions: string | undefined): string | undefined {
   return `check ${actions} permission${/ and |, /.test(actions) ? 's' : ''}`;
 }
 
+// The project's own errors, already worded with their step and hint.
+function isWorded(error: unknown): boolean {
+  return error instanceof AwsStepError || error instanceof UsageError || error instanceof TimeoutError;
+}
+
 // Runs one step of a resource, wrapping anything but the project's own
 // errors (already worded) as `cannot <what>: ...`.
 export async function step<T>(what: string, actions: string | undefined, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    if (error instanceof AwsStepError || error instanceof UsageError || error instanceof TimeoutError) {
-      throw error;
-    }
+    if (isWorded(error)) throw error;
     throw stepError(what, error, permissionHint(actions));
   }
 }
@@ -232,9 +237,7 @@ export async function reconcile<Desired extends { name: string }, Live, Outputs>
       actual = await resource.create(ctx, desired);
     } catch (error) {
       if (!resource.alreadyExists?.(error)) {
-        if (error instanceof AwsStepError || error instanceof UsageError || error instanceof TimeoutError) {
-          throw error;
-        }
+        if (isWorded(error)) throw error;
         throw stepError(`create ${label}`, error, permissionHint(can.create));
       }
     }

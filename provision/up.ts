@@ -24,12 +24,26 @@ import { type CacheOptions, cacheReplicas, ensureCache } from './resources/cache
 import { ensureDashboard } from './resources/dashboard.ts';
 import { type DatabaseOptions, ensureDatabase } from './resources/database.ts';
 import { ensureEventSource } from './resources/event-source.ts';
-import { ensureFunctions, findFunction, functionArn, functionEnvironment } from './resources/function.ts';
+import {
+  type ConnectionInputs,
+  desiredCountFunction,
+  desiredFlushFunction,
+  ensureFunction,
+  type FunctionInputs,
+  findFunction,
+  functionArn,
+  functionEnvironment,
+} from './resources/function.ts';
 import { ensureGithubProvider } from './resources/github-oidc.ts';
 import { resolveIdentity } from './resources/identity.ts';
 import { ensureLogGroup } from './resources/log-group.ts';
 import { ensureMigration } from './resources/migration.ts';
-import { ensureNetwork, type NetworkOptions } from './resources/network.ts';
+import {
+  ensureEndpoints,
+  ensureNetworkBase,
+  type NetworkOptions,
+  type NetworkOutputs,
+} from './resources/network.ts';
 import { ensureNotification } from './resources/notification.ts';
 import { ensureDeadLetterQueue, ensureQueue } from './resources/queue.ts';
 import { ensureRepository } from './resources/repository.ts';
@@ -93,8 +107,8 @@ export async function createContext(
 
 // The architecture diagram, top to bottom, as a graph: each step names the
 // steps whose outputs it needs and starts as soon as they are done, so the
-// slow ones (the network's endpoints, then the cache and the database) run
-// while the rest is made, and are waited for only where their outputs are
+// slow ones (the cache, the database and the network's endpoints) run
+// side by side while the rest is made, and are waited for only where their outputs are
 // needed. The plan and the changes keep this order whatever finishes first.
 export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
   const { names } = ctx;
@@ -108,7 +122,10 @@ export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
   };
   return (
     graph<Ctx>()
-      .step('network', [], (_, c) => ensureNetwork(c, options.network))
+      .step('network', [], (_, c) => ensureNetworkBase(c, options.network))
+      // the functions and the migration reach S3 and Secrets Manager through
+      // them; the cache and the database do not wait for them
+      .step('endpoints', ['network'], ({ network }, c) => ensureEndpoints(c, network, options.network))
       .step('bucket', [], (_, c) => ensureBucket(c))
       .step('dlq', [], (_, c) => ensureDeadLetterQueue(c))
       .step('topic', ['bucket'], ({ bucket }, c) => ensureTopic(c, { bucketArn: bucket.arn }))
@@ -145,7 +162,7 @@ export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
       // the tables and the functions' database role, before any function that uses them
       .step(
         'migration',
-        ['image', 'network', 'database', 'migrateLogGroup'],
+        ['image', 'network', 'endpoints', 'database', 'migrateLogGroup'],
         ({ image, network, database }, c) =>
           ensureMigration(c, {
             imageUri: image,
@@ -167,22 +184,48 @@ export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
         ensureSchedulerRole(c, { functionArn: functionArn(c, names.flushFunction) }),
       )
       .step(
-        'functions',
-        ['role', 'image', 'network', 'cache', 'database', 'migration', 'logGroup', 'flushLogGroup'],
+        'countFunction',
+        [
+          'role',
+          'image',
+          'network',
+          'endpoints',
+          'cache',
+          'database',
+          'migration',
+          'logGroup',
+          'flushLogGroup',
+        ],
         ({ role, image, network, cache, database }, c) =>
-          ensureFunctions(c, {
-            roleArn: role.arn,
-            imageUri: image,
-            subnetIds: network.subnetIds,
-            securityGroupId: network.securityGroups.function,
-            environment: functionEnvironment(c, { cache, database: { ...database, user: names.dbAppUser } }),
-          }),
+          ensureFunction(
+            c,
+            desiredCountFunction(c, functionInputs(c, { role, image, network, cache, database })),
+          ),
       )
-      .step('eventSource', ['functions', 'queue'], ({ functions, queue }, c) =>
-        ensureEventSource(c, { functionName: functions.count.name, queueArn: queue.arn }),
+      .step(
+        'flushFunction',
+        [
+          'role',
+          'image',
+          'network',
+          'endpoints',
+          'cache',
+          'database',
+          'migration',
+          'logGroup',
+          'flushLogGroup',
+        ],
+        ({ role, image, network, cache, database }, c) =>
+          ensureFunction(
+            c,
+            desiredFlushFunction(c, functionInputs(c, { role, image, network, cache, database })),
+          ),
       )
-      .step('schedule', ['functions', 'schedulerRole'], ({ functions, schedulerRole }, c) =>
-        ensureSchedule(c, { functionArn: functions.flush.arn, roleArn: schedulerRole.arn }),
+      .step('eventSource', ['countFunction', 'queue'], ({ countFunction, queue }, c) =>
+        ensureEventSource(c, { functionName: countFunction.name, queueArn: queue.arn }),
+      )
+      .step('schedule', ['flushFunction', 'schedulerRole'], ({ flushFunction, schedulerRole }, c) =>
+        ensureSchedule(c, { functionArn: flushFunction.arn, roleArn: schedulerRole.arn }),
       )
       .step('generator', [], (_, c) => ensureGenerator(c))
       .step('alerts', [], (_, c) => ensureAlerts(c))
@@ -194,12 +237,33 @@ export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
   );
 }
 
+// What both functions are made from: the same role, image, network and settings.
+function functionInputs(
+  ctx: Ctx,
+  made: {
+    role: { arn: string };
+    image: string;
+    network: NetworkOutputs;
+    cache: ConnectionInputs['cache'];
+    database: Omit<ConnectionInputs['database'], 'user'>;
+  },
+): FunctionInputs {
+  const { role, image, network, cache, database } = made;
+  return {
+    roleArn: role.arn,
+    imageUri: image,
+    subnetIds: network.subnetIds,
+    securityGroupId: network.securityGroups.function,
+    environment: functionEnvironment(ctx, { cache, database: { ...database, user: ctx.names.dbAppUser } }),
+  };
+}
+
 export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): Promise<ProvisionResult> {
   const { names } = ctx;
   // every role carries it; an administrator made it (provision/bootstrap.ts).
   // Checked before any step starts: without it nothing is created.
   await requireBoundary(ctx);
-  const { bucket, topic, queue, dlq, functions, image, cache, database, alerts, dashboard, generator } =
+  const { bucket, topic, queue, dlq, countFunction, image, cache, database, alerts, dashboard, generator } =
     await runStack(ctx, provisionSteps(ctx, options), options.observe);
 
   const outputs: StackOutputs = {
@@ -214,8 +278,8 @@ export async function provisionStack(ctx: Ctx, options: ProvisionOptions = {}): 
     queueArn: queue.arn,
     dlqUrl: dlq.url,
     dlqArn: dlq.arn,
-    functionName: functions.count.name,
-    functionArn: functions.count.arn,
+    functionName: countFunction.name,
+    functionArn: countFunction.arn,
     imageUri: image,
     cacheEndpoint: `${cache.host}:${cache.port}`,
     dbEndpoint: `${database.host}:${database.port}`,

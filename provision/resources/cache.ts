@@ -42,17 +42,18 @@ export const cacheEngines = {
 export const cachePort = 6379;
 
 // One primary and one replica in the other zone, with automatic failover and
-// Multi-AZ. The buffer holds counted-but-unflushed records and the dedupe
-// marks; a single node that fails loses them until the node is replaced (tens
-// of minutes) and the function cannot work meanwhile. The replica doubles the
-// node cost (about $9/month more for cache.t4g.micro valkey in us-east-1), a
-// price worth the pipeline staying up; replication is asynchronous, so a
-// failover can still lose the newest writes, which the S3-vs-database
-// reconcile restores.
+// Multi-AZ. The buffer holds counted records until their commit and the
+// dedupe marks; with a single node that fails, the function cannot work until
+// the node is replaced (tens of minutes). The replica doubles the node cost
+// (about $9/month more for cache.t4g.micro valkey in us-east-1), a price worth
+// the pipeline staying up. Replication is asynchronous, so a failover can lose
+// the newest writes: their messages are not yet acknowledged, and SQS delivers
+// them again (docs/design.md, "Exactly once, and nothing lost").
 export const cacheReplicas = 1;
 
-// The buffer must never lose a key to eviction: a dropped stream entry is a
-// lost count (DESIGN.md), so memory pressure must fail writes instead.
+// The buffer must never lose a key to eviction: an evicted entry or mark is a
+// record whose message waits for a commit that never comes and is retried
+// (docs/design.md), so memory pressure must fail writes instead, at once.
 export const cacheParameters = { 'maxmemory-policy': 'noeviction' } as const;
 
 export const cacheWaits: Waits = {

@@ -411,12 +411,3 @@ async function waitUpdated(ctx: Ctx, name: string): Promise<void> {
     );
   });
 }
-
-export async function ensureFunctions(
-  ctx: Ctx,
-  inputs: FunctionInputs,
-): Promise<{ count: { name: string; arn: string }; flush: { name: string; arn: string } }> {
-  const count = await ensureFunction(ctx, desiredCountFunction(ctx, inputs));
-  const flush = await ensureFunction(ctx, desiredFlushFunction(ctx, inputs));
-  return { count, flush };
-}

@@ -5,8 +5,9 @@ import { ensureEventSource } from '../../provision/resources/event-source.ts';
 import {
   deleteFunction,
   desiredCountFunction,
+  desiredFlushFunction,
   ensureFunction,
-  ensureFunctions,
+  type FunctionInputs,
 } from '../../provision/resources/function.ts';
 import { deleteLogGroup, ensureLogGroup } from '../../provision/resources/log-group.ts';
 import { deleteRepository, ensureRepository } from '../../provision/resources/repository.ts';
@@ -19,6 +20,12 @@ import { installLambdaFake, type LambdaFake } from '../fakes/lambda.ts';
 import { installLogsFake, type LogsFake } from '../fakes/logs.ts';
 import { installSchedulerFake, type SchedulerFake } from '../fakes/scheduler.ts';
 import { testContext, testIdentity } from './context.ts';
+
+// both functions, as up makes them
+async function ensureFunctions(ctx: ReturnType<typeof testContext>, inputs: FunctionInputs): Promise<void> {
+  await ensureFunction(ctx, desiredCountFunction(ctx, inputs));
+  await ensureFunction(ctx, desiredFlushFunction(ctx, inputs));
+}
 
 const accountId = testIdentity.accountId;
 let iam: IamFake;
