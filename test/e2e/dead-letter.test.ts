@@ -63,7 +63,9 @@ test('a message that always fails lands in the DLQ after maxReceiveCount receive
   await waitFor(
     'the poison message in the DLQ',
     async () => (await rig.pipeline.queueDepth(stack.outputs.dlqUrl)).visible === 1,
-    30_000,
+    // about 6 s on a quiet machine (5 receives, 1 s apart); each receive also
+    // waits for its batch's commit, which a loaded machine stretches
+    90_000,
   );
   await trickle;
   await expectRecorded(rig.pipeline, entries);

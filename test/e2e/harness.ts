@@ -96,7 +96,8 @@ export async function startRig(options: RigOptions): Promise<Rig> {
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 30_000,
+  // a bound, not a measure: generous, since a loaded machine stretches every step
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -112,7 +113,7 @@ export async function waitFor<T>(
 export async function expectRecorded(
   pipeline: LocalPipeline,
   entries: readonly ManifestEntry[],
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<void> {
   const result = await pipeline.waitForFiles(entries, { timeoutMs, intervalMs: 200 });
   const problems = result.files

@@ -306,7 +306,8 @@ test("own pending entries, other consumers' idle entries and new entries all go 
 });
 
 test('entries abandoned by another consumer are left alone until idle, then reclaimed', async () => {
-  const settings = testBufferSettings(prefix);
+  // long enough that a loaded machine cannot make the entries idle before the first flush
+  const settings = testBufferSettings(prefix, { claimIdleMs: 3_000 });
   const keys = bufferKeys(settings);
   for (const record of countedRecords(5)) await bufferRecord(cache.redis, settings, record);
   // a flusher on another machine reads the entries, then its process is gone
