@@ -110,6 +110,20 @@ export async function createContext(
 // slow ones (the cache, the database and the network's endpoints) run
 // side by side while the rest is made, and are waited for only where their outputs are
 // needed. The plan and the changes keep this order whatever finishes first.
+// what the counting and the flush function are made from, and what must exist
+// before either runs (the tables, and log groups with their retention)
+const functionNeeds = [
+  'role',
+  'image',
+  'network',
+  'endpoints',
+  'cache',
+  'database',
+  'migration',
+  'logGroup',
+  'flushLogGroup',
+] as const;
+
 export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
   const { names } = ctx;
   const monitored = {
@@ -183,43 +197,17 @@ export function provisionSteps(ctx: Ctx, options: ProvisionOptions = {}) {
       .step('schedulerRole', [], (_, c) =>
         ensureSchedulerRole(c, { functionArn: functionArn(c, names.flushFunction) }),
       )
-      .step(
-        'countFunction',
-        [
-          'role',
-          'image',
-          'network',
-          'endpoints',
-          'cache',
-          'database',
-          'migration',
-          'logGroup',
-          'flushLogGroup',
-        ],
-        ({ role, image, network, cache, database }, c) =>
-          ensureFunction(
-            c,
-            desiredCountFunction(c, functionInputs(c, { role, image, network, cache, database })),
-          ),
+      .step('countFunction', functionNeeds, ({ role, image, network, cache, database }, c) =>
+        ensureFunction(
+          c,
+          desiredCountFunction(c, functionInputs(c, { role, image, network, cache, database })),
+        ),
       )
-      .step(
-        'flushFunction',
-        [
-          'role',
-          'image',
-          'network',
-          'endpoints',
-          'cache',
-          'database',
-          'migration',
-          'logGroup',
-          'flushLogGroup',
-        ],
-        ({ role, image, network, cache, database }, c) =>
-          ensureFunction(
-            c,
-            desiredFlushFunction(c, functionInputs(c, { role, image, network, cache, database })),
-          ),
+      .step('flushFunction', functionNeeds, ({ role, image, network, cache, database }, c) =>
+        ensureFunction(
+          c,
+          desiredFlushFunction(c, functionInputs(c, { role, image, network, cache, database })),
+        ),
       )
       .step('eventSource', ['countFunction', 'queue'], ({ countFunction, queue }, c) =>
         ensureEventSource(c, { functionName: countFunction.name, queueArn: queue.arn }),

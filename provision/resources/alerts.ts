@@ -1,11 +1,8 @@
 import {
   CreateTopicCommand,
   DeleteTopicCommand,
-  GetTopicAttributesCommand,
-  ListTagsForResourceCommand,
   NotFoundException,
   paginateListSubscriptionsByTopic,
-  ResourceNotFoundException,
   SetTopicAttributesCommand,
   SubscribeCommand,
   TagResourceCommand,
@@ -13,8 +10,9 @@ import {
 import { arn } from '../../lib/names.ts';
 import { type Ctx, destroy, missingTags, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
-import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
+import { type Tags, tagDrift, toTagList } from '../tags.ts';
 import { alarmPrefix } from './alarms.ts';
+import { isTopicNotFound, readTopic } from './topic.ts';
 
 const kind = 'alerts topic';
 
@@ -88,14 +86,14 @@ const alertsTopic: Resource<DesiredAlerts, LiveAlerts, LiveAlerts | undefined> =
     delete: 'sns:DeleteTopic',
   },
   async find(ctx, name) {
-    const { sns } = ctx.clients;
-    const TopicArn = arn(ctx.identity, 'sns', name);
+    const topic = await readTopic(ctx, arn(ctx.identity, 'sns', name));
+    if (topic === undefined) return undefined;
+    const subscriptions: LiveAlerts['subscriptions'] = [];
     try {
-      // read first: its NotFound is the one that means the topic is absent (topic.ts)
-      const { Attributes } = await sns.send(new GetTopicAttributesCommand({ TopicArn }));
-      const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn }));
-      const subscriptions: LiveAlerts['subscriptions'] = [];
-      for await (const page of paginateListSubscriptionsByTopic({ client: sns }, { TopicArn })) {
+      for await (const page of paginateListSubscriptionsByTopic(
+        { client: ctx.clients.sns },
+        { TopicArn: topic.arn },
+      )) {
         for (const s of page.Subscriptions ?? []) {
           subscriptions.push({
             protocol: s.Protocol ?? '',
@@ -104,16 +102,17 @@ const alertsTopic: Resource<DesiredAlerts, LiveAlerts, LiveAlerts | undefined> =
           });
         }
       }
-      return {
-        arn: TopicArn,
-        policy: parsePolicy(Attributes?.Policy),
-        tags: fromTagList(Tags),
-        subscriptions,
-      };
     } catch (error) {
-      if (error instanceof NotFoundException || error instanceof ResourceNotFoundException) return undefined;
+      // deleted since it was read
+      if (isTopicNotFound(error)) return undefined;
       throw error;
     }
+    return {
+      arn: topic.arn,
+      policy: parsePolicy(topic.attributes.Policy),
+      tags: topic.tags,
+      subscriptions,
+    };
   },
   drift(desired, actual) {
     const fields = tagDrift(desired.tags, actual.tags);

@@ -18,7 +18,7 @@ import {
   reconcile,
   sameValue,
 } from '../../lib/reconcile.ts';
-import { fromTagList, tagDrift, toTagList } from '../tags.ts';
+import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 
 const kind = 'topic';
 
@@ -81,6 +81,31 @@ export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[
   return [...changes, ...tagDrift(desired.tags, actual.tags)];
 }
 
+// A topic's attributes and tags, or undefined when it does not exist. SNS
+// names a missing topic differently per call: GetTopicAttributes answers
+// NotFoundException, ListTagsForResource ResourceNotFoundException (SNS API
+// reference, each call's Errors). The attributes are read first, so a missing
+// topic is found missing by the call whose error means exactly that; the tags
+// call's not-found means the topic was deleted between the two.
+export async function readTopic(
+  ctx: Ctx,
+  TopicArn: string,
+): Promise<{ arn: string; attributes: Record<string, string>; tags: Tags } | undefined> {
+  const { sns } = ctx.clients;
+  try {
+    const { Attributes = {} } = await sns.send(new GetTopicAttributesCommand({ TopicArn }));
+    const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn }));
+    return { arn: TopicArn, attributes: Attributes, tags: fromTagList(Tags) };
+  } catch (error) {
+    if (isTopicNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+export function isTopicNotFound(error: unknown): boolean {
+  return error instanceof NotFoundException || error instanceof ResourceNotFoundException;
+}
+
 // Encryption at rest is deliberately off. S3 can publish to an encrypted topic
 // only when the KMS key policy lets s3.amazonaws.com use the key, and the
 // AWS-managed key alias/aws/sns has a fixed policy that does not; a customer
@@ -95,23 +120,7 @@ const topic: Resource<TopicSpec, TopicState, { arn: string }> = {
     update: 'sns:SetTopicAttributes and sns:TagResource',
     delete: 'sns:DeleteTopic',
   },
-  // SNS names a missing topic differently per call: GetTopicAttributes answers
-  // NotFoundException, ListTagsForResource ResourceNotFoundException (SNS API
-  // reference, each call's Errors). The attributes are read first, so a missing
-  // topic is found missing by the call whose error means exactly that; the tags
-  // call's not-found means the topic was deleted between the two.
-  async find(ctx, name) {
-    const { sns } = ctx.clients;
-    const TopicArn = arn(ctx.identity, 'sns', name);
-    try {
-      const { Attributes = {} } = await sns.send(new GetTopicAttributesCommand({ TopicArn }));
-      const { Tags } = await sns.send(new ListTagsForResourceCommand({ ResourceArn: TopicArn }));
-      return { arn: TopicArn, attributes: Attributes, tags: fromTagList(Tags) };
-    } catch (error) {
-      if (error instanceof NotFoundException || error instanceof ResourceNotFoundException) return undefined;
-      throw error;
-    }
-  },
+  find: (ctx, name) => readTopic(ctx, arn(ctx.identity, 'sns', name)),
   drift: topicDrift,
   createFields: (desired) => [
     { field: 'Policy', from: undefined, to: comparable('Policy', desired.attributes.Policy) },
