@@ -5,7 +5,7 @@
 # attestation manifest, which Lambda does not accept as a function image.
 #
 # Without Docker, `npx tsx provision/up.ts` builds the same image itself
-# (lambda-image/publish.ts): the same base, bundle, RDS CA bundle, ENV and
+# (lambda-image/publish.ts, from the recipe in lambda-image/recipe.ts): the same base, bundle, RDS CA bundle, ENV and
 # CMD. lambda-image/dockerfile.test.ts reads this file and fails when the
 # two recipes differ, or when a Node.js major here is not the project's
 # (.nvmrc, the bundle target in lambda-image/bundle.ts).
@@ -17,7 +17,7 @@
 #   crane digest public.ecr.aws/lambda/nodejs:24
 #   docker buildx imagetools inspect public.ecr.aws/lambda/nodejs:24 --format '{{json .Manifest.Digest}}'
 # and append it to the tag (public.ecr.aws/lambda/nodejs:24@sha256:<digest>),
-# here and in baseImage in lambda-image/publish.ts (the test keeps them equal).
+# here and in baseImage in lambda-image/recipe.ts (the test keeps them equal).
 # From then on Dependabot's weekly docker check proposes the new digest each
 # time AWS republishes the tag. The daemonless build logs the digest it
 # resolved on every publish.

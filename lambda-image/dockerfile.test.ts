@@ -2,8 +2,17 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { bundleFileName, defaultOutdir, nodeTarget, projectRoot } from './bundle.ts';
-import { baseImage, imageCmd, imageEnv, rdsCaBundlePath, rdsCaBundleUrl, taskRoot } from './publish.ts';
+import { bundleFileName, defaultEntry, defaultOutdir, nodeTarget, projectRoot } from './bundle.ts';
+import {
+  baseImage,
+  flushCmd,
+  imageCmd,
+  imageEnv,
+  migrateCmd,
+  rdsCaBundlePath,
+  rdsCaBundleUrl,
+  taskRoot,
+} from './recipe.ts';
 
 // The image has two recipes: the Dockerfile, and the daemonless build in
 // publish.ts that `up` runs. This test reads the Dockerfile and checks that
@@ -128,6 +137,17 @@ test('the Dockerfile sets exactly the environment and CMD publish.ts sets', asyn
   const cmds = only(final.instructions, 'CMD');
   assert.equal(cmds.length, 1, 'one CMD');
   assert.deepEqual(cmds[0]?.args, imageCmd);
+});
+
+test('each function’s entry point names a function the bundle exports', async () => {
+  const entry = await readFile(join(projectRoot, defaultEntry), 'utf8');
+  const exported = new Set([...entry.matchAll(/^export (?:async )?function (\w+)/gm)].map((m) => m[1]));
+  const module = bundleFileName.replace(/\.mjs$/, '');
+  for (const [command] of [imageCmd, flushCmd, migrateCmd]) {
+    const [file, name = ''] = command.split('.');
+    assert.equal(file, module, `${command} is in ${bundleFileName}`);
+    assert.ok(exported.has(name), `${defaultEntry} exports ${name} (${command})`);
+  }
 });
 
 test('the Dockerfile copies the bundle stage’s files into the task root, as publish.ts lays them out', async () => {

@@ -27,7 +27,8 @@ import {
   type PublicRegistry,
   startPublicRegistry,
 } from '../test/support/registry-public.ts';
-import { type PublishOptions, publishImage, rdsCaBundlePath } from './publish.ts';
+import { type PublishOptions, publishImage } from './publish.ts';
+import { rdsCaBundlePath } from './recipe.ts';
 
 const run = promisify(execFile);
 const skip = registrySkipReason();

@@ -16,35 +16,13 @@ import { type FetchedManifest, RegistryClient, RegistryError } from '../lib/oci/
 import { withProgress } from '../lib/poll.ts';
 import type { Log } from '../lib/reconcile.ts';
 import { bundleFunction, defaultEntry } from './bundle.ts';
+import { baseImage, imageCmd, imageEnv, rdsCaBundlePath, rdsCaBundleUrl, taskRoot } from './recipe.ts';
 
 // The daemonless image build, the way ko, Jib and `crane append` work: take the
 // Lambda base image's manifest and config from public ECR, add one layer with
 // the bundle, push to the function's ECR repository over the registry API,
 // and hand back repo@sha256:... (provision/resources/function.ts deploys it
 // with UpdateFunctionCode). Same sources → same digest → nothing pushed.
-
-// The Lambda Node.js base image, by tag: its Node.js major must match the
-// bundle's target (bundle.ts nodeTarget) and the Dockerfile's FROM. The digest
-// the tag resolves to is logged on every publish; pin one by appending
-// @sha256:... (refresh: `crane digest public.ecr.aws/lambda/nodejs:24`).
-export const baseImage = 'public.ecr.aws/lambda/nodejs:24';
-
-export const taskRoot = '/var/task';
-// Where the image carries the RDS CA bundle; DB_CA_FILE points at it.
-export const rdsCaBundlePath = `${taskRoot}/rds-global-bundle.pem`;
-export const rdsCaBundleUrl = 'https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem';
-
-export const imageEnv = {
-  // The function verifies PostgreSQL's certificate against this bundle. The
-  // Node.js 20+ runtimes no longer load Amazon's CA file (/var/runtime/ca-cert.pem)
-  // unless NODE_EXTRA_CA_CERTS names it, so the image brings its own.
-  DB_CA_FILE: rdsCaBundlePath,
-  // stack traces point into the TypeScript sources through index.mjs.map
-  NODE_OPTIONS: '--enable-source-maps',
-} as const;
-// CMD selects the SQS handler; the flush function overrides it with
-// ImageConfig.Command ["index.flushHandler"].
-export const imageCmd = ['index.handler'];
 
 export interface PublishOptions {
   ecr: ECRClient;
@@ -163,7 +141,7 @@ export async function publishImage(options: PublishOptions): Promise<PublishedIm
   const caBundle = await fetchCaBundle(options.caBundleUrl ?? rdsCaBundleUrl);
   const layer = await createLayer(await buildLayerFiles(options.entry ?? defaultEntry, caBundle));
   const image = appendLayer(base.config, base.manifest, base.mediaType, layer, {
-    cmd: imageCmd,
+    cmd: [...imageCmd],
     env: imageEnv,
     createdBy: `ada-linecount: COPY bundle and RDS CA bundle to ${taskRoot}`,
   });

@@ -16,6 +16,7 @@ import {
   waitUntilFunctionActiveV2,
   waitUntilFunctionUpdatedV2,
 } from '@aws-sdk/client-lambda';
+import { flushCmd, rdsCaBundlePath } from '../../lambda-image/recipe.ts';
 import type { Architecture } from '../../lib/config.ts';
 import { stepError } from '../../lib/errors.ts';
 import { metricNamespace, serviceName } from '../../lib/metrics.ts';
@@ -35,16 +36,6 @@ import { reportElapsed } from '../progress.ts';
 import { type Tags, tagDrift } from '../tags.ts';
 
 const kind = 'lambda function';
-
-// Where the image keeps the RDS CA bundle the function verifies PostgreSQL with
-// (the Dockerfile copies it into the task root, /var/task).
-export const databaseCaFile = '/var/task/rds-global-bundle.pem';
-
-// The image's CMD is the SQS handler; the flush and migration functions run
-// the same image with another entry point, so one build serves all three and
-// they cannot diverge.
-export const FlushCommand = ['index.flushHandler'] as const;
-export const MigrateCommand = ['index.migrateHandler'] as const;
 
 // IAM is eventually consistent: for a while after a role (or its inline
 // policy) is created, CreateFunction answers InvalidParameterValueException
@@ -129,7 +120,7 @@ export function functionEnvironment(
     DB_PORT: String(inputs.database.port),
     DB_NAME: inputs.database.name,
     DB_IAM_USER: inputs.database.user,
-    DB_CA_FILE: databaseCaFile,
+    DB_CA_FILE: rdsCaBundlePath,
     POWERTOOLS_SERVICE_NAME: serviceName(app, stage),
     POWERTOOLS_METRICS_NAMESPACE: metricNamespace,
   };
@@ -183,7 +174,7 @@ export function desiredFlushFunction(
   return desiredFunction(ctx, inputs, {
     name: ctx.names.flushFunction,
     logGroup: ctx.names.flushLogGroup,
-    command: [...FlushCommand],
+    command: [...flushCmd],
     description: `${ctx.names.base}: flushes buffered counts to PostgreSQL on a schedule`,
   });
 }

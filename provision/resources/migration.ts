@@ -5,17 +5,16 @@ import {
   ResourceNotReadyException,
   TagResourceCommand,
 } from '@aws-sdk/client-lambda';
+import { migrateCmd, rdsCaBundlePath } from '../../lambda-image/recipe.ts';
 import { stepError } from '../../lib/errors.ts';
 import { type Ctx, canonical, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
 import { boundaryArn } from './boundary.ts';
 import {
   type DesiredFunction,
-  databaseCaFile,
   desiredFunction,
   ensureFunction,
   findFunction,
   type LiveFunction,
-  MigrateCommand,
   waitActive,
 } from './function.ts';
 import type { DesiredRole, RoleContext } from './role.ts';
@@ -95,7 +94,7 @@ export function migrationEnvironment(
     DB_PORT: String(database.port),
     DB_NAME: database.name,
     DB_SECRET_ARN: database.secretArn,
-    DB_CA_FILE: databaseCaFile,
+    DB_CA_FILE: rdsCaBundlePath,
     DB_APP_USER: ctx.names.dbAppUser,
   };
 }
@@ -116,7 +115,7 @@ export function desiredMigrationFunction(
     {
       name: ctx.names.migrateFunction,
       logGroup: ctx.names.migrateLogGroup,
-      command: [...MigrateCommand],
+      command: [...migrateCmd],
       description: `${ctx.names.base}: creates the tables and the functions' database role`,
       timeout: migrationTimeoutSeconds,
       memorySize: migrationMemoryMb,

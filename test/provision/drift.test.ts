@@ -314,9 +314,3 @@ test('schedule drift covers the rate, the window, the target, the role and the r
   for (const [label, patch, expected] of cases)
     assert.deepEqual(fields(scheduleDrift(desired, { ...live, ...patch })), expected, label);
 });
-
-test('the function looks for the RDS CA bundle where the image puts it', async () => {
-  const { rdsCaBundlePath } = await import('../../lambda-image/publish.ts');
-  const { databaseCaFile } = await import('../../provision/resources/function.ts');
-  assert.equal(databaseCaFile, rdsCaBundlePath);
-});
