@@ -49,12 +49,13 @@ const noncurrentVersionDays = 30;
 const abortIncompleteUploadDays = 7;
 const lifecycleRuleId = 'expire-noncurrent-versions';
 
-interface PublicAccessBlock {
-  BlockPublicAcls: boolean;
-  IgnorePublicAcls: boolean;
-  BlockPublicPolicy: boolean;
-  RestrictPublicBuckets: boolean;
-}
+const publicAccessFlags = [
+  'BlockPublicAcls',
+  'IgnorePublicAcls',
+  'BlockPublicPolicy',
+  'RestrictPublicBuckets',
+] as const;
+type PublicAccessBlock = Record<(typeof publicAccessFlags)[number], boolean>;
 
 // The lifecycle rule reduced to the fields this project manages, so that the
 // shapes S3 returns (Filter {} vs Filter {Prefix: ''}) compare equal.
@@ -66,10 +67,7 @@ interface ManagedLifecycleRule {
   abortIncompleteDays: number | undefined;
 }
 
-interface BucketSpec {
-  name: string;
-  arn: string;
-  region: string;
+interface Managed {
   publicAccessBlock: PublicAccessBlock;
   ownership: string;
   encryption: string;
@@ -79,15 +77,14 @@ interface BucketSpec {
   tags: Record<string, string>;
 }
 
-export interface BucketState {
-  publicAccessBlock: PublicAccessBlock | undefined;
-  ownership: string | undefined;
-  encryption: string | undefined;
-  policy: unknown;
-  versioning: string | undefined;
-  lifecycle: ManagedLifecycleRule[];
-  tags: Record<string, string>;
+interface BucketSpec extends Managed {
+  name: string;
+  arn: string;
+  region: string;
 }
+
+// a sub-resource S3 reports as not configured is undefined
+export type BucketState = Partial<Omit<Managed, 'lifecycle' | 'tags'>> & Pick<Managed, 'lifecycle' | 'tags'>;
 
 export function bucketArn(ctx: Pick<Ctx, 'identity' | 'names'>): string {
   return `arn:${ctx.identity.partition}:s3:::${ctx.names.bucket}`;
@@ -101,12 +98,7 @@ export function desiredBucket(ctx: Pick<Ctx, 'identity' | 'names'>): BucketSpec 
     arn: bucket,
     region: ctx.identity.region,
     // All four: no ACL or policy can ever make an upload public.
-    publicAccessBlock: {
-      BlockPublicAcls: true,
-      IgnorePublicAcls: true,
-      BlockPublicPolicy: true,
-      RestrictPublicBuckets: true,
-    },
+    publicAccessBlock: Object.fromEntries(publicAccessFlags.map((flag) => [flag, true])) as PublicAccessBlock,
     // ACLs disabled: the bucket owner owns every object, access is policy-only.
     ownership: 'BucketOwnerEnforced',
     // SSE-S3: encryption at rest without a KMS key to pay for or to grant.
@@ -223,12 +215,9 @@ async function findBucket(ctx: Ctx, Bucket: string): Promise<BucketState | undef
     publicAccessBlock:
       block === undefined
         ? undefined
-        : {
-            BlockPublicAcls: block.BlockPublicAcls ?? false,
-            IgnorePublicAcls: block.IgnorePublicAcls ?? false,
-            BlockPublicPolicy: block.BlockPublicPolicy ?? false,
-            RestrictPublicBuckets: block.RestrictPublicBuckets ?? false,
-          },
+        : (Object.fromEntries(
+            publicAccessFlags.map((flag) => [flag, block[flag] ?? false]),
+          ) as PublicAccessBlock),
     ownership: ownership?.OwnershipControls?.Rules?.[0]?.ObjectOwnership,
     encryption:
       encryption?.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault
@@ -241,25 +230,15 @@ async function findBucket(ctx: Ctx, Bucket: string): Promise<BucketState | undef
 }
 
 export function bucketDrift(desired: BucketSpec, actual: BucketState): FieldChange[] {
-  const changes = diffFields(
-    {
-      publicAccessBlock: desired.publicAccessBlock,
-      ownership: desired.ownership,
-      encryption: desired.encryption,
-      policy: desired.policy,
-      versioning: desired.versioning,
-      lifecycle: desired.lifecycle,
-    },
-    actual as unknown as Record<string, unknown>,
-  );
-  const tags = missingTags(desired.tags, actual.tags);
-  if (Object.keys(tags).length > 0) {
-    changes.push({ field: 'tags', from: actual.tags, to: { ...actual.tags, ...desired.tags } });
+  const { name: _name, arn: _arn, region: _region, tags, ...managed } = desired;
+  const changes = diffFields(managed, actual);
+  if (Object.keys(missingTags(tags, actual.tags)).length > 0) {
+    changes.push({ field: 'tags', from: actual.tags, to: { ...actual.tags, ...tags } });
   }
   return changes;
 }
 
-type Field = keyof Omit<BucketSpec, 'name' | 'arn' | 'region'>;
+type Field = keyof Managed;
 
 // One writer per managed field, each with the IAM action it needs. Order
 // matters on creation: block public access before any policy can be attached.
