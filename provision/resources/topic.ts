@@ -12,13 +12,13 @@ import { arn } from '../../lib/names.ts';
 import {
   type Ctx,
   destroy,
+  diffFields,
   type FieldChange,
   missingTags,
   type Resource,
   reconcile,
-  sameValue,
 } from '../../lib/reconcile.ts';
-import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
+import { fromTagList, tagDrift, toTagList } from '../tags.ts';
 
 const kind = 'topic';
 
@@ -66,19 +66,16 @@ export function desiredTopic(ctx: Pick<Ctx, 'identity' | 'names'>, inputs: { buc
   };
 }
 
-function comparable(name: string, value: string | undefined): unknown {
-  if (value === undefined) return undefined;
-  return name === 'Policy' ? JSON.parse(value) : value;
+// the policy compares as data, whatever its key order
+function comparable(attributes: Record<string, string>): Record<string, unknown> {
+  return { Policy: attributes.Policy === undefined ? undefined : JSON.parse(attributes.Policy) };
 }
 
 export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[] {
-  const changes: FieldChange[] = [];
-  for (const [name, value] of Object.entries(desired.attributes)) {
-    const from = comparable(name, actual.attributes[name]);
-    const to = comparable(name, value);
-    if (!sameValue(from, to)) changes.push({ field: name, from, to });
-  }
-  return [...changes, ...tagDrift(desired.tags, actual.tags)];
+  return [
+    ...diffFields(comparable(desired.attributes), comparable(actual.attributes)),
+    ...tagDrift(desired.tags, actual.tags),
+  ];
 }
 
 // A topic's attributes and tags, or undefined when it does not exist. SNS
@@ -87,10 +84,7 @@ export function topicDrift(desired: TopicSpec, actual: TopicState): FieldChange[
 // reference, each call's Errors). The attributes are read first, so a missing
 // topic is found missing by the call whose error means exactly that; the tags
 // call's not-found means the topic was deleted between the two.
-export async function readTopic(
-  ctx: Ctx,
-  TopicArn: string,
-): Promise<{ arn: string; attributes: Record<string, string>; tags: Tags } | undefined> {
+export async function readTopic(ctx: Ctx, TopicArn: string): Promise<TopicState | undefined> {
   const { sns } = ctx.clients;
   try {
     const { Attributes = {} } = await sns.send(new GetTopicAttributesCommand({ TopicArn }));
@@ -122,9 +116,7 @@ const topic: Resource<TopicSpec, TopicState, { arn: string }> = {
   },
   find: (ctx, name) => readTopic(ctx, arn(ctx.identity, 'sns', name)),
   drift: topicDrift,
-  createFields: (desired) => [
-    { field: 'Policy', from: undefined, to: comparable('Policy', desired.attributes.Policy) },
-  ],
+  createFields: (desired) => diffFields(comparable(desired.attributes), {}),
   // CreateTopic is idempotent for equal attributes and tags; a concurrent
   // run's topic with other attributes is fixed by the next ensure.
   async create(ctx, desired) {
