@@ -16,12 +16,12 @@ import { retryWhile } from '../../lib/poll.ts';
 import {
   type Ctx,
   destroy,
+  diffFields,
   type FieldChange,
   missingTags,
   pending,
   type Resource,
   reconcile,
-  sameValue,
 } from '../../lib/reconcile.ts';
 import { tagDrift } from '../tags.ts';
 
@@ -41,10 +41,7 @@ export interface QueueState {
   tags: Record<string, string>;
 }
 
-interface QueueOutputs {
-  url: string;
-  arn: string;
-}
+type QueueOutputs = Pick<QueueState, 'url' | 'arn'>;
 
 // SQS refuses a deleted queue's name for 60 s (CreateQueue API); wait it out once.
 const deletedRecentlyWaitMs = 75_000;
@@ -106,7 +103,7 @@ export function desiredQueue(
 
 // JSON-valued attributes compare as data: SQS may return them re-serialised
 // and maxReceiveCount as a string.
-function comparable(name: string, value: string | undefined): unknown {
+function comparableValue(name: string, value: string | undefined): unknown {
   if (value === undefined) return undefined;
   if (name === 'Policy') return JSON.parse(value);
   if (name === 'RedrivePolicy') {
@@ -119,14 +116,17 @@ function comparable(name: string, value: string | undefined): unknown {
   return value;
 }
 
+// the named attributes (the desired ones), each comparable
+function comparable(attributes: Record<string, string>, names: string[]): Record<string, unknown> {
+  return Object.fromEntries(names.map((name) => [name, comparableValue(name, attributes[name])]));
+}
+
 export function queueDrift(desired: QueueSpec, actual: QueueState): FieldChange[] {
-  const changes: FieldChange[] = [];
-  for (const [name, value] of Object.entries(desired.attributes)) {
-    const from = comparable(name, actual.attributes[name]);
-    const to = comparable(name, value);
-    if (!sameValue(from, to)) changes.push({ field: name, from, to });
-  }
-  return [...changes, ...tagDrift(desired.tags, actual.tags)];
+  const names = Object.keys(desired.attributes);
+  return [
+    ...diffFields(comparable(desired.attributes, names), comparable(actual.attributes, names)),
+    ...tagDrift(desired.tags, actual.tags),
+  ];
 }
 
 // The query-protocol code some SQS-compatible endpoints send instead of the
@@ -165,12 +165,7 @@ const queue: Resource<QueueSpec, QueueState, QueueOutputs> = {
     }
   },
   drift: queueDrift,
-  createFields: (desired) =>
-    Object.entries(desired.attributes).map(([field, to]) => ({
-      field,
-      from: undefined,
-      to: comparable(field, to),
-    })),
+  createFields: (desired) => diffFields(comparable(desired.attributes, Object.keys(desired.attributes)), {}),
   // A concurrent run's queue with other attributes (QueueNameExists) is found
   // again and its attributes set like any drift.
   async create(ctx, desired) {
