@@ -10,6 +10,7 @@ import { arn } from '../../lib/names.ts';
 import {
   type Ctx,
   destroy,
+  diffFields,
   type FieldChange,
   pending,
   type Resource,
@@ -40,8 +41,7 @@ function subscriptionName(inputs: Endpoints): string {
 export function desiredSubscription(inputs: Endpoints): SubscriptionSpec {
   return {
     name: subscriptionName(inputs),
-    topicArn: inputs.topicArn,
-    queueArn: inputs.queueArn,
+    ...inputs,
     attributes: { RawMessageDelivery: 'false' },
   };
 }
@@ -92,9 +92,7 @@ function subscription(inputs: Endpoints): Resource<SubscriptionSpec, Subscriptio
       }
     },
     drift: subscriptionDrift,
-    createFields: (desired) => [
-      { field: 'RawMessageDelivery', from: undefined, to: desired.attributes.RawMessageDelivery },
-    ],
+    createFields: (desired) => diffFields(desired.attributes, {}),
     // Subscribe is idempotent for the same topic, protocol, endpoint and
     // attributes; SQS endpoints in the same account are confirmed at once.
     async create(ctx, desired) {
