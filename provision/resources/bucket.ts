@@ -141,15 +141,11 @@ const NotConfigured = {
   tags: 'NoSuchTagSet',
 } as const;
 
-function isS3Error(error: unknown, code: string): boolean {
-  return error instanceof S3ServiceException && error.name === code;
-}
-
 async function readOptional<T>(code: string, read: () => Promise<T>): Promise<T | undefined> {
   try {
     return await read();
   } catch (error) {
-    if (isS3Error(error, code)) return undefined;
+    if (error instanceof S3ServiceException && error.name === code) return undefined;
     throw error;
   }
 }
