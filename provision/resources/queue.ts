@@ -25,8 +25,6 @@ import {
 } from '../../lib/reconcile.ts';
 import { tagDrift } from '../tags.ts';
 
-const kind = { queue: 'queue', dlq: 'dead-letter queue' } as const;
-
 interface QueueSpec {
   name: string;
   arn: string;
@@ -141,7 +139,7 @@ function isNameTaken(error: unknown): boolean {
 // The queue and its dead-letter queue differ only in their desired attributes
 // and in the kind their changes are recorded under.
 const queue: Resource<QueueSpec, QueueState, QueueOutputs> = {
-  kind: kind.queue,
+  kind: 'queue',
   permissions: {
     find: 'sqs:GetQueueUrl, sqs:GetQueueAttributes and sqs:ListQueueTags',
     create: 'sqs:CreateQueue and sqs:TagQueue',
@@ -214,7 +212,10 @@ const queue: Resource<QueueSpec, QueueState, QueueOutputs> = {
   isNotFound: (error) => error instanceof QueueDoesNotExist,
 };
 
-const deadLetterQueue: Resource<QueueSpec, QueueState, QueueOutputs> = { ...queue, kind: kind.dlq };
+const deadLetterQueue: Resource<QueueSpec, QueueState, QueueOutputs> = {
+  ...queue,
+  kind: 'dead-letter queue',
+};
 
 export const ensureDeadLetterQueue = (ctx: Ctx): Promise<QueueOutputs> =>
   reconcile(ctx, deadLetterQueue, desiredDeadLetterQueue(ctx));

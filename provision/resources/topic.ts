@@ -20,8 +20,6 @@ import {
 } from '../../lib/reconcile.ts';
 import { fromTagList, tagDrift, toTagList } from '../tags.ts';
 
-const kind = 'topic';
-
 interface TopicSpec {
   name: string;
   arn: string;
@@ -107,7 +105,7 @@ export function isTopicNotFound(error: unknown): boolean {
 // carries object metadata only (bucket, key, size, ETag), never file contents,
 // over TLS; the queue behind it is encrypted at rest (SqsManagedSseEnabled).
 const topic: Resource<TopicSpec, TopicState, { arn: string }> = {
-  kind,
+  kind: 'topic',
   permissions: {
     find: 'sns:GetTopicAttributes and sns:ListTagsForResource',
     create: 'sns:CreateTopic and sns:TagResource',
