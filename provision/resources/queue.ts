@@ -212,10 +212,7 @@ const queue: Resource<QueueSpec, QueueState, QueueOutputs> = {
   isNotFound: (error) => error instanceof QueueDoesNotExist,
 };
 
-const deadLetterQueue: Resource<QueueSpec, QueueState, QueueOutputs> = {
-  ...queue,
-  kind: 'dead-letter queue',
-};
+const deadLetterQueue = { ...queue, kind: 'dead-letter queue' };
 
 export const ensureDeadLetterQueue = (ctx: Ctx): Promise<QueueOutputs> =>
   reconcile(ctx, deadLetterQueue, desiredDeadLetterQueue(ctx));
