@@ -43,17 +43,10 @@ export interface AlarmInputs extends MonitoredResources {
   alertsTopicArn: string;
 }
 
-interface AlarmOutputs {
-  alarmNames: string[];
-  alarmArns: string[];
-}
-
 interface AlarmContext {
   names: StackNames;
   config: { fn: FunctionSettings };
 }
-
-type Dimensions = Record<string, string>;
 
 // The fields of PutMetricAlarm this project manages; actions are added from the inputs.
 interface AlarmDefinition {
@@ -72,12 +65,7 @@ interface AlarmDefinition {
   TreatMissingData: TreatMissingData;
 }
 
-export type DesiredAlarm = AlarmDefinition & {
-  ActionsEnabled: boolean;
-  AlarmActions: string[];
-  OKActions: string[];
-  InsufficientDataActions: string[];
-};
+export type DesiredAlarm = ReturnType<typeof desiredAlarms>[number];
 
 export const TreatMissingData = {
   breaching: 'breaching',
@@ -136,7 +124,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
   const alarm = (
     suffix: string,
     AlarmDescription: string,
-    [Namespace, MetricName, dimensions]: [string, string, Dimensions],
+    [Namespace, MetricName, dimensions]: [string, string, Record<string, string>],
     statistic: NonNullable<AlarmDefinition['Statistic']> | 'p99',
     options: Partial<AlarmDefinition> = {},
   ): AlarmDefinition => ({
@@ -301,7 +289,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
   return alarms;
 }
 
-export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs): DesiredAlarm[] {
+export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs) {
   const actions = [inputs.alertsTopicArn];
   return defineAlarms(ctx, inputs).map((alarm) => ({
     ...alarm,
@@ -309,7 +297,7 @@ export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs): DesiredAl
     // OK actions too, so whoever was paged also learns that it is over
     AlarmActions: actions,
     OKActions: actions,
-    InsufficientDataActions: [],
+    InsufficientDataActions: [] as string[],
   }));
 }
 
@@ -451,7 +439,10 @@ async function removeAlarms(ctx: Ctx, alarmNames: string[]): Promise<void> {
   }
 }
 
-export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs): Promise<AlarmOutputs> {
+export async function ensureAlarms(
+  ctx: Ctx,
+  inputs: AlarmInputs,
+): Promise<{ alarmNames: string[]; alarmArns: string[] }> {
   const desired = desiredAlarms(ctx, inputs);
   const listed = await listAlarms(ctx);
   const resource = alarm(listed);
