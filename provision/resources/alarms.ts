@@ -439,10 +439,7 @@ async function removeAlarms(ctx: Ctx, alarmNames: string[]): Promise<void> {
   }
 }
 
-export async function ensureAlarms(
-  ctx: Ctx,
-  inputs: AlarmInputs,
-): Promise<{ alarmNames: string[]; alarmArns: string[] }> {
+export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs) {
   const desired = desiredAlarms(ctx, inputs);
   const listed = await listAlarms(ctx);
   const resource = alarm(listed);
