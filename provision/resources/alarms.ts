@@ -7,7 +7,6 @@ import {
   paginateDescribeAlarms,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
-import type { FunctionSettings } from '../../lib/config.ts';
 import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
 import { arn, type StackNames } from '../../lib/names.ts';
 import {
@@ -43,10 +42,7 @@ export interface AlarmInputs extends MonitoredResources {
   alertsTopicArn: string;
 }
 
-interface AlarmContext {
-  names: StackNames;
-  config: { fn: FunctionSettings };
-}
+type AlarmContext = Pick<Ctx, 'names'> & { config: Pick<Ctx['config'], 'fn'> };
 
 // The fields of PutMetricAlarm this project manages; actions are added from the inputs.
 interface AlarmDefinition {
@@ -344,7 +340,7 @@ export function alarmDrift(desired: DesiredAlarm, actual: MetricAlarm): FieldCha
   return diffFields(want, have);
 }
 
-function alarmArn(ctx: Ctx, alarmName: string): string {
+export function alarmArn(ctx: Pick<Ctx, 'identity'>, alarmName: string): string {
   return arn(ctx.identity, 'cloudwatch', `alarm:${alarmName}`);
 }
 

@@ -12,7 +12,7 @@ import { arn } from '../../lib/names.ts';
 import { type Ctx, destroy, missingTags, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
 import { type Tags, tagDrift, toTagList } from '../tags.ts';
-import { alarmPrefix } from './alarms.ts';
+import { alarmArn, alarmPrefix } from './alarms.ts';
 import { isTopicNotFound, readTopic } from './topic.ts';
 
 interface DesiredAlerts {
@@ -54,7 +54,7 @@ export function desiredAlerts(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): 
           Resource: resource,
           Condition: {
             StringEquals: { 'aws:SourceAccount': identity.accountId },
-            ArnLike: { 'aws:SourceArn': arn(identity, 'cloudwatch', `alarm:${alarmPrefix(names)}*`) },
+            ArnLike: { 'aws:SourceArn': alarmArn(ctx, `${alarmPrefix(names)}*`) },
           },
         },
         {

@@ -6,9 +6,8 @@ import {
   ResourceNotFound,
 } from '@aws-sdk/client-cloudwatch';
 import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
-import { arn } from '../../lib/names.ts';
 import { type Ctx, destroy, type Resource, reconcile, sameValue } from '../../lib/reconcile.ts';
-import { defineAlarms, type MonitoredResources, memberClusterIds, Threshold } from './alarms.ts';
+import { alarmArn, defineAlarms, type MonitoredResources, memberClusterIds, Threshold } from './alarms.ts';
 
 // A CloudWatch dashboard is a grid 24 units wide (dashboard body structure)
 const gridWidth = 24;
@@ -191,9 +190,7 @@ export function desiredDashboard(ctx: DashboardContext, resources: MonitoredReso
       height: alarmsHeight,
       properties: {
         title: 'Alarms',
-        alarms: defineAlarms(ctx, resources).map((alarm) =>
-          arn(identity, 'cloudwatch', `alarm:${alarm.AlarmName}`),
-        ),
+        alarms: defineAlarms(ctx, resources).map((alarm) => alarmArn(ctx, alarm.AlarmName)),
         sortBy: 'stateUpdatedTimestamp',
       },
     },
