@@ -317,7 +317,7 @@ const managedFields = [
 ] as const;
 
 // CloudWatch returns lists in its own order; order carries no meaning here.
-function normalize(alarm: Partial<DesiredAlarm> | MetricAlarm): Record<string, unknown> {
+function normalize(alarm: DesiredAlarm | MetricAlarm): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const field of managedFields) fields[field] = (alarm as Record<string, unknown>)[field];
   for (const list of ['AlarmActions', 'OKActions', 'InsufficientDataActions'] as const) {
@@ -326,18 +326,14 @@ function normalize(alarm: Partial<DesiredAlarm> | MetricAlarm): Record<string, u
   fields.Dimensions = [...(alarm.Dimensions ?? [])]
     .map((d) => ({ Name: d.Name, Value: d.Value }))
     .sort((a, b) => String(a.Name).localeCompare(String(b.Name)));
+  // a statistic not used by the desired alarm must be absent (p99 replaced by Maximum is drift too)
+  fields.Statistic ??= null;
+  fields.ExtendedStatistic ??= null;
   return fields;
 }
 
 export function alarmDrift(desired: DesiredAlarm, actual: MetricAlarm): FieldChange[] {
-  const want = normalize(desired);
-  // a statistic not used by the desired alarm must be absent (p99 replaced by Maximum is drift too)
-  if (desired.Statistic === undefined) want.Statistic = null;
-  if (desired.ExtendedStatistic === undefined) want.ExtendedStatistic = null;
-  const have = normalize(actual);
-  have.Statistic ??= null;
-  have.ExtendedStatistic ??= null;
-  return diffFields(want, have);
+  return diffFields(normalize(desired), normalize(actual));
 }
 
 export function alarmArn(ctx: Pick<Ctx, 'identity'>, alarmName: string): string {
