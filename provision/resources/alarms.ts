@@ -7,7 +7,6 @@ import {
   paginateDescribeAlarms,
   TagResourceCommand,
 } from '@aws-sdk/client-cloudwatch';
-import type { FunctionSettings } from '../../lib/config.ts';
 import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
 import { arn, type StackNames } from '../../lib/names.ts';
 import {
@@ -43,17 +42,7 @@ export interface AlarmInputs extends MonitoredResources {
   alertsTopicArn: string;
 }
 
-interface AlarmOutputs {
-  alarmNames: string[];
-  alarmArns: string[];
-}
-
-interface AlarmContext {
-  names: StackNames;
-  config: { fn: FunctionSettings };
-}
-
-type Dimensions = Record<string, string>;
+type AlarmContext = Pick<Ctx, 'names'> & { config: Pick<Ctx['config'], 'fn'> };
 
 // The fields of PutMetricAlarm this project manages; actions are added from the inputs.
 interface AlarmDefinition {
@@ -72,12 +61,7 @@ interface AlarmDefinition {
   TreatMissingData: TreatMissingData;
 }
 
-export type DesiredAlarm = AlarmDefinition & {
-  ActionsEnabled: boolean;
-  AlarmActions: string[];
-  OKActions: string[];
-  InsufficientDataActions: string[];
-};
+export type DesiredAlarm = ReturnType<typeof desiredAlarms>[number];
 
 export const TreatMissingData = {
   breaching: 'breaching',
@@ -121,10 +105,6 @@ export function memberClusterIds(replicationGroupId: string, count: number): str
 // the primary and one replica, as provisioned by resources/cache.ts
 const defaultCacheNodes = 2;
 
-function dimensions(values: Dimensions): { Name: string; Value: string }[] {
-  return Object.entries(values).map(([Name, Value]) => ({ Name, Value }));
-}
-
 export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): AlarmDefinition[] {
   const { names, config } = ctx;
   const name = (suffix: string) => `${alarmPrefix(names)}${suffix}`;
@@ -135,264 +115,177 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
   const functions = [resources.functionName];
   const flushFunction = resources.flushFunctionName ?? names.flushFunction;
   if (flushFunction !== resources.functionName) functions.push(flushFunction);
+  // Most alarms fire on any datapoint above 0 in one minute, with missing data not breaching;
+  // a percentile statistic (p99) is an ExtendedStatistic.
+  const alarm = (
+    suffix: string,
+    AlarmDescription: string,
+    [Namespace, MetricName, dimensions]: [string, string, Record<string, string>],
+    statistic: NonNullable<AlarmDefinition['Statistic']> | 'p99',
+    options: Partial<AlarmDefinition> = {},
+  ): AlarmDefinition => ({
+    AlarmName: name(suffix),
+    AlarmDescription,
+    Namespace,
+    MetricName,
+    Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })),
+    ...(statistic === 'p99' ? { ExtendedStatistic: statistic } : { Statistic: statistic }),
+    Period: 60,
+    EvaluationPeriods: 1,
+    DatapointsToAlarm: options.EvaluationPeriods ?? 1,
+    Threshold: 0,
+    ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
+    TreatMissingData: TreatMissingData.notBreaching,
+    ...options,
+  });
 
   const alarms: AlarmDefinition[] = [
-    {
-      AlarmName: name('dlq-messages'),
-      AlarmDescription:
-        `Messages are waiting in the dead-letter queue ${resources.dlqName}: uploads the function failed to record ${config.fn.maxReceiveCount} times. ` +
+    alarm(
+      'dlq-messages',
+      `Messages are waiting in the dead-letter queue ${resources.dlqName}: uploads the function failed to record ${config.fn.maxReceiveCount} times. ` +
         'Find the cause in the function logs (npx tsx ops/status.ts shows the depth), fix it, then move them back with npx tsx ops/redrive.ts. ' +
         'Missing data is not breaching: SQS stops publishing for an idle, empty queue.',
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Dimensions: dimensions({ QueueName: resources.dlqName }),
-      Statistic: 'Maximum',
-      Period: 60,
-      EvaluationPeriods: 1,
-      DatapointsToAlarm: 1,
-      Threshold: 0,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.notBreaching,
-    },
-    {
-      AlarmName: name('queue-oldest-message-age'),
-      AlarmDescription:
-        `The oldest upload event in ${resources.queueName} has waited more than ${Threshold.queueOldestAgeSeconds / 60} minutes: the function is not keeping up, is failing and retrying, or is not polling. ` +
+      ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', { QueueName: resources.dlqName }],
+      'Maximum',
+    ),
+    alarm(
+      'queue-oldest-message-age',
+      `The oldest upload event in ${resources.queueName} has waited more than ${Threshold.queueOldestAgeSeconds / 60} minutes: the function is not keeping up, is failing and retrying, or is not polling. ` +
         'Check npx tsx ops/status.ts and the function alarms; a message that keeps failing ends in the DLQ (then ops/redrive.ts). ' +
         'Missing data is not breaching: an idle queue publishes nothing.',
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateAgeOfOldestMessage',
-      Dimensions: dimensions({ QueueName: resources.queueName }),
-      Statistic: 'Maximum',
-      Period: 60,
-      EvaluationPeriods: 3,
-      DatapointsToAlarm: 3,
-      Threshold: Threshold.queueOldestAgeSeconds,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.notBreaching,
-    },
-    {
-      AlarmName: name('topic-delivery-failures'),
-      AlarmDescription:
-        `SNS could not deliver upload notifications from ${names.topic} to a subscriber (the queue policy or the subscription is broken), so uploads are not being counted. ` +
+      ['AWS/SQS', 'ApproximateAgeOfOldestMessage', { QueueName: resources.queueName }],
+      'Maximum',
+      { EvaluationPeriods: 3, Threshold: Threshold.queueOldestAgeSeconds },
+    ),
+    alarm(
+      'topic-delivery-failures',
+      `SNS could not deliver upload notifications from ${names.topic} to a subscriber (the queue policy or the subscription is broken), so uploads are not being counted. ` +
         'Run the provisioning again (npx tsx provision/up.ts) to restore the policy, then npx tsx ops/audit.ts --fix to enqueue the uploads that were missed. ' +
         'Missing data is not breaching: no uploads, no deliveries.',
-      Namespace: 'AWS/SNS',
-      MetricName: 'NumberOfNotificationsFailed',
-      Dimensions: dimensions({ TopicName: names.topic }),
-      Statistic: 'Sum',
-      Period: 60,
-      EvaluationPeriods: 1,
-      DatapointsToAlarm: 1,
-      Threshold: 0,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.notBreaching,
-    },
+      ['AWS/SNS', 'NumberOfNotificationsFailed', { TopicName: names.topic }],
+      'Sum',
+    ),
   ];
 
   for (const fn of functions) {
     const suffix = fn === resources.functionName ? 'function' : 'flush-function';
     alarms.push(
-      {
-        AlarmName: name(`${suffix}-errors`),
-        AlarmDescription:
-          `Invocations of ${fn} failed as a whole (a thrown error, a timeout, or a crash), so their batch returns to the queue. ` +
+      alarm(
+        `${suffix}-errors`,
+        `Invocations of ${fn} failed as a whole (a thrown error, a timeout, or a crash), so their batch returns to the queue. ` +
           'Read the function logs for the error; npx tsx ops/status.ts shows whether messages are piling up or reaching the DLQ (then ops/redrive.ts after the fix). ' +
           'Missing data is not breaching: no invocations, no errors.',
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Errors',
-        Dimensions: dimensions({ FunctionName: fn }),
-        Statistic: 'Sum',
-        Period: 60,
-        EvaluationPeriods: 1,
-        DatapointsToAlarm: 1,
-        Threshold: 0,
-        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-        TreatMissingData: TreatMissingData.notBreaching,
-      },
-      {
-        AlarmName: name(`${suffix}-throttles`),
-        AlarmDescription:
-          `Invocations of ${fn} were throttled: the account or function concurrency is exhausted, so the queue drains slower. ` +
+        ['AWS/Lambda', 'Errors', { FunctionName: fn }],
+        'Sum',
+      ),
+      alarm(
+        `${suffix}-throttles`,
+        `Invocations of ${fn} were throttled: the account or function concurrency is exhausted, so the queue drains slower. ` +
           'Check the account concurrency and MAX_CONCURRENCY; npx tsx ops/status.ts shows the queue age. ' +
           'Missing data is not breaching: no invocations, no throttles.',
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Throttles',
-        Dimensions: dimensions({ FunctionName: fn }),
-        Statistic: 'Sum',
-        Period: 60,
-        EvaluationPeriods: 1,
-        DatapointsToAlarm: 1,
-        Threshold: 0,
-        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-        TreatMissingData: TreatMissingData.notBreaching,
-      },
-      {
-        AlarmName: name(`${suffix}-duration-near-timeout`),
-        AlarmDescription:
-          `The slowest 1% of ${fn} invocations take more than ${Threshold.durationShareOfTimeout * 100}% of its ${config.fn.timeoutSeconds} s timeout: ` +
+        ['AWS/Lambda', 'Throttles', { FunctionName: fn }],
+        'Sum',
+      ),
+      alarm(
+        `${suffix}-duration-near-timeout`,
+        `The slowest 1% of ${fn} invocations take more than ${Threshold.durationShareOfTimeout * 100}% of its ${config.fn.timeoutSeconds} s timeout: ` +
           'larger files, a slow cache or database, or a smaller batch would soon time out and retry. Raise FUNCTION_TIMEOUT_SECONDS or lower BATCH_SIZE; ' +
           'npx tsx ops/status.ts shows whether the queue is falling behind. Missing data is not breaching: no invocations.',
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Duration',
-        Dimensions: dimensions({ FunctionName: fn }),
-        ExtendedStatistic: 'p99',
-        Period: 300,
-        EvaluationPeriods: 1,
-        DatapointsToAlarm: 1,
-        Threshold: Math.round(timeoutMs * Threshold.durationShareOfTimeout),
-        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-        TreatMissingData: TreatMissingData.notBreaching,
-      },
+        ['AWS/Lambda', 'Duration', { FunctionName: fn }],
+        'p99',
+        { Period: 300, Threshold: Math.round(timeoutMs * Threshold.durationShareOfTimeout) },
+      ),
     );
   }
 
   for (const id of cacheIds) {
     alarms.push(
-      {
-        AlarmName: name(`cache-memory-${id}`),
-        AlarmDescription:
-          `Cache node ${id} uses more than ${Threshold.cacheMemoryPercent}% of its memory. With maxmemory-policy noeviction a full cache refuses new buffered records, ` +
+      alarm(
+        `cache-memory-${id}`,
+        `Cache node ${id} uses more than ${Threshold.cacheMemoryPercent}% of its memory. With maxmemory-policy noeviction a full cache refuses new buffered records, ` +
           'so the function fails: check that the flush keeps up (npx tsx ops/status.ts shows the buffer backlog) or choose a larger CACHE_NODE_TYPE. ' +
           'Missing data is not breaching: a node that does not report is not full (the flush-lag alarm catches a cache that is down).',
-        Namespace: 'AWS/ElastiCache',
-        MetricName: 'DatabaseMemoryUsagePercentage',
-        Dimensions: dimensions({ CacheClusterId: id }),
-        Statistic: 'Maximum',
-        Period: 300,
-        EvaluationPeriods: 1,
-        DatapointsToAlarm: 1,
-        Threshold: Threshold.cacheMemoryPercent,
-        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-        TreatMissingData: TreatMissingData.notBreaching,
-      },
-      {
-        AlarmName: name(`cache-evictions-${id}`),
-        AlarmDescription:
-          `Cache node ${id} evicted keys. The parameter group must set maxmemory-policy noeviction, so an eviction means buffered records or dedupe marks may be lost. ` +
+        ['AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', { CacheClusterId: id }],
+        'Maximum',
+        { Period: 300, Threshold: Threshold.cacheMemoryPercent },
+      ),
+      alarm(
+        `cache-evictions-${id}`,
+        `Cache node ${id} evicted keys. The parameter group must set maxmemory-policy noeviction, so an eviction means buffered records or dedupe marks may be lost. ` +
           'Run the provisioning again (npx tsx provision/up.ts) to restore the parameter group, then npx tsx ops/audit.ts --fix to record any upload that was lost. ' +
           'Missing data is not breaching: no evictions reported.',
-        Namespace: 'AWS/ElastiCache',
-        MetricName: 'Evictions',
-        Dimensions: dimensions({ CacheClusterId: id }),
-        Statistic: 'Sum',
-        Period: 60,
-        EvaluationPeriods: 1,
-        DatapointsToAlarm: 1,
-        Threshold: 0,
-        ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-        TreatMissingData: TreatMissingData.notBreaching,
-      },
+        ['AWS/ElastiCache', 'Evictions', { CacheClusterId: id }],
+        'Sum',
+      ),
     );
   }
 
   alarms.push(
-    {
-      AlarmName: name('db-cpu'),
-      AlarmDescription:
-        `Database ${resources.dbInstanceId} CPU has been above ${Threshold.dbCpuPercent}% for 15 minutes: the group commits or the ops queries are too heavy for the instance. ` +
+    alarm(
+      'db-cpu',
+      `Database ${resources.dbInstanceId} CPU has been above ${Threshold.dbCpuPercent}% for 15 minutes: the group commits or the ops queries are too heavy for the instance. ` +
         'Check npx tsx ops/status.ts and Performance Insights; choose a larger DB_INSTANCE_CLASS if it persists. Missing data is not breaching: the storage alarm catches a stopped instance.',
-      Namespace: 'AWS/RDS',
-      MetricName: 'CPUUtilization',
-      Dimensions: dimensions({ DBInstanceIdentifier: resources.dbInstanceId }),
-      Statistic: 'Average',
-      Period: 300,
-      EvaluationPeriods: 3,
-      DatapointsToAlarm: 3,
-      Threshold: Threshold.dbCpuPercent,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.notBreaching,
-    },
-    {
-      AlarmName: name('db-free-storage'),
-      AlarmDescription:
-        `Database ${resources.dbInstanceId} has less than 2 GiB of free storage; when it runs out PostgreSQL refuses writes and the flush fails. ` +
+      ['AWS/RDS', 'CPUUtilization', { DBInstanceIdentifier: resources.dbInstanceId }],
+      'Average',
+      { Period: 300, EvaluationPeriods: 3, Threshold: Threshold.dbCpuPercent },
+    ),
+    alarm(
+      'db-free-storage',
+      `Database ${resources.dbInstanceId} has less than 2 GiB of free storage; when it runs out PostgreSQL refuses writes and the flush fails. ` +
         'Raise DB_ALLOCATED_STORAGE_GB and run npx tsx provision/up.ts; npx tsx ops/report.ts shows what is stored. ' +
         'Missing data is breaching: RDS publishes this every minute while the instance runs, so silence means it is stopped or gone.',
-      Namespace: 'AWS/RDS',
-      MetricName: 'FreeStorageSpace',
-      Dimensions: dimensions({ DBInstanceIdentifier: resources.dbInstanceId }),
-      Statistic: 'Minimum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      DatapointsToAlarm: 1,
-      Threshold: Threshold.dbFreeStorageBytes,
-      ComparisonOperator: ComparisonOperator.LessThanThreshold,
-      TreatMissingData: TreatMissingData.breaching,
-    },
-    {
-      AlarmName: name('db-connections'),
-      AlarmDescription:
-        `Database ${resources.dbInstanceId} has more than ${expectedConnections * connectionHeadroom} connections, twice what ${config.fn.maxConcurrency} concurrent functions ` +
+      ['AWS/RDS', 'FreeStorageSpace', { DBInstanceIdentifier: resources.dbInstanceId }],
+      'Minimum',
+      {
+        Period: 300,
+        Threshold: Threshold.dbFreeStorageBytes,
+        ComparisonOperator: ComparisonOperator.LessThanThreshold,
+        TreatMissingData: TreatMissingData.breaching,
+      },
+    ),
+    alarm(
+      'db-connections',
+      `Database ${resources.dbInstanceId} has more than ${expectedConnections * connectionHeadroom} connections, twice what ${config.fn.maxConcurrency} concurrent functions ` +
         `and the flush hold (${connectionsPerInstance} each): connections are leaking or something else is connecting. ` +
         'Look at pg_stat_activity; npx tsx ops/status.ts shows the function concurrency. Missing data is not breaching: the storage alarm catches a stopped instance.',
-      Namespace: 'AWS/RDS',
-      MetricName: 'DatabaseConnections',
-      Dimensions: dimensions({ DBInstanceIdentifier: resources.dbInstanceId }),
-      Statistic: 'Maximum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      DatapointsToAlarm: 1,
-      Threshold: expectedConnections * connectionHeadroom,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.notBreaching,
-    },
-    {
-      AlarmName: name('flush-lag'),
-      AlarmDescription:
-        `The oldest counted record has waited in the cache buffer for more than ${Threshold.oldestBufferedAgeSeconds / 60} minutes, or the flush has published nothing for 5 minutes: ` +
+      ['AWS/RDS', 'DatabaseConnections', { DBInstanceIdentifier: resources.dbInstanceId }],
+      'Maximum',
+      { Period: 300, Threshold: expectedConnections * connectionHeadroom },
+    ),
+    alarm(
+      'flush-lag',
+      `The oldest counted record has waited in the cache buffer for more than ${Threshold.oldestBufferedAgeSeconds / 60} minutes, or the flush has published nothing for 5 minutes: ` +
         'counts are not reaching the database. Check the schedule and the flush logs; npx tsx ops/status.ts shows the backlog; if the cache lost records, npx tsx ops/audit.ts --fix restores them. ' +
         'Missing data is breaching: the flush publishes OldestBufferedAge every minute (0 when the buffer is empty), so a silent flush is a failing flush.',
-      Namespace: metricNamespace,
-      MetricName: MetricName.oldestBufferedAge,
-      Dimensions: dimensions(service),
-      Statistic: 'Maximum',
-      Period: 60,
-      EvaluationPeriods: 5,
-      DatapointsToAlarm: 5,
-      Threshold: Threshold.oldestBufferedAgeSeconds,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.breaching,
-    },
-    {
-      AlarmName: name('flush-failures'),
-      AlarmDescription:
-        'A flush of the cache buffer to PostgreSQL failed; the records stay buffered and the next flush retries them. ' +
+      [metricNamespace, MetricName.oldestBufferedAge, service],
+      'Maximum',
+      {
+        EvaluationPeriods: 5,
+        Threshold: Threshold.oldestBufferedAgeSeconds,
+        TreatMissingData: TreatMissingData.breaching,
+      },
+    ),
+    alarm(
+      'flush-failures',
+      'A flush of the cache buffer to PostgreSQL failed; the records stay buffered and the next flush retries them. ' +
         'If it repeats, the database is unreachable or refusing writes: check the database alarms and npx tsx ops/status.ts. ' +
         'Missing data is not breaching: the metric is only published when a flush fails (the flush-lag alarm catches a flush that never runs).',
-      Namespace: metricNamespace,
-      MetricName: MetricName.flushFailures,
-      Dimensions: dimensions(service),
-      Statistic: 'Sum',
-      Period: 60,
-      EvaluationPeriods: 1,
-      DatapointsToAlarm: 1,
-      Threshold: 0,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.notBreaching,
-    },
-    {
-      AlarmName: name('rows-quarantined'),
-      AlarmDescription:
-        'PostgreSQL refused a row (a key with U+0000, a time out of range, a constraint): the flush committed the rest of its batch and put the row, with its record and the error, in the line_counts_quarantine table. ' +
+      [metricNamespace, MetricName.flushFailures, service],
+      'Sum',
+    ),
+    alarm(
+      'rows-quarantined',
+      'PostgreSQL refused a row (a key with U+0000, a time out of range, a constraint): the flush committed the rest of its batch and put the row, with its record and the error, in the line_counts_quarantine table. ' +
         `Its message fails on every delivery and reaches the DLQ after ${config.fn.maxReceiveCount} receives. npx tsx ops/status.ts lists the quarantined rows and their reasons; fix the cause, then npx tsx ops/redrive.ts. ` +
         'Missing data is not breaching: the metric is only published when a row is refused.',
-      Namespace: metricNamespace,
-      MetricName: MetricName.rowsQuarantined,
-      Dimensions: dimensions(service),
-      Statistic: 'Sum',
-      Period: 60,
-      EvaluationPeriods: 1,
-      DatapointsToAlarm: 1,
-      Threshold: 0,
-      ComparisonOperator: ComparisonOperator.GreaterThanThreshold,
-      TreatMissingData: TreatMissingData.notBreaching,
-    },
+      [metricNamespace, MetricName.rowsQuarantined, service],
+      'Sum',
+    ),
   );
   return alarms;
 }
 
-export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs): DesiredAlarm[] {
+export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs) {
   const actions = [inputs.alertsTopicArn];
   return defineAlarms(ctx, inputs).map((alarm) => ({
     ...alarm,
@@ -400,7 +293,7 @@ export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs): DesiredAl
     // OK actions too, so whoever was paged also learns that it is over
     AlarmActions: actions,
     OKActions: actions,
-    InsufficientDataActions: [],
+    InsufficientDataActions: [] as string[],
   }));
 }
 
@@ -424,7 +317,7 @@ const managedFields = [
 ] as const;
 
 // CloudWatch returns lists in its own order; order carries no meaning here.
-function normalize(alarm: Partial<DesiredAlarm> | MetricAlarm): Record<string, unknown> {
+function normalize(alarm: DesiredAlarm | MetricAlarm): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const field of managedFields) fields[field] = (alarm as Record<string, unknown>)[field];
   for (const list of ['AlarmActions', 'OKActions', 'InsufficientDataActions'] as const) {
@@ -433,21 +326,17 @@ function normalize(alarm: Partial<DesiredAlarm> | MetricAlarm): Record<string, u
   fields.Dimensions = [...(alarm.Dimensions ?? [])]
     .map((d) => ({ Name: d.Name, Value: d.Value }))
     .sort((a, b) => String(a.Name).localeCompare(String(b.Name)));
+  // a statistic not used by the desired alarm must be absent (p99 replaced by Maximum is drift too)
+  fields.Statistic ??= null;
+  fields.ExtendedStatistic ??= null;
   return fields;
 }
 
 export function alarmDrift(desired: DesiredAlarm, actual: MetricAlarm): FieldChange[] {
-  const want = normalize(desired);
-  // a statistic not used by the desired alarm must be absent (p99 replaced by Maximum is drift too)
-  if (desired.Statistic === undefined) want.Statistic = null;
-  if (desired.ExtendedStatistic === undefined) want.ExtendedStatistic = null;
-  const have = normalize(actual);
-  have.Statistic ??= null;
-  have.ExtendedStatistic ??= null;
-  return diffFields(want, have);
+  return diffFields(normalize(desired), normalize(actual));
 }
 
-function alarmArn(ctx: Ctx, alarmName: string): string {
+export function alarmArn(ctx: Pick<Ctx, 'identity'>, alarmName: string): string {
   return arn(ctx.identity, 'cloudwatch', `alarm:${alarmName}`);
 }
 
@@ -542,7 +431,7 @@ async function removeAlarms(ctx: Ctx, alarmNames: string[]): Promise<void> {
   }
 }
 
-export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs): Promise<AlarmOutputs> {
+export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs) {
   const desired = desiredAlarms(ctx, inputs);
   const listed = await listAlarms(ctx);
   const resource = alarm(listed);

@@ -5,16 +5,15 @@ import {
   paginateListSubscriptionsByTopic,
   SetTopicAttributesCommand,
   SubscribeCommand,
+  type Subscription,
   TagResourceCommand,
 } from '@aws-sdk/client-sns';
 import { arn } from '../../lib/names.ts';
 import { type Ctx, destroy, missingTags, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
 import { type Tags, tagDrift, toTagList } from '../tags.ts';
-import { alarmPrefix } from './alarms.ts';
+import { alarmArn, alarmPrefix } from './alarms.ts';
 import { isTopicNotFound, readTopic } from './topic.ts';
-
-const kind = 'alerts topic';
 
 interface DesiredAlerts {
   name: string;
@@ -30,16 +29,12 @@ interface LiveAlerts {
   policy: unknown;
   tags: Tags;
   // `PendingConfirmation` instead of an ARN until the recipient confirms
-  subscriptions: { protocol: string; endpoint: string; arn: string }[];
-}
-
-function topicArn(ctx: Pick<Ctx, 'identity' | 'names'>): string {
-  return arn(ctx.identity, 'sns', ctx.names.alertsTopic);
+  subscriptions: Subscription[];
 }
 
 export function desiredAlerts(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): DesiredAlerts {
   const { identity, names } = ctx;
-  const resource = topicArn(ctx);
+  const resource = arn(identity, 'sns', names.alertsTopic);
   return {
     name: names.alertsTopic,
     arn: resource,
@@ -59,7 +54,7 @@ export function desiredAlerts(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): 
           Resource: resource,
           Condition: {
             StringEquals: { 'aws:SourceAccount': identity.accountId },
-            ArnLike: { 'aws:SourceArn': arn(identity, 'cloudwatch', `alarm:${alarmPrefix(names)}*`) },
+            ArnLike: { 'aws:SourceArn': alarmArn(ctx, `${alarmPrefix(names)}*`) },
           },
         },
         {
@@ -78,7 +73,7 @@ export function desiredAlerts(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): 
 }
 
 const alertsTopic: Resource<DesiredAlerts, LiveAlerts, LiveAlerts | undefined> = {
-  kind,
+  kind: 'alerts topic',
   permissions: {
     find: 'sns:GetTopicAttributes, sns:ListTagsForResource and sns:ListSubscriptionsByTopic',
     create: 'sns:CreateTopic and sns:TagResource',
@@ -88,19 +83,13 @@ const alertsTopic: Resource<DesiredAlerts, LiveAlerts, LiveAlerts | undefined> =
   async find(ctx, name) {
     const topic = await readTopic(ctx, arn(ctx.identity, 'sns', name));
     if (topic === undefined) return undefined;
-    const subscriptions: LiveAlerts['subscriptions'] = [];
+    const subscriptions: Subscription[] = [];
     try {
       for await (const page of paginateListSubscriptionsByTopic(
         { client: ctx.clients.sns },
         { TopicArn: topic.arn },
       )) {
-        for (const s of page.Subscriptions ?? []) {
-          subscriptions.push({
-            protocol: s.Protocol ?? '',
-            endpoint: s.Endpoint ?? '',
-            arn: s.SubscriptionArn ?? '',
-          });
-        }
+        subscriptions.push(...(page.Subscriptions ?? []));
       }
     } catch (error) {
       // deleted since it was read
@@ -165,7 +154,7 @@ function emailSubscription(
   email: string,
 ): Resource<{ name: string; topicArn: string }, true, void> {
   const subscribed = (topic?.subscriptions ?? []).some(
-    (s) => s.protocol === 'email' && s.endpoint.toLowerCase() === email.toLowerCase(),
+    (s) => s.Protocol === 'email' && (s.Endpoint ?? '').toLowerCase() === email.toLowerCase(),
   );
   return {
     kind: 'alerts e-mail subscription',

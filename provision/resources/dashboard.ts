@@ -6,9 +6,8 @@ import {
   ResourceNotFound,
 } from '@aws-sdk/client-cloudwatch';
 import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
-import { arn } from '../../lib/names.ts';
 import { type Ctx, destroy, type Resource, reconcile, sameValue } from '../../lib/reconcile.ts';
-import { defineAlarms, type MonitoredResources, memberClusterIds, Threshold } from './alarms.ts';
+import { alarmArn, defineAlarms, type MonitoredResources, memberClusterIds, Threshold } from './alarms.ts';
 
 // A CloudWatch dashboard is a grid 24 units wide (dashboard body structure)
 const gridWidth = 24;
@@ -16,21 +15,6 @@ const panelWidth = 6;
 const panelHeight = 6;
 
 type MetricRow = (string | Record<string, unknown>)[];
-
-interface Widget {
-  type: 'metric' | 'alarm' | 'text';
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  properties: Record<string, unknown>;
-}
-
-interface DashboardBody {
-  start: string;
-  periodOverride: 'inherit' | 'auto';
-  widgets: Widget[];
-}
 
 type DashboardContext = Pick<Ctx, 'config' | 'identity' | 'names'>;
 
@@ -40,12 +24,13 @@ type DashboardContext = Pick<Ctx, 'config' | 'identity' | 'names'>;
 // function's FilesCounted: S3's own PutRequests metric needs a paid request
 // metrics configuration on the bucket, and the notification is what starts
 // the flow anyway.
-export function desiredDashboard(ctx: DashboardContext, resources: MonitoredResources): DashboardBody {
+export function desiredDashboard(ctx: DashboardContext, resources: MonitoredResources) {
   const { names, identity } = ctx;
   const region = identity.region;
   const service = [serviceDimension, names.base];
   const fn = resources.functionName;
   const flushFn = resources.flushFunctionName ?? names.flushFunction;
+  const topic = ['TopicName', names.topic];
   const queue = ['QueueName', resources.queueName];
   const dlq = ['QueueName', resources.dlqName];
   const db = ['DBInstanceIdentifier', resources.dbInstanceId];
@@ -56,25 +41,25 @@ export function desiredDashboard(ctx: DashboardContext, resources: MonitoredReso
     ...service,
     options,
   ];
+  // errors, throttles and duration of one function
+  const lambda = (name: string): MetricRow[] => [
+    ['AWS/Lambda', 'Errors', 'FunctionName', name, { stat: 'Sum' }],
+    ['AWS/Lambda', 'Throttles', 'FunctionName', name, { stat: 'Sum' }],
+    [
+      'AWS/Lambda',
+      'Duration',
+      'FunctionName',
+      name,
+      { stat: 'p99', label: 'duration p99 (ms)', yAxis: 'right' },
+    ],
+  ];
 
   const panels: { title: string; metrics: MetricRow[]; extra?: Record<string, unknown> }[] = [
     {
       title: '1 Uploads (S3 notifications → SNS)',
       metrics: [
-        [
-          'AWS/SNS',
-          'NumberOfMessagesPublished',
-          'TopicName',
-          names.topic,
-          { stat: 'Sum', label: 'notifications' },
-        ],
-        [
-          'AWS/SNS',
-          'NumberOfNotificationsFailed',
-          'TopicName',
-          names.topic,
-          { stat: 'Sum', label: 'delivery failures' },
-        ],
+        ['AWS/SNS', 'NumberOfMessagesPublished', ...topic, { stat: 'Sum', label: 'notifications' }],
+        ['AWS/SNS', 'NumberOfNotificationsFailed', ...topic, { stat: 'Sum', label: 'delivery failures' }],
         ownMetric(MetricName.filesCounted, { stat: 'Sum', label: 'files counted' }),
         ownMetric(MetricName.duplicatesSkipped, { stat: 'Sum', label: 'duplicates skipped' }),
       ],
@@ -110,18 +95,7 @@ export function desiredDashboard(ctx: DashboardContext, resources: MonitoredReso
     },
     {
       title: '4 Function invocations, errors, duration',
-      metrics: [
-        ['AWS/Lambda', 'Invocations', 'FunctionName', fn, { stat: 'Sum' }],
-        ['AWS/Lambda', 'Errors', 'FunctionName', fn, { stat: 'Sum' }],
-        ['AWS/Lambda', 'Throttles', 'FunctionName', fn, { stat: 'Sum' }],
-        [
-          'AWS/Lambda',
-          'Duration',
-          'FunctionName',
-          fn,
-          { stat: 'p99', label: 'duration p99 (ms)', yAxis: 'right' },
-        ],
-      ],
+      metrics: [['AWS/Lambda', 'Invocations', 'FunctionName', fn, { stat: 'Sum' }], ...lambda(fn)],
     },
     {
       title: '5 Lines counted',
@@ -188,24 +162,14 @@ export function desiredDashboard(ctx: DashboardContext, resources: MonitoredReso
   if (flushFn !== fn) {
     panels.push({
       title: 'Flush function errors, throttles, duration',
-      metrics: [
-        ['AWS/Lambda', 'Errors', 'FunctionName', flushFn, { stat: 'Sum' }],
-        ['AWS/Lambda', 'Throttles', 'FunctionName', flushFn, { stat: 'Sum' }],
-        [
-          'AWS/Lambda',
-          'Duration',
-          'FunctionName',
-          flushFn,
-          { stat: 'p99', label: 'duration p99 (ms)', yAxis: 'right' },
-        ],
-      ],
+      metrics: lambda(flushFn),
     });
   }
 
   const header = 2;
   const alarmsHeight = 3;
   const perRow = gridWidth / panelWidth;
-  const widgets: Widget[] = [
+  const widgets = [
     {
       type: 'text',
       x: 0,
@@ -226,37 +190,33 @@ export function desiredDashboard(ctx: DashboardContext, resources: MonitoredReso
       height: alarmsHeight,
       properties: {
         title: 'Alarms',
-        alarms: defineAlarms(ctx, resources).map((alarm) =>
-          arn(identity, 'cloudwatch', `alarm:${alarm.AlarmName}`),
-        ),
+        alarms: defineAlarms(ctx, resources).map((alarm) => alarmArn(ctx, alarm.AlarmName)),
         sortBy: 'stateUpdatedTimestamp',
       },
     },
-    ...panels.map(
-      (panel, i): Widget => ({
-        type: 'metric',
-        x: (i % perRow) * panelWidth,
-        y: header + alarmsHeight + Math.floor(i / perRow) * panelHeight,
-        width: panelWidth,
-        height: panelHeight,
-        properties: {
-          title: panel.title,
-          region,
-          view: 'timeSeries',
-          stacked: false,
-          period: 60,
-          metrics: panel.metrics,
-          ...panel.extra,
-        },
-      }),
-    ),
+    ...panels.map((panel, i) => ({
+      type: 'metric',
+      x: (i % perRow) * panelWidth,
+      y: header + alarmsHeight + Math.floor(i / perRow) * panelHeight,
+      width: panelWidth,
+      height: panelHeight,
+      properties: {
+        title: panel.title,
+        region,
+        view: 'timeSeries',
+        stacked: false,
+        period: 60,
+        metrics: panel.metrics,
+        ...panel.extra,
+      },
+    })),
   ];
   return { start: '-PT6H', periodOverride: 'inherit', widgets };
 }
 
 interface DashboardSpec {
   name: string;
-  body: DashboardBody;
+  body: ReturnType<typeof desiredDashboard>;
 }
 
 // GetDashboard answers ResourceNotFound (modelled as DashboardNotFoundError)
