@@ -50,14 +50,9 @@ export interface DesiredEndpoint {
   privateDnsEnabled?: boolean;
 }
 
-export interface ActualEndpoint {
-  id: string;
-  state: string;
-  routeTableIds: string[];
-  subnetIds: string[];
-  securityGroupIds: string[];
-  privateDnsEnabled: boolean;
-}
+export type ActualEndpoint = { id: string; state: string } & Required<
+  Pick<DesiredEndpoint, 'routeTableIds' | 'subnetIds' | 'securityGroupIds' | 'privateDnsEnabled'>
+>;
 
 // What the endpoints go into: the base network's outputs
 export interface EndpointInputs {
@@ -95,24 +90,24 @@ export function desiredEndpoints(ctx: Ctx, inputs: EndpointInputs): Record<Endpo
   };
 }
 
+// the list fields and the ModifyVpcEndpoint parameters that add to and remove from them
+const listFields = {
+  routeTableIds: ['AddRouteTableIds', 'RemoveRouteTableIds'],
+  subnetIds: ['AddSubnetIds', 'RemoveSubnetIds'],
+  securityGroupIds: ['AddSecurityGroupIds', 'RemoveSecurityGroupIds'],
+} as const;
+
 const sorted = (values: readonly string[] | undefined) =>
   values === undefined ? undefined : [...values].sort();
+const comparable = (endpoint: Partial<Omit<ActualEndpoint, 'id' | 'state'>>) => ({
+  routeTableIds: sorted(endpoint.routeTableIds),
+  subnetIds: sorted(endpoint.subnetIds),
+  securityGroupIds: sorted(endpoint.securityGroupIds),
+  privateDnsEnabled: endpoint.privateDnsEnabled,
+});
 
 export function endpointDrift(desired: DesiredEndpoint, actual: ActualEndpoint): FieldChange[] {
-  return diffFields(
-    {
-      routeTableIds: sorted(desired.routeTableIds),
-      subnetIds: sorted(desired.subnetIds),
-      securityGroupIds: sorted(desired.securityGroupIds),
-      privateDnsEnabled: desired.privateDnsEnabled,
-    },
-    {
-      routeTableIds: sorted(actual.routeTableIds),
-      subnetIds: sorted(actual.subnetIds),
-      securityGroupIds: sorted(actual.securityGroupIds),
-      privateDnsEnabled: actual.privateDnsEnabled,
-    },
-  );
+  return diffFields(comparable(desired), comparable(actual));
 }
 
 // Turns drift into one ModifyVpcEndpoint: add what is missing, remove what is extra.
@@ -121,24 +116,18 @@ export function modifyEndpointInput(
   drift: readonly FieldChange[],
 ): ModifyVpcEndpointCommandInput {
   const input: ModifyVpcEndpointCommandInput = { VpcEndpointId: id };
-  const delta = (change: FieldChange) => {
+  for (const change of drift) {
+    if (change.field === 'privateDnsEnabled') {
+      input.PrivateDnsEnabled = change.to as boolean;
+      continue;
+    }
+    const [addKey, removeKey] = listFields[change.field as keyof typeof listFields];
     const from = (change.from as string[] | undefined) ?? [];
     const to = change.to as string[];
-    return { add: to.filter((v) => !from.includes(v)), remove: from.filter((v) => !to.includes(v)) };
-  };
-  for (const change of drift) {
-    if (change.field === 'privateDnsEnabled') input.PrivateDnsEnabled = change.to as boolean;
-    const { add, remove } = change.field === 'privateDnsEnabled' ? { add: [], remove: [] } : delta(change);
-    if (change.field === 'routeTableIds') {
-      if (add.length) input.AddRouteTableIds = add;
-      if (remove.length) input.RemoveRouteTableIds = remove;
-    } else if (change.field === 'subnetIds') {
-      if (add.length) input.AddSubnetIds = add;
-      if (remove.length) input.RemoveSubnetIds = remove;
-    } else if (change.field === 'securityGroupIds') {
-      if (add.length) input.AddSecurityGroupIds = add;
-      if (remove.length) input.RemoveSecurityGroupIds = remove;
-    }
+    const add = to.filter((v) => !from.includes(v));
+    const remove = from.filter((v) => !to.includes(v));
+    if (add.length) input[addKey] = add;
+    if (remove.length) input[removeKey] = remove;
   }
   return input;
 }
