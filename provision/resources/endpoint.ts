@@ -164,21 +164,19 @@ export async function findEndpoint(
   return (await describeEndpoints(ctx, vpcId, name)).find((e) => !goneStates.has(e.state));
 }
 
-// EC2 has no SDK waiter for VPC endpoints: poll until `available`.
-async function waitForEndpoint(ctx: Ctx, vpcId: string, name: string, waits: NetworkWaits): Promise<void> {
-  await pollUntil(
-    async () => {
-      const endpoint = await findEndpoint(ctx, vpcId, name);
-      return endpoint?.state === 'available' ? endpoint : undefined;
-    },
-    {
-      what: `VPC endpoint ${name}`,
-      ...pollOptions(waits),
-      onProgress: (elapsed) =>
-        ctx.log.progress(`waiting for VPC endpoint ${name}: ${Math.round(elapsed / 1000)} s`),
-    },
-  );
-}
+// Polls until check answers, with progress (EC2 has no SDK waiter for VPC endpoints)
+const poll = <T>(
+  ctx: Ctx,
+  waits: NetworkWaits,
+  what: string,
+  doing: string,
+  check: () => Promise<T | undefined>,
+) =>
+  pollUntil(check, {
+    what,
+    ...pollOptions(waits),
+    onProgress: (elapsed) => ctx.log.progress(`${doing}: ${Math.round(elapsed / 1000)} s`),
+  });
 
 const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint, ActualEndpoint, string> => ({
   kind: 'vpc-endpoint',
@@ -211,7 +209,11 @@ const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint,
   // a modified endpoint is pending again until the change is applied
   wait: async (ctx, desired, actual) => {
     if (actual.state !== 'available' || endpointDrift(desired, actual).length > 0) {
-      await waitForEndpoint(ctx, vpcId, desired.name, waits);
+      const { name } = desired;
+      await poll(ctx, waits, `VPC endpoint ${name}`, `waiting for VPC endpoint ${name}`, async () => {
+        const endpoint = await findEndpoint(ctx, vpcId, name);
+        return endpoint?.state === 'available' ? endpoint : undefined;
+      });
     }
     return undefined;
   },
@@ -267,12 +269,7 @@ export async function deleteEndpoints(
     const deleted = async () =>
       (await describeEndpoints(ctx, vpcId, name)).every((e) => e.state === 'deleted') ? true : undefined;
     await step(`wait for vpc-endpoint ${name} to be deleted`, 'ec2:DescribeVpcEndpoints', () =>
-      pollUntil(deleted, {
-        what: `VPC endpoint ${name} to be deleted`,
-        ...pollOptions(waits),
-        onProgress: (elapsed) =>
-          ctx.log.progress(`deleting VPC endpoint ${name}: ${Math.round(elapsed / 1000)} s`),
-      }),
+      poll(ctx, waits, `VPC endpoint ${name} to be deleted`, `deleting VPC endpoint ${name}`, deleted),
     );
   }
 }
