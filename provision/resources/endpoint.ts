@@ -20,6 +20,7 @@ import {
   step,
 } from '../../lib/reconcile.ts';
 import {
+  awsServiceName,
   Ec2Error,
   isPendingId,
   type NetworkOptions,
@@ -66,22 +67,17 @@ export function endpointName(ctx: Ctx, role: EndpointRole): string {
   return `${ctx.names.base}-${role}`;
 }
 
-function serviceName(ctx: Ctx, service: string): string {
-  // China regions prefix AWS service endpoint names with `cn.` (VPC endpoints guide)
-  return `${ctx.identity.partition === 'aws-cn' ? 'cn.' : ''}com.amazonaws.${ctx.identity.region}.${service}`;
-}
-
 export function desiredEndpoints(ctx: Ctx, inputs: EndpointInputs): Record<EndpointRole, DesiredEndpoint> {
   return {
     s3: {
       name: endpointName(ctx, EndpointRole.s3),
-      serviceName: serviceName(ctx, 's3'),
+      serviceName: awsServiceName(ctx, 's3'),
       type: 'Gateway',
       routeTableIds: [inputs.routeTableId],
     },
     secretsmanager: {
       name: endpointName(ctx, EndpointRole.secretsManager),
-      serviceName: serviceName(ctx, 'secretsmanager'),
+      serviceName: awsServiceName(ctx, 'secretsmanager'),
       type: 'Interface',
       subnetIds: [...inputs.subnetIds],
       securityGroupIds: [inputs.securityGroups.endpoint],
@@ -147,9 +143,7 @@ function toActual(endpoint: VpcEndpoint): ActualEndpoint {
 
 async function describeEndpoints(ctx: Ctx, vpcId: string, name: string): Promise<ActualEndpoint[]> {
   const { VpcEndpoints = [] } = await ctx.clients.ec2.send(
-    new DescribeVpcEndpointsCommand({
-      Filters: [...tagFilters(ctx, name), { Name: 'vpc-id', Values: [vpcId] }],
-    }),
+    new DescribeVpcEndpointsCommand({ Filters: tagFilters(ctx, name, vpcId) }),
   );
   return VpcEndpoints.map(toActual);
 }

@@ -34,19 +34,14 @@ export function routeTableName(ctx: Ctx): string {
 export async function findRouteTable(ctx: Ctx, vpcId: string): Promise<ActualRouteTable | undefined> {
   if (isPendingId(vpcId)) return undefined;
   const { RouteTables = [] } = await ctx.clients.ec2.send(
-    new DescribeRouteTablesCommand({
-      Filters: [...tagFilters(ctx, routeTableName(ctx)), { Name: 'vpc-id', Values: [vpcId] }],
-    }),
+    new DescribeRouteTablesCommand({ Filters: tagFilters(ctx, routeTableName(ctx), vpcId) }),
   );
   const table = RouteTables[0];
   if (table?.RouteTableId === undefined) return undefined;
-  const associations: Record<string, string> = {};
-  for (const association of table.Associations ?? []) {
-    if (association.SubnetId !== undefined && association.RouteTableAssociationId !== undefined) {
-      associations[association.SubnetId] = association.RouteTableAssociationId;
-    }
-  }
-  return { id: table.RouteTableId, associations };
+  const associations = (table.Associations ?? [])
+    .filter((a) => a.SubnetId !== undefined && a.RouteTableAssociationId !== undefined)
+    .map((a) => [a.SubnetId, a.RouteTableAssociationId]);
+  return { id: table.RouteTableId, associations: Object.fromEntries(associations) };
 }
 
 // The subnets the route table should be associated with but is not.

@@ -21,6 +21,7 @@ import {
   step,
 } from '../../lib/reconcile.ts';
 import {
+  awsServiceName,
   deleteWhenReleased,
   Ec2Error,
   isEc2Error,
@@ -183,7 +184,7 @@ export function toIpPermission(rule: Rule): IpPermission {
 }
 
 export async function findS3PrefixList(ctx: Ctx): Promise<string> {
-  const name = `${ctx.identity.partition === 'aws-cn' ? 'cn.' : ''}com.amazonaws.${ctx.identity.region}.s3`;
+  const name = awsServiceName(ctx, 's3');
   const { PrefixLists = [] } = await ctx.clients.ec2.send(
     new DescribePrefixListsCommand({ Filters: [{ Name: 'prefix-list-name', Values: [name] }] }),
   );

@@ -76,7 +76,7 @@ export async function findAvailabilityZones(ctx: Ctx): Promise<string[]> {
 export async function findSubnet(ctx: Ctx, vpcId: string, name: string): Promise<ActualSubnet | undefined> {
   if (isPendingId(vpcId)) return undefined;
   const { Subnets = [] } = await ctx.clients.ec2.send(
-    new DescribeSubnetsCommand({ Filters: [...tagFilters(ctx, name), { Name: 'vpc-id', Values: [vpcId] }] }),
+    new DescribeSubnetsCommand({ Filters: tagFilters(ctx, name, vpcId) }),
   );
   const subnet = Subnets[0];
   if (subnet?.SubnetId === undefined) return undefined;
