@@ -118,14 +118,9 @@ const routeTable = (vpcId: string): Resource<DesiredRouteTable, ActualRouteTable
   return resource;
 };
 
-export async function ensureRouteTable(
-  ctx: Ctx,
-  vpcId: string,
-  subnetIds: readonly string[],
-): Promise<{ routeTableId: string }> {
-  const routeTableId = await reconcile(ctx, routeTable(vpcId), { name: routeTableName(ctx), subnetIds });
-  return { routeTableId };
-}
+export const ensureRouteTable = async (ctx: Ctx, vpcId: string, subnetIds: readonly string[]) => ({
+  routeTableId: await reconcile(ctx, routeTable(vpcId), { name: routeTableName(ctx), subnetIds }),
+});
 
 export const deleteRouteTable = (ctx: Ctx, vpcId: string) =>
   destroy(ctx, routeTable(vpcId), routeTableName(ctx));
