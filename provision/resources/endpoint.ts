@@ -231,11 +231,7 @@ export async function ensureEndpoints(
 
 // Both endpoints are deleted in one call, then awaited: the interface
 // endpoint's ENIs hold the endpoint security group and the subnets until gone.
-export async function deleteEndpoints(
-  ctx: Ctx,
-  vpcId: string,
-  waits: NetworkWaits = networkWaits,
-): Promise<void> {
+export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
   const found: { name: string; id: string }[] = [];
   for (const role of [EndpointRole.secretsManager, EndpointRole.s3]) {
     const name = endpointName(ctx, role);

@@ -140,8 +140,7 @@ const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: stri
   return resource;
 };
 
-export const ensureVpc = (ctx: Ctx, waits: NetworkWaits = networkWaits) =>
-  reconcile(ctx, vpc(waits), desiredVpc(ctx));
+export const ensureVpc = (ctx: Ctx, waits = networkWaits) => reconcile(ctx, vpc(waits), desiredVpc(ctx));
 
 // Takes the id deleteNetwork already found, so the VPC is not described again.
 // Its main route table, default network ACL and default security group go with it.
