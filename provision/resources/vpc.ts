@@ -121,13 +121,9 @@ const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: stri
     // ModifyVpcAttribute takes one attribute per call; hostnames need support on, so support goes first
     async update(ctx, _desired, actual, drift) {
       for (const change of drift) {
-        const value = { Value: change.to as boolean };
+        const attribute = change.field === 'enableDnsSupport' ? 'EnableDnsSupport' : 'EnableDnsHostnames';
         await ctx.clients.ec2.send(
-          new ModifyVpcAttributeCommand(
-            change.field === 'enableDnsSupport'
-              ? { VpcId: actual.id, EnableDnsSupport: value }
-              : { VpcId: actual.id, EnableDnsHostnames: value },
-          ),
+          new ModifyVpcAttributeCommand({ VpcId: actual.id, [attribute]: { Value: change.to as boolean } }),
         );
       }
     },
