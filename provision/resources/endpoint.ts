@@ -38,8 +38,7 @@ import {
 // billed per hour per AZ). Private DNS makes the normal
 // secretsmanager.<region>.amazonaws.com name resolve to those ENIs, so the SDK
 // needs no endpoint override.
-export const EndpointRole = { s3: 's3', secretsManager: 'secretsmanager' } as const;
-export type EndpointRole = (typeof EndpointRole)[keyof typeof EndpointRole];
+export type EndpointRole = 's3' | 'secretsmanager';
 
 export interface DesiredEndpoint {
   name: string;
@@ -70,13 +69,13 @@ export function endpointName(ctx: Ctx, role: EndpointRole): string {
 export function desiredEndpoints(ctx: Ctx, inputs: EndpointInputs): Record<EndpointRole, DesiredEndpoint> {
   return {
     s3: {
-      name: endpointName(ctx, EndpointRole.s3),
+      name: endpointName(ctx, 's3'),
       serviceName: awsServiceName(ctx, 's3'),
       type: 'Gateway',
       routeTableIds: [inputs.routeTableId],
     },
     secretsmanager: {
-      name: endpointName(ctx, EndpointRole.secretsManager),
+      name: endpointName(ctx, 'secretsmanager'),
       serviceName: awsServiceName(ctx, 'secretsmanager'),
       type: 'Interface',
       subnetIds: [...inputs.subnetIds],
@@ -233,7 +232,7 @@ export async function ensureEndpoints(
 // endpoint's ENIs hold the endpoint security group and the subnets until gone.
 export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
   const found: { name: string; id: string }[] = [];
-  for (const role of [EndpointRole.secretsManager, EndpointRole.s3]) {
+  for (const role of ['secretsmanager', 's3'] as const) {
     const name = endpointName(ctx, role);
     const actual = await step(`read vpc-endpoint ${name}`, 'ec2:DescribeVpcEndpoints', () =>
       findEndpoint(ctx, vpcId, name),

@@ -128,11 +128,9 @@ export function ruleDrift(desired: readonly Rule[], actual: readonly ActualRule[
 }
 
 export function groupDrift(desired: DesiredGroup, actual: ActualGroup): FieldChange[] {
-  const drift = ruleDrift(desired.rules, actual.rules);
-  return [
-    ...drift.add.map((rule) => ({ field: ruleKey(rule), from: 'absent', to: 'present' })),
-    ...drift.remove.map((rule) => ({ field: ruleKey(rule), from: 'present', to: 'absent' })),
-  ];
+  const { add, remove } = ruleDrift(desired.rules, actual.rules);
+  const change = (from: string, to: string) => (rule: Rule) => ({ field: ruleKey(rule), from, to });
+  return [...add.map(change('absent', 'present')), ...remove.map(change('present', 'absent'))];
 }
 
 export function fromSecurityGroupRule(rule: SecurityGroupRule): ActualRule {
