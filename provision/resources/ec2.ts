@@ -1,4 +1,4 @@
-import type { Filter, Tag } from '@aws-sdk/client-ec2';
+import type { Filter } from '@aws-sdk/client-ec2';
 import { TimeoutError } from '../../lib/errors.ts';
 import { retryWhile } from '../../lib/poll.ts';
 import { type Ctx, type Resource, step } from '../../lib/reconcile.ts';
@@ -33,26 +33,28 @@ export function isEc2Error(error: unknown, ...codes: Ec2Error[]): boolean {
   return error instanceof Error && (codes as string[]).includes(error.name);
 }
 
-export function ec2Tags(ctx: Ctx, name: string): Tag[] {
-  return toTagList({ Name: name, ...ctx.names.tags });
-}
-
 // Tags go on in the create call itself: the deployer may create network
 // resources only with this stack's app/stage tags in the request
 // (aws:RequestTag conditions in docs/deployer-policy.json), which also needs ec2:CreateTags.
 export function tagSpecification(ctx: Ctx, resourceType: string, name: string) {
-  return [{ ResourceType: resourceType as never, Tags: ec2Tags(ctx, name) }];
+  return [{ ResourceType: resourceType as never, Tags: toTagList({ Name: name, ...ctx.names.tags }) }];
 }
 
 // Network resources have no names of their own: they are found by their Name
 // tag plus this stack's app/stage tags, so two stages in one account never
-// pick up each other's resources.
-export function tagFilters(ctx: Ctx, name: string): Filter[] {
+// pick up each other's resources; inside a VPC, also by the VPC's id.
+export function tagFilters(ctx: Ctx, name: string, vpcId?: string): Filter[] {
   return [
     { Name: 'tag:Name', Values: [name] },
     { Name: 'tag:app', Values: [ctx.config.stack.app] },
     { Name: 'tag:stage', Values: [ctx.config.stack.stage] },
+    ...(vpcId === undefined ? [] : [{ Name: 'vpc-id', Values: [vpcId] }]),
   ];
+}
+
+// China regions prefix AWS service endpoint and prefix list names with `cn.` (VPC endpoints guide)
+export function awsServiceName(ctx: Ctx, service: string): string {
+  return `${ctx.identity.partition === 'aws-cn' ? 'cn.' : ''}com.amazonaws.${ctx.identity.region}.${service}`;
 }
 
 // In plan mode the id of a resource that does not exist yet is a `pending(...)`

@@ -20,6 +20,7 @@ import {
   step,
 } from '../../lib/reconcile.ts';
 import {
+  awsServiceName,
   Ec2Error,
   isPendingId,
   type NetworkOptions,
@@ -37,8 +38,7 @@ import {
 // billed per hour per AZ). Private DNS makes the normal
 // secretsmanager.<region>.amazonaws.com name resolve to those ENIs, so the SDK
 // needs no endpoint override.
-export const EndpointRole = { s3: 's3', secretsManager: 'secretsmanager' } as const;
-export type EndpointRole = (typeof EndpointRole)[keyof typeof EndpointRole];
+export type EndpointRole = 's3' | 'secretsmanager';
 
 export interface DesiredEndpoint {
   name: string;
@@ -50,14 +50,9 @@ export interface DesiredEndpoint {
   privateDnsEnabled?: boolean;
 }
 
-export interface ActualEndpoint {
-  id: string;
-  state: string;
-  routeTableIds: string[];
-  subnetIds: string[];
-  securityGroupIds: string[];
-  privateDnsEnabled: boolean;
-}
+export type ActualEndpoint = { id: string; state: string } & Required<
+  Pick<DesiredEndpoint, 'routeTableIds' | 'subnetIds' | 'securityGroupIds' | 'privateDnsEnabled'>
+>;
 
 // What the endpoints go into: the base network's outputs
 export interface EndpointInputs {
@@ -71,22 +66,17 @@ export function endpointName(ctx: Ctx, role: EndpointRole): string {
   return `${ctx.names.base}-${role}`;
 }
 
-function serviceName(ctx: Ctx, service: string): string {
-  // China regions prefix AWS service endpoint names with `cn.` (VPC endpoints guide)
-  return `${ctx.identity.partition === 'aws-cn' ? 'cn.' : ''}com.amazonaws.${ctx.identity.region}.${service}`;
-}
-
 export function desiredEndpoints(ctx: Ctx, inputs: EndpointInputs): Record<EndpointRole, DesiredEndpoint> {
   return {
     s3: {
-      name: endpointName(ctx, EndpointRole.s3),
-      serviceName: serviceName(ctx, 's3'),
+      name: endpointName(ctx, 's3'),
+      serviceName: awsServiceName(ctx, 's3'),
       type: 'Gateway',
       routeTableIds: [inputs.routeTableId],
     },
     secretsmanager: {
-      name: endpointName(ctx, EndpointRole.secretsManager),
-      serviceName: serviceName(ctx, 'secretsmanager'),
+      name: endpointName(ctx, 'secretsmanager'),
+      serviceName: awsServiceName(ctx, 'secretsmanager'),
       type: 'Interface',
       subnetIds: [...inputs.subnetIds],
       securityGroupIds: [inputs.securityGroups.endpoint],
@@ -95,24 +85,24 @@ export function desiredEndpoints(ctx: Ctx, inputs: EndpointInputs): Record<Endpo
   };
 }
 
+// the list fields and the ModifyVpcEndpoint parameters that add to and remove from them
+const listFields = {
+  routeTableIds: ['AddRouteTableIds', 'RemoveRouteTableIds'],
+  subnetIds: ['AddSubnetIds', 'RemoveSubnetIds'],
+  securityGroupIds: ['AddSecurityGroupIds', 'RemoveSecurityGroupIds'],
+} as const;
+
 const sorted = (values: readonly string[] | undefined) =>
   values === undefined ? undefined : [...values].sort();
+const comparable = (endpoint: Partial<Omit<ActualEndpoint, 'id' | 'state'>>) => ({
+  routeTableIds: sorted(endpoint.routeTableIds),
+  subnetIds: sorted(endpoint.subnetIds),
+  securityGroupIds: sorted(endpoint.securityGroupIds),
+  privateDnsEnabled: endpoint.privateDnsEnabled,
+});
 
 export function endpointDrift(desired: DesiredEndpoint, actual: ActualEndpoint): FieldChange[] {
-  return diffFields(
-    {
-      routeTableIds: sorted(desired.routeTableIds),
-      subnetIds: sorted(desired.subnetIds),
-      securityGroupIds: sorted(desired.securityGroupIds),
-      privateDnsEnabled: desired.privateDnsEnabled,
-    },
-    {
-      routeTableIds: sorted(actual.routeTableIds),
-      subnetIds: sorted(actual.subnetIds),
-      securityGroupIds: sorted(actual.securityGroupIds),
-      privateDnsEnabled: actual.privateDnsEnabled,
-    },
-  );
+  return diffFields(comparable(desired), comparable(actual));
 }
 
 // Turns drift into one ModifyVpcEndpoint: add what is missing, remove what is extra.
@@ -121,24 +111,18 @@ export function modifyEndpointInput(
   drift: readonly FieldChange[],
 ): ModifyVpcEndpointCommandInput {
   const input: ModifyVpcEndpointCommandInput = { VpcEndpointId: id };
-  const delta = (change: FieldChange) => {
+  for (const change of drift) {
+    if (change.field === 'privateDnsEnabled') {
+      input.PrivateDnsEnabled = change.to as boolean;
+      continue;
+    }
+    const [addKey, removeKey] = listFields[change.field as keyof typeof listFields];
     const from = (change.from as string[] | undefined) ?? [];
     const to = change.to as string[];
-    return { add: to.filter((v) => !from.includes(v)), remove: from.filter((v) => !to.includes(v)) };
-  };
-  for (const change of drift) {
-    if (change.field === 'privateDnsEnabled') input.PrivateDnsEnabled = change.to as boolean;
-    const { add, remove } = change.field === 'privateDnsEnabled' ? { add: [], remove: [] } : delta(change);
-    if (change.field === 'routeTableIds') {
-      if (add.length) input.AddRouteTableIds = add;
-      if (remove.length) input.RemoveRouteTableIds = remove;
-    } else if (change.field === 'subnetIds') {
-      if (add.length) input.AddSubnetIds = add;
-      if (remove.length) input.RemoveSubnetIds = remove;
-    } else if (change.field === 'securityGroupIds') {
-      if (add.length) input.AddSecurityGroupIds = add;
-      if (remove.length) input.RemoveSecurityGroupIds = remove;
-    }
+    const add = to.filter((v) => !from.includes(v));
+    const remove = from.filter((v) => !to.includes(v));
+    if (add.length) input[addKey] = add;
+    if (remove.length) input[removeKey] = remove;
   }
   return input;
 }
@@ -158,9 +142,7 @@ function toActual(endpoint: VpcEndpoint): ActualEndpoint {
 
 async function describeEndpoints(ctx: Ctx, vpcId: string, name: string): Promise<ActualEndpoint[]> {
   const { VpcEndpoints = [] } = await ctx.clients.ec2.send(
-    new DescribeVpcEndpointsCommand({
-      Filters: [...tagFilters(ctx, name), { Name: 'vpc-id', Values: [vpcId] }],
-    }),
+    new DescribeVpcEndpointsCommand({ Filters: tagFilters(ctx, name, vpcId) }),
   );
   return VpcEndpoints.map(toActual);
 }
@@ -175,21 +157,19 @@ export async function findEndpoint(
   return (await describeEndpoints(ctx, vpcId, name)).find((e) => !goneStates.has(e.state));
 }
 
-// EC2 has no SDK waiter for VPC endpoints: poll until `available`.
-async function waitForEndpoint(ctx: Ctx, vpcId: string, name: string, waits: NetworkWaits): Promise<void> {
-  await pollUntil(
-    async () => {
-      const endpoint = await findEndpoint(ctx, vpcId, name);
-      return endpoint?.state === 'available' ? endpoint : undefined;
-    },
-    {
-      what: `VPC endpoint ${name}`,
-      ...pollOptions(waits),
-      onProgress: (elapsed) =>
-        ctx.log.progress(`waiting for VPC endpoint ${name}: ${Math.round(elapsed / 1000)} s`),
-    },
-  );
-}
+// Polls until check answers, with progress (EC2 has no SDK waiter for VPC endpoints)
+const poll = <T>(
+  ctx: Ctx,
+  waits: NetworkWaits,
+  what: string,
+  doing: string,
+  check: () => Promise<T | undefined>,
+) =>
+  pollUntil(check, {
+    what,
+    ...pollOptions(waits),
+    onProgress: (elapsed) => ctx.log.progress(`${doing}: ${Math.round(elapsed / 1000)} s`),
+  });
 
 const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint, ActualEndpoint, string> => ({
   kind: 'vpc-endpoint',
@@ -222,7 +202,11 @@ const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint,
   // a modified endpoint is pending again until the change is applied
   wait: async (ctx, desired, actual) => {
     if (actual.state !== 'available' || endpointDrift(desired, actual).length > 0) {
-      await waitForEndpoint(ctx, vpcId, desired.name, waits);
+      const { name } = desired;
+      await poll(ctx, waits, `VPC endpoint ${name}`, `waiting for VPC endpoint ${name}`, async () => {
+        const endpoint = await findEndpoint(ctx, vpcId, name);
+        return endpoint?.state === 'available' ? endpoint : undefined;
+      });
     }
     return undefined;
   },
@@ -246,13 +230,9 @@ export async function ensureEndpoints(
 
 // Both endpoints are deleted in one call, then awaited: the interface
 // endpoint's ENIs hold the endpoint security group and the subnets until gone.
-export async function deleteEndpoints(
-  ctx: Ctx,
-  vpcId: string,
-  waits: NetworkWaits = networkWaits,
-): Promise<void> {
+export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
   const found: { name: string; id: string }[] = [];
-  for (const role of [EndpointRole.secretsManager, EndpointRole.s3]) {
+  for (const role of ['secretsmanager', 's3'] as const) {
     const name = endpointName(ctx, role);
     const actual = await step(`read vpc-endpoint ${name}`, 'ec2:DescribeVpcEndpoints', () =>
       findEndpoint(ctx, vpcId, name),
@@ -278,12 +258,7 @@ export async function deleteEndpoints(
     const deleted = async () =>
       (await describeEndpoints(ctx, vpcId, name)).every((e) => e.state === 'deleted') ? true : undefined;
     await step(`wait for vpc-endpoint ${name} to be deleted`, 'ec2:DescribeVpcEndpoints', () =>
-      pollUntil(deleted, {
-        what: `VPC endpoint ${name} to be deleted`,
-        ...pollOptions(waits),
-        onProgress: (elapsed) =>
-          ctx.log.progress(`deleting VPC endpoint ${name}: ${Math.round(elapsed / 1000)} s`),
-      }),
+      poll(ctx, waits, `VPC endpoint ${name} to be deleted`, `deleting VPC endpoint ${name}`, deleted),
     );
   }
 }

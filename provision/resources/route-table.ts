@@ -34,19 +34,14 @@ export function routeTableName(ctx: Ctx): string {
 export async function findRouteTable(ctx: Ctx, vpcId: string): Promise<ActualRouteTable | undefined> {
   if (isPendingId(vpcId)) return undefined;
   const { RouteTables = [] } = await ctx.clients.ec2.send(
-    new DescribeRouteTablesCommand({
-      Filters: [...tagFilters(ctx, routeTableName(ctx)), { Name: 'vpc-id', Values: [vpcId] }],
-    }),
+    new DescribeRouteTablesCommand({ Filters: tagFilters(ctx, routeTableName(ctx), vpcId) }),
   );
   const table = RouteTables[0];
   if (table?.RouteTableId === undefined) return undefined;
-  const associations: Record<string, string> = {};
-  for (const association of table.Associations ?? []) {
-    if (association.SubnetId !== undefined && association.RouteTableAssociationId !== undefined) {
-      associations[association.SubnetId] = association.RouteTableAssociationId;
-    }
-  }
-  return { id: table.RouteTableId, associations };
+  const associations = (table.Associations ?? [])
+    .filter((a) => a.SubnetId !== undefined && a.RouteTableAssociationId !== undefined)
+    .map((a) => [a.SubnetId, a.RouteTableAssociationId]);
+  return { id: table.RouteTableId, associations: Object.fromEntries(associations) };
 }
 
 // The subnets the route table should be associated with but is not.
@@ -123,14 +118,9 @@ const routeTable = (vpcId: string): Resource<DesiredRouteTable, ActualRouteTable
   return resource;
 };
 
-export async function ensureRouteTable(
-  ctx: Ctx,
-  vpcId: string,
-  subnetIds: readonly string[],
-): Promise<{ routeTableId: string }> {
-  const routeTableId = await reconcile(ctx, routeTable(vpcId), { name: routeTableName(ctx), subnetIds });
-  return { routeTableId };
-}
+export const ensureRouteTable = async (ctx: Ctx, vpcId: string, subnetIds: readonly string[]) => ({
+  routeTableId: await reconcile(ctx, routeTable(vpcId), { name: routeTableName(ctx), subnetIds }),
+});
 
 export const deleteRouteTable = (ctx: Ctx, vpcId: string) =>
   destroy(ctx, routeTable(vpcId), routeTableName(ctx));

@@ -21,6 +21,7 @@ import {
   step,
 } from '../../lib/reconcile.ts';
 import {
+  awsServiceName,
   deleteWhenReleased,
   Ec2Error,
   isEc2Error,
@@ -30,14 +31,6 @@ import {
   settle,
   tagSpecification,
 } from './ec2.ts';
-
-export const GroupRole = {
-  function: 'function',
-  cache: 'cache',
-  database: 'database',
-  endpoint: 'endpoint',
-} as const;
-export type GroupRole = (typeof GroupRole)[keyof typeof GroupRole];
 
 export const Port = { https: 443, postgres: 5432, redis: 6379 } as const;
 
@@ -69,16 +62,17 @@ export interface ActualGroup {
   rules: ActualRule[];
 }
 
-export function groupName(ctx: Ctx, role: GroupRole): string {
-  return `${ctx.names.base}-${role}`;
-}
-
-const descriptions: Record<GroupRole, string> = {
+const descriptions = {
   function: 'line-count function: egress only, to the VPC and S3',
   cache: 'ElastiCache: Redis port from the function only',
   database: 'RDS PostgreSQL: from the function only',
   endpoint: 'Secrets Manager endpoint: HTTPS from the function only',
 };
+export type GroupRole = keyof typeof descriptions;
+
+export function groupName(ctx: Ctx, role: GroupRole): string {
+  return `${ctx.names.base}-${role}`;
+}
 
 // Least privilege. The function has no ingress (nothing calls into it over the
 // network; Lambda invokes it through its own control plane) and egress only
@@ -116,24 +110,15 @@ export function desiredRules(
 // The identity of a rule: everything but its description (EC2 treats two rules
 // that differ only in description as the same permission).
 export function ruleKey(rule: Rule): string {
-  const peer =
-    'cidr' in rule.peer
-      ? `cidr ${rule.peer.cidr}`
-      : 'prefixList' in rule.peer
-        ? `prefix-list ${rule.peer.prefixList}`
-        : `group ${rule.peer.group}`;
+  const [peerKind, peerValue] = Object.entries(rule.peer)[0] as [string, string];
+  const peer = `${peerKind === 'prefixList' ? 'prefix-list' : peerKind} ${peerValue}`;
   const ports = rule.fromPort === rule.toPort ? `${rule.fromPort}` : `${rule.fromPort}-${rule.toPort}`;
   const protocol = rule.protocol === '-1' ? 'all' : rule.protocol;
   return `${rule.direction} ${protocol} ${ports} ${peer}`;
 }
 
-export interface RuleDrift {
-  add: Rule[];
-  remove: ActualRule[];
-}
-
 // A rule removed out of band is added back; a rule nobody asked for is revoked.
-export function ruleDrift(desired: readonly Rule[], actual: readonly ActualRule[]): RuleDrift {
+export function ruleDrift(desired: readonly Rule[], actual: readonly ActualRule[]) {
   const wanted = new Set(desired.map(ruleKey));
   const present = new Set(actual.map(ruleKey));
   return {
@@ -143,11 +128,9 @@ export function ruleDrift(desired: readonly Rule[], actual: readonly ActualRule[
 }
 
 export function groupDrift(desired: DesiredGroup, actual: ActualGroup): FieldChange[] {
-  const drift = ruleDrift(desired.rules, actual.rules);
-  return [
-    ...drift.add.map((rule) => ({ field: ruleKey(rule), from: 'absent', to: 'present' })),
-    ...drift.remove.map((rule) => ({ field: ruleKey(rule), from: 'present', to: 'absent' })),
-  ];
+  const { add, remove } = ruleDrift(desired.rules, actual.rules);
+  const change = (from: string, to: string) => (rule: Rule) => ({ field: ruleKey(rule), from, to });
+  return [...add.map(change('absent', 'present')), ...remove.map(change('present', 'absent'))];
 }
 
 export function fromSecurityGroupRule(rule: SecurityGroupRule): ActualRule {
@@ -183,7 +166,7 @@ export function toIpPermission(rule: Rule): IpPermission {
 }
 
 export async function findS3PrefixList(ctx: Ctx): Promise<string> {
-  const name = `${ctx.identity.partition === 'aws-cn' ? 'cn.' : ''}com.amazonaws.${ctx.identity.region}.s3`;
+  const name = awsServiceName(ctx, 's3');
   const { PrefixLists = [] } = await ctx.clients.ec2.send(
     new DescribePrefixListsCommand({ Filters: [{ Name: 'prefix-list-name', Values: [name] }] }),
   );
@@ -223,7 +206,7 @@ export async function findRules(ctx: Ctx, groupId: string): Promise<ActualRule[]
 }
 
 // Adds before it revokes, so an update never leaves a moment with neither rule.
-async function applyRuleDrift(ctx: Ctx, groupId: string, drift: RuleDrift): Promise<void> {
+async function applyRuleDrift(ctx: Ctx, groupId: string, drift: ReturnType<typeof ruleDrift>): Promise<void> {
   const { ec2 } = ctx.clients;
   for (const rule of drift.add) {
     const input = { GroupId: groupId, IpPermissions: [toIpPermission(rule)] };
@@ -248,7 +231,12 @@ async function applyRuleDrift(ctx: Ctx, groupId: string, drift: RuleDrift): Prom
   }
 }
 
-const securityGroup = (vpcId: string, waits: NetworkWaits): Resource<DesiredGroup, ActualGroup, string> => {
+// a delete needs only the group's id: its rules are not read
+const securityGroup = (
+  vpcId: string,
+  waits: NetworkWaits,
+  readRules = true,
+): Resource<DesiredGroup, ActualGroup, string> => {
   const resource: Resource<DesiredGroup, ActualGroup, string> = {
     kind: 'security-group',
     permissions: {
@@ -260,7 +248,7 @@ const securityGroup = (vpcId: string, waits: NetworkWaits): Resource<DesiredGrou
     },
     async find(ctx, name) {
       const id = await findSecurityGroup(ctx, vpcId, name);
-      return id === undefined ? undefined : { id, rules: await findRules(ctx, id) };
+      return id === undefined ? undefined : { id, rules: readRules ? await findRules(ctx, id) : [] };
     },
     drift: groupDrift,
     // A new group comes with an allow-all egress rule (VPC user guide,
@@ -307,9 +295,9 @@ export async function ensureSecurityGroups(ctx: Ctx, vpcId: string): Promise<Sec
     rules: desiredRules(ctx.config.provision.vpcCidr, prefixList, functionGroupId)[role],
   });
   // the function's rules do not reference its own id
-  const fn = await reconcile(ctx, resource, desired(GroupRole.function, ''));
+  const fn = await reconcile(ctx, resource, desired('function', ''));
   const ids = { function: fn } as SecurityGroupIds;
-  for (const role of [GroupRole.cache, GroupRole.database, GroupRole.endpoint]) {
+  for (const role of ['cache', 'database', 'endpoint'] as const) {
     ids[role] = await reconcile(ctx, resource, desired(role, fn));
   }
   return ids;
@@ -317,20 +305,9 @@ export async function ensureSecurityGroups(ctx: Ctx, vpcId: string): Promise<Sec
 
 // The data stores' groups reference the function's group, so the function's
 // goes last. Every group waits until network interfaces release it.
-export async function deleteSecurityGroups(
-  ctx: Ctx,
-  vpcId: string,
-  waits: NetworkWaits = networkWaits,
-): Promise<void> {
-  // the group's id is enough to delete it: its rules are not read
-  const resource = {
-    ...securityGroup(vpcId, waits),
-    find: async (ctx: Ctx, name: string) => {
-      const id = await findSecurityGroup(ctx, vpcId, name);
-      return id === undefined ? undefined : { id, rules: [] };
-    },
-  };
-  for (const role of [GroupRole.endpoint, GroupRole.cache, GroupRole.database, GroupRole.function]) {
+export async function deleteSecurityGroups(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
+  const resource = securityGroup(vpcId, waits, false);
+  for (const role of ['endpoint', 'cache', 'database', 'function'] as const) {
     await destroy(ctx, resource, groupName(ctx, role));
   }
 }

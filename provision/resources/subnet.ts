@@ -47,10 +47,6 @@ export function carveSubnetCidr(vpcCidr: string, index: number): string {
   return `${a}.${b}.${index * 16}.0/20`;
 }
 
-export function desiredSubnet(ctx: Ctx, index: number): DesiredSubnet {
-  return { name: subnetName(ctx, index), index, cidr: carveSubnetCidr(ctx.config.provision.vpcCidr, index) };
-}
-
 // Zones are sorted by name so every run picks the same two; local zones and
 // wavelength zones are excluded (they offer neither RDS nor ElastiCache t4g).
 export async function findAvailabilityZones(ctx: Ctx): Promise<string[]> {
@@ -76,7 +72,7 @@ export async function findAvailabilityZones(ctx: Ctx): Promise<string[]> {
 export async function findSubnet(ctx: Ctx, vpcId: string, name: string): Promise<ActualSubnet | undefined> {
   if (isPendingId(vpcId)) return undefined;
   const { Subnets = [] } = await ctx.clients.ec2.send(
-    new DescribeSubnetsCommand({ Filters: [...tagFilters(ctx, name), { Name: 'vpc-id', Values: [vpcId] }] }),
+    new DescribeSubnetsCommand({ Filters: tagFilters(ctx, name, vpcId) }),
   );
   const subnet = Subnets[0];
   if (subnet?.SubnetId === undefined) return undefined;
@@ -157,26 +153,19 @@ const subnet = (
   isNotFound: (error) => isEc2Error(error, Ec2Error.subnetNotFound),
 });
 
-export async function ensureSubnets(
-  ctx: Ctx,
-  vpcId: string,
-  waits: NetworkWaits = networkWaits,
-): Promise<{ subnetIds: string[] }> {
+export async function ensureSubnets(ctx: Ctx, vpcId: string, waits = networkWaits) {
   const resource = subnet(vpcId, waits, zoneLookup(ctx));
   const subnetIds: string[] = [];
   for (let index = 0; index < subnetCount; index++) {
-    subnetIds.push(await reconcile(ctx, resource, desiredSubnet(ctx, index)));
+    const cidr = carveSubnetCidr(ctx.config.provision.vpcCidr, index);
+    subnetIds.push(await reconcile(ctx, resource, { name: subnetName(ctx, index), index, cidr }));
   }
   return { subnetIds };
 }
 
 // Subnets fail with DependencyViolation while Lambda's network interfaces
 // linger (up to ~20 min after the function is deleted): retried, with progress.
-export async function deleteSubnets(
-  ctx: Ctx,
-  vpcId: string,
-  waits: NetworkWaits = networkWaits,
-): Promise<void> {
+export async function deleteSubnets(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
   const resource = subnet(vpcId, waits);
   for (let index = 0; index < subnetCount; index++) await destroy(ctx, resource, subnetName(ctx, index));
 }

@@ -37,13 +37,7 @@ export interface DesiredVpc {
   enableDnsHostnames: boolean;
 }
 
-export interface ActualVpc {
-  id: string;
-  cidr: string;
-  state: string;
-  enableDnsSupport: boolean;
-  enableDnsHostnames: boolean;
-}
+export type ActualVpc = Omit<DesiredVpc, 'name'> & { id: string; state: string };
 
 export function desiredVpc(ctx: Ctx): DesiredVpc {
   return {
@@ -61,10 +55,8 @@ export function vpcDrift(desired: DesiredVpc, actual: ActualVpc): FieldChange[] 
       `VPC ${desired.name} (${actual.id}) has CIDR ${actual.cidr} but VPC_CIDR is ${desired.cidr}; set VPC_CIDR=${actual.cidr} or tear the stack down first`,
     );
   }
-  return diffFields(
-    { enableDnsSupport: desired.enableDnsSupport, enableDnsHostnames: desired.enableDnsHostnames },
-    { enableDnsSupport: actual.enableDnsSupport, enableDnsHostnames: actual.enableDnsHostnames },
-  );
+  const { name, cidr, ...dns } = desired;
+  return diffFields(dns, actual);
 }
 
 export async function findVpc(ctx: Ctx): Promise<ActualVpc | undefined> {
@@ -123,22 +115,15 @@ const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: stri
         waitForVpc(ctx, created.id, waits),
       );
       await settle(ctx, resource, desired, created);
-      return {
-        ...created,
-        enableDnsSupport: desired.enableDnsSupport,
-        enableDnsHostnames: desired.enableDnsHostnames,
-      };
+      const { name, ...settled } = desired;
+      return { ...created, ...settled };
     },
     // ModifyVpcAttribute takes one attribute per call; hostnames need support on, so support goes first
     async update(ctx, _desired, actual, drift) {
       for (const change of drift) {
-        const value = { Value: change.to as boolean };
+        const attribute = change.field === 'enableDnsSupport' ? 'EnableDnsSupport' : 'EnableDnsHostnames';
         await ctx.clients.ec2.send(
-          new ModifyVpcAttributeCommand(
-            change.field === 'enableDnsSupport'
-              ? { VpcId: actual.id, EnableDnsSupport: value }
-              : { VpcId: actual.id, EnableDnsHostnames: value },
-          ),
+          new ModifyVpcAttributeCommand({ VpcId: actual.id, [attribute]: { Value: change.to as boolean } }),
         );
       }
     },
@@ -151,8 +136,7 @@ const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: stri
   return resource;
 };
 
-export const ensureVpc = (ctx: Ctx, waits: NetworkWaits = networkWaits) =>
-  reconcile(ctx, vpc(waits), desiredVpc(ctx));
+export const ensureVpc = (ctx: Ctx, waits = networkWaits) => reconcile(ctx, vpc(waits), desiredVpc(ctx));
 
 // Takes the id deleteNetwork already found, so the VPC is not described again.
 // Its main route table, default network ACL and default security group go with it.
