@@ -93,3 +93,24 @@ export async function waitAvailable<Live>(
 export function isSettled(status: string): boolean {
   return status === 'available' || status === 'deleting';
 }
+
+// How each service names its subnet and parameter groups: the kind
+// `cache-subnet-group`, `DB subnet group` in messages, IAM actions such as
+// `rds:CreateDBSubnetGroup`.
+export function groupNaming(service: 'elasticache' | 'rds', noun: 'Subnet' | 'Parameter') {
+  const prefix = service === 'rds' ? 'DB' : 'Cache';
+  const action = (verb: string) => `${service}:${verb}${prefix}${noun}Group`;
+  return {
+    kind: `${prefix.toLowerCase()}-${noun.toLowerCase()}-group`,
+    // as messages name it: `cannot read DB subnet group ...`
+    what: `${service === 'rds' ? 'DB' : 'cache'} ${noun.toLowerCase()} group`,
+    permissions: {
+      find: `${action('Describe')}s`,
+      create: action('Create'),
+      update: action('Modify'),
+      delete: action('Delete'),
+    },
+  };
+}
+
+export type GroupNaming = ReturnType<typeof groupNaming>;
