@@ -99,8 +99,9 @@ export interface ActualReplicationGroup {
   nodeType: string;
   parameterGroup: string | undefined;
   securityGroupIds: string[];
-  host: string | undefined;
-  port: number | undefined;
+  // known once available
+  host?: string | undefined;
+  port?: number | undefined;
   atRestEncryption: boolean;
   transitEncryption: boolean;
   authTokenEnabled: boolean;
@@ -133,18 +134,12 @@ export function replicationGroupDrift(
   desired: DesiredReplicationGroup,
   actual: ActualReplicationGroup,
 ): FieldChange[] {
-  const changes = diffFields(
-    {
-      CacheNodeType: desired.nodeType,
-      CacheParameterGroupName: desired.parameterGroup,
-      SecurityGroupIds: [...desired.securityGroupIds].sort(),
-    },
-    {
-      CacheNodeType: actual.nodeType,
-      CacheParameterGroupName: actual.parameterGroup,
-      SecurityGroupIds: [...actual.securityGroupIds].sort(),
-    },
-  );
+  const modifiable = (g: DesiredReplicationGroup | ActualReplicationGroup) => ({
+    CacheNodeType: g.nodeType,
+    CacheParameterGroupName: g.parameterGroup,
+    SecurityGroupIds: [...g.securityGroupIds].sort(),
+  });
+  const changes = diffFields(modifiable(desired), modifiable(actual));
   return desired.newAuthToken === undefined ? changes : [...changes, lostToken];
 }
 
@@ -260,8 +255,6 @@ function replicationGroup(
         nodeType: desired.nodeType,
         parameterGroup: desired.parameterGroup,
         securityGroupIds: desired.securityGroupIds,
-        host: undefined,
-        port: undefined,
         atRestEncryption: true,
         transitEncryption: true,
         authTokenEnabled: true,

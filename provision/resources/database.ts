@@ -93,10 +93,11 @@ export interface ActualInstance {
   publiclyAccessible: boolean;
   iamDatabaseAuthentication: boolean;
   storageEncrypted: boolean;
-  host: string | undefined;
-  port: number | undefined;
-  secretArn: string | undefined;
-  resourceId: string | undefined;
+  // known once available
+  host?: string | undefined;
+  port?: number | undefined;
+  secretArn?: string | undefined;
+  resourceId?: string | undefined;
 }
 
 export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstance {
@@ -121,26 +122,16 @@ export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstan
 // already requires (RDS User Guide, "Enabling and disabling IAM database
 // authentication").
 export function instanceDrift(desired: DesiredInstance, actual: ActualInstance): FieldChange[] {
-  const changes = diffFields(
-    {
-      DBInstanceClass: desired.instanceClass,
-      DeletionProtection: desired.deletionProtection,
-      BackupRetentionPeriod: desired.backupRetentionDays,
-      DBParameterGroupName: desired.parameterGroup,
-      VpcSecurityGroupIds: [...desired.securityGroupIds].sort(),
-      PubliclyAccessible: desired.publiclyAccessible,
-      EnableIAMDatabaseAuthentication: desired.iamDatabaseAuthentication,
-    },
-    {
-      DBInstanceClass: actual.instanceClass,
-      DeletionProtection: actual.deletionProtection,
-      BackupRetentionPeriod: actual.backupRetentionDays,
-      DBParameterGroupName: actual.parameterGroup,
-      VpcSecurityGroupIds: [...actual.securityGroupIds].sort(),
-      PubliclyAccessible: actual.publiclyAccessible,
-      EnableIAMDatabaseAuthentication: actual.iamDatabaseAuthentication,
-    },
-  );
+  const modifiable = (i: DesiredInstance | ActualInstance) => ({
+    DBInstanceClass: i.instanceClass,
+    DeletionProtection: i.deletionProtection,
+    BackupRetentionPeriod: i.backupRetentionDays,
+    DBParameterGroupName: i.parameterGroup,
+    VpcSecurityGroupIds: [...i.securityGroupIds].sort(),
+    PubliclyAccessible: i.publiclyAccessible,
+    EnableIAMDatabaseAuthentication: i.iamDatabaseAuthentication,
+  });
+  const changes = diffFields(modifiable(desired), modifiable(actual));
   // storage can only grow (ModifyDBInstance AllocatedStorage); a smaller setting is left alone
   if (desired.allocatedStorageGb > actual.allocatedStorageGb) {
     changes.push({
@@ -253,23 +244,7 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
         }),
       );
       // as asked for, until the waiter sees it available with its endpoint
-      return {
-        id: desired.name,
-        status: 'creating',
-        instanceClass: desired.instanceClass,
-        allocatedStorageGb: desired.allocatedStorageGb,
-        backupRetentionDays: desired.backupRetentionDays,
-        deletionProtection: desired.deletionProtection,
-        parameterGroup: desired.parameterGroup,
-        securityGroupIds: desired.securityGroupIds,
-        publiclyAccessible: desired.publiclyAccessible,
-        iamDatabaseAuthentication: desired.iamDatabaseAuthentication,
-        storageEncrypted: true,
-        host: undefined,
-        port: undefined,
-        secretArn: undefined,
-        resourceId: undefined,
-      };
+      return { ...desired, id: desired.name, status: 'creating', storageEncrypted: true };
     },
     alreadyExists: (error) => error instanceof DBInstanceAlreadyExistsFault,
     // applied on an available instance, and waited out
