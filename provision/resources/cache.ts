@@ -16,7 +16,6 @@ import {
   destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   pending,
   type Resource,
   reconcile,
@@ -25,7 +24,7 @@ import {
 import { toTagList } from '../tags.ts';
 import { type AuthSecret, deleteAuthSecret, ensureAuthSecret, readAuthToken } from './cache-secret.ts';
 import { cacheParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { isSettled, orAbsent, type Waits, waitAvailable, waitUntil } from './store-calls.ts';
+import { orAbsent, storeWaits, type Waits } from './store-calls.ts';
 import { cacheSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
 
 // The ElastiCache replication group: the idempotency store and write-behind
@@ -188,24 +187,21 @@ async function findReplicationGroup(ctx: Ctx, name: string): Promise<ActualRepli
   };
 }
 
-const waited = (name: string) => ({ what: `ElastiCache replication group ${name}`, console: 'ElastiCache' });
-
-const available = (ctx: Ctx, waits: Waits, name: string) =>
-  waitAvailable(
-    ctx,
-    waits,
-    waited(name),
-    (timing) =>
-      waitUntilReplicationGroupAvailable(
-        { client: ctx.clients.elasticache, ...timing },
-        { ReplicationGroupId: name },
-      ),
-    () => findReplicationGroup(ctx, name),
-  );
+const waiting = (waits: Waits) =>
+  storeWaits(waits, {
+    what: 'ElastiCache replication group',
+    console: 'ElastiCache',
+    client: (ctx) => ctx.clients.elasticache,
+    input: (name) => ({ ReplicationGroupId: name }),
+    available: waitUntilReplicationGroupAvailable,
+    deleted: waitUntilReplicationGroupDeleted,
+    find: findReplicationGroup,
+  });
 
 function replicationGroup(
   waits: Waits,
 ): Resource<DesiredReplicationGroup, ActualReplicationGroup, CacheOutputs> {
+  const { available, wait, waitGone } = waiting(waits);
   return {
     kind: 'cache-replication-group',
     permissions: {
@@ -271,19 +267,18 @@ function replicationGroup(
             ...change,
           }),
         );
-      if (actual.status !== 'available') await available(ctx, waits, desired.name);
+      if (actual.status !== 'available') await available(ctx, desired.name);
       const settings = drift.filter((f) => f.field !== lostToken.field);
       if (settings.length > 0) {
         await modify(Object.fromEntries(settings.map((f) => [f.field, f.to])));
-        await available(ctx, waits, desired.name);
+        await available(ctx, desired.name);
       }
       if (desired.newAuthToken !== undefined) {
         await modify({ AuthToken: desired.newAuthToken, AuthTokenUpdateStrategy: 'SET' });
-        await available(ctx, waits, desired.name);
+        await available(ctx, desired.name);
       }
     },
-    wait: async (ctx, desired, actual) =>
-      actual.status === 'available' ? undefined : available(ctx, waits, desired.name),
+    wait,
     outputs: (_ctx, desired, actual) => ({
       host: actual?.host ?? pending('cache endpoint'),
       port: actual?.port ?? cachePort,
@@ -294,13 +289,7 @@ function replicationGroup(
       await ctx.clients.elasticache.send(new DeleteReplicationGroupCommand({ ReplicationGroupId: name }));
     },
     isNotFound: (error) => error instanceof ReplicationGroupNotFoundFault,
-    waitGone: (ctx, name) =>
-      waitUntil(ctx, waits, { ...waited(name), until: 'deleted' }, (timing) =>
-        waitUntilReplicationGroupDeleted(
-          { client: ctx.clients.elasticache, ...timing },
-          { ReplicationGroupId: name },
-        ),
-      ),
+    waitGone,
   };
 }
 
@@ -339,12 +328,7 @@ export async function deleteCache(ctx: Ctx, options: DeleteCacheOptions = {}): P
     ctx,
     {
       ...group,
-      // a group that is creating or modifying refuses deletion: wait it out first
-      async find(ctx, name) {
-        const found = await findReplicationGroup(ctx, name);
-        if (found === undefined || isPlan(ctx) || isSettled(found.status)) return found;
-        return available(ctx, waits, name);
-      },
+      find: async (ctx, name) => waiting(waits).settled(ctx, name, await findReplicationGroup(ctx, name)),
     },
     ctx.names.cache,
   );

@@ -15,7 +15,6 @@ import {
   destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   pending,
   type Resource,
   reconcile,
@@ -23,7 +22,7 @@ import {
 } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 import { dbParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { isSettled, orAbsent, type Waits, waitAvailable, waitUntil } from './store-calls.ts';
+import { orAbsent, storeWaits, type Waits } from './store-calls.ts';
 import { dbSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
 
 // The RDS PostgreSQL instance: the system of record. ensureDatabase also
@@ -178,19 +177,19 @@ const findInstance = (ctx: Ctx, name: string): Promise<ActualInstance | undefine
     return instance && toActual(instance);
   });
 
-const waited = (name: string) => ({ what: `RDS instance ${name}`, console: 'RDS' });
-
-const available = (ctx: Ctx, waits: Waits, name: string) =>
-  waitAvailable(
-    ctx,
-    waits,
-    waited(name),
-    (timing) =>
-      waitUntilDBInstanceAvailable({ client: ctx.clients.rds, ...timing }, { DBInstanceIdentifier: name }),
-    () => findInstance(ctx, name),
-  );
+const waiting = (waits: Waits) =>
+  storeWaits(waits, {
+    what: 'RDS instance',
+    console: 'RDS',
+    client: (ctx) => ctx.clients.rds,
+    input: (name) => ({ DBInstanceIdentifier: name }),
+    available: waitUntilDBInstanceAvailable,
+    deleted: waitUntilDBInstanceDeleted,
+    find: findInstance,
+  });
 
 function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, DatabaseOutputs> {
+  const { available, wait, waitGone } = waiting(waits);
   return {
     kind: 'db-instance',
     permissions: {
@@ -249,7 +248,7 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
     alreadyExists: (error) => error instanceof DBInstanceAlreadyExistsFault,
     // applied on an available instance, and waited out
     async update(ctx, desired, actual, drift) {
-      if (actual.status !== 'available') await available(ctx, waits, desired.name);
+      if (actual.status !== 'available') await available(ctx, desired.name);
       await ctx.clients.rds.send(
         new ModifyDBInstanceCommand({
           DBInstanceIdentifier: desired.name,
@@ -257,10 +256,9 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
           ...Object.fromEntries(drift.map((f) => [f.field, f.to])),
         }),
       );
-      await available(ctx, waits, desired.name);
+      await available(ctx, desired.name);
     },
-    wait: async (ctx, desired, actual) =>
-      actual.status === 'available' ? undefined : available(ctx, waits, desired.name),
+    wait,
     outputs: (ctx, _desired, actual) => ({
       host: actual?.host ?? pending('database endpoint'),
       port: actual?.port ?? dbEngine.port,
@@ -269,10 +267,7 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
       resourceId: actual?.resourceId ?? pending('database resource id'),
     }),
     isNotFound: (error) => error instanceof DBInstanceNotFoundFault,
-    waitGone: (ctx, name) =>
-      waitUntil(ctx, waits, { ...waited(name), until: 'deleted' }, (timing) =>
-        waitUntilDBInstanceDeleted({ client: ctx.clients.rds, ...timing }, { DBInstanceIdentifier: name }),
-      ),
+    waitGone,
   };
 }
 
@@ -315,9 +310,7 @@ export async function deleteDatabase(ctx: Ctx, options: DeleteDatabaseOptions): 
             `RDS instance ${name} has deletion protection on; run teardown with --force to turn it off and delete it`,
           );
         }
-        // an instance that is creating or modifying refuses deletion: wait it out first
-        if (found === undefined || isPlan(ctx) || isSettled(found.status)) return found;
-        return available(ctx, waits, name);
+        return waiting(waits).settled(ctx, name, found);
       },
       async remove(ctx, name, actual) {
         if (actual.status === 'deleting') return;
