@@ -24,7 +24,7 @@ import {
 import { toTagList } from '../tags.ts';
 import { type AuthSecret, deleteAuthSecret, ensureAuthSecret, readAuthToken } from './cache-secret.ts';
 import { cacheParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { orAbsent, storeWaits, type Waits } from './store-calls.ts';
+import { orAbsent, type StoreInputs, type StoreOptions, storeWaits, type Waits } from './store-calls.ts';
 import { cacheSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
 
 // The ElastiCache replication group: the idempotency store and write-behind
@@ -63,20 +63,13 @@ export const cacheWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface CacheInputs {
-  subnetIds: readonly string[];
-  securityGroupId: string;
-}
-
 export interface CacheOutputs {
   host: string;
   port: number;
   authSecretArn: string;
 }
 
-export interface CacheOptions {
-  waits?: Partial<Waits>;
-}
+export type CacheOptions = StoreOptions;
 
 export interface DesiredReplicationGroup {
   name: string;
@@ -108,7 +101,7 @@ export interface ActualReplicationGroup {
 
 export function desiredReplicationGroup(
   ctx: Ctx,
-  inputs: CacheInputs,
+  inputs: StoreInputs,
   secret: AuthSecret,
 ): DesiredReplicationGroup {
   const engine = ctx.config.provision.cacheEngine;
@@ -295,7 +288,7 @@ function replicationGroup(
 
 export async function ensureCache(
   ctx: Ctx,
-  inputs: CacheInputs,
+  inputs: StoreInputs,
   options: CacheOptions = {},
 ): Promise<CacheOutputs> {
   const waits = { ...cacheWaits, ...options.waits };

@@ -22,7 +22,7 @@ import {
 } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 import { dbParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { orAbsent, storeWaits, type Waits } from './store-calls.ts';
+import { orAbsent, type StoreInputs, type StoreOptions, storeWaits, type Waits } from './store-calls.ts';
 import { dbSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
 
 // The RDS PostgreSQL instance: the system of record. ensureDatabase also
@@ -46,11 +46,6 @@ export const databaseWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface DatabaseInputs {
-  subnetIds: readonly string[];
-  securityGroupId: string;
-}
-
 export interface DatabaseOutputs {
   host: string;
   port: number;
@@ -63,9 +58,7 @@ export interface DatabaseOutputs {
   resourceId: string;
 }
 
-export interface DatabaseOptions {
-  waits?: Partial<Waits>;
-}
+export type DatabaseOptions = StoreOptions;
 
 export interface DesiredInstance {
   name: string;
@@ -99,7 +92,7 @@ export interface ActualInstance {
   resourceId?: string | undefined;
 }
 
-export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstance {
+export function desiredInstance(ctx: Ctx, inputs: StoreInputs): DesiredInstance {
   const p = ctx.config.provision;
   return {
     name: ctx.names.db,
@@ -273,7 +266,7 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
 
 export async function ensureDatabase(
   ctx: Ctx,
-  inputs: DatabaseInputs,
+  inputs: StoreInputs,
   options: DatabaseOptions = {},
 ): Promise<DatabaseOutputs> {
   const waits = { ...databaseWaits, ...options.waits };

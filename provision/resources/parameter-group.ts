@@ -17,15 +17,7 @@ import {
   ModifyDBParameterGroupCommand,
 } from '@aws-sdk/client-rds';
 import { UsageError } from '../../lib/errors.ts';
-import {
-  type Ctx,
-  destroy,
-  diffFields,
-  type FieldChange,
-  type Resource,
-  reconcile,
-  step,
-} from '../../lib/reconcile.ts';
+import { type Ctx, destroy, diffFields, type Resource, reconcile, step } from '../../lib/reconcile.ts';
 import { type Tags, toTagList } from '../tags.ts';
 import { type GroupNaming, groupNaming, orAbsent } from './store-calls.ts';
 
@@ -153,12 +145,8 @@ export const dbParameterGroups: ParameterGroupApi = {
   AlreadyExists: DBParameterGroupAlreadyExistsFault,
 };
 
-export function parameterDrift(
-  desired: Record<string, string>,
-  actual: Record<string, string | undefined>,
-): FieldChange[] {
-  return diffFields(desired, actual);
-}
+// a parameter is compared by its value; parameters we do not set are ignored
+export const parameterDrift = diffFields;
 
 function parameterGroup(api: ParameterGroupApi): Resource<ParameterGroupSpec, ParameterGroupState, void> {
   return {

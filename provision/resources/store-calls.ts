@@ -26,6 +26,16 @@ export interface Waits {
   progressEveryMs: number;
 }
 
+// where the database and the cache are placed
+export interface StoreInputs {
+  subnetIds: readonly string[];
+  securityGroupId: string;
+}
+
+export interface StoreOptions {
+  waits?: Partial<Waits>;
+}
+
 interface WaiterTiming {
   maxWaitTime: number;
   minDelay: number;
