@@ -43,18 +43,15 @@ interface SecretSpec {
   tags: Tags;
 }
 
-interface SecretState {
-  arn: string;
-  // scheduled for deletion by an earlier teardown
-  deleted: boolean;
-  // the token, when this run created the secret
-  created?: string;
-}
-
 export interface AuthSecret {
   arn: string;
   // the token, when this run created the secret (a group that already exists lost its old one)
   created?: string;
+}
+
+interface SecretState extends AuthSecret {
+  // scheduled for deletion by an earlier teardown
+  deleted: boolean;
 }
 
 const authSecret: Resource<SecretSpec, SecretState, AuthSecret> = {

@@ -16,7 +16,6 @@ import {
   destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   pending,
   type Resource,
   reconcile,
@@ -25,7 +24,7 @@ import {
 import { toTagList } from '../tags.ts';
 import { type AuthSecret, deleteAuthSecret, ensureAuthSecret, readAuthToken } from './cache-secret.ts';
 import { cacheParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { isSettled, orAbsent, type Waits, waitAvailable, waitUntil } from './store-calls.ts';
+import { orAbsent, type StoreInputs, type StoreOptions, storeWaits, type Waits } from './store-calls.ts';
 import { cacheSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
 
 // The ElastiCache replication group: the idempotency store and write-behind
@@ -64,20 +63,13 @@ export const cacheWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface CacheInputs {
-  subnetIds: readonly string[];
-  securityGroupId: string;
-}
-
 export interface CacheOutputs {
   host: string;
   port: number;
   authSecretArn: string;
 }
 
-export interface CacheOptions {
-  waits?: Partial<Waits>;
-}
+export type CacheOptions = StoreOptions;
 
 export interface DesiredReplicationGroup {
   name: string;
@@ -99,8 +91,9 @@ export interface ActualReplicationGroup {
   nodeType: string;
   parameterGroup: string | undefined;
   securityGroupIds: string[];
-  host: string | undefined;
-  port: number | undefined;
+  // known once available
+  host?: string | undefined;
+  port?: number | undefined;
   atRestEncryption: boolean;
   transitEncryption: boolean;
   authTokenEnabled: boolean;
@@ -108,7 +101,7 @@ export interface ActualReplicationGroup {
 
 export function desiredReplicationGroup(
   ctx: Ctx,
-  inputs: CacheInputs,
+  inputs: StoreInputs,
   secret: AuthSecret,
 ): DesiredReplicationGroup {
   const engine = ctx.config.provision.cacheEngine;
@@ -133,18 +126,12 @@ export function replicationGroupDrift(
   desired: DesiredReplicationGroup,
   actual: ActualReplicationGroup,
 ): FieldChange[] {
-  const changes = diffFields(
-    {
-      CacheNodeType: desired.nodeType,
-      CacheParameterGroupName: desired.parameterGroup,
-      SecurityGroupIds: [...desired.securityGroupIds].sort(),
-    },
-    {
-      CacheNodeType: actual.nodeType,
-      CacheParameterGroupName: actual.parameterGroup,
-      SecurityGroupIds: [...actual.securityGroupIds].sort(),
-    },
-  );
+  const modifiable = (g: DesiredReplicationGroup | ActualReplicationGroup) => ({
+    CacheNodeType: g.nodeType,
+    CacheParameterGroupName: g.parameterGroup,
+    SecurityGroupIds: [...g.securityGroupIds].sort(),
+  });
+  const changes = diffFields(modifiable(desired), modifiable(actual));
   return desired.newAuthToken === undefined ? changes : [...changes, lostToken];
 }
 
@@ -193,24 +180,21 @@ async function findReplicationGroup(ctx: Ctx, name: string): Promise<ActualRepli
   };
 }
 
-const waited = (name: string) => ({ what: `ElastiCache replication group ${name}`, console: 'ElastiCache' });
-
-const available = (ctx: Ctx, waits: Waits, name: string) =>
-  waitAvailable(
-    ctx,
-    waits,
-    waited(name),
-    (timing) =>
-      waitUntilReplicationGroupAvailable(
-        { client: ctx.clients.elasticache, ...timing },
-        { ReplicationGroupId: name },
-      ),
-    () => findReplicationGroup(ctx, name),
-  );
+const waiting = (waits: Waits) =>
+  storeWaits(waits, {
+    what: 'ElastiCache replication group',
+    console: 'ElastiCache',
+    client: (ctx) => ctx.clients.elasticache,
+    input: (name) => ({ ReplicationGroupId: name }),
+    available: waitUntilReplicationGroupAvailable,
+    deleted: waitUntilReplicationGroupDeleted,
+    find: findReplicationGroup,
+  });
 
 function replicationGroup(
   waits: Waits,
 ): Resource<DesiredReplicationGroup, ActualReplicationGroup, CacheOutputs> {
+  const { available, wait, waitGone } = waiting(waits);
   return {
     kind: 'cache-replication-group',
     permissions: {
@@ -260,8 +244,6 @@ function replicationGroup(
         nodeType: desired.nodeType,
         parameterGroup: desired.parameterGroup,
         securityGroupIds: desired.securityGroupIds,
-        host: undefined,
-        port: undefined,
         atRestEncryption: true,
         transitEncryption: true,
         authTokenEnabled: true,
@@ -278,19 +260,18 @@ function replicationGroup(
             ...change,
           }),
         );
-      if (actual.status !== 'available') await available(ctx, waits, desired.name);
+      if (actual.status !== 'available') await available(ctx, desired.name);
       const settings = drift.filter((f) => f.field !== lostToken.field);
       if (settings.length > 0) {
         await modify(Object.fromEntries(settings.map((f) => [f.field, f.to])));
-        await available(ctx, waits, desired.name);
+        await available(ctx, desired.name);
       }
       if (desired.newAuthToken !== undefined) {
         await modify({ AuthToken: desired.newAuthToken, AuthTokenUpdateStrategy: 'SET' });
-        await available(ctx, waits, desired.name);
+        await available(ctx, desired.name);
       }
     },
-    wait: async (ctx, desired, actual) =>
-      actual.status === 'available' ? undefined : available(ctx, waits, desired.name),
+    wait,
     outputs: (_ctx, desired, actual) => ({
       host: actual?.host ?? pending('cache endpoint'),
       port: actual?.port ?? cachePort,
@@ -301,19 +282,13 @@ function replicationGroup(
       await ctx.clients.elasticache.send(new DeleteReplicationGroupCommand({ ReplicationGroupId: name }));
     },
     isNotFound: (error) => error instanceof ReplicationGroupNotFoundFault,
-    waitGone: (ctx, name) =>
-      waitUntil(ctx, waits, { ...waited(name), until: 'deleted' }, (timing) =>
-        waitUntilReplicationGroupDeleted(
-          { client: ctx.clients.elasticache, ...timing },
-          { ReplicationGroupId: name },
-        ),
-      ),
+    waitGone,
   };
 }
 
 export async function ensureCache(
   ctx: Ctx,
-  inputs: CacheInputs,
+  inputs: StoreInputs,
   options: CacheOptions = {},
 ): Promise<CacheOutputs> {
   const waits = { ...cacheWaits, ...options.waits };
@@ -346,12 +321,7 @@ export async function deleteCache(ctx: Ctx, options: DeleteCacheOptions = {}): P
     ctx,
     {
       ...group,
-      // a group that is creating or modifying refuses deletion: wait it out first
-      async find(ctx, name) {
-        const found = await findReplicationGroup(ctx, name);
-        if (found === undefined || isPlan(ctx) || isSettled(found.status)) return found;
-        return available(ctx, waits, name);
-      },
+      find: async (ctx, name) => waiting(waits).settled(ctx, name, await findReplicationGroup(ctx, name)),
     },
     ctx.names.cache,
   );

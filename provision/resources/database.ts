@@ -15,7 +15,6 @@ import {
   destroy,
   diffFields,
   type FieldChange,
-  isPlan,
   pending,
   type Resource,
   reconcile,
@@ -23,7 +22,7 @@ import {
 } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 import { dbParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { isSettled, orAbsent, type Waits, waitAvailable, waitUntil } from './store-calls.ts';
+import { orAbsent, type StoreInputs, type StoreOptions, storeWaits, type Waits } from './store-calls.ts';
 import { dbSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
 
 // The RDS PostgreSQL instance: the system of record. ensureDatabase also
@@ -47,11 +46,6 @@ export const databaseWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface DatabaseInputs {
-  subnetIds: readonly string[];
-  securityGroupId: string;
-}
-
 export interface DatabaseOutputs {
   host: string;
   port: number;
@@ -64,9 +58,7 @@ export interface DatabaseOutputs {
   resourceId: string;
 }
 
-export interface DatabaseOptions {
-  waits?: Partial<Waits>;
-}
+export type DatabaseOptions = StoreOptions;
 
 export interface DesiredInstance {
   name: string;
@@ -93,13 +85,14 @@ export interface ActualInstance {
   publiclyAccessible: boolean;
   iamDatabaseAuthentication: boolean;
   storageEncrypted: boolean;
-  host: string | undefined;
-  port: number | undefined;
-  secretArn: string | undefined;
-  resourceId: string | undefined;
+  // known once available
+  host?: string | undefined;
+  port?: number | undefined;
+  secretArn?: string | undefined;
+  resourceId?: string | undefined;
 }
 
-export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstance {
+export function desiredInstance(ctx: Ctx, inputs: StoreInputs): DesiredInstance {
   const p = ctx.config.provision;
   return {
     name: ctx.names.db,
@@ -121,26 +114,16 @@ export function desiredInstance(ctx: Ctx, inputs: DatabaseInputs): DesiredInstan
 // already requires (RDS User Guide, "Enabling and disabling IAM database
 // authentication").
 export function instanceDrift(desired: DesiredInstance, actual: ActualInstance): FieldChange[] {
-  const changes = diffFields(
-    {
-      DBInstanceClass: desired.instanceClass,
-      DeletionProtection: desired.deletionProtection,
-      BackupRetentionPeriod: desired.backupRetentionDays,
-      DBParameterGroupName: desired.parameterGroup,
-      VpcSecurityGroupIds: [...desired.securityGroupIds].sort(),
-      PubliclyAccessible: desired.publiclyAccessible,
-      EnableIAMDatabaseAuthentication: desired.iamDatabaseAuthentication,
-    },
-    {
-      DBInstanceClass: actual.instanceClass,
-      DeletionProtection: actual.deletionProtection,
-      BackupRetentionPeriod: actual.backupRetentionDays,
-      DBParameterGroupName: actual.parameterGroup,
-      VpcSecurityGroupIds: [...actual.securityGroupIds].sort(),
-      PubliclyAccessible: actual.publiclyAccessible,
-      EnableIAMDatabaseAuthentication: actual.iamDatabaseAuthentication,
-    },
-  );
+  const modifiable = (i: DesiredInstance | ActualInstance) => ({
+    DBInstanceClass: i.instanceClass,
+    DeletionProtection: i.deletionProtection,
+    BackupRetentionPeriod: i.backupRetentionDays,
+    DBParameterGroupName: i.parameterGroup,
+    VpcSecurityGroupIds: [...i.securityGroupIds].sort(),
+    PubliclyAccessible: i.publiclyAccessible,
+    EnableIAMDatabaseAuthentication: i.iamDatabaseAuthentication,
+  });
+  const changes = diffFields(modifiable(desired), modifiable(actual));
   // storage can only grow (ModifyDBInstance AllocatedStorage); a smaller setting is left alone
   if (desired.allocatedStorageGb > actual.allocatedStorageGb) {
     changes.push({
@@ -187,19 +170,19 @@ const findInstance = (ctx: Ctx, name: string): Promise<ActualInstance | undefine
     return instance && toActual(instance);
   });
 
-const waited = (name: string) => ({ what: `RDS instance ${name}`, console: 'RDS' });
-
-const available = (ctx: Ctx, waits: Waits, name: string) =>
-  waitAvailable(
-    ctx,
-    waits,
-    waited(name),
-    (timing) =>
-      waitUntilDBInstanceAvailable({ client: ctx.clients.rds, ...timing }, { DBInstanceIdentifier: name }),
-    () => findInstance(ctx, name),
-  );
+const waiting = (waits: Waits) =>
+  storeWaits(waits, {
+    what: 'RDS instance',
+    console: 'RDS',
+    client: (ctx) => ctx.clients.rds,
+    input: (name) => ({ DBInstanceIdentifier: name }),
+    available: waitUntilDBInstanceAvailable,
+    deleted: waitUntilDBInstanceDeleted,
+    find: findInstance,
+  });
 
 function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, DatabaseOutputs> {
+  const { available, wait, waitGone } = waiting(waits);
   return {
     kind: 'db-instance',
     permissions: {
@@ -253,28 +236,12 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
         }),
       );
       // as asked for, until the waiter sees it available with its endpoint
-      return {
-        id: desired.name,
-        status: 'creating',
-        instanceClass: desired.instanceClass,
-        allocatedStorageGb: desired.allocatedStorageGb,
-        backupRetentionDays: desired.backupRetentionDays,
-        deletionProtection: desired.deletionProtection,
-        parameterGroup: desired.parameterGroup,
-        securityGroupIds: desired.securityGroupIds,
-        publiclyAccessible: desired.publiclyAccessible,
-        iamDatabaseAuthentication: desired.iamDatabaseAuthentication,
-        storageEncrypted: true,
-        host: undefined,
-        port: undefined,
-        secretArn: undefined,
-        resourceId: undefined,
-      };
+      return { ...desired, id: desired.name, status: 'creating', storageEncrypted: true };
     },
     alreadyExists: (error) => error instanceof DBInstanceAlreadyExistsFault,
     // applied on an available instance, and waited out
     async update(ctx, desired, actual, drift) {
-      if (actual.status !== 'available') await available(ctx, waits, desired.name);
+      if (actual.status !== 'available') await available(ctx, desired.name);
       await ctx.clients.rds.send(
         new ModifyDBInstanceCommand({
           DBInstanceIdentifier: desired.name,
@@ -282,10 +249,9 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
           ...Object.fromEntries(drift.map((f) => [f.field, f.to])),
         }),
       );
-      await available(ctx, waits, desired.name);
+      await available(ctx, desired.name);
     },
-    wait: async (ctx, desired, actual) =>
-      actual.status === 'available' ? undefined : available(ctx, waits, desired.name),
+    wait,
     outputs: (ctx, _desired, actual) => ({
       host: actual?.host ?? pending('database endpoint'),
       port: actual?.port ?? dbEngine.port,
@@ -294,16 +260,13 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
       resourceId: actual?.resourceId ?? pending('database resource id'),
     }),
     isNotFound: (error) => error instanceof DBInstanceNotFoundFault,
-    waitGone: (ctx, name) =>
-      waitUntil(ctx, waits, { ...waited(name), until: 'deleted' }, (timing) =>
-        waitUntilDBInstanceDeleted({ client: ctx.clients.rds, ...timing }, { DBInstanceIdentifier: name }),
-      ),
+    waitGone,
   };
 }
 
 export async function ensureDatabase(
   ctx: Ctx,
-  inputs: DatabaseInputs,
+  inputs: StoreInputs,
   options: DatabaseOptions = {},
 ): Promise<DatabaseOutputs> {
   const waits = { ...databaseWaits, ...options.waits };
@@ -340,9 +303,7 @@ export async function deleteDatabase(ctx: Ctx, options: DeleteDatabaseOptions): 
             `RDS instance ${name} has deletion protection on; run teardown with --force to turn it off and delete it`,
           );
         }
-        // an instance that is creating or modifying refuses deletion: wait it out first
-        if (found === undefined || isPlan(ctx) || isSettled(found.status)) return found;
-        return available(ctx, waits, name);
+        return waiting(waits).settled(ctx, name, found);
       },
       async remove(ctx, name, actual) {
         if (actual.status === 'deleting') return;

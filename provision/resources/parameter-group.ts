@@ -17,17 +17,9 @@ import {
   ModifyDBParameterGroupCommand,
 } from '@aws-sdk/client-rds';
 import { UsageError } from '../../lib/errors.ts';
-import {
-  type Ctx,
-  destroy,
-  diffFields,
-  type FieldChange,
-  type Resource,
-  reconcile,
-  step,
-} from '../../lib/reconcile.ts';
+import { type Ctx, destroy, diffFields, type Resource, reconcile, step } from '../../lib/reconcile.ts';
 import { type Tags, toTagList } from '../tags.ts';
-import { orAbsent } from './store-calls.ts';
+import { type GroupNaming, groupNaming, orAbsent } from './store-calls.ts';
 
 // RDS and ElastiCache read their engine settings from a parameter group of a
 // family (one per engine major version): the same resource under two APIs.
@@ -56,11 +48,7 @@ type ParameterPage = {
   Marker?: string | undefined;
 };
 
-export interface ParameterGroupApi {
-  kind: string;
-  // as messages name it: `cannot read cache parameter group ...`
-  what: string;
-  permissions: { find: string; create: string; update: string; delete: string };
+export interface ParameterGroupApi extends GroupNaming {
   // the group's family; the not-found exception when it does not exist
   describe(ctx: Ctx, name: string): Promise<string | undefined>;
   // one page of the parameters set on this group (Source=user), not the family's defaults
@@ -72,15 +60,20 @@ export interface ParameterGroupApi {
   AlreadyExists: abstract new (...args: never[]) => Error;
 }
 
+// finding a group also reads its parameters; creating one also sets them
+function naming(service: 'elasticache' | 'rds'): GroupNaming {
+  const { kind, what, permissions: can } = groupNaming(service, 'Parameter');
+  const parameters = `${service}:Describe${service === 'rds' ? 'DB' : 'Cache'}Parameters`;
+  const permissions = {
+    ...can,
+    find: `${can.find} and ${parameters}`,
+    create: `${can.create} and ${can.update}`,
+  };
+  return { kind, what, permissions };
+}
+
 export const cacheParameterGroups: ParameterGroupApi = {
-  kind: 'cache-parameter-group',
-  what: 'cache parameter group',
-  permissions: {
-    find: 'elasticache:DescribeCacheParameterGroups and elasticache:DescribeCacheParameters',
-    create: 'elasticache:CreateCacheParameterGroup and elasticache:ModifyCacheParameterGroup',
-    update: 'elasticache:ModifyCacheParameterGroup',
-    delete: 'elasticache:DeleteCacheParameterGroup',
-  },
+  ...naming('elasticache'),
   describe: async (ctx, name) =>
     (
       await ctx.clients.elasticache.send(
@@ -117,14 +110,7 @@ export const cacheParameterGroups: ParameterGroupApi = {
 };
 
 export const dbParameterGroups: ParameterGroupApi = {
-  kind: 'db-parameter-group',
-  what: 'DB parameter group',
-  permissions: {
-    find: 'rds:DescribeDBParameterGroups and rds:DescribeDBParameters',
-    create: 'rds:CreateDBParameterGroup and rds:ModifyDBParameterGroup',
-    update: 'rds:ModifyDBParameterGroup',
-    delete: 'rds:DeleteDBParameterGroup',
-  },
+  ...naming('rds'),
   describe: async (ctx, name) =>
     (
       await ctx.clients.rds.send(new DescribeDBParameterGroupsCommand({ DBParameterGroupName: name }))
@@ -159,12 +145,8 @@ export const dbParameterGroups: ParameterGroupApi = {
   AlreadyExists: DBParameterGroupAlreadyExistsFault,
 };
 
-export function parameterDrift(
-  desired: Record<string, string>,
-  actual: Record<string, string | undefined>,
-): FieldChange[] {
-  return diffFields(desired, actual);
-}
+// a parameter is compared by its value; parameters we do not set are ignored
+export const parameterDrift = diffFields;
 
 function parameterGroup(api: ParameterGroupApi): Resource<ParameterGroupSpec, ParameterGroupState, void> {
   return {
@@ -205,7 +187,7 @@ function parameterGroup(api: ParameterGroupApi): Resource<ParameterGroupSpec, Pa
       await api.setParameters(ctx, desired);
     },
     outputs: () => undefined,
-    remove: (ctx, name) => api.remove(ctx, name),
+    remove: api.remove,
     isNotFound: (error) => error instanceof api.NotFound,
   };
 }

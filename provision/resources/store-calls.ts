@@ -1,9 +1,10 @@
 import { stepError } from '../../lib/errors.ts';
 import { withProgress } from '../../lib/poll.ts';
-import type { Ctx } from '../../lib/reconcile.ts';
+import { type Ctx, isPlan } from '../../lib/reconcile.ts';
 
 // What the RDS and ElastiCache resources share: reads whose not-found
-// exception means absent, and SDK waiters on changes that take minutes.
+// exception means absent, SDK waiters on changes that take minutes, and how
+// each service names its groups.
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -25,71 +26,113 @@ export interface Waits {
   progressEveryMs: number;
 }
 
+// where the database and the cache are placed
+export interface StoreInputs {
+  subnetIds: readonly string[];
+  securityGroupId: string;
+}
+
+export interface StoreOptions {
+  waits?: Partial<Waits>;
+}
+
 interface WaiterTiming {
   maxWaitTime: number;
   minDelay: number;
   maxDelay: number;
 }
 
-interface Waited {
-  // `RDS instance ada-linecount-dev-db`
+// How to wait on one kind of RDS or ElastiCache resource.
+interface Waited<Live, Client, Input> {
+  // `RDS instance`
   what: string;
   // whose console shows its events
   console: string;
+  client(ctx: Ctx): Client;
+  input(name: string): Input;
+  // SDK waiters: waitUntilDBInstanceAvailable, waitUntilReplicationGroupDeleted, ...
+  available(params: { client: Client } & WaiterTiming, input: Input): Promise<unknown>;
+  deleted(params: { client: Client } & WaiterTiming, input: Input): Promise<unknown>;
+  find(ctx: Ctx, name: string): Promise<Live | undefined>;
 }
 
-// Runs an SDK waiter (waitUntilDBInstanceAvailable, waitUntilReplicationGroupDeleted, ...)
-// with progress lines, failing as `cannot wait for <what> to ...: ... (see its events in the <console> console)`.
-export async function waitUntil(
-  ctx: Ctx,
+// The waits of a resource that takes minutes to change: until available (and
+// read again, for its endpoint appears only then) and until deleted, with
+// progress lines, failing as `cannot wait for <what> to ...: ... (see its
+// events in the <console> console)`.
+export function storeWaits<Live extends { status: string }, Client, Input>(
   waits: Waits,
-  target: Waited & { until: 'available' | 'deleted' },
-  waiter: (timing: WaiterTiming) => Promise<unknown>,
-): Promise<void> {
-  const deleted = `${target.what} to be deleted`;
+  target: Waited<Live, Client, Input>,
+) {
   const timing = {
     maxWaitTime: waits.maxWaitSeconds,
     minDelay: waits.minDelaySeconds,
     maxDelay: waits.maxDelaySeconds,
   };
-  try {
-    await withProgress(
-      target.until === 'available' ? target.what : deleted,
-      ctx.log.progress,
-      waiter(timing),
-      waits.progressEveryMs,
-    );
-  } catch (error) {
-    throw stepError(
-      `wait for ${target.until === 'available' ? `${target.what} to become available` : deleted}`,
-      error,
-      `see its events in the ${target.console} console`,
-    );
-  }
+  const waitUntil = async (ctx: Ctx, name: string, until: 'available' | 'deleted') => {
+    const what = `${target.what} ${name}`;
+    const deleted = `${what} to be deleted`;
+    const waiter = until === 'available' ? target.available : target.deleted;
+    try {
+      await withProgress(
+        until === 'available' ? what : deleted,
+        ctx.log.progress,
+        waiter({ client: target.client(ctx), ...timing }, target.input(name)),
+        waits.progressEveryMs,
+      );
+    } catch (error) {
+      throw stepError(
+        `wait for ${until === 'available' ? `${what} to become available` : deleted}`,
+        error,
+        `see its events in the ${target.console} console`,
+      );
+    }
+  };
+  const available = async (ctx: Ctx, name: string): Promise<Live> => {
+    await waitUntil(ctx, name, 'available');
+    const ready = await target.find(ctx, name);
+    if (ready === undefined) {
+      throw stepError(
+        `find ${target.what} ${name}`,
+        new Error('it disappeared while being waited on'),
+        'something deleted it meanwhile; run up again',
+      );
+    }
+    return ready;
+  };
+  return {
+    available,
+    // Resource.wait and Resource.waitGone
+    wait: async (ctx: Ctx, desired: { name: string }, actual: Live) =>
+      actual.status === 'available' ? undefined : available(ctx, desired.name),
+    waitGone: (ctx: Ctx, name: string) => waitUntil(ctx, name, 'deleted'),
+    // A resource that is creating or modifying refuses changes and deletion
+    // (InvalidDBInstanceState, InvalidReplicationGroupStateFault) until it is
+    // available again: what a delete finds is waited out first.
+    settled: async (ctx: Ctx, name: string, found: Live | undefined) =>
+      found === undefined || isPlan(ctx) || found.status === 'available' || found.status === 'deleting'
+        ? found
+        : available(ctx, name),
+  };
 }
 
-// Waits until available, then reads the resource again: its endpoint appears only then.
-export async function waitAvailable<Live>(
-  ctx: Ctx,
-  waits: Waits,
-  target: Waited,
-  waiter: (timing: WaiterTiming) => Promise<unknown>,
-  find: () => Promise<Live | undefined>,
-): Promise<Live> {
-  await waitUntil(ctx, waits, { ...target, until: 'available' }, waiter);
-  const ready = await find();
-  if (ready === undefined) {
-    throw stepError(
-      `find ${target.what}`,
-      new Error('it disappeared while being waited on'),
-      'something deleted it meanwhile; run up again',
-    );
-  }
-  return ready;
+// How each service names its subnet and parameter groups: the kind
+// `cache-subnet-group`, `DB subnet group` in messages, IAM actions such as
+// `rds:CreateDBSubnetGroup`.
+export function groupNaming(service: 'elasticache' | 'rds', noun: 'Subnet' | 'Parameter') {
+  const prefix = service === 'rds' ? 'DB' : 'Cache';
+  const action = (verb: string) => `${service}:${verb}${prefix}${noun}Group`;
+  return {
+    kind: `${prefix.toLowerCase()}-${noun.toLowerCase()}-group`,
+    // as messages name it: `cannot read DB subnet group ...`
+    what: `${service === 'rds' ? 'DB' : 'cache'} ${noun.toLowerCase()} group`,
+    permissions: {
+      find: `${action('Describe')}s`,
+      create: action('Create'),
+      update: action('Modify'),
+      delete: action('Delete'),
+    },
+  };
 }
 
-// A resource that is creating or modifying refuses changes and deletion
-// (InvalidDBInstanceState, InvalidReplicationGroupStateFault) until it is available again.
-export function isSettled(status: string): boolean {
-  return status === 'available' || status === 'deleting';
-}
+export type GroupNaming = ReturnType<typeof groupNaming>;

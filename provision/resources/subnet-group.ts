@@ -24,7 +24,7 @@ import {
   step,
 } from '../../lib/reconcile.ts';
 import { type Tags, toTagList } from '../tags.ts';
-import { orAbsent } from './store-calls.ts';
+import { type GroupNaming, groupNaming, orAbsent } from './store-calls.ts';
 
 // RDS and ElastiCache place their nodes in a subnet group: the same resource
 // under two APIs. One implementation; each service supplies its calls, its
@@ -43,11 +43,7 @@ interface SubnetGroupState {
 
 type Subnets = { SubnetIdentifier?: string | undefined }[] | undefined;
 
-export interface SubnetGroupApi {
-  kind: string;
-  // as messages name it: `cannot read DB subnet group ...`
-  what: string;
-  permissions: { find: string; create: string; update: string; delete: string };
+export interface SubnetGroupApi extends GroupNaming {
   // the group's subnets; the not-found exception when it does not exist
   describe(ctx: Ctx, name: string): Promise<{ Subnets?: Subnets } | undefined>;
   create(ctx: Ctx, spec: SubnetGroupSpec): Promise<unknown>;
@@ -58,14 +54,7 @@ export interface SubnetGroupApi {
 }
 
 export const cacheSubnetGroups: SubnetGroupApi = {
-  kind: 'cache-subnet-group',
-  what: 'cache subnet group',
-  permissions: {
-    find: 'elasticache:DescribeCacheSubnetGroups',
-    create: 'elasticache:CreateCacheSubnetGroup',
-    update: 'elasticache:ModifyCacheSubnetGroup',
-    delete: 'elasticache:DeleteCacheSubnetGroup',
-  },
+  ...groupNaming('elasticache', 'Subnet'),
   describe: async (ctx, name) =>
     (await ctx.clients.elasticache.send(new DescribeCacheSubnetGroupsCommand({ CacheSubnetGroupName: name })))
       .CacheSubnetGroups?.[0],
@@ -89,14 +78,7 @@ export const cacheSubnetGroups: SubnetGroupApi = {
 };
 
 export const dbSubnetGroups: SubnetGroupApi = {
-  kind: 'db-subnet-group',
-  what: 'DB subnet group',
-  permissions: {
-    find: 'rds:DescribeDBSubnetGroups',
-    create: 'rds:CreateDBSubnetGroup',
-    update: 'rds:ModifyDBSubnetGroup',
-    delete: 'rds:DeleteDBSubnetGroup',
-  },
+  ...groupNaming('rds', 'Subnet'),
   describe: async (ctx, name) =>
     (await ctx.clients.rds.send(new DescribeDBSubnetGroupsCommand({ DBSubnetGroupName: name })))
       .DBSubnetGroups?.[0],
@@ -141,7 +123,7 @@ function subnetGroup(api: SubnetGroupApi): Resource<SubnetGroupSpec, SubnetGroup
       await api.modify(ctx, desired);
     },
     outputs: () => undefined,
-    remove: (ctx, name) => api.remove(ctx, name),
+    remove: api.remove,
     isNotFound: (error) => error instanceof api.NotFound,
   };
 }
