@@ -54,17 +54,7 @@ export interface DesiredEventSource {
   tags: Tags;
 }
 
-export interface LiveEventSource {
-  uuid: string;
-  arn: string | undefined;
-  batchSize: number | undefined;
-  maximumBatchingWindowInSeconds: number | undefined;
-  functionResponseTypes: string[];
-  maximumConcurrency: number | undefined;
-  enabled: boolean;
-  state: string | undefined;
-  tags: Tags;
-}
+export type LiveEventSource = ReturnType<typeof toLive>;
 
 export function desiredEventSource(
   ctx: Pick<Ctx, 'config' | 'names'>,
@@ -110,7 +100,7 @@ async function listMapping(
 // (docs/deployer-policy.json, ReadEventSourceMappings).
 const onTheMapping = (action: string) => `check ${action} permission on the mapping`;
 
-function toLive(found: EventSourceMappingConfiguration & { UUID: string }, tags: Tags): LiveEventSource {
+function toLive(found: EventSourceMappingConfiguration & { UUID: string }, tags: Tags) {
   return {
     uuid: found.UUID,
     arn: found.EventSourceMappingArn,
@@ -188,6 +178,15 @@ const whileBusy = <T>(uuid: string, send: () => Promise<T>) =>
     timeoutMs: busyTimeoutMs,
   });
 
+// what CreateEventSourceMapping and UpdateEventSourceMapping both set
+const settings = (desired: DesiredEventSource) => ({
+  BatchSize: desired.batchSize,
+  MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
+  FunctionResponseTypes: desired.functionResponseTypes,
+  ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
+  Enabled: desired.enabled,
+});
+
 type NamedEventSource = DesiredEventSource & { name: string };
 
 // A mapping has no name of its own: it is found by its function and queue.
@@ -207,11 +206,7 @@ function mapping(inputs: EventSourceInputs): Resource<NamedEventSource, LiveEven
         new CreateEventSourceMappingCommand({
           FunctionName: desired.functionName,
           EventSourceArn: desired.queueArn,
-          BatchSize: desired.batchSize,
-          MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
-          FunctionResponseTypes: desired.functionResponseTypes,
-          ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
-          Enabled: desired.enabled,
+          ...settings(desired),
           Tags: desired.tags,
         }),
       );
@@ -228,11 +223,7 @@ function mapping(inputs: EventSourceInputs): Resource<NamedEventSource, LiveEven
           ctx.clients.lambda.send(
             new UpdateEventSourceMappingCommand({
               UUID: uuid,
-              BatchSize: desired.batchSize,
-              MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
-              FunctionResponseTypes: desired.functionResponseTypes,
-              ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
-              Enabled: desired.enabled,
+              ...settings(desired),
             }),
           ),
         );
