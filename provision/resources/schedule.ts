@@ -50,18 +50,7 @@ export interface DesiredSchedule {
   maximumEventAgeInSeconds: number;
 }
 
-export interface LiveSchedule {
-  name: string;
-  arn: string | undefined;
-  description: string | undefined;
-  scheduleExpression: string | undefined;
-  state: string | undefined;
-  flexibleTimeWindow: string | undefined;
-  targetArn: string | undefined;
-  roleArn: string | undefined;
-  maximumRetryAttempts: number | undefined;
-  maximumEventAgeInSeconds: number | undefined;
-}
+export type LiveSchedule = ReturnType<typeof toLive>;
 
 export function desiredSchedule(ctx: Pick<Ctx, 'names'>, inputs: ScheduleInputs): DesiredSchedule {
   return {
@@ -77,7 +66,7 @@ export function desiredSchedule(ctx: Pick<Ctx, 'names'>, inputs: ScheduleInputs)
   };
 }
 
-function toLive(name: string, s: GetScheduleCommandOutput): LiveSchedule {
+function toLive(name: string, s: GetScheduleCommandOutput) {
   return {
     name,
     arn: s.Arn,
@@ -155,8 +144,7 @@ const schedule: Resource<DesiredSchedule, LiveSchedule, { name: string; arn: str
     const created = await whileRoleNotReady(ctx, desired, () =>
       ctx.clients.scheduler.send(new CreateScheduleCommand(scheduleRequest(desired))),
     );
-    const { name: _name, ...fields } = desired;
-    return { name: desired.name, ...fields, arn: created.ScheduleArn };
+    return { ...desired, arn: created.ScheduleArn };
   },
   // a concurrent run's schedule: found and made to match
   alreadyExists: (error) => error instanceof ConflictException,
