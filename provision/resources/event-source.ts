@@ -42,31 +42,19 @@ export interface EventSourceInputs {
   queueArn: string;
 }
 
-export interface DesiredEventSource {
-  functionName: string;
-  queueArn: string;
-  batchSize: number;
-  maximumBatchingWindowInSeconds: number;
-  // without it Lambda ignores the handler's batchItemFailures and retries the whole batch
-  functionResponseTypes: FunctionResponseType[];
-  maximumConcurrency: number;
-  enabled: boolean;
-  tags: Tags;
-}
+export type DesiredEventSource = ReturnType<typeof desiredEventSource>;
 
 export type LiveEventSource = ReturnType<typeof toLive>;
 
-export function desiredEventSource(
-  ctx: Pick<Ctx, 'config' | 'names'>,
-  inputs: EventSourceInputs,
-): DesiredEventSource {
+export function desiredEventSource(ctx: Pick<Ctx, 'config' | 'names'>, inputs: EventSourceInputs) {
   const { fn } = ctx.config;
   return {
     functionName: inputs.functionName,
     queueArn: inputs.queueArn,
     batchSize: fn.batchSize,
     maximumBatchingWindowInSeconds: fn.batchingWindowSeconds,
-    functionResponseTypes: [FunctionResponseType.ReportBatchItemFailures],
+    // without it Lambda ignores the handler's batchItemFailures and retries the whole batch
+    functionResponseTypes: [FunctionResponseType.ReportBatchItemFailures] as FunctionResponseType[],
     maximumConcurrency: fn.maxConcurrency,
     enabled: true,
     tags: ctx.names.tags,

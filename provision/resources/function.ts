@@ -58,22 +58,7 @@ export interface FunctionInputs {
   environment: Record<string, string>;
 }
 
-export interface DesiredFunction {
-  name: string;
-  description: string;
-  imageUri: string;
-  architecture: Architecture;
-  role: string;
-  timeout: number;
-  memorySize: number;
-  environment: Record<string, string>;
-  subnetIds: string[];
-  securityGroupIds: string[];
-  logGroup: string;
-  // [] = the image's CMD
-  command: string[];
-  tags: Tags;
-}
+export type DesiredFunction = ReturnType<typeof desiredFunction>;
 
 export type LiveFunction = ReturnType<typeof toLive>;
 
@@ -117,12 +102,13 @@ export function desiredFunction(
   which: {
     name: string;
     logGroup: string;
+    // [] = the image's CMD
     command: string[];
     description: string;
     timeout?: number;
     memorySize?: number;
   },
-): DesiredFunction {
+) {
   const { fn } = ctx.config;
   return {
     ...which,
