@@ -51,15 +51,11 @@ export function desiredBoundary(ctx: BoundaryContext): PolicyDocument {
   }) as PolicyDocument;
 }
 
-export interface LiveBoundary {
-  arn: string;
-  document: unknown;
-  defaultVersionId: string;
-}
+type LiveBoundary = NonNullable<Awaited<ReturnType<typeof readBoundary>>>;
 
 // By the configured ARN, which may name another account's policy
 // (PERMISSIONS_BOUNDARY): never by a name built here.
-async function readBoundary(ctx: Ctx): Promise<LiveBoundary | undefined> {
+async function readBoundary(ctx: Ctx) {
   const { iam } = ctx.clients;
   const PolicyArn = boundaryArn(ctx);
   let defaultVersionId: string | undefined;

@@ -42,41 +42,19 @@ export interface EventSourceInputs {
   queueArn: string;
 }
 
-export interface DesiredEventSource {
-  functionName: string;
-  queueArn: string;
-  batchSize: number;
-  maximumBatchingWindowInSeconds: number;
-  // without it Lambda ignores the handler's batchItemFailures and retries the whole batch
-  functionResponseTypes: FunctionResponseType[];
-  maximumConcurrency: number;
-  enabled: boolean;
-  tags: Tags;
-}
+export type DesiredEventSource = ReturnType<typeof desiredEventSource>;
 
-export interface LiveEventSource {
-  uuid: string;
-  arn: string | undefined;
-  batchSize: number | undefined;
-  maximumBatchingWindowInSeconds: number | undefined;
-  functionResponseTypes: string[];
-  maximumConcurrency: number | undefined;
-  enabled: boolean;
-  state: string | undefined;
-  tags: Tags;
-}
+export type LiveEventSource = ReturnType<typeof toLive>;
 
-export function desiredEventSource(
-  ctx: Pick<Ctx, 'config' | 'names'>,
-  inputs: EventSourceInputs,
-): DesiredEventSource {
+export function desiredEventSource(ctx: Pick<Ctx, 'config' | 'names'>, inputs: EventSourceInputs) {
   const { fn } = ctx.config;
   return {
     functionName: inputs.functionName,
     queueArn: inputs.queueArn,
     batchSize: fn.batchSize,
     maximumBatchingWindowInSeconds: fn.batchingWindowSeconds,
-    functionResponseTypes: [FunctionResponseType.ReportBatchItemFailures],
+    // without it Lambda ignores the handler's batchItemFailures and retries the whole batch
+    functionResponseTypes: [FunctionResponseType.ReportBatchItemFailures] as FunctionResponseType[],
     maximumConcurrency: fn.maxConcurrency,
     enabled: true,
     tags: ctx.names.tags,
@@ -110,7 +88,7 @@ async function listMapping(
 // (docs/deployer-policy.json, ReadEventSourceMappings).
 const onTheMapping = (action: string) => `check ${action} permission on the mapping`;
 
-function toLive(found: EventSourceMappingConfiguration & { UUID: string }, tags: Tags): LiveEventSource {
+function toLive(found: EventSourceMappingConfiguration & { UUID: string }, tags: Tags) {
   return {
     uuid: found.UUID,
     arn: found.EventSourceMappingArn,
@@ -188,6 +166,15 @@ const whileBusy = <T>(uuid: string, send: () => Promise<T>) =>
     timeoutMs: busyTimeoutMs,
   });
 
+// what CreateEventSourceMapping and UpdateEventSourceMapping both set
+const settings = (desired: DesiredEventSource) => ({
+  BatchSize: desired.batchSize,
+  MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
+  FunctionResponseTypes: desired.functionResponseTypes,
+  ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
+  Enabled: desired.enabled,
+});
+
 type NamedEventSource = DesiredEventSource & { name: string };
 
 // A mapping has no name of its own: it is found by its function and queue.
@@ -207,11 +194,7 @@ function mapping(inputs: EventSourceInputs): Resource<NamedEventSource, LiveEven
         new CreateEventSourceMappingCommand({
           FunctionName: desired.functionName,
           EventSourceArn: desired.queueArn,
-          BatchSize: desired.batchSize,
-          MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
-          FunctionResponseTypes: desired.functionResponseTypes,
-          ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
-          Enabled: desired.enabled,
+          ...settings(desired),
           Tags: desired.tags,
         }),
       );
@@ -228,11 +211,7 @@ function mapping(inputs: EventSourceInputs): Resource<NamedEventSource, LiveEven
           ctx.clients.lambda.send(
             new UpdateEventSourceMappingCommand({
               UUID: uuid,
-              BatchSize: desired.batchSize,
-              MaximumBatchingWindowInSeconds: desired.maximumBatchingWindowInSeconds,
-              FunctionResponseTypes: desired.functionResponseTypes,
-              ScalingConfig: { MaximumConcurrency: desired.maximumConcurrency },
-              Enabled: desired.enabled,
+              ...settings(desired),
             }),
           ),
         );

@@ -58,41 +58,9 @@ export interface FunctionInputs {
   environment: Record<string, string>;
 }
 
-export interface DesiredFunction {
-  name: string;
-  description: string;
-  imageUri: string;
-  architecture: Architecture;
-  role: string;
-  timeout: number;
-  memorySize: number;
-  environment: Record<string, string>;
-  subnetIds: string[];
-  securityGroupIds: string[];
-  logGroup: string;
-  // [] = the image's CMD
-  command: string[];
-  tags: Tags;
-}
+export type DesiredFunction = ReturnType<typeof desiredFunction>;
 
-export interface LiveFunction {
-  name: string;
-  arn: string;
-  imageUri: string | undefined;
-  architecture: string | undefined;
-  role: string | undefined;
-  timeout: number | undefined;
-  memorySize: number | undefined;
-  environment: Record<string, string>;
-  subnetIds: string[];
-  securityGroupIds: string[];
-  logGroup: string | undefined;
-  logFormat: string | undefined;
-  command: string[];
-  state: string | undefined;
-  lastUpdateStatus: string | undefined;
-  tags: Tags;
-}
+export type LiveFunction = ReturnType<typeof toLive>;
 
 export interface ConnectionInputs {
   cache: { host: string; port: number; authSecretArn: string };
@@ -134,12 +102,13 @@ export function desiredFunction(
   which: {
     name: string;
     logGroup: string;
+    // [] = the image's CMD
     command: string[];
     description: string;
     timeout?: number;
     memorySize?: number;
   },
-): DesiredFunction {
+) {
   const { fn } = ctx.config;
   return {
     ...which,
@@ -188,7 +157,7 @@ function toLive(
   configuration: FunctionConfiguration,
   imageUri: string | undefined,
   tags: Tags,
-): LiveFunction {
+) {
   return {
     name,
     arn: configuration.FunctionArn ?? '',
@@ -369,36 +338,43 @@ export const deleteFunction = (ctx: Ctx, name: string) => destroy(ctx, lambdaFun
 // (activeTimeoutSeconds, updatedTimeoutSeconds) stay.
 const waiterDelays = { minDelay: 2, maxDelay: 10 } as const;
 
-export async function waitActive(ctx: Ctx, name: string): Promise<void> {
-  await withProgress(
-    `${kind} ${name} to become Active`,
-    (message) => ctx.log.progress(message),
-    waitUntilFunctionActiveV2(
-      { client: ctx.clients.lambda, maxWaitTime: activeTimeoutSeconds, ...waiterDelays },
-      { FunctionName: name },
-    ),
-  ).catch((error: unknown) => {
-    throw stepError(
-      `wait for ${kind} ${name} to become Active`,
-      error,
-      "check lambda:GetFunction permission, and the function's StateReason in the Lambda console",
-    );
-  });
-}
+export const waitActive = (ctx: Ctx, name: string) =>
+  waitFor(
+    ctx,
+    name,
+    waitUntilFunctionActiveV2,
+    activeTimeoutSeconds,
+    'become Active',
+    "the function's StateReason in the Lambda console",
+  );
 
-async function waitUpdated(ctx: Ctx, name: string): Promise<void> {
+const waitUpdated = (ctx: Ctx, name: string) =>
+  waitFor(
+    ctx,
+    name,
+    waitUntilFunctionUpdatedV2,
+    updatedTimeoutSeconds,
+    'finish updating',
+    "the function's LastUpdateStatusReason",
+  );
+
+async function waitFor(
+  ctx: Ctx,
+  name: string,
+  waiter: typeof waitUntilFunctionActiveV2,
+  maxWaitTime: number,
+  until: string,
+  reason: string,
+): Promise<void> {
   await withProgress(
-    `${kind} ${name} to finish updating`,
+    `${kind} ${name} to ${until}`,
     (message) => ctx.log.progress(message),
-    waitUntilFunctionUpdatedV2(
-      { client: ctx.clients.lambda, maxWaitTime: updatedTimeoutSeconds, ...waiterDelays },
-      { FunctionName: name },
-    ),
+    waiter({ client: ctx.clients.lambda, maxWaitTime, ...waiterDelays }, { FunctionName: name }),
   ).catch((error: unknown) => {
     throw stepError(
-      `wait for ${kind} ${name} to finish updating`,
+      `wait for ${kind} ${name} to ${until}`,
       error,
-      "check lambda:GetFunction permission, and the function's LastUpdateStatusReason",
+      `check lambda:GetFunction permission, and ${reason}`,
     );
   });
 }

@@ -81,9 +81,6 @@ async function readProvider(ctx: Ctx): Promise<LiveProvider | undefined> {
   }
 }
 
-export const findGithubProvider = (ctx: Ctx) =>
-  step(`read ${kind} ${githubProviderArn(ctx)}`, 'iam:GetOpenIDConnectProvider', () => readProvider(ctx));
-
 // The audience configure-aws-credentials asks for must be one of the
 // provider's client ids, or STS refuses every token (IAM User Guide, "Create
 // an OpenID Connect (OIDC) identity provider in IAM"); ours must list this
@@ -172,7 +169,9 @@ export const ensureGithubProvider = (ctx: Ctx) =>
 export async function deleteGithubProvider(ctx: Ctx): Promise<void> {
   const providerArn = githubProviderArn(ctx);
   const name = githubOidc.host;
-  const actual = await findGithubProvider(ctx);
+  const actual = await step(`read ${kind} ${providerArn}`, 'iam:GetOpenIDConnectProvider', () =>
+    readProvider(ctx),
+  );
   if (actual === undefined || !isOurs(actual)) {
     record(ctx, { kind, name, action: Action.absent });
     return;

@@ -28,12 +28,7 @@ export interface DesiredLogGroup {
   tags: Tags;
 }
 
-export interface LiveLogGroup {
-  name: string;
-  arn: string;
-  retentionInDays: number | undefined;
-  tags: Tags;
-}
+type LiveLogGroup = NonNullable<Awaited<ReturnType<typeof findLogGroup>>>;
 
 export function desiredLogGroup(ctx: Pick<Ctx, 'config' | 'names'>, name: string): DesiredLogGroup {
   return { name, retentionInDays: ctx.config.fn.logRetentionDays, tags: ctx.names.tags };
@@ -56,6 +51,22 @@ async function describeLogGroup(ctx: Ctx, name: string) {
   return answer.logGroups?.find((g) => g.logGroupName === name);
 }
 
+async function findLogGroup(ctx: Ctx, name: string) {
+  const found = await describeLogGroup(ctx, name);
+  if (found === undefined) return undefined;
+  const groupArn = found.logGroupArn ?? logGroupArn(ctx, name);
+  try {
+    const { tags = {} } = await ctx.clients.logs.send(
+      new ListTagsForResourceCommand({ resourceArn: groupArn }),
+    );
+    return { name, arn: groupArn, retentionInDays: found.retentionInDays, tags };
+  } catch (error) {
+    // deleted between the two calls
+    if (error instanceof ResourceNotFoundException) return undefined;
+    throw error;
+  }
+}
+
 export function logGroupDrift(desired: DesiredLogGroup, actual: LiveLogGroup): FieldChange[] {
   return [
     ...diffFields({ retentionInDays: desired.retentionInDays }, { retentionInDays: actual.retentionInDays }),
@@ -70,21 +81,7 @@ const logGroup: Resource<DesiredLogGroup, LiveLogGroup, { name: string; arn: str
     create: 'logs:CreateLogGroup and logs:TagResource',
     update: 'logs:PutRetentionPolicy and logs:TagResource',
   },
-  async find(ctx, name) {
-    const found = await describeLogGroup(ctx, name);
-    if (found === undefined) return undefined;
-    const groupArn = found.logGroupArn ?? logGroupArn(ctx, name);
-    try {
-      const { tags = {} } = await ctx.clients.logs.send(
-        new ListTagsForResourceCommand({ resourceArn: groupArn }),
-      );
-      return { name, arn: groupArn, retentionInDays: found.retentionInDays, tags };
-    } catch (error) {
-      // deleted between the two calls
-      if (error instanceof ResourceNotFoundException) return undefined;
-      throw error;
-    }
-  },
+  find: findLogGroup,
   drift: logGroupDrift,
   // CreateLogGroup takes no retention: the loop finds the group again and sets it
   async create(ctx, desired) {

@@ -47,12 +47,6 @@ export interface MigrationInputs {
   database: { host: string; port: number; name: string; secretArn: string };
 }
 
-export interface MigrationOutputs {
-  functionName: string;
-  roleArn: string;
-  ran: boolean;
-}
-
 export function desiredMigrationRole(ctx: RoleContext, masterSecretArn: string): DesiredRole {
   const { identity, names } = ctx;
   return {
@@ -105,13 +99,7 @@ export function desiredMigrationFunction(
 ): DesiredFunction {
   return desiredFunction(
     ctx,
-    {
-      roleArn: inputs.roleArn,
-      imageUri: inputs.imageUri,
-      subnetIds: inputs.subnetIds,
-      securityGroupId: inputs.securityGroupId,
-      environment: migrationEnvironment(ctx, inputs.database),
-    },
+    { ...inputs, environment: migrationEnvironment(ctx, inputs.database) },
     {
       name: ctx.names.migrateFunction,
       logGroup: ctx.names.migrateLogGroup,
@@ -139,16 +127,14 @@ interface MigrationSpec {
   fingerprint: string;
 }
 
-// What the function's tag says the last successful migration ran with
-interface Migrated {
-  fingerprint: string | undefined;
-}
-
 // The migration as a resource: it exists once the function does, and it
 // drifts when the function's tag is not this run's fingerprint. `before` is
 // the function as it was before this run ensured it, so a new function's
 // first migration is a create.
-function migration(before: LiveFunction | undefined): Resource<MigrationSpec, Migrated, boolean> {
+// The live side is what the function's tag says the last successful migration ran with.
+function migration(
+  before: LiveFunction | undefined,
+): Resource<MigrationSpec, { fingerprint: string | undefined }, boolean> {
   const migrate = async (ctx: Ctx, desired: MigrationSpec) => {
     await runMigration(ctx, desired.name);
     await ctx.clients.lambda
@@ -184,7 +170,7 @@ function migration(before: LiveFunction | undefined): Resource<MigrationSpec, Mi
   };
 }
 
-export async function ensureMigration(ctx: Ctx, inputs: MigrationInputs): Promise<MigrationOutputs> {
+export async function ensureMigration(ctx: Ctx, inputs: MigrationInputs) {
   const role = await ensureRole(ctx, desiredMigrationRole(ctx, inputs.database.secretArn));
   const desired = desiredMigrationFunction(ctx, { ...inputs, roleArn: role.arn });
   const before = await findFunction(ctx, desired.name);
@@ -195,11 +181,6 @@ export async function ensureMigration(ctx: Ctx, inputs: MigrationInputs): Promis
     fingerprint: migrationFingerprint(desired),
   });
   return { functionName: fn.name, roleArn: role.arn, ran };
-}
-
-interface FunctionErrorPayload {
-  errorType?: unknown;
-  errorMessage?: unknown;
 }
 
 // A synchronous invocation (RequestResponse) answers 200 whether or not the
@@ -225,9 +206,9 @@ async function runMigration(ctx: Ctx, functionName: string): Promise<void> {
   );
   const text = new TextDecoder().decode(answer.Payload ?? new Uint8Array());
   if (answer.FunctionError !== undefined) {
-    let payload: FunctionErrorPayload = {};
+    let payload: { errorType?: unknown; errorMessage?: unknown } = {};
     try {
-      payload = JSON.parse(text) as FunctionErrorPayload;
+      payload = JSON.parse(text);
     } catch {
       payload = { errorMessage: text };
     }

@@ -44,17 +44,7 @@ export interface DesiredRepository {
   tags: Tags;
 }
 
-export interface LiveRepository {
-  name: string;
-  arn: string;
-  uri: string;
-  imageTagMutability: string | undefined;
-  scanOnPush: boolean;
-  encryptionType: string | undefined;
-  lifecyclePolicy: unknown;
-  repositoryPolicy: unknown;
-  tags: Tags;
-}
+export type LiveRepository = NonNullable<Awaited<ReturnType<typeof findRepository>>>;
 
 export function desiredRepository(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): DesiredRepository {
   const { identity, names, config } = ctx;
@@ -121,6 +111,32 @@ async function readPolicy(
   }
 }
 
+async function findRepository(ctx: Ctx, name: string) {
+  const { ecr } = ctx.clients;
+  const found = await describeRepository(ctx, name);
+  if (found?.repositoryArn === undefined) return undefined;
+  const lifecyclePolicy = await readPolicy(
+    async () => (await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: name }))).lifecyclePolicyText,
+    (error) => error instanceof LifecyclePolicyNotFoundException,
+  );
+  const repositoryPolicy = await readPolicy(
+    async () => (await ecr.send(new GetRepositoryPolicyCommand({ repositoryName: name }))).policyText,
+    (error) => error instanceof RepositoryPolicyNotFoundException,
+  );
+  const { tags } = await ecr.send(new ListTagsForResourceCommand({ resourceArn: found.repositoryArn }));
+  return {
+    name,
+    arn: found.repositoryArn,
+    uri: found.repositoryUri ?? '',
+    imageTagMutability: found.imageTagMutability,
+    scanOnPush: found.imageScanningConfiguration?.scanOnPush ?? false,
+    encryptionType: found.encryptionConfiguration?.encryptionType,
+    lifecyclePolicy,
+    repositoryPolicy,
+    tags: fromTagList(tags),
+  };
+}
+
 export function repositoryDrift(desired: DesiredRepository, actual: LiveRepository): FieldChange[] {
   const changes = diffFields(
     { imageTagMutability: desired.imageTagMutability, scanOnPush: desired.scanOnPush },
@@ -149,32 +165,7 @@ const repository: Resource<DesiredRepository, LiveRepository, { uri: string; arn
     update:
       'ecr:PutImageTagMutability, ecr:PutImageScanningConfiguration, ecr:PutLifecyclePolicy, ecr:SetRepositoryPolicy and ecr:TagResource',
   },
-  async find(ctx, name) {
-    const { ecr } = ctx.clients;
-    const found = await describeRepository(ctx, name);
-    if (found?.repositoryArn === undefined) return undefined;
-    const lifecyclePolicy = await readPolicy(
-      async () =>
-        (await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: name }))).lifecyclePolicyText,
-      (error) => error instanceof LifecyclePolicyNotFoundException,
-    );
-    const repositoryPolicy = await readPolicy(
-      async () => (await ecr.send(new GetRepositoryPolicyCommand({ repositoryName: name }))).policyText,
-      (error) => error instanceof RepositoryPolicyNotFoundException,
-    );
-    const { tags } = await ecr.send(new ListTagsForResourceCommand({ resourceArn: found.repositoryArn }));
-    return {
-      name,
-      arn: found.repositoryArn,
-      uri: found.repositoryUri ?? '',
-      imageTagMutability: found.imageTagMutability,
-      scanOnPush: found.imageScanningConfiguration?.scanOnPush ?? false,
-      encryptionType: found.encryptionConfiguration?.encryptionType,
-      lifecyclePolicy,
-      repositoryPolicy,
-      tags: fromTagList(tags),
-    };
-  },
+  find: findRepository,
   drift: repositoryDrift,
   // CreateRepository takes no policies: the loop finds the repository again and puts them
   async create(ctx, desired) {

@@ -21,6 +21,7 @@ import { PolicyFile, readPolicyFile } from '../../lib/policy-files.ts';
 import {
   type Ctx,
   destroy,
+  diffFields,
   type FieldChange,
   missingTags,
   type Resource,
@@ -48,14 +49,7 @@ export interface DesiredRole {
   tags: Tags;
 }
 
-export interface LiveRole {
-  name: string;
-  arn: string;
-  trustPolicy: unknown;
-  policy: unknown;
-  permissionsBoundary: string | undefined;
-  tags: Tags;
-}
+export type LiveRole = NonNullable<Awaited<ReturnType<typeof findRole>>>;
 
 export type RoleContext = Pick<Ctx, 'identity' | 'names' | 'config'>;
 
@@ -296,15 +290,18 @@ export function roleArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
   return arn(ctx.identity, 'iam', `role/${name}`, false);
 }
 
-async function findRole(ctx: Ctx, name: string, policyName: string): Promise<LiveRole | undefined> {
-  const { iam } = ctx.clients;
-  let role: Role | undefined;
+async function getRole(ctx: Ctx, RoleName: string): Promise<Role | undefined> {
   try {
-    role = (await iam.send(new GetRoleCommand({ RoleName: name }))).Role;
+    return (await ctx.clients.iam.send(new GetRoleCommand({ RoleName }))).Role;
   } catch (error) {
     if (error instanceof NoSuchEntityException) return undefined;
     throw error;
   }
+}
+
+async function findRole(ctx: Ctx, name: string, policyName: string) {
+  const { iam } = ctx.clients;
+  const role = await getRole(ctx, name);
   if (role?.Arn === undefined) return undefined;
   let policy: unknown;
   try {
@@ -326,21 +323,17 @@ async function findRole(ctx: Ctx, name: string, policyName: string): Promise<Liv
 }
 
 export function roleDrift(desired: DesiredRole, actual: LiveRole): FieldChange[] {
-  const changes: FieldChange[] = [];
-  if (desired.permissionsBoundary !== actual.permissionsBoundary) {
-    changes.push({
-      field: 'permissionsBoundary',
-      from: actual.permissionsBoundary,
-      to: desired.permissionsBoundary,
-    });
-  }
-  if (!samePolicy(desired.trustPolicy, actual.trustPolicy ?? null)) {
-    changes.push({ field: 'trustPolicy', from: actual.trustPolicy, to: desired.trustPolicy });
-  }
-  if (!samePolicy(desired.policy, actual.policy ?? null)) {
-    changes.push({ field: `policy:${desired.policyName}`, from: actual.policy, to: desired.policy });
-  }
-  return [...changes, ...tagDrift(desired.tags, actual.tags)];
+  const policies = [
+    ['trustPolicy', desired.trustPolicy, actual.trustPolicy],
+    [`policy:${desired.policyName}`, desired.policy, actual.policy],
+  ] as const;
+  return [
+    ...diffFields({ permissionsBoundary: desired.permissionsBoundary }, actual),
+    ...policies
+      .filter(([, to, from]) => !samePolicy(to, from ?? null))
+      .map(([field, to, from]) => ({ field, from, to })),
+    ...tagDrift(desired.tags, actual.tags),
+  ];
 }
 
 // One resource for every role of the stack, given the role it is to make:
@@ -373,39 +366,36 @@ function role(desired: DesiredRole): Resource<DesiredRole, LiveRole, { name: str
     async update(ctx, desired, actual, drift) {
       const { iam } = ctx.clients;
       const RoleName = desired.name;
-      const fields = new Set(drift.map((c) => c.field));
-      // first: the deployer may change a role's trust and policies only once it
-      // carries the boundary (iam:PermissionsBoundary is the role's boundary)
-      if (fields.has('permissionsBoundary')) {
-        await iam.send(
-          new PutRolePermissionsBoundaryCommand({
-            RoleName,
-            PermissionsBoundary: desired.permissionsBoundary,
-          }),
-        );
-      }
-      if (fields.has('trustPolicy')) {
-        await iam.send(
-          new UpdateAssumeRolePolicyCommand({
-            RoleName,
-            PolicyDocument: JSON.stringify(desired.trustPolicy),
-          }),
-        );
-      }
-      if (fields.has(`policy:${desired.policyName}`)) {
-        await iam.send(
-          new PutRolePolicyCommand({
-            RoleName,
-            PolicyName: desired.policyName,
-            PolicyDocument: JSON.stringify(desired.policy),
-          }),
-        );
-      }
-      if (fields.has('tags')) {
-        await iam.send(
-          new TagRoleCommand({ RoleName, Tags: toTagList(missingTags(desired.tags, actual.tags)) }),
-        );
-      }
+      // in roleDrift's order, the boundary first: the deployer may change a
+      // role's trust and policies only once it carries the boundary
+      // (iam:PermissionsBoundary is the role's boundary)
+      const calls: Record<string, () => Promise<unknown>> = {
+        permissionsBoundary: () =>
+          iam.send(
+            new PutRolePermissionsBoundaryCommand({
+              RoleName,
+              PermissionsBoundary: desired.permissionsBoundary,
+            }),
+          ),
+        trustPolicy: () =>
+          iam.send(
+            new UpdateAssumeRolePolicyCommand({
+              RoleName,
+              PolicyDocument: JSON.stringify(desired.trustPolicy),
+            }),
+          ),
+        [`policy:${desired.policyName}`]: () =>
+          iam.send(
+            new PutRolePolicyCommand({
+              RoleName,
+              PolicyName: desired.policyName,
+              PolicyDocument: JSON.stringify(desired.policy),
+            }),
+          ),
+        tags: () =>
+          iam.send(new TagRoleCommand({ RoleName, Tags: toTagList(missingTags(desired.tags, actual.tags)) })),
+      };
+      for (const change of drift) await calls[change.field]?.();
     },
     outputs: (ctx, desired, actual) => ({
       name: desired.name,
@@ -440,14 +430,7 @@ export const deleteRole = (ctx: Ctx, name: string) =>
         delete:
           'iam:PutRolePermissionsBoundary, iam:ListRolePolicies, iam:DeleteRolePolicy, iam:ListAttachedRolePolicies, iam:DetachRolePolicy and iam:DeleteRole',
       },
-      async find(ctx, RoleName) {
-        try {
-          return (await ctx.clients.iam.send(new GetRoleCommand({ RoleName }))).Role;
-        } catch (error) {
-          if (error instanceof NoSuchEntityException) return undefined;
-          throw error;
-        }
-      },
+      find: getRole,
       async remove(ctx, RoleName, found) {
         const { iam } = ctx.clients;
         const PermissionsBoundary = boundaryArn(ctx);

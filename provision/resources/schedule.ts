@@ -35,49 +35,28 @@ export interface ScheduleInputs {
   roleArn: string;
 }
 
-export interface DesiredSchedule {
-  name: string;
-  description: string;
-  // the buffer drains even when uploads stop: at most a minute of delay
-  scheduleExpression: string;
-  state: ScheduleState;
-  // OFF: fire on the minute; a window would only add latency to a tiny job
-  flexibleTimeWindow: FlexibleTimeWindowMode;
-  targetArn: string;
-  roleArn: string;
-  // a missed flush is not worth retrying: the next one runs a minute later
-  maximumRetryAttempts: number;
-  maximumEventAgeInSeconds: number;
-}
+export type DesiredSchedule = ReturnType<typeof desiredSchedule>;
 
-export interface LiveSchedule {
-  name: string;
-  arn: string | undefined;
-  description: string | undefined;
-  scheduleExpression: string | undefined;
-  state: string | undefined;
-  flexibleTimeWindow: string | undefined;
-  targetArn: string | undefined;
-  roleArn: string | undefined;
-  maximumRetryAttempts: number | undefined;
-  maximumEventAgeInSeconds: number | undefined;
-}
+export type LiveSchedule = ReturnType<typeof toLive>;
 
-export function desiredSchedule(ctx: Pick<Ctx, 'names'>, inputs: ScheduleInputs): DesiredSchedule {
+export function desiredSchedule(ctx: Pick<Ctx, 'names'>, inputs: ScheduleInputs) {
   return {
     name: ctx.names.schedule,
     description: `${ctx.names.base}: drain the count buffer into PostgreSQL`,
+    // the buffer drains even when uploads stop: at most a minute of delay
     scheduleExpression: 'rate(1 minute)',
     state: ScheduleState.ENABLED,
+    // OFF: fire on the minute; a window would only add latency to a tiny job
     flexibleTimeWindow: FlexibleTimeWindowMode.OFF,
     targetArn: inputs.functionArn,
     roleArn: inputs.roleArn,
+    // a missed flush is not worth retrying: the next one runs a minute later
     maximumRetryAttempts: 0,
     maximumEventAgeInSeconds: 60,
   };
 }
 
-function toLive(name: string, s: GetScheduleCommandOutput): LiveSchedule {
+function toLive(name: string, s: GetScheduleCommandOutput) {
   return {
     name,
     arn: s.Arn,
@@ -155,8 +134,7 @@ const schedule: Resource<DesiredSchedule, LiveSchedule, { name: string; arn: str
     const created = await whileRoleNotReady(ctx, desired, () =>
       ctx.clients.scheduler.send(new CreateScheduleCommand(scheduleRequest(desired))),
     );
-    const { name: _name, ...fields } = desired;
-    return { name: desired.name, ...fields, arn: created.ScheduleArn };
+    return { ...desired, arn: created.ScheduleArn };
   },
   // a concurrent run's schedule: found and made to match
   alreadyExists: (error) => error instanceof ConflictException,
