@@ -52,7 +52,7 @@ import { emulatorCredentials, startEmulator } from '../local/emulator.ts';
 import { createContext, provisionStack, provisionSteps } from '../provision/up.ts';
 import { teardownStack, teardownSteps } from '../teardown/down.ts';
 import { installVirtualClock, type VirtualClock } from '../test/fakes/clock.ts';
-import { type FakeAws, installFakeAws } from '../test/fakes/index.ts';
+import { type FakeAws, installFakeAws, stackServices } from '../test/fakes/index.ts';
 
 const flags = parseFlags(process.argv.slice(2), {
   runs: { type: 'string' },
@@ -180,21 +180,7 @@ function playTimes(ctx: Ctx, aws: FakeAws, clock: VirtualClock): void {
     [...aws.ec2.state.securityGroups.values()].find((g) => /-function$/.test(g.GroupName))?.GroupId;
 
   type Sender = { send(command: object, ...rest: unknown[]): Promise<unknown> };
-  for (const service of [
-    'ec2',
-    's3',
-    'sns',
-    'sqs',
-    'elasticache',
-    'rds',
-    'secretsManager',
-    'ecr',
-    'logs',
-    'iam',
-    'lambda',
-    'scheduler',
-    'cloudwatch',
-  ] as const) {
+  for (const service of stackServices) {
     const client = ctx.clients[service] as unknown as Sender;
     const send = client.send.bind(client);
     client.send = async (command: object, ...rest: unknown[]) => {

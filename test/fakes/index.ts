@@ -20,6 +20,24 @@ import { installStsFake, type StsFake } from './sts.ts';
 // The migration function, invoked by up, runs the real migration on the
 // test PostgreSQL given as `database`.
 
+// The clients up and down send their requests through (ctx.clients), for
+// tests and the bench that watch or interrupt every request of a run.
+export const stackServices = [
+  'ec2',
+  's3',
+  'sns',
+  'sqs',
+  'elasticache',
+  'rds',
+  'secretsManager',
+  'ecr',
+  'logs',
+  'iam',
+  'lambda',
+  'scheduler',
+  'cloudwatch',
+] as const;
+
 export interface FakeAwsOptions {
   accountId?: string;
   region?: string;

@@ -14,7 +14,7 @@ import {
   recordEmulatorCalls,
   resetCalls,
 } from '../fakes/calls.ts';
-import { type FakeAws, installFakeAws } from '../fakes/index.ts';
+import { type FakeAws, installFakeAws, stackServices } from '../fakes/index.ts';
 import { createMigrationTarget, type TestMigrationTarget } from '../support/migration.ts';
 import { collectingLog } from './context.ts';
 
@@ -296,22 +296,7 @@ type Interruption = [command: string, when: 'before' | 'after'];
 
 function interrupt(ctx: Ctx, [target, when]: Interruption): () => boolean {
   let fired = false;
-  const services = [
-    'ec2',
-    's3',
-    'sns',
-    'sqs',
-    'elasticache',
-    'rds',
-    'secretsManager',
-    'ecr',
-    'logs',
-    'iam',
-    'lambda',
-    'scheduler',
-    'cloudwatch',
-  ] as const;
-  for (const service of services) {
+  for (const service of stackServices) {
     const client = ctx.clients[service] as unknown as { send(command: object): Promise<unknown> };
     const original = client.send.bind(client);
     client.send = async (command: object) => {
