@@ -172,6 +172,10 @@ export interface Resource<Desired extends { name: string }, Live, Outputs> {
   create(ctx: Ctx, desired: Desired): Promise<Live | undefined>;
   alreadyExists?(error: unknown): boolean;
   update?(ctx: Ctx, desired: Desired, actual: Live, drift: FieldChange[]): Promise<void>;
+  // for a resource whose fields are set by calls of their own (instead of
+  // update): the loop runs the writer of each field that drifted, in this
+  // order, each as its own step, `set <field> on <kind> <name>`
+  writers?: Writers<Desired, Live>;
   // until the resource is usable; returns its state then, when it changed
   wait?(ctx: Ctx, desired: Desired, actual: Live): Promise<Live | undefined>;
   // actual is undefined only in plan mode, for a resource that does not exist yet
@@ -181,6 +185,27 @@ export interface Resource<Desired extends { name: string }, Live, Outputs> {
   isNotFound?(error: unknown): boolean;
   // after remove, until it is gone (outside plan mode)
   waitGone?(ctx: Ctx, name: string, actual: Live): Promise<void>;
+}
+
+// field → the call that sets it and the IAM action that call needs
+export type Writers<Desired, Live> = Record<
+  string,
+  { action: string; write(ctx: Ctx, desired: Desired, actual: Live): Promise<unknown> }
+>;
+
+// Runs the writers of the fields that drifted, in the writers' order.
+async function writeDrifted<Desired, Live>(
+  ctx: Ctx,
+  label: string,
+  writers: Writers<Desired, Live>,
+  desired: Desired,
+  actual: Live,
+  drift: FieldChange[],
+): Promise<void> {
+  const drifted = new Set(drift.map((change) => change.field));
+  for (const [field, { action, write }] of Object.entries(writers)) {
+    if (drifted.has(field)) await step(`set ${field} on ${label}`, action, () => write(ctx, desired, actual));
+  }
 }
 
 function permissionHint(actions: string | undefined): string | undefined {
@@ -223,10 +248,11 @@ export async function reconcile<Desired extends { name: string }, Live, Outputs>
         ...(drift.length > 0 ? { fields: drift } : {}),
       });
     }
-    if (drift.length > 0 && !isPlan(ctx) && resource.update !== undefined) {
-      const update = resource.update;
+    if (drift.length === 0 || isPlan(ctx)) return;
+    const { update, writers } = resource;
+    if (writers !== undefined) await writeDrifted(ctx, label, writers, desired, live, drift);
+    if (update !== undefined)
       await step(`update ${label}`, can.update, () => update(ctx, desired, live, drift));
-    }
   };
   let actual = await find();
   if (actual === undefined) {

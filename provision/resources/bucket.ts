@@ -36,7 +36,7 @@ import {
   missingTags,
   type Resource,
   reconcile,
-  step,
+  type Writers,
 } from '../../lib/reconcile.ts';
 import { fromTagList, toTagList } from '../tags.ts';
 
@@ -234,16 +234,9 @@ export function bucketDrift(desired: BucketSpec, actual: BucketState): FieldChan
   return changes;
 }
 
-type Field = keyof Managed;
-
 // One writer per managed field, each with the IAM action it needs. Order
 // matters on creation: block public access before any policy can be attached.
-const writers: {
-  [F in Field]: {
-    action: string;
-    write: (ctx: Ctx, desired: BucketSpec, actual: BucketState) => Promise<unknown>;
-  };
-} = {
+const writers: { [F in keyof Managed]: Writers<BucketSpec, BucketState>[string] } = {
   publicAccessBlock: {
     action: 's3:PutBucketPublicAccessBlock',
     write: (ctx, desired) =>
@@ -328,7 +321,11 @@ const bucket: Resource<BucketSpec, BucketState, { name: string; arn: string }> =
   find: findBucket,
   drift: bucketDrift,
   createFields: (desired) =>
-    (Object.keys(writers) as Field[]).map((field) => ({ field, from: undefined, to: desired[field] })),
+    (Object.keys(writers) as (keyof Managed)[]).map((field) => ({
+      field,
+      from: undefined,
+      to: desired[field],
+    })),
   // CreateBucket sets nothing but the ownership: the loop finds the new bucket
   // and writes every other field as drift.
   async create(ctx, desired) {
@@ -359,13 +356,7 @@ const bucket: Resource<BucketSpec, BucketState, { name: string; arn: string }> =
   },
   // a concurrent run created it: it is reconciled like any live bucket
   alreadyExists: (error) => error instanceof BucketAlreadyOwnedByYou,
-  async update(ctx, desired, actual, drift) {
-    const drifted = new Set(drift.map((change) => change.field));
-    for (const [field, { action, write }] of Object.entries(writers)) {
-      if (!drifted.has(field)) continue;
-      await step(`set ${field} on bucket ${desired.name}`, action, () => write(ctx, desired, actual));
-    }
-  },
+  writers,
   outputs: (_ctx, desired) => ({ name: desired.name, arn: desired.arn }),
 };
 
