@@ -51,7 +51,7 @@ interface AlarmDefinition {
   Namespace: string;
   MetricName: string;
   Dimensions: { Name: string; Value: string }[];
-  Statistic?: 'Sum' | 'Maximum' | 'Minimum' | 'Average';
+  Statistic?: Statistic;
   ExtendedStatistic?: string;
   Period: number;
   EvaluationPeriods: number;
@@ -60,6 +60,11 @@ interface AlarmDefinition {
   ComparisonOperator: ComparisonOperator;
   TreatMissingData: TreatMissingData;
 }
+
+type Statistic = 'Sum' | 'Maximum' | 'Minimum' | 'Average';
+
+// What an alarm watches: namespace, metric, dimensions and statistic.
+type AlarmMetric = [string, string, Record<string, string>, Statistic | 'p99'];
 
 export type DesiredAlarm = ReturnType<typeof desiredAlarms>[number];
 
@@ -105,26 +110,34 @@ export function memberClusterIds(replicationGroupId: string, count: number): str
 // the primary and one replica, as provisioned by resources/cache.ts
 const defaultCacheNodes = 2;
 
+// What the alarms and the dashboard watch besides the given names: the flush
+// function only when it is its own (otherwise the counting function's alarms
+// and graphs already cover it), and the cache's member clusters.
+export function watched(names: StackNames, resources: MonitoredResources) {
+  const flushFunction = resources.flushFunctionName ?? names.flushFunction;
+  return {
+    flushFunction: flushFunction === resources.functionName ? undefined : flushFunction,
+    cacheIds: resources.cacheClusterIds ?? memberClusterIds(names.cache, defaultCacheNodes),
+  };
+}
+
 export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): AlarmDefinition[] {
   const { names, config } = ctx;
-  const name = (suffix: string) => `${alarmPrefix(names)}${suffix}`;
   const service = { [serviceDimension]: names.base };
   const timeoutMs = config.fn.timeoutSeconds * 1000;
   const expectedConnections = (config.fn.maxConcurrency + 1) * connectionsPerInstance;
-  const cacheIds = resources.cacheClusterIds ?? memberClusterIds(names.cache, defaultCacheNodes);
-  const functions = [resources.functionName];
-  const flushFunction = resources.flushFunctionName ?? names.flushFunction;
-  if (flushFunction !== resources.functionName) functions.push(flushFunction);
+  const { flushFunction, cacheIds } = watched(names, resources);
+  const functions: [suffix: string, name: string][] = [['function', resources.functionName]];
+  if (flushFunction !== undefined) functions.push(['flush-function', flushFunction]);
   // Most alarms fire on any datapoint above 0 in one minute, with missing data not breaching;
   // a percentile statistic (p99) is an ExtendedStatistic.
   const alarm = (
     suffix: string,
     AlarmDescription: string,
-    [Namespace, MetricName, dimensions]: [string, string, Record<string, string>],
-    statistic: NonNullable<AlarmDefinition['Statistic']> | 'p99',
+    [Namespace, MetricName, dimensions, statistic]: AlarmMetric,
     options: Partial<AlarmDefinition> = {},
   ): AlarmDefinition => ({
-    AlarmName: name(suffix),
+    AlarmName: `${alarmPrefix(names)}${suffix}`,
     AlarmDescription,
     Namespace,
     MetricName,
@@ -139,22 +152,20 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
     ...options,
   });
 
-  const alarms: AlarmDefinition[] = [
+  return [
     alarm(
       'dlq-messages',
       `Messages are waiting in the dead-letter queue ${resources.dlqName}: uploads the function failed to record ${config.fn.maxReceiveCount} times. ` +
         'Find the cause in the function logs (npx tsx ops/status.ts shows the depth), fix it, then move them back with npx tsx ops/redrive.ts. ' +
         'Missing data is not breaching: SQS stops publishing for an idle, empty queue.',
-      ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', { QueueName: resources.dlqName }],
-      'Maximum',
+      ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', { QueueName: resources.dlqName }, 'Maximum'],
     ),
     alarm(
       'queue-oldest-message-age',
       `The oldest upload event in ${resources.queueName} has waited more than ${Threshold.queueOldestAgeSeconds / 60} minutes: the function is not keeping up, is failing and retrying, or is not polling. ` +
         'Check npx tsx ops/status.ts and the function alarms; a message that keeps failing ends in the DLQ (then ops/redrive.ts). ' +
         'Missing data is not breaching: an idle queue publishes nothing.',
-      ['AWS/SQS', 'ApproximateAgeOfOldestMessage', { QueueName: resources.queueName }],
-      'Maximum',
+      ['AWS/SQS', 'ApproximateAgeOfOldestMessage', { QueueName: resources.queueName }, 'Maximum'],
       { EvaluationPeriods: 3, Threshold: Threshold.queueOldestAgeSeconds },
     ),
     alarm(
@@ -162,51 +173,39 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       `SNS could not deliver upload notifications from ${names.topic} to a subscriber (the queue policy or the subscription is broken), so uploads are not being counted. ` +
         'Run the provisioning again (npx tsx provision/up.ts) to restore the policy, then npx tsx ops/audit.ts --fix to enqueue the uploads that were missed. ' +
         'Missing data is not breaching: no uploads, no deliveries.',
-      ['AWS/SNS', 'NumberOfNotificationsFailed', { TopicName: names.topic }],
-      'Sum',
+      ['AWS/SNS', 'NumberOfNotificationsFailed', { TopicName: names.topic }, 'Sum'],
     ),
-  ];
-
-  for (const fn of functions) {
-    const suffix = fn === resources.functionName ? 'function' : 'flush-function';
-    alarms.push(
+    ...functions.flatMap(([suffix, fn]) => [
       alarm(
         `${suffix}-errors`,
         `Invocations of ${fn} failed as a whole (a thrown error, a timeout, or a crash), so their batch returns to the queue. ` +
           'Read the function logs for the error; npx tsx ops/status.ts shows whether messages are piling up or reaching the DLQ (then ops/redrive.ts after the fix). ' +
           'Missing data is not breaching: no invocations, no errors.',
-        ['AWS/Lambda', 'Errors', { FunctionName: fn }],
-        'Sum',
+        ['AWS/Lambda', 'Errors', { FunctionName: fn }, 'Sum'],
       ),
       alarm(
         `${suffix}-throttles`,
         `Invocations of ${fn} were throttled: the account or function concurrency is exhausted, so the queue drains slower. ` +
           'Check the account concurrency and MAX_CONCURRENCY; npx tsx ops/status.ts shows the queue age. ' +
           'Missing data is not breaching: no invocations, no throttles.',
-        ['AWS/Lambda', 'Throttles', { FunctionName: fn }],
-        'Sum',
+        ['AWS/Lambda', 'Throttles', { FunctionName: fn }, 'Sum'],
       ),
       alarm(
         `${suffix}-duration-near-timeout`,
         `The slowest 1% of ${fn} invocations take more than ${Threshold.durationShareOfTimeout * 100}% of its ${config.fn.timeoutSeconds} s timeout: ` +
           'larger files, a slow cache or database, or a smaller batch would soon time out and retry. Raise FUNCTION_TIMEOUT_SECONDS or lower BATCH_SIZE; ' +
           'npx tsx ops/status.ts shows whether the queue is falling behind. Missing data is not breaching: no invocations.',
-        ['AWS/Lambda', 'Duration', { FunctionName: fn }],
-        'p99',
+        ['AWS/Lambda', 'Duration', { FunctionName: fn }, 'p99'],
         { Period: 300, Threshold: Math.round(timeoutMs * Threshold.durationShareOfTimeout) },
       ),
-    );
-  }
-
-  for (const id of cacheIds) {
-    alarms.push(
+    ]),
+    ...cacheIds.flatMap((id) => [
       alarm(
         `cache-memory-${id}`,
         `Cache node ${id} uses more than ${Threshold.cacheMemoryPercent}% of its memory. With maxmemory-policy noeviction a full cache refuses new buffered records, ` +
           'so the function fails: check that the flush keeps up (npx tsx ops/status.ts shows the buffer backlog) or choose a larger CACHE_NODE_TYPE. ' +
           'Missing data is not breaching: a node that does not report is not full (the flush-lag alarm catches a cache that is down).',
-        ['AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', { CacheClusterId: id }],
-        'Maximum',
+        ['AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', { CacheClusterId: id }, 'Maximum'],
         { Period: 300, Threshold: Threshold.cacheMemoryPercent },
       ),
       alarm(
@@ -214,19 +213,14 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
         `Cache node ${id} evicted keys. The parameter group must set maxmemory-policy noeviction, so an eviction means buffered records or dedupe marks may be lost. ` +
           'Run the provisioning again (npx tsx provision/up.ts) to restore the parameter group, then npx tsx ops/audit.ts --fix to record any upload that was lost. ' +
           'Missing data is not breaching: no evictions reported.',
-        ['AWS/ElastiCache', 'Evictions', { CacheClusterId: id }],
-        'Sum',
+        ['AWS/ElastiCache', 'Evictions', { CacheClusterId: id }, 'Sum'],
       ),
-    );
-  }
-
-  alarms.push(
+    ]),
     alarm(
       'db-cpu',
       `Database ${resources.dbInstanceId} CPU has been above ${Threshold.dbCpuPercent}% for 15 minutes: the group commits or the ops queries are too heavy for the instance. ` +
         'Check npx tsx ops/status.ts and Performance Insights; choose a larger DB_INSTANCE_CLASS if it persists. Missing data is not breaching: the storage alarm catches a stopped instance.',
-      ['AWS/RDS', 'CPUUtilization', { DBInstanceIdentifier: resources.dbInstanceId }],
-      'Average',
+      ['AWS/RDS', 'CPUUtilization', { DBInstanceIdentifier: resources.dbInstanceId }, 'Average'],
       { Period: 300, EvaluationPeriods: 3, Threshold: Threshold.dbCpuPercent },
     ),
     alarm(
@@ -234,8 +228,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       `Database ${resources.dbInstanceId} has less than 2 GiB of free storage; when it runs out PostgreSQL refuses writes and the flush fails. ` +
         'Raise DB_ALLOCATED_STORAGE_GB and run npx tsx provision/up.ts; npx tsx ops/report.ts shows what is stored. ' +
         'Missing data is breaching: RDS publishes this every minute while the instance runs, so silence means it is stopped or gone.',
-      ['AWS/RDS', 'FreeStorageSpace', { DBInstanceIdentifier: resources.dbInstanceId }],
-      'Minimum',
+      ['AWS/RDS', 'FreeStorageSpace', { DBInstanceIdentifier: resources.dbInstanceId }, 'Minimum'],
       {
         Period: 300,
         Threshold: Threshold.dbFreeStorageBytes,
@@ -248,8 +241,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       `Database ${resources.dbInstanceId} has more than ${expectedConnections * connectionHeadroom} connections, twice what ${config.fn.maxConcurrency} concurrent functions ` +
         `and the flush hold (${connectionsPerInstance} each): connections are leaking or something else is connecting. ` +
         'Look at pg_stat_activity; npx tsx ops/status.ts shows the function concurrency. Missing data is not breaching: the storage alarm catches a stopped instance.',
-      ['AWS/RDS', 'DatabaseConnections', { DBInstanceIdentifier: resources.dbInstanceId }],
-      'Maximum',
+      ['AWS/RDS', 'DatabaseConnections', { DBInstanceIdentifier: resources.dbInstanceId }, 'Maximum'],
       { Period: 300, Threshold: expectedConnections * connectionHeadroom },
     ),
     alarm(
@@ -257,8 +249,7 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       `The oldest counted record has waited in the cache buffer for more than ${Threshold.oldestBufferedAgeSeconds / 60} minutes, or the flush has published nothing for 5 minutes: ` +
         'counts are not reaching the database. Check the schedule and the flush logs; npx tsx ops/status.ts shows the backlog; if the cache lost records, npx tsx ops/audit.ts --fix restores them. ' +
         'Missing data is breaching: the flush publishes OldestBufferedAge every minute (0 when the buffer is empty), so a silent flush is a failing flush.',
-      [metricNamespace, MetricName.oldestBufferedAge, service],
-      'Maximum',
+      [metricNamespace, MetricName.oldestBufferedAge, service, 'Maximum'],
       {
         EvaluationPeriods: 5,
         Threshold: Threshold.oldestBufferedAgeSeconds,
@@ -270,19 +261,16 @@ export function defineAlarms(ctx: AlarmContext, resources: MonitoredResources): 
       'A flush of the cache buffer to PostgreSQL failed; the records stay buffered and the next flush retries them. ' +
         'If it repeats, the database is unreachable or refusing writes: check the database alarms and npx tsx ops/status.ts. ' +
         'Missing data is not breaching: the metric is only published when a flush fails (the flush-lag alarm catches a flush that never runs).',
-      [metricNamespace, MetricName.flushFailures, service],
-      'Sum',
+      [metricNamespace, MetricName.flushFailures, service, 'Sum'],
     ),
     alarm(
       'rows-quarantined',
       'PostgreSQL refused a row (a key with U+0000, a time out of range, a constraint): the flush committed the rest of its batch and put the row, with its record and the error, in the line_counts_quarantine table. ' +
         `Its message fails on every delivery and reaches the DLQ after ${config.fn.maxReceiveCount} receives. npx tsx ops/status.ts lists the quarantined rows and their reasons; fix the cause, then npx tsx ops/redrive.ts. ` +
         'Missing data is not breaching: the metric is only published when a row is refused.',
-      [metricNamespace, MetricName.rowsQuarantined, service],
-      'Sum',
+      [metricNamespace, MetricName.rowsQuarantined, service, 'Sum'],
     ),
-  );
-  return alarms;
+  ];
 }
 
 export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs) {
@@ -297,43 +285,36 @@ export function desiredAlarms(ctx: AlarmContext, inputs: AlarmInputs) {
   }));
 }
 
-const managedFields = [
-  'AlarmDescription',
-  'ActionsEnabled',
-  'AlarmActions',
-  'OKActions',
-  'InsufficientDataActions',
-  'Namespace',
-  'MetricName',
-  'Dimensions',
-  'Statistic',
-  'ExtendedStatistic',
-  'Period',
-  'EvaluationPeriods',
-  'DatapointsToAlarm',
-  'Threshold',
-  'ComparisonOperator',
-  'TreatMissingData',
-] as const;
-
 // CloudWatch returns lists in its own order; order carries no meaning here.
-function normalize(alarm: DesiredAlarm | MetricAlarm): Record<string, unknown> {
-  const fields: Record<string, unknown> = {};
-  for (const field of managedFields) fields[field] = (alarm as Record<string, unknown>)[field];
-  for (const list of ['AlarmActions', 'OKActions', 'InsufficientDataActions'] as const) {
-    fields[list] = [...((alarm[list] as string[] | undefined) ?? [])].sort();
-  }
-  fields.Dimensions = [...(alarm.Dimensions ?? [])]
-    .map((d) => ({ Name: d.Name, Value: d.Value }))
-    .sort((a, b) => String(a.Name).localeCompare(String(b.Name)));
-  // a statistic not used by the desired alarm must be absent (p99 replaced by Maximum is drift too)
-  fields.Statistic ??= null;
-  fields.ExtendedStatistic ??= null;
-  return fields;
+const sorted = (list: readonly string[] | undefined) => [...(list ?? [])].sort();
+
+// The fields of an alarm this project manages, in the order a drift lists them.
+function managed(alarm: DesiredAlarm | MetricAlarm) {
+  return {
+    AlarmDescription: alarm.AlarmDescription,
+    ActionsEnabled: alarm.ActionsEnabled,
+    AlarmActions: sorted(alarm.AlarmActions),
+    OKActions: sorted(alarm.OKActions),
+    InsufficientDataActions: sorted(alarm.InsufficientDataActions),
+    Namespace: alarm.Namespace,
+    MetricName: alarm.MetricName,
+    Dimensions: [...(alarm.Dimensions ?? [])]
+      .map((d) => ({ Name: d.Name, Value: d.Value }))
+      .sort((a, b) => String(a.Name).localeCompare(String(b.Name))),
+    // a statistic not used by the desired alarm must be absent (p99 replaced by Maximum is drift too)
+    Statistic: alarm.Statistic ?? null,
+    ExtendedStatistic: alarm.ExtendedStatistic ?? null,
+    Period: alarm.Period,
+    EvaluationPeriods: alarm.EvaluationPeriods,
+    DatapointsToAlarm: alarm.DatapointsToAlarm,
+    Threshold: alarm.Threshold,
+    ComparisonOperator: alarm.ComparisonOperator,
+    TreatMissingData: alarm.TreatMissingData,
+  };
 }
 
 export function alarmDrift(desired: DesiredAlarm, actual: MetricAlarm): FieldChange[] {
-  return diffFields(normalize(desired), normalize(actual));
+  return diffFields(managed(desired), managed(actual));
 }
 
 export function alarmArn(ctx: Pick<Ctx, 'identity'>, alarmName: string): string {
@@ -369,16 +350,14 @@ interface LiveAlarm {
   tags: Tags;
 }
 
+const putAlarm = 'cloudwatch:PutMetricAlarm and cloudwatch:TagResource';
+
 // One alarm, found in the listing made once for all of them; its tags are
 // read with it.
-function alarm(listed: Map<string, MetricAlarm>): Resource<AlarmSpec, LiveAlarm, string> {
+function listedAlarm(listed: Map<string, MetricAlarm>): Resource<AlarmSpec, LiveAlarm, string> {
   return {
     kind: 'alarm',
-    permissions: {
-      find: 'cloudwatch:ListTagsForResource',
-      create: 'cloudwatch:PutMetricAlarm and cloudwatch:TagResource',
-      update: 'cloudwatch:PutMetricAlarm and cloudwatch:TagResource',
-    },
+    permissions: { find: 'cloudwatch:ListTagsForResource', create: putAlarm, update: putAlarm },
     async find(ctx, name) {
       const live = listed.get(name);
       if (live === undefined) return undefined;
@@ -434,19 +413,15 @@ async function removeAlarms(ctx: Ctx, alarmNames: string[]): Promise<void> {
 export async function ensureAlarms(ctx: Ctx, inputs: AlarmInputs) {
   const desired = desiredAlarms(ctx, inputs);
   const listed = await listAlarms(ctx);
-  const resource = alarm(listed);
+  const resource = listedAlarm(listed);
   const alarmArns: string[] = [];
-  for (const spec of desired) {
-    alarmArns.push(
-      await reconcile(ctx, resource, { name: spec.AlarmName, alarm: spec, tags: ctx.names.tags }),
-    );
+  for (const alarm of desired) {
+    alarmArns.push(await reconcile(ctx, resource, { name: alarm.AlarmName, alarm, tags: ctx.names.tags }));
   }
   // ours (by prefix) but no longer wanted: a cache node or function that went away
   const alarmNames = desired.map((a) => a.AlarmName);
-  await removeAlarms(
-    ctx,
-    [...listed.keys()].filter((name) => !alarmNames.includes(name)),
-  );
+  const unwanted = [...listed.keys()].filter((name) => !alarmNames.includes(name));
+  await removeAlarms(ctx, unwanted);
   return { alarmNames, alarmArns };
 }
 
@@ -454,7 +429,6 @@ export async function deleteAlarms(ctx: Ctx): Promise<void> {
   const listed = await listAlarms(ctx);
   if (listed.size === 0) {
     record(ctx, { kind: 'alarm', name: `${alarmPrefix(ctx.names)}*`, action: Action.absent });
-    return;
   }
   await removeAlarms(ctx, [...listed.keys()]);
 }
