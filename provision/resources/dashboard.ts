@@ -7,14 +7,22 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import { MetricName, metricNamespace, serviceDimension } from '../../lib/metrics.ts';
 import { type Ctx, destroy, type Resource, reconcile, sameValue } from '../../lib/reconcile.ts';
-import { alarmArn, defineAlarms, type MonitoredResources, memberClusterIds, Threshold } from './alarms.ts';
+import { alarmArn, defineAlarms, type MonitoredResources, Threshold, watched } from './alarms.ts';
 
 // A CloudWatch dashboard is a grid 24 units wide (dashboard body structure)
 const gridWidth = 24;
 const panelWidth = 6;
 const panelHeight = 6;
 
-type MetricRow = (string | Record<string, unknown>)[];
+// how a metric is drawn: stat, label, axis
+type Drawing = Record<string, unknown>;
+type MetricRow = (string | Drawing)[];
+
+// The graphed metrics of one resource: each row is namespace, metric, the
+// resource's dimension and value, and how it is drawn.
+function metricsOf(namespace: string, dimension: string, value: string) {
+  return (metric: string, drawing: Drawing): MetricRow => [namespace, metric, dimension, value, drawing];
+}
 
 type DashboardContext = Pick<Ctx, 'config' | 'identity' | 'names'>;
 
@@ -27,143 +35,104 @@ type DashboardContext = Pick<Ctx, 'config' | 'identity' | 'names'>;
 export function desiredDashboard(ctx: DashboardContext, resources: MonitoredResources) {
   const { names, identity } = ctx;
   const region = identity.region;
-  const service = [serviceDimension, names.base];
   const fn = resources.functionName;
-  const flushFn = resources.flushFunctionName ?? names.flushFunction;
-  const topic = ['TopicName', names.topic];
-  const queue = ['QueueName', resources.queueName];
-  const dlq = ['QueueName', resources.dlqName];
-  const db = ['DBInstanceIdentifier', resources.dbInstanceId];
-  const cacheIds = resources.cacheClusterIds ?? memberClusterIds(names.cache, 2);
-  const ownMetric = (metric: string, options: Record<string, unknown>): MetricRow => [
-    metricNamespace,
-    metric,
-    ...service,
-    options,
-  ];
+  const { flushFunction, cacheIds } = watched(names, resources);
+  const topic = metricsOf('AWS/SNS', 'TopicName', names.topic);
+  const queue = metricsOf('AWS/SQS', 'QueueName', resources.queueName);
+  const dlq = metricsOf('AWS/SQS', 'QueueName', resources.dlqName);
+  const db = metricsOf('AWS/RDS', 'DBInstanceIdentifier', resources.dbInstanceId);
+  const own = metricsOf(metricNamespace, serviceDimension, names.base);
+  const countingFunction = metricsOf('AWS/Lambda', 'FunctionName', fn);
   // errors, throttles and duration of one function
-  const lambda = (name: string): MetricRow[] => [
-    ['AWS/Lambda', 'Errors', 'FunctionName', name, { stat: 'Sum' }],
-    ['AWS/Lambda', 'Throttles', 'FunctionName', name, { stat: 'Sum' }],
-    [
-      'AWS/Lambda',
-      'Duration',
-      'FunctionName',
-      name,
-      { stat: 'p99', label: 'duration p99 (ms)', yAxis: 'right' },
-    ],
-  ];
+  const lambda = (name: string): MetricRow[] => {
+    const metric = metricsOf('AWS/Lambda', 'FunctionName', name);
+    return [
+      metric('Errors', { stat: 'Sum' }),
+      metric('Throttles', { stat: 'Sum' }),
+      metric('Duration', { stat: 'p99', label: 'duration p99 (ms)', yAxis: 'right' }),
+    ];
+  };
+  // an alarm's threshold drawn on the right axis
+  const alarmLine = (label: string, value: number) => ({
+    annotations: { horizontal: [{ label, value, yAxis: 'right' }] },
+  });
 
   const panels: { title: string; metrics: MetricRow[]; extra?: Record<string, unknown> }[] = [
     {
       title: '1 Uploads (S3 notifications → SNS)',
       metrics: [
-        ['AWS/SNS', 'NumberOfMessagesPublished', ...topic, { stat: 'Sum', label: 'notifications' }],
-        ['AWS/SNS', 'NumberOfNotificationsFailed', ...topic, { stat: 'Sum', label: 'delivery failures' }],
-        ownMetric(MetricName.filesCounted, { stat: 'Sum', label: 'files counted' }),
-        ownMetric(MetricName.duplicatesSkipped, { stat: 'Sum', label: 'duplicates skipped' }),
+        topic('NumberOfMessagesPublished', { stat: 'Sum', label: 'notifications' }),
+        topic('NumberOfNotificationsFailed', { stat: 'Sum', label: 'delivery failures' }),
+        own(MetricName.filesCounted, { stat: 'Sum', label: 'files counted' }),
+        own(MetricName.duplicatesSkipped, { stat: 'Sum', label: 'duplicates skipped' }),
       ],
     },
     {
       title: '2 Queue depth and age',
       metrics: [
-        ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', ...queue, { stat: 'Maximum', label: 'waiting' }],
-        [
-          'AWS/SQS',
-          'ApproximateNumberOfMessagesNotVisible',
-          ...queue,
-          { stat: 'Maximum', label: 'in flight' },
-        ],
-        [
-          'AWS/SQS',
-          'ApproximateAgeOfOldestMessage',
-          ...queue,
-          { stat: 'Maximum', label: 'oldest age (s)', yAxis: 'right' },
-        ],
+        queue('ApproximateNumberOfMessagesVisible', { stat: 'Maximum', label: 'waiting' }),
+        queue('ApproximateNumberOfMessagesNotVisible', { stat: 'Maximum', label: 'in flight' }),
+        queue('ApproximateAgeOfOldestMessage', { stat: 'Maximum', label: 'oldest age (s)', yAxis: 'right' }),
       ],
-      extra: {
-        annotations: {
-          horizontal: [{ label: 'age alarm', value: Threshold.queueOldestAgeSeconds, yAxis: 'right' }],
-        },
-      },
+      extra: alarmLine('age alarm', Threshold.queueOldestAgeSeconds),
     },
     {
       title: '3 Dead-letter queue',
-      metrics: [
-        ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', ...dlq, { stat: 'Maximum', label: 'dead letters' }],
-      ],
+      metrics: [dlq('ApproximateNumberOfMessagesVisible', { stat: 'Maximum', label: 'dead letters' })],
     },
     {
       title: '4 Function invocations, errors, duration',
-      metrics: [['AWS/Lambda', 'Invocations', 'FunctionName', fn, { stat: 'Sum' }], ...lambda(fn)],
+      metrics: [countingFunction('Invocations', { stat: 'Sum' }), ...lambda(fn)],
     },
     {
       title: '5 Lines counted',
       metrics: [
-        ownMetric(MetricName.linesCounted, { stat: 'Sum', label: 'lines' }),
-        ownMetric(MetricName.objectsSkipped, { stat: 'Sum', label: 'objects skipped', yAxis: 'right' }),
+        own(MetricName.linesCounted, { stat: 'Sum', label: 'lines' }),
+        own(MetricName.objectsSkipped, { stat: 'Sum', label: 'objects skipped', yAxis: 'right' }),
       ],
     },
     {
       title: '6 Buffer backlog (cache)',
       metrics: [
-        ownMetric(MetricName.bufferBacklog, { stat: 'Maximum', label: 'buffered records' }),
-        ownMetric(MetricName.oldestBufferedAge, { stat: 'Maximum', label: 'oldest age (s)', yAxis: 'right' }),
+        own(MetricName.bufferBacklog, { stat: 'Maximum', label: 'buffered records' }),
+        own(MetricName.oldestBufferedAge, { stat: 'Maximum', label: 'oldest age (s)', yAxis: 'right' }),
       ],
-      extra: {
-        annotations: {
-          horizontal: [
-            { label: 'flush lag alarm', value: Threshold.oldestBufferedAgeSeconds, yAxis: 'right' },
-          ],
-        },
-      },
+      extra: alarmLine('flush lag alarm', Threshold.oldestBufferedAgeSeconds),
     },
     {
       title: '7 Rows flushed to PostgreSQL',
       metrics: [
-        ownMetric(MetricName.rowsFlushed, { stat: 'Sum', label: 'rows' }),
-        ownMetric(MetricName.rowsQuarantined, { stat: 'Sum', label: 'rows quarantined' }),
-        ownMetric(MetricName.flushFailures, { stat: 'Sum', label: 'failed flushes' }),
-        ownMetric(MetricName.flushLatency, { stat: 'p99', label: 'flush p99 (ms)', yAxis: 'right' }),
+        own(MetricName.rowsFlushed, { stat: 'Sum', label: 'rows' }),
+        own(MetricName.rowsQuarantined, { stat: 'Sum', label: 'rows quarantined' }),
+        own(MetricName.flushFailures, { stat: 'Sum', label: 'failed flushes' }),
+        own(MetricName.flushLatency, { stat: 'p99', label: 'flush p99 (ms)', yAxis: 'right' }),
       ],
     },
     {
       title: '8 Database connections',
       metrics: [
-        ['AWS/RDS', 'DatabaseConnections', ...db, { stat: 'Maximum', label: 'connections' }],
-        ['AWS/RDS', 'CPUUtilization', ...db, { stat: 'Average', label: 'CPU %', yAxis: 'right' }],
+        db('DatabaseConnections', { stat: 'Maximum', label: 'connections' }),
+        db('CPUUtilization', { stat: 'Average', label: 'CPU %', yAxis: 'right' }),
       ],
     },
     {
       title: 'Cache memory and evictions',
-      metrics: cacheIds.flatMap((id): MetricRow[] => [
-        [
-          'AWS/ElastiCache',
-          'DatabaseMemoryUsagePercentage',
-          'CacheClusterId',
-          id,
-          { stat: 'Maximum', label: `${id} memory %` },
-        ],
-        [
-          'AWS/ElastiCache',
-          'Evictions',
-          'CacheClusterId',
-          id,
-          { stat: 'Sum', label: `${id} evictions`, yAxis: 'right' },
-        ],
-      ]),
+      metrics: cacheIds.flatMap((id): MetricRow[] => {
+        const node = metricsOf('AWS/ElastiCache', 'CacheClusterId', id);
+        return [
+          node('DatabaseMemoryUsagePercentage', { stat: 'Maximum', label: `${id} memory %` }),
+          node('Evictions', { stat: 'Sum', label: `${id} evictions`, yAxis: 'right' }),
+        ];
+      }),
     },
     {
       title: 'Database free storage (bytes)',
-      metrics: [['AWS/RDS', 'FreeStorageSpace', ...db, { stat: 'Minimum', label: 'free storage' }]],
+      metrics: [db('FreeStorageSpace', { stat: 'Minimum', label: 'free storage' })],
     },
   ];
   // a flush handler inside the counting function is already on panel 4
-  if (flushFn !== fn) {
-    panels.push({
-      title: 'Flush function errors, throttles, duration',
-      metrics: lambda(flushFn),
-    });
+  if (flushFunction !== undefined) {
+    panels.push({ title: 'Flush function errors, throttles, duration', metrics: lambda(flushFunction) });
   }
 
   const header = 2;
