@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, test } from 'node:test';
 import { ComparisonOperator } from '@aws-sdk/client-cloudwatch';
-import { createClients } from '../../lib/clients.ts';
-import { loadDeployConfig } from '../../lib/config.ts';
 import { MetricName, metricNamespace } from '../../lib/metrics.ts';
 import { stackNames } from '../../lib/names.ts';
-import { Action, type Ctx } from '../../lib/reconcile.ts';
+import { Action, type Mode } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
+import { testContext } from '../../test/provision/context.ts';
 import { denyActions } from '../../test/support/iam/deny.ts';
 import {
   type AlarmInputs,
@@ -22,12 +21,9 @@ import {
 } from './alarms.ts';
 
 const identity = { accountId: '123456789012', region: 'eu-west-1', partition: 'aws' };
-const config = loadDeployConfig({
-  AWS_REGION: identity.region,
-  STAGE: 'test',
-  FUNCTION_TIMEOUT_SECONDS: '60',
-});
-const names = stackNames(config.stack, identity);
+const env = { STAGE: 'test', FUNCTION_TIMEOUT_SECONDS: '60' };
+const ctx = (mode: Mode = 'apply') => testContext(mode, env, identity);
+const { config, names } = ctx();
 const topicArn = `arn:aws:sns:${identity.region}:${identity.accountId}:${names.alertsTopic}`;
 const inputs: AlarmInputs = {
   queueName: names.queue,
@@ -51,151 +47,56 @@ describe('alarm definitions', () => {
   const alarms = desiredAlarms({ names, config }, inputs);
 
   test('each alarm watches the right metric with a deliberate threshold and missing-data rule', () => {
-    const expected = [
-      [
-        'dlq-messages',
-        'AWS/SQS',
-        'ApproximateNumberOfMessagesVisible',
-        { QueueName: names.dlq },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
+    const [node1, node2] = [`${names.cache}-001`, `${names.cache}-002`];
+    const db = { DBInstanceIdentifier: names.db };
+    const service = { service: 'ada-linecount-test' };
+    // [alarm, namespace, metric, dimensions, threshold, operator, missing data]; unless
+    // given, an alarm fires above the threshold and missing data is not breaching
+    const expected: [string, string, string, Record<string, string>, number, string?, string?][] = [
+      ['dlq-messages', 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', { QueueName: names.dlq }, 0],
       [
         'queue-oldest-message-age',
         'AWS/SQS',
         'ApproximateAgeOfOldestMessage',
         { QueueName: names.queue },
         900,
-        'GreaterThanThreshold',
-        'notBreaching',
       ],
+      ['topic-delivery-failures', 'AWS/SNS', 'NumberOfNotificationsFailed', { TopicName: names.topic }, 0],
+      ['function-errors', 'AWS/Lambda', 'Errors', { FunctionName: names.function }, 0],
+      ['function-throttles', 'AWS/Lambda', 'Throttles', { FunctionName: names.function }, 0],
+      ['function-duration-near-timeout', 'AWS/Lambda', 'Duration', { FunctionName: names.function }, 48_000],
+      ['flush-function-errors', 'AWS/Lambda', 'Errors', { FunctionName: names.flushFunction }, 0],
       [
-        'topic-delivery-failures',
-        'AWS/SNS',
-        'NumberOfNotificationsFailed',
-        { TopicName: names.topic },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        'function-errors',
-        'AWS/Lambda',
-        'Errors',
-        { FunctionName: names.function },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        'function-throttles',
-        'AWS/Lambda',
-        'Throttles',
-        { FunctionName: names.function },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        'function-duration-near-timeout',
-        'AWS/Lambda',
-        'Duration',
-        { FunctionName: names.function },
-        48_000,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        'flush-function-errors',
-        'AWS/Lambda',
-        'Errors',
-        { FunctionName: names.flushFunction },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        `cache-memory-${names.cache}-001`,
+        `cache-memory-${node1}`,
         'AWS/ElastiCache',
         'DatabaseMemoryUsagePercentage',
-        { CacheClusterId: `${names.cache}-001` },
+        { CacheClusterId: node1 },
         80,
-        'GreaterThanThreshold',
-        'notBreaching',
       ],
-      [
-        `cache-evictions-${names.cache}-002`,
-        'AWS/ElastiCache',
-        'Evictions',
-        { CacheClusterId: `${names.cache}-002` },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        'db-cpu',
-        'AWS/RDS',
-        'CPUUtilization',
-        { DBInstanceIdentifier: names.db },
-        80,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        'db-free-storage',
-        'AWS/RDS',
-        'FreeStorageSpace',
-        { DBInstanceIdentifier: names.db },
-        2 * 1024 ** 3,
-        'LessThanThreshold',
-        'breaching',
-      ],
-      [
-        'db-connections',
-        'AWS/RDS',
-        'DatabaseConnections',
-        { DBInstanceIdentifier: names.db },
-        24,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
+      [`cache-evictions-${node2}`, 'AWS/ElastiCache', 'Evictions', { CacheClusterId: node2 }, 0],
+      ['db-cpu', 'AWS/RDS', 'CPUUtilization', db, 80],
+      ['db-free-storage', 'AWS/RDS', 'FreeStorageSpace', db, 2 * 1024 ** 3, 'LessThanThreshold', 'breaching'],
+      ['db-connections', 'AWS/RDS', 'DatabaseConnections', db, 24],
       [
         'flush-lag',
         metricNamespace,
         MetricName.oldestBufferedAge,
-        { service: 'ada-linecount-test' },
+        service,
         300,
         'GreaterThanThreshold',
         'breaching',
       ],
-      [
-        'flush-failures',
-        metricNamespace,
-        MetricName.flushFailures,
-        { service: 'ada-linecount-test' },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-      [
-        'rows-quarantined',
-        metricNamespace,
-        MetricName.rowsQuarantined,
-        { service: 'ada-linecount-test' },
-        0,
-        'GreaterThanThreshold',
-        'notBreaching',
-      ],
-    ] as const;
+      ['flush-failures', metricNamespace, MetricName.flushFailures, service, 0],
+      ['rows-quarantined', metricNamespace, MetricName.rowsQuarantined, service, 0],
+    ];
     for (const [suffix, namespace, metric, dimensions, threshold, operator, missing] of expected) {
       const alarm = byName(alarms, suffix);
       assert.equal(alarm.Namespace, namespace, suffix);
       assert.equal(alarm.MetricName, metric, suffix);
       assert.deepEqual(dims(alarm), dimensions, suffix);
       assert.equal(alarm.Threshold, threshold, suffix);
-      assert.equal(alarm.ComparisonOperator, operator, suffix);
-      assert.equal(alarm.TreatMissingData, missing, suffix);
+      assert.equal(alarm.ComparisonOperator, operator ?? 'GreaterThanThreshold', suffix);
+      assert.equal(alarm.TreatMissingData, missing ?? 'notBreaching', suffix);
     }
   });
 
@@ -309,17 +210,6 @@ describe('alarm drift', () => {
 describe('ensureAlarms and deleteAlarms against the CloudWatch fake', () => {
   const fake = installCloudWatchFake({ accountId: identity.accountId, region: identity.region });
   after(() => fake.restore());
-  const lines: string[] = [];
-  const clients = createClients({ region: identity.region, endpoints: {}, s3ForcePathStyle: false });
-  const ctx = (mode: Ctx['mode'] = 'apply'): Ctx => ({
-    config,
-    clients,
-    log: { info: (m) => lines.push(m), warn: (m) => lines.push(m), progress: () => {} },
-    mode,
-    identity,
-    names,
-    changes: [],
-  });
   beforeEach(() => resetCalls());
 
   test('plan mode on an empty account lists the alarms it would create and makes no mutating call', async () => {
@@ -390,7 +280,6 @@ describe('ensureAlarms and deleteAlarms against the CloudWatch fake', () => {
   });
 
   test('a refused call names the step and the IAM action to check', async () => {
-    const scope = { partition: 'aws', region: identity.region, accountId: identity.accountId };
     const dbCpu = `${alarmPrefix(names)}db-cpu`;
     const live = fake.alarms.get(dbCpu);
     assert.ok(live);
@@ -410,15 +299,8 @@ describe('ensureAlarms and deleteAlarms against the CloudWatch fake', () => {
       ],
     ];
     for (const [action, message] of cases) {
-      const allow = denyActions(scope, [action]);
-      try {
-        await assert.rejects(ensureAlarms(ctx(), inputs), (error: Error) => {
-          assert.match(error.message, message);
-          return true;
-        });
-      } finally {
-        allow();
-      }
+      const allow = denyActions(identity, [action]);
+      await assert.rejects(ensureAlarms(ctx(), inputs), { message }).finally(allow);
     }
     await ensureAlarms(ctx(), inputs);
     assert.equal(fake.alarms.get(dbCpu)?.Threshold, 80);

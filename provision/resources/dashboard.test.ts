@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, test } from 'node:test';
-import { createClients } from '../../lib/clients.ts';
-import { loadDeployConfig } from '../../lib/config.ts';
 import { MetricName, metricNamespace } from '../../lib/metrics.ts';
-import { stackNames } from '../../lib/names.ts';
-import { Action, type Ctx } from '../../lib/reconcile.ts';
+import { Action, type Mode } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
+import { testContext } from '../../test/provision/context.ts';
 import { denyActions } from '../../test/support/iam/deny.ts';
 import { alarmPrefix, defineAlarms, type MonitoredResources } from './alarms.ts';
 import { deleteDashboard, desiredDashboard, ensureDashboard } from './dashboard.ts';
 
 const identity = { accountId: '123456789012', region: 'eu-west-1', partition: 'aws' };
-const config = loadDeployConfig({ AWS_REGION: identity.region, STAGE: 'test' });
-const names = stackNames(config.stack, identity);
+const ctx = (mode: Mode = 'apply') => testContext(mode, { STAGE: 'test' }, identity);
+const { config, names } = ctx();
 const resources: MonitoredResources = {
   queueName: names.queue,
   dlqName: names.dlq,
@@ -31,9 +29,12 @@ interface Widget {
   properties: { title?: string; metrics?: Row[]; alarms?: string[]; region?: string };
 }
 
+const widgetsOf = (watched: MonitoredResources) =>
+  (desiredDashboard({ config, identity, names }, watched) as unknown as { widgets: Widget[] }).widgets;
+
 describe('dashboard definition', () => {
-  const body = desiredDashboard({ config, identity, names }, resources) as unknown as { widgets: Widget[] };
-  const metricWidgets = body.widgets.filter((w) => w.type === 'metric');
+  const widgets = widgetsOf(resources);
+  const metricWidgets = widgets.filter((w) => w.type === 'metric');
   const titles = metricWidgets.map((w) => w.properties.title ?? '');
 
   test('panels follow the flow in reading order: uploads first, the database last', () => {
@@ -63,7 +64,7 @@ describe('dashboard definition', () => {
 
   test('every widget fits the 24-unit grid and no two overlap', () => {
     const cells = new Set<string>();
-    for (const w of body.widgets) {
+    for (const w of widgets) {
       assert.ok(w.x >= 0 && w.x + w.width <= 24, `${w.properties.title} leaves the grid`);
       for (let x = w.x; x < w.x + w.width; x++) {
         for (let y = w.y; y < w.y + w.height; y++) {
@@ -101,11 +102,8 @@ describe('dashboard definition', () => {
   test('every metric an alarm watches has a graph, with the same dimensions', () => {
     const single = { ...resources, flushFunctionName: names.function };
     for (const watched of [resources, single]) {
-      const dashboard = desiredDashboard({ config, identity, names }, watched) as unknown as {
-        widgets: Widget[];
-      };
       const graphed = new Set(
-        dashboard.widgets
+        widgetsOf(watched)
           .flatMap((w) => w.properties.metrics ?? [])
           .map((row) => JSON.stringify(row.filter((part) => typeof part === 'string'))),
       );
@@ -128,7 +126,7 @@ describe('dashboard definition', () => {
   });
 
   test('the alarm panel lists every alarm of the stack by ARN', () => {
-    const panel = body.widgets.find((w) => w.type === 'alarm');
+    const panel = widgets.find((w) => w.type === 'alarm');
     const arns = panel?.properties.alarms ?? [];
     assert.ok(arns.length >= 16);
     for (const a of arns) {
@@ -140,16 +138,6 @@ describe('dashboard definition', () => {
 describe('ensureDashboard and deleteDashboard against the CloudWatch fake', () => {
   const fake = installCloudWatchFake({ accountId: identity.accountId, region: identity.region });
   after(() => fake.restore());
-  const clients = createClients({ region: identity.region, endpoints: {}, s3ForcePathStyle: false });
-  const ctx = (mode: Ctx['mode'] = 'apply'): Ctx => ({
-    config,
-    clients,
-    log: { info: () => {}, warn: () => {}, progress: () => {} },
-    mode,
-    identity,
-    names,
-    changes: [],
-  });
   beforeEach(() => resetCalls());
 
   test('plan mode creates nothing', async () => {
@@ -192,7 +180,6 @@ describe('ensureDashboard and deleteDashboard against the CloudWatch fake', () =
   });
 
   test('a refused call names the step and the IAM action to check', async () => {
-    const scope = { partition: 'aws', region: identity.region, accountId: identity.accountId };
     const cases: [string, () => Promise<unknown>, RegExp][] = [
       [
         'cloudwatch:GetDashboard',
@@ -206,15 +193,8 @@ describe('ensureDashboard and deleteDashboard against the CloudWatch fake', () =
       ],
     ];
     for (const [action, run, message] of cases) {
-      const allow = denyActions(scope, [action]);
-      try {
-        await assert.rejects(run(), (error: Error) => {
-          assert.match(error.message, message);
-          return true;
-        });
-      } finally {
-        allow();
-      }
+      const allow = denyActions(identity, [action]);
+      await assert.rejects(run(), { message }).finally(allow);
     }
   });
 
