@@ -110,9 +110,8 @@ export function memberClusterIds(replicationGroupId: string, count: number): str
 // the primary and one replica, as provisioned by resources/cache.ts
 const defaultCacheNodes = 2;
 
-// What the alarms and the dashboard watch besides the given names: the flush
-// function only when it is its own (otherwise the counting function's alarms
-// and graphs already cover it), and the cache's member clusters.
+// The defaults filled in, for the alarms and the dashboard: the flush function
+// (undefined when it is the counting function) and the cache's member clusters.
 export function watched(names: StackNames, resources: MonitoredResources) {
   const flushFunction = resources.flushFunctionName ?? names.flushFunction;
   return {
