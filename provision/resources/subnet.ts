@@ -8,14 +8,14 @@ import {
 import { UsageError } from '../../lib/errors.ts';
 import { type Ctx, destroy, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
 import {
-  deleteWhenReleased,
   Ec2Error,
+  findTagged,
   isEc2Error,
-  isPendingId,
   type NetworkWaits,
   networkWaits,
-  tagFilters,
+  removeWhenReleased,
   tagSpecification,
+  untilAvailable,
   waiterOptions,
 } from './ec2.ts';
 
@@ -70,9 +70,8 @@ export async function findAvailabilityZones(ctx: Ctx): Promise<string[]> {
 }
 
 export async function findSubnet(ctx: Ctx, vpcId: string, name: string): Promise<ActualSubnet | undefined> {
-  if (isPendingId(vpcId)) return undefined;
-  const { Subnets = [] } = await ctx.clients.ec2.send(
-    new DescribeSubnetsCommand({ Filters: tagFilters(ctx, name, vpcId) }),
+  const { Subnets = [] } = await findTagged(ctx, name, vpcId, (Filters) =>
+    ctx.clients.ec2.send(new DescribeSubnetsCommand({ Filters })),
   );
   const subnet = Subnets[0];
   if (subnet?.SubnetId === undefined) return undefined;
@@ -136,20 +135,11 @@ const subnet = (
       return raced;
     }
   },
-  wait: async (ctx, _desired, actual) => {
-    if (actual.state !== 'available') {
-      await waitUntilSubnetAvailable(waiterOptions(ctx, waits), { SubnetIds: [actual.id] });
-    }
-    return undefined;
-  },
+  wait: untilAvailable((ctx, id) => waitUntilSubnetAvailable(waiterOptions(ctx, waits), { SubnetIds: [id] })),
   outputs: (_ctx, desired, actual) => actual?.id ?? pending(`subnet ${desired.name} id`),
-  remove: (ctx, name, actual) =>
-    deleteWhenReleased(
-      ctx,
-      { label: `subnet ${name}`, filter: `Name=subnet-id,Values=${actual.id}` },
-      () => ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId: actual.id })),
-      waits,
-    ),
+  remove: removeWhenReleased(waits, 'subnet', 'subnet-id', (ctx, SubnetId) =>
+    ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId })),
+  ),
   isNotFound: (error) => isEc2Error(error, Ec2Error.subnetNotFound),
 });
 
