@@ -1,6 +1,6 @@
 import type { Filter } from '@aws-sdk/client-ec2';
 import { TimeoutError } from '../../lib/errors.ts';
-import { retryWhile } from '../../lib/poll.ts';
+import { type PollOptions, retryWhile } from '../../lib/poll.ts';
 import { type Ctx, type Resource, step } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 
@@ -102,11 +102,21 @@ export function waiterOptions(ctx: Ctx, waits: NetworkWaits) {
   };
 }
 
-export function pollOptions(waits: NetworkWaits, timeoutSeconds = waits.maxWaitSeconds) {
+// Options for lib/poll.ts (EC2 has no SDK waiter for VPC endpoints or for
+// network interfaces to let go): `what` for the timeout, `doing` for progress.
+export function pollOptions(
+  ctx: Ctx,
+  waits: NetworkWaits,
+  what: string,
+  doing: string,
+  timeoutSeconds = waits.maxWaitSeconds,
+): PollOptions {
   return {
+    what,
     timeoutMs: timeoutSeconds * 1000,
     intervalMs: waits.minDelaySeconds * 1000,
     maxIntervalMs: waits.maxDelaySeconds * 1000,
+    onProgress: (elapsed) => ctx.log.progress(`${doing}: ${Math.round(elapsed / 1000)} s`),
   };
 }
 
@@ -158,14 +168,17 @@ export function removeWhenReleased(
     const label = `${what} ${name}`;
     const inUse = (error: unknown) => isEc2Error(error, Ec2Error.dependencyViolation);
     try {
-      await retryWhile(() => remove(ctx, id), inUse, {
-        what: `${label} to be released by its network interfaces`,
-        ...pollOptions(waits, waits.dependencyTimeoutSeconds),
-        onProgress: (elapsed) =>
-          ctx.log.progress(
-            `${label} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion): ${Math.round(elapsed / 1000)} s`,
-          ),
-      });
+      await retryWhile(
+        () => remove(ctx, id),
+        inUse,
+        pollOptions(
+          ctx,
+          waits,
+          `${label} to be released by its network interfaces`,
+          `${label} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion)`,
+          waits.dependencyTimeoutSeconds,
+        ),
+      );
     } catch (error) {
       if (!inUse(error)) throw error;
       throw new TimeoutError(

@@ -150,20 +150,6 @@ async function describeEndpoints(ctx: Ctx, vpcId: string, name: string): Promise
 export const findEndpoint = async (ctx: Ctx, vpcId: string, name: string) =>
   (await describeEndpoints(ctx, vpcId, name)).find((e) => !goneStates.has(e.state));
 
-// Polls until check answers, with progress (EC2 has no SDK waiter for VPC endpoints)
-const poll = <T>(
-  ctx: Ctx,
-  waits: NetworkWaits,
-  what: string,
-  doing: string,
-  check: () => Promise<T | undefined>,
-) =>
-  pollUntil(check, {
-    what,
-    ...pollOptions(waits),
-    onProgress: (elapsed) => ctx.log.progress(`${doing}: ${Math.round(elapsed / 1000)} s`),
-  });
-
 const kind = 'vpc-endpoint';
 const permissions = {
   find: 'ec2:DescribeVpcEndpoints',
@@ -200,10 +186,14 @@ const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint,
   wait: async (ctx, desired, actual) => {
     if (actual.state !== 'available' || endpointDrift(desired, actual).length > 0) {
       const { name } = desired;
-      await poll(ctx, waits, `VPC endpoint ${name}`, `waiting for VPC endpoint ${name}`, async () => {
+      const available = async () => {
         const endpoint = await findEndpoint(ctx, vpcId, name);
         return endpoint?.state === 'available' ? endpoint : undefined;
-      });
+      };
+      await pollUntil(
+        available,
+        pollOptions(ctx, waits, `VPC endpoint ${name}`, `waiting for VPC endpoint ${name}`),
+      );
     }
     return undefined;
   },
@@ -253,7 +243,10 @@ export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits = networkWa
     const deleted = async () =>
       (await describeEndpoints(ctx, vpcId, name)).every((e) => e.state === 'deleted') ? true : undefined;
     await step(`wait for ${kind} ${name} to be deleted`, permissions.find, () =>
-      poll(ctx, waits, `VPC endpoint ${name} to be deleted`, `deleting VPC endpoint ${name}`, deleted),
+      pollUntil(
+        deleted,
+        pollOptions(ctx, waits, `VPC endpoint ${name} to be deleted`, `deleting VPC endpoint ${name}`),
+      ),
     );
   }
 }

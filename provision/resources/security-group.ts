@@ -4,9 +4,9 @@ import {
   CreateSecurityGroupCommand,
   DeleteSecurityGroupCommand,
   DescribePrefixListsCommand,
-  DescribeSecurityGroupRulesCommand,
   DescribeSecurityGroupsCommand,
   type IpPermission,
+  paginateDescribeSecurityGroupRules,
   RevokeSecurityGroupEgressCommand,
   RevokeSecurityGroupIngressCommand,
   type SecurityGroupRule,
@@ -183,17 +183,11 @@ export async function findSecurityGroup(ctx: Ctx, vpcId: string, name: string): 
 
 export async function findRules(ctx: Ctx, groupId: string): Promise<ActualRule[]> {
   const rules: ActualRule[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ctx.clients.ec2.send(
-      new DescribeSecurityGroupRulesCommand({
-        Filters: [{ Name: 'group-id', Values: [groupId] }],
-        NextToken,
-      }),
-    );
-    rules.push(...(page.SecurityGroupRules ?? []).map(fromSecurityGroupRule));
-    NextToken = page.NextToken;
-  } while (NextToken);
+  const pages = paginateDescribeSecurityGroupRules(
+    { client: ctx.clients.ec2 },
+    { Filters: [{ Name: 'group-id', Values: [groupId] }] },
+  );
+  for await (const page of pages) rules.push(...(page.SecurityGroupRules ?? []).map(fromSecurityGroupRule));
   return rules;
 }
 
