@@ -1,4 +1,4 @@
-import type { Filter } from '@aws-sdk/client-ec2';
+import type { EC2Client, Filter } from '@aws-sdk/client-ec2';
 import { TimeoutError } from '../../lib/errors.ts';
 import { type PollOptions, retryWhile } from '../../lib/poll.ts';
 import { type Ctx, type Resource, step } from '../../lib/reconcile.ts';
@@ -92,16 +92,6 @@ export function resolveWaits(options: NetworkOptions = {}): NetworkWaits {
   return { ...networkWaits, ...options.waits };
 }
 
-// Options for the SDK's EC2 waiters (waitUntilVpcAvailable, waitUntilSubnetAvailable)
-export function waiterOptions(ctx: Ctx, waits: NetworkWaits) {
-  return {
-    client: ctx.clients.ec2,
-    maxWaitTime: waits.maxWaitSeconds,
-    minDelay: waits.minDelaySeconds,
-    maxDelay: waits.maxDelaySeconds,
-  };
-}
-
 // Options for lib/poll.ts (EC2 has no SDK waiter for VPC endpoints or for
 // network interfaces to let go): `what` for the timeout, `doing` for progress.
 export function pollOptions(
@@ -120,11 +110,20 @@ export function pollOptions(
   };
 }
 
-// The loop's wait for what EC2 creates `pending` (a VPC, a subnet): `until`
-// runs the SDK's waiter for the id.
-export function untilAvailable(until: (ctx: Ctx, id: string) => Promise<unknown>) {
+// The loop's wait for what EC2 creates `pending` (a VPC, a subnet): `waiter`
+// runs the SDK's waiter (waitUntilVpcAvailable, waitUntilSubnetAvailable) for the id.
+export function untilAvailable(
+  waits: NetworkWaits,
+  waiter: (
+    options: { client: EC2Client; maxWaitTime: number; minDelay: number; maxDelay: number },
+    id: string,
+  ) => Promise<unknown>,
+) {
   return async (ctx: Ctx, _desired: unknown, actual: { id: string; state: string }): Promise<undefined> => {
-    if (actual.state !== 'available') await until(ctx, actual.id);
+    if (actual.state !== 'available') {
+      const { maxWaitSeconds: maxWaitTime, minDelaySeconds: minDelay, maxDelaySeconds: maxDelay } = waits;
+      await waiter({ client: ctx.clients.ec2, maxWaitTime, minDelay, maxDelay }, actual.id);
+    }
     return undefined;
   };
 }

@@ -16,7 +16,6 @@ import {
   removeWhenReleased,
   tagSpecification,
   untilAvailable,
-  waiterOptions,
 } from './ec2.ts';
 
 // Two subnets in two availability zones: RDS requires a DB subnet group to
@@ -135,7 +134,7 @@ const subnet = (
       return raced;
     }
   },
-  wait: untilAvailable((ctx, id) => waitUntilSubnetAvailable(waiterOptions(ctx, waits), { SubnetIds: [id] })),
+  wait: untilAvailable(waits, (options, id) => waitUntilSubnetAvailable(options, { SubnetIds: [id] })),
   outputs: (_ctx, desired, actual) => actual?.id ?? pending(`subnet ${desired.name} id`),
   remove: removeWhenReleased(waits, 'subnet', 'subnet-id', (ctx, SubnetId) =>
     ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId })),

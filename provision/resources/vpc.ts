@@ -25,7 +25,6 @@ import {
   settleCreated,
   tagSpecification,
   untilAvailable,
-  waiterOptions,
 } from './ec2.ts';
 
 export interface DesiredVpc {
@@ -93,11 +92,9 @@ export async function findVpc(ctx: Ctx): Promise<ActualVpc | undefined> {
 // the VPC as deleteNetwork reads it, a step of its own
 export const readVpc = (ctx: Ctx) => step(`read vpc ${ctx.names.vpc}`, permissions.find, () => findVpc(ctx));
 
-const waitForVpc = (ctx: Ctx, vpcId: string, waits: NetworkWaits) =>
-  waitUntilVpcAvailable(waiterOptions(ctx, waits), { VpcIds: [vpcId] });
-
-const vpc = (waits: NetworkWaits) =>
-  settleCreated<DesiredVpc, ActualVpc, { vpcId: string }>({
+const vpc = (waits: NetworkWaits) => {
+  const wait = untilAvailable(waits, (options, id) => waitUntilVpcAvailable(options, { VpcIds: [id] }));
+  return settleCreated<DesiredVpc, ActualVpc, { vpcId: string }>({
     kind: 'vpc',
     permissions,
     find: (ctx) => findVpc(ctx),
@@ -111,15 +108,15 @@ const vpc = (waits: NetworkWaits) =>
           TagSpecifications: tagSpecification(ctx, 'vpc', desired.name),
         }),
       );
-      const id = Vpc?.VpcId ?? '';
-      await step(`wait for vpc ${desired.name}`, permissions.find, () => waitForVpc(ctx, id, waits));
-      return {
-        id,
+      const created = {
+        id: Vpc?.VpcId ?? '',
         cidr: desired.cidr,
-        state: 'available',
+        state: 'pending',
         enableDnsSupport: true,
         enableDnsHostnames: false,
       };
+      await step(`wait for vpc ${desired.name}`, permissions.find, () => wait(ctx, desired, created));
+      return { ...created, state: 'available' };
     },
     // ModifyVpcAttribute takes one attribute per call; hostnames need support on, so support goes first
     async update(ctx, _desired, actual, drift) {
@@ -130,9 +127,10 @@ const vpc = (waits: NetworkWaits) =>
         );
       }
     },
-    wait: untilAvailable((ctx, id) => waitForVpc(ctx, id, waits)),
+    wait,
     outputs: (_ctx, _desired, actual) => ({ vpcId: actual?.id ?? pending('vpc id') }),
   });
+};
 
 export const ensureVpc = (ctx: Ctx, waits = networkWaits) => reconcile(ctx, vpc(waits), desiredVpc(ctx));
 
