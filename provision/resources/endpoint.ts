@@ -25,7 +25,6 @@ import {
   findTagged,
   type NetworkOptions,
   type NetworkWaits,
-  networkWaits,
   pollOptions,
   resolveWaits,
   tagSpecification,
@@ -91,12 +90,10 @@ const listFields = {
   securityGroupIds: ['AddSecurityGroupIds', 'RemoveSecurityGroupIds'],
 } as const;
 
-const sorted = (values: readonly string[] | undefined) =>
-  values === undefined ? undefined : [...values].sort();
 const comparable = (endpoint: Partial<Omit<ActualEndpoint, 'id' | 'state'>>) => ({
-  routeTableIds: sorted(endpoint.routeTableIds),
-  subnetIds: sorted(endpoint.subnetIds),
-  securityGroupIds: sorted(endpoint.securityGroupIds),
+  routeTableIds: endpoint.routeTableIds?.toSorted(),
+  subnetIds: endpoint.subnetIds?.toSorted(),
+  securityGroupIds: endpoint.securityGroupIds?.toSorted(),
   privateDnsEnabled: endpoint.privateDnsEnabled,
 });
 
@@ -217,7 +214,7 @@ export async function ensureEndpoints(
 
 // Both endpoints are deleted in one call, then awaited: the interface
 // endpoint's ENIs hold the endpoint security group and the subnets until gone.
-export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
+export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits: NetworkWaits): Promise<void> {
   const found: { name: string; id: string }[] = [];
   for (const role of ['secretsmanager', 's3'] as const) {
     const name = endpointName(ctx, role);

@@ -279,7 +279,7 @@ export async function ensureSecurityGroups(ctx: Ctx, vpcId: string): Promise<Sec
 
 // The data stores' groups reference the function's group, so the function's
 // goes last. Every group waits until network interfaces release it.
-export async function deleteSecurityGroups(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
+export async function deleteSecurityGroups(ctx: Ctx, vpcId: string, waits: NetworkWaits): Promise<void> {
   const resource = securityGroup(vpcId, waits, false);
   for (const role of ['endpoint', 'cache', 'database', 'function'] as const) {
     await destroy(ctx, resource, groupName(ctx, role));

@@ -12,7 +12,6 @@ import {
   findTagged,
   isEc2Error,
   type NetworkWaits,
-  networkWaits,
   removeWhenReleased,
   tagSpecification,
   untilAvailable,
@@ -77,73 +76,63 @@ export async function findSubnet(ctx: Ctx, vpcId: string, name: string): Promise
   return { id: subnet.SubnetId, state: subnet.State ?? 'available' };
 }
 
-// The zones are looked up once, and only when a subnet is missing: an
-// existing subnet keeps the zone it was made in.
-type ZoneLookup = ReturnType<typeof zoneLookup>;
-
-function zoneLookup(ctx: Ctx) {
-  let zones: string[] | undefined;
-  return {
-    load: async () => {
-      zones ??= await findAvailabilityZones(ctx);
-    },
-    of: (desired: DesiredSubnet) => zones?.[desired.index],
-  };
-}
-
 // A subnet's CIDR and zone cannot be changed, so an existing subnet is kept as
-// it is: a subnet never drifts.
+// it is: a subnet never drifts. The zones are looked up once, and only when a
+// subnet is missing (an existing subnet keeps the zone it was made in) and
+// missing subnets are to be created (a delete needs none).
 const subnet = (
   vpcId: string,
   waits: NetworkWaits,
-  // to create missing subnets (a delete needs none)
-  zones?: ZoneLookup,
-): Resource<DesiredSubnet, ActualSubnet, string> => ({
-  kind: 'subnet',
-  permissions: {
-    find: 'ec2:DescribeSubnets and ec2:DescribeAvailabilityZones',
-    create: 'ec2:CreateSubnet and ec2:CreateTags',
-    delete: 'ec2:DeleteSubnet',
-  },
-  async find(ctx, name) {
-    const found = await findSubnet(ctx, vpcId, name);
-    if (found === undefined) await zones?.load();
-    return found;
-  },
-  drift: () => [],
-  createFields: (desired) => [{ field: 'availabilityZone', from: undefined, to: zones?.of(desired) }],
-  async create(ctx, desired) {
-    try {
-      const { Subnet = {} } = await ctx.clients.ec2.send(
-        new CreateSubnetCommand({
-          VpcId: vpcId,
-          CidrBlock: desired.cidr,
-          AvailabilityZone: zones?.of(desired),
-          TagSpecifications: tagSpecification(ctx, 'subnet', desired.name),
-        }),
-      );
-      // awaited below until DescribeSubnets reports it available
-      return { id: Subnet.SubnetId ?? '', state: 'pending' };
-    } catch (error) {
-      // a concurrent run created the same CIDR first: use that subnet (a
-      // conflict with a subnet that is not ours stays an error)
-      const raced = isEc2Error(error, Ec2Error.subnetConflict)
-        ? await findSubnet(ctx, vpcId, desired.name)
-        : undefined;
-      if (raced === undefined) throw error;
-      return raced;
-    }
-  },
-  wait: untilAvailable(waits, (options, id) => waitUntilSubnetAvailable(options, { SubnetIds: [id] })),
-  outputs: (_ctx, desired, actual) => actual?.id ?? pending(`subnet ${desired.name} id`),
-  remove: removeWhenReleased(waits, 'subnet', 'subnet-id', (ctx, SubnetId) =>
-    ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId })),
-  ),
-  isNotFound: (error) => isEc2Error(error, Ec2Error.subnetNotFound),
-});
+  createsMissing = false,
+): Resource<DesiredSubnet, ActualSubnet, string> => {
+  let zones: string[] | undefined;
+  return {
+    kind: 'subnet',
+    permissions: {
+      find: 'ec2:DescribeSubnets and ec2:DescribeAvailabilityZones',
+      create: 'ec2:CreateSubnet and ec2:CreateTags',
+      delete: 'ec2:DeleteSubnet',
+    },
+    async find(ctx, name) {
+      const found = await findSubnet(ctx, vpcId, name);
+      if (found === undefined && createsMissing) zones ??= await findAvailabilityZones(ctx);
+      return found;
+    },
+    drift: () => [],
+    createFields: (desired) => [{ field: 'availabilityZone', from: undefined, to: zones?.[desired.index] }],
+    async create(ctx, desired) {
+      try {
+        const { Subnet = {} } = await ctx.clients.ec2.send(
+          new CreateSubnetCommand({
+            VpcId: vpcId,
+            CidrBlock: desired.cidr,
+            AvailabilityZone: zones?.[desired.index],
+            TagSpecifications: tagSpecification(ctx, 'subnet', desired.name),
+          }),
+        );
+        // awaited below until DescribeSubnets reports it available
+        return { id: Subnet.SubnetId ?? '', state: 'pending' };
+      } catch (error) {
+        // a concurrent run created the same CIDR first: use that subnet (a
+        // conflict with a subnet that is not ours stays an error)
+        const raced = isEc2Error(error, Ec2Error.subnetConflict)
+          ? await findSubnet(ctx, vpcId, desired.name)
+          : undefined;
+        if (raced === undefined) throw error;
+        return raced;
+      }
+    },
+    wait: untilAvailable(waits, (options, id) => waitUntilSubnetAvailable(options, { SubnetIds: [id] })),
+    outputs: (_ctx, desired, actual) => actual?.id ?? pending(`subnet ${desired.name} id`),
+    remove: removeWhenReleased(waits, 'subnet', 'subnet-id', (ctx, SubnetId) =>
+      ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId })),
+    ),
+    isNotFound: (error) => isEc2Error(error, Ec2Error.subnetNotFound),
+  };
+};
 
-export async function ensureSubnets(ctx: Ctx, vpcId: string, waits = networkWaits) {
-  const resource = subnet(vpcId, waits, zoneLookup(ctx));
+export async function ensureSubnets(ctx: Ctx, vpcId: string, waits: NetworkWaits) {
+  const resource = subnet(vpcId, waits, true);
   const subnetIds: string[] = [];
   for (let index = 0; index < subnetCount; index++) {
     const cidr = carveSubnetCidr(ctx.config.provision.vpcCidr, index);
@@ -154,7 +143,7 @@ export async function ensureSubnets(ctx: Ctx, vpcId: string, waits = networkWait
 
 // Subnets fail with DependencyViolation while Lambda's network interfaces
 // linger (up to ~20 min after the function is deleted): retried, with progress.
-export async function deleteSubnets(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
+export async function deleteSubnets(ctx: Ctx, vpcId: string, waits: NetworkWaits): Promise<void> {
   const resource = subnet(vpcId, waits);
   for (let index = 0; index < subnetCount; index++) await destroy(ctx, resource, subnetName(ctx, index));
 }

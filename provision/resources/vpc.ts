@@ -21,7 +21,6 @@ import {
   findTagged,
   isEc2Error,
   type NetworkWaits,
-  networkWaits,
   settleCreated,
   tagSpecification,
   untilAvailable,
@@ -132,7 +131,7 @@ const vpc = (waits: NetworkWaits) => {
   });
 };
 
-export const ensureVpc = (ctx: Ctx, waits = networkWaits) => reconcile(ctx, vpc(waits), desiredVpc(ctx));
+export const ensureVpc = (ctx: Ctx, waits: NetworkWaits) => reconcile(ctx, vpc(waits), desiredVpc(ctx));
 
 // Takes the id deleteNetwork already found, so the VPC is not described again.
 // Its main route table, default network ACL and default security group go with it.
