@@ -132,6 +132,7 @@ export function untilAvailable(
 // VPC with DNS hostnames off, a security group with an allow-all egress rule,
 // a route table with no subnets): their create is followed by the update's own
 // calls and wording, which bring what it made in line with the desired state.
+// The loop gets the state as created: it reads only its id and state from it.
 export function settleCreated<Desired extends { name: string }, Live, Outputs>(
   resource: Resource<Desired, Live, Outputs>,
 ): Resource<Desired, Live, Outputs> {

@@ -77,9 +77,9 @@ export async function findSubnet(ctx: Ctx, vpcId: string, name: string): Promise
 }
 
 // A subnet's CIDR and zone cannot be changed, so an existing subnet is kept as
-// it is: a subnet never drifts. The zones are looked up once, and only when a
-// subnet is missing (an existing subnet keeps the zone it was made in) and
-// missing subnets are to be created (a delete needs none).
+// it is: a subnet never drifts. To create missing subnets, the zones are
+// looked up once, and only when a subnet is missing (an existing subnet keeps
+// the zone it was made in); a delete needs none.
 const subnet = (
   vpcId: string,
   waits: NetworkWaits,
