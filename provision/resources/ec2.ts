@@ -1,6 +1,6 @@
-import type { Filter } from '@aws-sdk/client-ec2';
+import type { EC2Client, Filter } from '@aws-sdk/client-ec2';
 import { TimeoutError } from '../../lib/errors.ts';
-import { retryWhile } from '../../lib/poll.ts';
+import { type PollOptions, retryWhile } from '../../lib/poll.ts';
 import { type Ctx, type Resource, step } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 
@@ -43,13 +43,21 @@ export function tagSpecification(ctx: Ctx, resourceType: string, name: string) {
 // Network resources have no names of their own: they are found by their Name
 // tag plus this stack's app/stage tags, so two stages in one account never
 // pick up each other's resources; inside a VPC, also by the VPC's id.
-export function tagFilters(ctx: Ctx, name: string, vpcId?: string): Filter[] {
-  return [
+// `describe` sends the filters in the resource's own Describe call; in plan
+// mode nothing is found inside a VPC that does not exist yet.
+export async function findTagged<Output extends object>(
+  ctx: Ctx,
+  name: string,
+  vpcId: string | undefined,
+  describe: (Filters: Filter[]) => Promise<Output>,
+): Promise<Partial<Output>> {
+  if (vpcId !== undefined && isPendingId(vpcId)) return {};
+  return describe([
     { Name: 'tag:Name', Values: [name] },
     { Name: 'tag:app', Values: [ctx.config.stack.app] },
     { Name: 'tag:stage', Values: [ctx.config.stack.stage] },
     ...(vpcId === undefined ? [] : [{ Name: 'vpc-id', Values: [vpcId] }]),
-  ];
+  ]);
 }
 
 // China regions prefix AWS service endpoint and prefix list names with `cn.` (VPC endpoints guide)
@@ -84,67 +92,99 @@ export function resolveWaits(options: NetworkOptions = {}): NetworkWaits {
   return { ...networkWaits, ...options.waits };
 }
 
-// Options for the SDK's EC2 waiters (waitUntilVpcAvailable, waitUntilSubnetAvailable)
-export function waiterOptions(ctx: Ctx, waits: NetworkWaits) {
+// Options for lib/poll.ts (EC2 has no SDK waiter for VPC endpoints or for
+// network interfaces to let go): `what` for the timeout, `doing` for progress.
+export function pollOptions(
+  ctx: Ctx,
+  waits: NetworkWaits,
+  what: string,
+  doing: string,
+  timeoutSeconds = waits.maxWaitSeconds,
+): PollOptions {
   return {
-    client: ctx.clients.ec2,
-    maxWaitTime: waits.maxWaitSeconds,
-    minDelay: waits.minDelaySeconds,
-    maxDelay: waits.maxDelaySeconds,
-  };
-}
-
-export function pollOptions(waits: NetworkWaits, timeoutSeconds = waits.maxWaitSeconds) {
-  return {
+    what,
     timeoutMs: timeoutSeconds * 1000,
     intervalMs: waits.minDelaySeconds * 1000,
     maxIntervalMs: waits.maxDelaySeconds * 1000,
+    onProgress: (elapsed) => ctx.log.progress(`${doing}: ${Math.round(elapsed / 1000)} s`),
+  };
+}
+
+// The loop's wait for what EC2 creates `pending` (a VPC, a subnet): `waiter`
+// runs the SDK's waiter (waitUntilVpcAvailable, waitUntilSubnetAvailable) for the id.
+export function untilAvailable(
+  waits: NetworkWaits,
+  waiter: (
+    options: { client: EC2Client; maxWaitTime: number; minDelay: number; maxDelay: number },
+    id: string,
+  ) => Promise<unknown>,
+) {
+  return async (ctx: Ctx, _desired: unknown, actual: { id: string; state: string }): Promise<undefined> => {
+    if (actual.state !== 'available') {
+      const { maxWaitSeconds: maxWaitTime, minDelaySeconds: minDelay, maxDelaySeconds: maxDelay } = waits;
+      await waiter({ client: ctx.clients.ec2, maxWaitTime, minDelay, maxDelay }, actual.id);
+    }
+    return undefined;
   };
 }
 
 // EC2 creates some resources with settings the create call cannot choose (a
 // VPC with DNS hostnames off, a security group with an allow-all egress rule,
-// a route table with no subnets): their create brings what it made in line
-// with the desired state, with the update's own calls and wording.
-export async function settle<Desired extends { name: string }, Live>(
-  ctx: Ctx,
-  resource: Resource<Desired, Live, unknown>,
-  desired: Desired,
-  created: Live,
-): Promise<void> {
-  const { update } = resource;
-  const drift = resource.drift(desired, created);
-  if (drift.length === 0 || update === undefined) return;
-  await step(`update ${resource.kind} ${desired.name}`, resource.permissions?.update, () =>
-    update(ctx, desired, created, drift),
-  );
+// a route table with no subnets): their create is followed by the update's own
+// calls and wording, which bring what it made in line with the desired state.
+// The loop gets the state as created: it reads only its id and state from it.
+export function settleCreated<Desired extends { name: string }, Live, Outputs>(
+  resource: Resource<Desired, Live, Outputs>,
+): Resource<Desired, Live, Outputs> {
+  const { kind, permissions, drift, create, update } = resource;
+  return {
+    ...resource,
+    async create(ctx, desired) {
+      const created = await create(ctx, desired);
+      if (created === undefined || update === undefined) return created;
+      const changes = drift(desired, created);
+      if (changes.length > 0) {
+        await step(`update ${kind} ${desired.name}`, permissions?.update, () =>
+          update(ctx, desired, created, changes),
+        );
+      }
+      return created;
+    },
+  };
 }
 
-// Deletes what network interfaces may still hold: DependencyViolation is
+// The remove of what network interfaces may still hold: DependencyViolation is
 // retried, with progress, until they are gone (Lambda releases a VPC
 // function's up to ~20 min after the function is deleted; RDS and ElastiCache
-// release theirs when deleted).
-export async function deleteWhenReleased(
-  ctx: Ctx,
-  what: { label: string; filter: string },
-  remove: () => Promise<unknown>,
+// release theirs when deleted). `what` names the resource in messages,
+// `idFilter` the describe-network-interfaces filter that lists them.
+export function removeWhenReleased(
   waits: NetworkWaits,
-): Promise<void> {
-  const inUse = (error: unknown) => isEc2Error(error, Ec2Error.dependencyViolation);
-  try {
-    await retryWhile(remove, inUse, {
-      what: `${what.label} to be released by its network interfaces`,
-      ...pollOptions(waits, waits.dependencyTimeoutSeconds),
-      onProgress: (elapsed) =>
-        ctx.log.progress(
-          `${what.label} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion): ${Math.round(elapsed / 1000)} s`,
+  what: string,
+  idFilter: string,
+  remove: (ctx: Ctx, id: string) => Promise<unknown>,
+) {
+  return async (ctx: Ctx, name: string, { id }: { id: string }): Promise<void> => {
+    const label = `${what} ${name}`;
+    const inUse = (error: unknown) => isEc2Error(error, Ec2Error.dependencyViolation);
+    try {
+      await retryWhile(
+        () => remove(ctx, id),
+        inUse,
+        pollOptions(
+          ctx,
+          waits,
+          `${label} to be released by its network interfaces`,
+          `${label} is still in use by network interfaces (Lambda releases them up to ~20 min after deletion)`,
+          waits.dependencyTimeoutSeconds,
         ),
-    });
-  } catch (error) {
-    if (!inUse(error)) throw error;
-    throw new TimeoutError(
-      `network interfaces still use ${what.label} after ${waits.dependencyTimeoutSeconds} s: run teardown again later, or list them with aws ec2 describe-network-interfaces --filters ${what.filter}`,
-      { cause: error },
-    );
-  }
+      );
+    } catch (error) {
+      if (!inUse(error)) throw error;
+      throw new TimeoutError(
+        `network interfaces still use ${label} after ${waits.dependencyTimeoutSeconds} s: run teardown again later, or list them with aws ec2 describe-network-interfaces --filters Name=${idFilter},Values=${id}`,
+        { cause: error },
+      );
+    }
+  };
 }

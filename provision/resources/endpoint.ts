@@ -22,13 +22,11 @@ import {
 import {
   awsServiceName,
   Ec2Error,
-  isPendingId,
+  findTagged,
   type NetworkOptions,
   type NetworkWaits,
-  networkWaits,
   pollOptions,
   resolveWaits,
-  tagFilters,
   tagSpecification,
 } from './ec2.ts';
 
@@ -92,12 +90,10 @@ const listFields = {
   securityGroupIds: ['AddSecurityGroupIds', 'RemoveSecurityGroupIds'],
 } as const;
 
-const sorted = (values: readonly string[] | undefined) =>
-  values === undefined ? undefined : [...values].sort();
 const comparable = (endpoint: Partial<Omit<ActualEndpoint, 'id' | 'state'>>) => ({
-  routeTableIds: sorted(endpoint.routeTableIds),
-  subnetIds: sorted(endpoint.subnetIds),
-  securityGroupIds: sorted(endpoint.securityGroupIds),
+  routeTableIds: endpoint.routeTableIds?.toSorted(),
+  subnetIds: endpoint.subnetIds?.toSorted(),
+  securityGroupIds: endpoint.securityGroupIds?.toSorted(),
   privateDnsEnabled: endpoint.privateDnsEnabled,
 });
 
@@ -141,43 +137,27 @@ function toActual(endpoint: VpcEndpoint): ActualEndpoint {
 }
 
 async function describeEndpoints(ctx: Ctx, vpcId: string, name: string): Promise<ActualEndpoint[]> {
-  const { VpcEndpoints = [] } = await ctx.clients.ec2.send(
-    new DescribeVpcEndpointsCommand({ Filters: tagFilters(ctx, name, vpcId) }),
+  const { VpcEndpoints = [] } = await findTagged(ctx, name, vpcId, (Filters) =>
+    ctx.clients.ec2.send(new DescribeVpcEndpointsCommand({ Filters })),
   );
   return VpcEndpoints.map(toActual);
 }
 
-export async function findEndpoint(
-  ctx: Ctx,
-  vpcId: string,
-  name: string,
-): Promise<ActualEndpoint | undefined> {
-  if (isPendingId(vpcId)) return undefined;
-  // a deleted endpoint stays visible for a while in state `deleted`
-  return (await describeEndpoints(ctx, vpcId, name)).find((e) => !goneStates.has(e.state));
-}
+// a deleted endpoint stays visible for a while in state `deleted`
+export const findEndpoint = async (ctx: Ctx, vpcId: string, name: string) =>
+  (await describeEndpoints(ctx, vpcId, name)).find((e) => !goneStates.has(e.state));
 
-// Polls until check answers, with progress (EC2 has no SDK waiter for VPC endpoints)
-const poll = <T>(
-  ctx: Ctx,
-  waits: NetworkWaits,
-  what: string,
-  doing: string,
-  check: () => Promise<T | undefined>,
-) =>
-  pollUntil(check, {
-    what,
-    ...pollOptions(waits),
-    onProgress: (elapsed) => ctx.log.progress(`${doing}: ${Math.round(elapsed / 1000)} s`),
-  });
+const kind = 'vpc-endpoint';
+const permissions = {
+  find: 'ec2:DescribeVpcEndpoints',
+  create: 'ec2:CreateVpcEndpoint and ec2:CreateTags',
+  update: 'ec2:ModifyVpcEndpoint',
+  delete: 'ec2:DeleteVpcEndpoints',
+};
 
 const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint, ActualEndpoint, string> => ({
-  kind: 'vpc-endpoint',
-  permissions: {
-    find: 'ec2:DescribeVpcEndpoints',
-    create: 'ec2:CreateVpcEndpoint and ec2:CreateTags',
-    update: 'ec2:ModifyVpcEndpoint',
-  },
+  kind,
+  permissions,
   find: (ctx, name) => findEndpoint(ctx, vpcId, name),
   drift: endpointDrift,
   async create(ctx, desired) {
@@ -203,10 +183,14 @@ const endpoint = (vpcId: string, waits: NetworkWaits): Resource<DesiredEndpoint,
   wait: async (ctx, desired, actual) => {
     if (actual.state !== 'available' || endpointDrift(desired, actual).length > 0) {
       const { name } = desired;
-      await poll(ctx, waits, `VPC endpoint ${name}`, `waiting for VPC endpoint ${name}`, async () => {
+      const available = async () => {
         const endpoint = await findEndpoint(ctx, vpcId, name);
         return endpoint?.state === 'available' ? endpoint : undefined;
-      });
+      };
+      await pollUntil(
+        available,
+        pollOptions(ctx, waits, `VPC endpoint ${name}`, `waiting for VPC endpoint ${name}`),
+      );
     }
     return undefined;
   },
@@ -230,19 +214,17 @@ export async function ensureEndpoints(
 
 // Both endpoints are deleted in one call, then awaited: the interface
 // endpoint's ENIs hold the endpoint security group and the subnets until gone.
-export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
+export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits: NetworkWaits): Promise<void> {
   const found: { name: string; id: string }[] = [];
   for (const role of ['secretsmanager', 's3'] as const) {
     const name = endpointName(ctx, role);
-    const actual = await step(`read vpc-endpoint ${name}`, 'ec2:DescribeVpcEndpoints', () =>
-      findEndpoint(ctx, vpcId, name),
-    );
-    record(ctx, { kind: 'vpc-endpoint', name, action: actual ? Action.delete : Action.absent });
+    const actual = await step(`read ${kind} ${name}`, permissions.find, () => findEndpoint(ctx, vpcId, name));
+    record(ctx, { kind, name, action: actual ? Action.delete : Action.absent });
     if (actual) found.push({ name, id: actual.id });
   }
   if (found.length === 0 || isPlan(ctx)) return;
   const ids = found.map((e) => e.id).join(', ');
-  await step(`delete VPC endpoints ${ids}`, 'ec2:DeleteVpcEndpoints', async () => {
+  await step(`delete VPC endpoints ${ids}`, permissions.delete, async () => {
     const { Unsuccessful = [] } = await ctx.clients.ec2.send(
       new DeleteVpcEndpointsCommand({ VpcEndpointIds: found.map((e) => e.id) }),
     );
@@ -257,8 +239,11 @@ export async function deleteEndpoints(ctx: Ctx, vpcId: string, waits = networkWa
     // `deleting` still holds the ENIs; only `deleted` (or gone) frees the subnets and group
     const deleted = async () =>
       (await describeEndpoints(ctx, vpcId, name)).every((e) => e.state === 'deleted') ? true : undefined;
-    await step(`wait for vpc-endpoint ${name} to be deleted`, 'ec2:DescribeVpcEndpoints', () =>
-      poll(ctx, waits, `VPC endpoint ${name} to be deleted`, `deleting VPC endpoint ${name}`, deleted),
+    await step(`wait for ${kind} ${name} to be deleted`, permissions.find, () =>
+      pollUntil(
+        deleted,
+        pollOptions(ctx, waits, `VPC endpoint ${name} to be deleted`, `deleting VPC endpoint ${name}`),
+      ),
     );
   }
 }

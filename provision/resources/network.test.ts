@@ -183,6 +183,20 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
     changes: [],
   });
   const summary = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
+  const group = (role: string) =>
+    [...ec2.state.securityGroups.values()].find((g) => g.GroupName === `ada-linecount-test-${role}`);
+  // the cache group's one rule, removed out of band
+  const removeCacheRule = () => {
+    const cache = group('cache');
+    const [ruleId] = [...ec2.state.rules].find(([, r]) => r.GroupId === cache?.GroupId) ?? [];
+    ec2.state.rules.delete(ruleId ?? '');
+  };
+  // a whole run in a new context, whose changes the test then reads
+  const run = async (network: typeof ensureNetwork | typeof deleteNetwork, mode?: Ctx['mode']) => {
+    const ctx = await makeCtx(mode);
+    await network(ctx, { waits });
+    return ctx;
+  };
   beforeEach(() => resetCalls());
 
   test('plan mode on an empty account makes no mutating call and lists what a real run creates', async () => {
@@ -235,8 +249,7 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
   });
 
   test('a second run makes zero mutating calls and reports everything unchanged', async () => {
-    const ctx = await makeCtx();
-    await ensureNetwork(ctx, { waits });
+    const ctx = await run(ensureNetwork);
     assert.deepEqual(mutatingCalls(), []);
     assert.ok(ctx.changes.length >= 10);
     assert.ok(
@@ -246,30 +259,22 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
   });
 
   test('a rule removed out of band is re-added, and only that; plan reports the same change', async () => {
-    const cacheGroup = [...ec2.state.securityGroups.values()].find(
-      (g) => g.GroupName === 'ada-linecount-test-cache',
-    );
-    const [ruleId] = [...ec2.state.rules].find(([, r]) => r.GroupId === cacheGroup?.GroupId) ?? [];
-    ec2.state.rules.delete(ruleId ?? '');
+    removeCacheRule();
 
-    const plan = await makeCtx('plan');
-    await ensureNetwork(plan, { waits });
+    const plan = await run(ensureNetwork, 'plan');
     assert.deepEqual(mutatingCalls(), []);
     const updates = plan.changes.filter((c) => c.action !== Action.unchanged);
     assert.equal(updates.length, 1);
     assert.equal(updates[0]?.name, 'ada-linecount-test-cache');
     assert.match(updates[0]?.fields?.[0]?.field ?? '', /^ingress tcp 6379 group sg-/);
 
-    const apply = await makeCtx();
-    await ensureNetwork(apply, { waits });
+    const apply = await run(ensureNetwork);
     assert.deepEqual(apply.changes, plan.changes);
     assert.deepEqual(callNames(mutatingCalls()), ['ec2:AuthorizeSecurityGroupIngress']);
   });
 
   test('an extra rule added out of band is revoked', async () => {
-    const fn = [...ec2.state.securityGroups.values()].find(
-      (g) => g.GroupName === 'ada-linecount-test-function',
-    );
+    const fn = group('function');
     ec2.state.rules.set('sgr-extra', {
       SecurityGroupRuleId: 'sgr-extra',
       GroupId: fn?.GroupId,
@@ -279,8 +284,7 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
       ToPort: -1,
       CidrIpv4: '0.0.0.0/0',
     });
-    const ctx = await makeCtx();
-    await ensureNetwork(ctx, { waits });
+    const ctx = await run(ensureNetwork);
     assert.deepEqual(callNames(mutatingCalls()), ['ec2:RevokeSecurityGroupEgress']);
     assert.equal(ec2.state.rules.has('sgr-extra'), false);
   });
@@ -288,8 +292,7 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
   test('DNS hostnames switched off out of band are switched back on', async () => {
     const [vpc] = [...ec2.state.vpcs.values()];
     if (vpc) vpc.enableDnsHostnames = false;
-    const ctx = await makeCtx();
-    await ensureNetwork(ctx, { waits });
+    const ctx = await run(ensureNetwork);
     assert.deepEqual(callNames(mutatingCalls()), ['ec2:ModifyVpcAttribute']);
     assert.deepEqual(ctx.changes.find((c) => c.kind === 'vpc')?.fields, [
       { field: 'enableDnsHostnames', from: false, to: true },
@@ -359,11 +362,7 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
     ] as const;
     for (const [action, message] of reads) await refused(action, up, message);
 
-    const cacheGroup = [...ec2.state.securityGroups.values()].find(
-      (g) => g.GroupName === 'ada-linecount-test-cache',
-    );
-    const [ruleId] = [...ec2.state.rules].find(([, r]) => r.GroupId === cacheGroup?.GroupId) ?? [];
-    ec2.state.rules.delete(ruleId ?? '');
+    removeCacheRule();
     await refused(
       'ec2:AuthorizeSecurityGroupIngress',
       up,
@@ -404,13 +403,10 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
   });
 
   test('delete retries DependencyViolation while Lambda ENIs linger, then removes everything; a second delete is a no-op', async () => {
-    const fn = [...ec2.state.securityGroups.values()].find(
-      (g) => g.GroupName === 'ada-linecount-test-function',
-    );
+    const fn = group('function');
     ec2.state.lingeringEnis.set(fn?.GroupId ?? '', 3);
     progress.length = 0;
-    const ctx = await makeCtx();
-    await deleteNetwork(ctx, { waits });
+    const ctx = await run(deleteNetwork);
     assert.equal(ec2.state.vpcs.size, 0);
     assert.equal(ec2.state.subnets.size, 0);
     assert.equal(ec2.state.endpoints.size, 0);
@@ -422,8 +418,7 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
     assert.ok(ctx.changes.every((c) => c.action === Action.delete));
 
     resetCalls();
-    const again = await makeCtx();
-    await deleteNetwork(again, { waits });
+    const again = await run(deleteNetwork);
     assert.deepEqual(mutatingCalls(), []);
     assert.ok(again.changes.every((c) => c.action === Action.absent));
   });

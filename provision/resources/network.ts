@@ -1,10 +1,10 @@
-import { type Ctx, step } from '../../lib/reconcile.ts';
+import type { Ctx } from '../../lib/reconcile.ts';
 import { type NetworkOptions, resolveWaits } from './ec2.ts';
 import { deleteEndpoints, ensureEndpoints } from './endpoint.ts';
 import { deleteRouteTable, ensureRouteTable } from './route-table.ts';
 import { deleteSecurityGroups, ensureSecurityGroups, type SecurityGroupIds } from './security-group.ts';
 import { deleteSubnets, ensureSubnets } from './subnet.ts';
-import { deleteVpc, ensureVpc, findVpc } from './vpc.ts';
+import { deleteVpc, ensureVpc, readVpc } from './vpc.ts';
 
 export { type NetworkOptions, type NetworkWaits, networkWaits } from './ec2.ts';
 export { ensureEndpoints } from './endpoint.ts';
@@ -46,9 +46,7 @@ export async function ensureNetwork(ctx: Ctx, options: NetworkOptions = {}): Pro
 // (retrying while Lambda's ENIs linger) → subnets → route table → VPC.
 export async function deleteNetwork(ctx: Ctx, options: NetworkOptions = {}): Promise<void> {
   const waits = resolveWaits(options);
-  const vpc = await step(`read vpc ${ctx.names.vpc}`, 'ec2:DescribeVpcs and ec2:DescribeVpcAttribute', () =>
-    findVpc(ctx),
-  );
+  const vpc = await readVpc(ctx);
   if (vpc !== undefined) {
     await deleteEndpoints(ctx, vpc.id, waits);
     await deleteSecurityGroups(ctx, vpc.id, waits);

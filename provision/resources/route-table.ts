@@ -6,15 +6,8 @@ import {
   DisassociateRouteTableCommand,
   ReplaceRouteTableAssociationCommand,
 } from '@aws-sdk/client-ec2';
-import {
-  type Ctx,
-  destroy,
-  type FieldChange,
-  pending,
-  type Resource,
-  reconcile,
-} from '../../lib/reconcile.ts';
-import { Ec2Error, isEc2Error, isPendingId, settle, tagFilters, tagSpecification } from './ec2.ts';
+import { type Ctx, destroy, type FieldChange, pending, reconcile } from '../../lib/reconcile.ts';
+import { Ec2Error, findTagged, isEc2Error, settleCreated, tagSpecification } from './ec2.ts';
 
 export interface DesiredRouteTable {
   name: string;
@@ -32,9 +25,8 @@ export function routeTableName(ctx: Ctx): string {
 }
 
 export async function findRouteTable(ctx: Ctx, vpcId: string): Promise<ActualRouteTable | undefined> {
-  if (isPendingId(vpcId)) return undefined;
-  const { RouteTables = [] } = await ctx.clients.ec2.send(
-    new DescribeRouteTablesCommand({ Filters: tagFilters(ctx, routeTableName(ctx), vpcId) }),
+  const { RouteTables = [] } = await findTagged(ctx, routeTableName(ctx), vpcId, (Filters) =>
+    ctx.clients.ec2.send(new DescribeRouteTablesCommand({ Filters })),
   );
   const table = RouteTables[0];
   if (table?.RouteTableId === undefined) return undefined;
@@ -47,8 +39,7 @@ export async function findRouteTable(ctx: Ctx, vpcId: string): Promise<ActualRou
 // The subnets the route table should be associated with but is not.
 export function routeTableDrift(subnetIds: readonly string[], actual: ActualRouteTable): FieldChange[] {
   const associated = Object.keys(actual.associations).sort();
-  const missing = subnetIds.filter((id) => !(id in actual.associations));
-  if (missing.length === 0) return [];
+  if (subnetIds.every((id) => id in actual.associations)) return [];
   return [{ field: 'subnets', from: associated, to: [...new Set([...associated, ...subnetIds])].sort() }];
 }
 
@@ -81,8 +72,8 @@ async function associateSubnets(ctx: Ctx, table: ActualRouteTable, subnetIds: re
 // One route table for both private subnets: it holds only the VPC's local
 // route and the S3 gateway endpoint's prefix-list route. No internet gateway,
 // no NAT: nothing in these subnets can reach the internet.
-const routeTable = (vpcId: string): Resource<DesiredRouteTable, ActualRouteTable, string> => {
-  const resource: Resource<DesiredRouteTable, ActualRouteTable, string> = {
+const routeTable = (vpcId: string) =>
+  settleCreated<DesiredRouteTable, ActualRouteTable, string>({
     kind: 'route-table',
     permissions: {
       find: 'ec2:DescribeRouteTables',
@@ -99,9 +90,7 @@ const routeTable = (vpcId: string): Resource<DesiredRouteTable, ActualRouteTable
           TagSpecifications: tagSpecification(ctx, 'route-table', desired.name),
         }),
       );
-      const created = { id: RouteTable?.RouteTableId ?? '', associations: {} };
-      await settle(ctx, resource, desired, created);
-      return created;
+      return { id: RouteTable?.RouteTableId ?? '', associations: {} };
     },
     update: (ctx, desired, actual) => associateSubnets(ctx, actual, desired.subnetIds),
     outputs: (_ctx, _desired, actual) => actual?.id ?? pending('route table id'),
@@ -114,9 +103,7 @@ const routeTable = (vpcId: string): Resource<DesiredRouteTable, ActualRouteTable
       await ctx.clients.ec2.send(new DeleteRouteTableCommand({ RouteTableId: actual.id }));
     },
     isNotFound: (error) => isEc2Error(error, Ec2Error.routeTableNotFound),
-  };
-  return resource;
-};
+  });
 
 export const ensureRouteTable = async (ctx: Ctx, vpcId: string, subnetIds: readonly string[]) => ({
   routeTableId: await reconcile(ctx, routeTable(vpcId), { name: routeTableName(ctx), subnetIds }),

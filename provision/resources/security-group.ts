@@ -4,31 +4,23 @@ import {
   CreateSecurityGroupCommand,
   DeleteSecurityGroupCommand,
   DescribePrefixListsCommand,
-  DescribeSecurityGroupRulesCommand,
   DescribeSecurityGroupsCommand,
   type IpPermission,
+  paginateDescribeSecurityGroupRules,
   RevokeSecurityGroupEgressCommand,
   RevokeSecurityGroupIngressCommand,
   type SecurityGroupRule,
 } from '@aws-sdk/client-ec2';
-import {
-  type Ctx,
-  destroy,
-  type FieldChange,
-  pending,
-  type Resource,
-  reconcile,
-  step,
-} from '../../lib/reconcile.ts';
+import { type Ctx, destroy, type FieldChange, pending, reconcile, step } from '../../lib/reconcile.ts';
 import {
   awsServiceName,
-  deleteWhenReleased,
   Ec2Error,
   isEc2Error,
   isPendingId,
   type NetworkWaits,
   networkWaits,
-  settle,
+  removeWhenReleased,
+  settleCreated,
   tagSpecification,
 } from './ec2.ts';
 
@@ -191,17 +183,11 @@ export async function findSecurityGroup(ctx: Ctx, vpcId: string, name: string): 
 
 export async function findRules(ctx: Ctx, groupId: string): Promise<ActualRule[]> {
   const rules: ActualRule[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ctx.clients.ec2.send(
-      new DescribeSecurityGroupRulesCommand({
-        Filters: [{ Name: 'group-id', Values: [groupId] }],
-        NextToken,
-      }),
-    );
-    rules.push(...(page.SecurityGroupRules ?? []).map(fromSecurityGroupRule));
-    NextToken = page.NextToken;
-  } while (NextToken);
+  const pages = paginateDescribeSecurityGroupRules(
+    { client: ctx.clients.ec2 },
+    { Filters: [{ Name: 'group-id', Values: [groupId] }] },
+  );
+  for await (const page of pages) rules.push(...(page.SecurityGroupRules ?? []).map(fromSecurityGroupRule));
   return rules;
 }
 
@@ -232,12 +218,8 @@ async function applyRuleDrift(ctx: Ctx, groupId: string, drift: ReturnType<typeo
 }
 
 // a delete needs only the group's id: its rules are not read
-const securityGroup = (
-  vpcId: string,
-  waits: NetworkWaits,
-  readRules = true,
-): Resource<DesiredGroup, ActualGroup, string> => {
-  const resource: Resource<DesiredGroup, ActualGroup, string> = {
+const securityGroup = (vpcId: string, waits: NetworkWaits, readRules = true) =>
+  settleCreated<DesiredGroup, ActualGroup, string>({
     kind: 'security-group',
     permissions: {
       find: 'ec2:DescribeSecurityGroups and ec2:DescribeSecurityGroupRules',
@@ -262,25 +244,17 @@ const securityGroup = (
           TagSpecifications: tagSpecification(ctx, 'security-group', desired.name),
         }),
       );
-      const created = { id: GroupId, rules: await findRules(ctx, GroupId) };
-      await settle(ctx, resource, desired, created);
-      return created;
+      return { id: GroupId, rules: await findRules(ctx, GroupId) };
     },
     // a concurrent run created it first: the loop finds it and converges its rules
     alreadyExists: (error) => isEc2Error(error, Ec2Error.groupDuplicate),
     update: (ctx, desired, actual) => applyRuleDrift(ctx, actual.id, ruleDrift(desired.rules, actual.rules)),
     outputs: (_ctx, desired, actual) => actual?.id ?? pending(`security group ${desired.name} id`),
-    remove: (ctx, name, actual) =>
-      deleteWhenReleased(
-        ctx,
-        { label: `security group ${name}`, filter: `Name=group-id,Values=${actual.id}` },
-        () => ctx.clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId: actual.id })),
-        waits,
-      ),
+    remove: removeWhenReleased(waits, 'security group', 'group-id', (ctx, GroupId) =>
+      ctx.clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId })),
+    ),
     isNotFound: (error) => isEc2Error(error, Ec2Error.groupNotFound),
-  };
-  return resource;
-};
+  });
 
 // The data stores' rules reference the function's group, so the function's
 // group comes first.
@@ -305,7 +279,7 @@ export async function ensureSecurityGroups(ctx: Ctx, vpcId: string): Promise<Sec
 
 // The data stores' groups reference the function's group, so the function's
 // goes last. Every group waits until network interfaces release it.
-export async function deleteSecurityGroups(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
+export async function deleteSecurityGroups(ctx: Ctx, vpcId: string, waits: NetworkWaits): Promise<void> {
   const resource = securityGroup(vpcId, waits, false);
   for (const role of ['endpoint', 'cache', 'database', 'function'] as const) {
     await destroy(ctx, resource, groupName(ctx, role));

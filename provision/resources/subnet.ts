@@ -8,15 +8,13 @@ import {
 import { UsageError } from '../../lib/errors.ts';
 import { type Ctx, destroy, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
 import {
-  deleteWhenReleased,
   Ec2Error,
+  findTagged,
   isEc2Error,
-  isPendingId,
   type NetworkWaits,
-  networkWaits,
-  tagFilters,
+  removeWhenReleased,
   tagSpecification,
-  waiterOptions,
+  untilAvailable,
 } from './ec2.ts';
 
 // Two subnets in two availability zones: RDS requires a DB subnet group to
@@ -70,91 +68,71 @@ export async function findAvailabilityZones(ctx: Ctx): Promise<string[]> {
 }
 
 export async function findSubnet(ctx: Ctx, vpcId: string, name: string): Promise<ActualSubnet | undefined> {
-  if (isPendingId(vpcId)) return undefined;
-  const { Subnets = [] } = await ctx.clients.ec2.send(
-    new DescribeSubnetsCommand({ Filters: tagFilters(ctx, name, vpcId) }),
+  const { Subnets = [] } = await findTagged(ctx, name, vpcId, (Filters) =>
+    ctx.clients.ec2.send(new DescribeSubnetsCommand({ Filters })),
   );
   const subnet = Subnets[0];
   if (subnet?.SubnetId === undefined) return undefined;
   return { id: subnet.SubnetId, state: subnet.State ?? 'available' };
 }
 
-// The zones are looked up once, and only when a subnet is missing: an
-// existing subnet keeps the zone it was made in.
-type ZoneLookup = ReturnType<typeof zoneLookup>;
-
-function zoneLookup(ctx: Ctx) {
-  let zones: string[] | undefined;
-  return {
-    load: async () => {
-      zones ??= await findAvailabilityZones(ctx);
-    },
-    of: (desired: DesiredSubnet) => zones?.[desired.index],
-  };
-}
-
 // A subnet's CIDR and zone cannot be changed, so an existing subnet is kept as
-// it is: a subnet never drifts.
+// it is: a subnet never drifts. To create missing subnets, the zones are
+// looked up once, and only when a subnet is missing (an existing subnet keeps
+// the zone it was made in); a delete needs none.
 const subnet = (
   vpcId: string,
   waits: NetworkWaits,
-  // to create missing subnets (a delete needs none)
-  zones?: ZoneLookup,
-): Resource<DesiredSubnet, ActualSubnet, string> => ({
-  kind: 'subnet',
-  permissions: {
-    find: 'ec2:DescribeSubnets and ec2:DescribeAvailabilityZones',
-    create: 'ec2:CreateSubnet and ec2:CreateTags',
-    delete: 'ec2:DeleteSubnet',
-  },
-  async find(ctx, name) {
-    const found = await findSubnet(ctx, vpcId, name);
-    if (found === undefined) await zones?.load();
-    return found;
-  },
-  drift: () => [],
-  createFields: (desired) => [{ field: 'availabilityZone', from: undefined, to: zones?.of(desired) }],
-  async create(ctx, desired) {
-    try {
-      const { Subnet = {} } = await ctx.clients.ec2.send(
-        new CreateSubnetCommand({
-          VpcId: vpcId,
-          CidrBlock: desired.cidr,
-          AvailabilityZone: zones?.of(desired),
-          TagSpecifications: tagSpecification(ctx, 'subnet', desired.name),
-        }),
-      );
-      // awaited below until DescribeSubnets reports it available
-      return { id: Subnet.SubnetId ?? '', state: 'pending' };
-    } catch (error) {
-      // a concurrent run created the same CIDR first: use that subnet (a
-      // conflict with a subnet that is not ours stays an error)
-      const raced = isEc2Error(error, Ec2Error.subnetConflict)
-        ? await findSubnet(ctx, vpcId, desired.name)
-        : undefined;
-      if (raced === undefined) throw error;
-      return raced;
-    }
-  },
-  wait: async (ctx, _desired, actual) => {
-    if (actual.state !== 'available') {
-      await waitUntilSubnetAvailable(waiterOptions(ctx, waits), { SubnetIds: [actual.id] });
-    }
-    return undefined;
-  },
-  outputs: (_ctx, desired, actual) => actual?.id ?? pending(`subnet ${desired.name} id`),
-  remove: (ctx, name, actual) =>
-    deleteWhenReleased(
-      ctx,
-      { label: `subnet ${name}`, filter: `Name=subnet-id,Values=${actual.id}` },
-      () => ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId: actual.id })),
-      waits,
+  createsMissing = false,
+): Resource<DesiredSubnet, ActualSubnet, string> => {
+  let zones: string[] | undefined;
+  return {
+    kind: 'subnet',
+    permissions: {
+      find: 'ec2:DescribeSubnets and ec2:DescribeAvailabilityZones',
+      create: 'ec2:CreateSubnet and ec2:CreateTags',
+      delete: 'ec2:DeleteSubnet',
+    },
+    async find(ctx, name) {
+      const found = await findSubnet(ctx, vpcId, name);
+      if (found === undefined && createsMissing) zones ??= await findAvailabilityZones(ctx);
+      return found;
+    },
+    drift: () => [],
+    createFields: (desired) => [{ field: 'availabilityZone', from: undefined, to: zones?.[desired.index] }],
+    async create(ctx, desired) {
+      try {
+        const { Subnet = {} } = await ctx.clients.ec2.send(
+          new CreateSubnetCommand({
+            VpcId: vpcId,
+            CidrBlock: desired.cidr,
+            AvailabilityZone: zones?.[desired.index],
+            TagSpecifications: tagSpecification(ctx, 'subnet', desired.name),
+          }),
+        );
+        // awaited below until DescribeSubnets reports it available
+        return { id: Subnet.SubnetId ?? '', state: 'pending' };
+      } catch (error) {
+        // a concurrent run created the same CIDR first: use that subnet (a
+        // conflict with a subnet that is not ours stays an error)
+        const raced = isEc2Error(error, Ec2Error.subnetConflict)
+          ? await findSubnet(ctx, vpcId, desired.name)
+          : undefined;
+        if (raced === undefined) throw error;
+        return raced;
+      }
+    },
+    wait: untilAvailable(waits, (options, id) => waitUntilSubnetAvailable(options, { SubnetIds: [id] })),
+    outputs: (_ctx, desired, actual) => actual?.id ?? pending(`subnet ${desired.name} id`),
+    remove: removeWhenReleased(waits, 'subnet', 'subnet-id', (ctx, SubnetId) =>
+      ctx.clients.ec2.send(new DeleteSubnetCommand({ SubnetId })),
     ),
-  isNotFound: (error) => isEc2Error(error, Ec2Error.subnetNotFound),
-});
+    isNotFound: (error) => isEc2Error(error, Ec2Error.subnetNotFound),
+  };
+};
 
-export async function ensureSubnets(ctx: Ctx, vpcId: string, waits = networkWaits) {
-  const resource = subnet(vpcId, waits, zoneLookup(ctx));
+export async function ensureSubnets(ctx: Ctx, vpcId: string, waits: NetworkWaits) {
+  const resource = subnet(vpcId, waits, true);
   const subnetIds: string[] = [];
   for (let index = 0; index < subnetCount; index++) {
     const cidr = carveSubnetCidr(ctx.config.provision.vpcCidr, index);
@@ -165,7 +143,7 @@ export async function ensureSubnets(ctx: Ctx, vpcId: string, waits = networkWait
 
 // Subnets fail with DependencyViolation while Lambda's network interfaces
 // linger (up to ~20 min after the function is deleted): retried, with progress.
-export async function deleteSubnets(ctx: Ctx, vpcId: string, waits = networkWaits): Promise<void> {
+export async function deleteSubnets(ctx: Ctx, vpcId: string, waits: NetworkWaits): Promise<void> {
   const resource = subnet(vpcId, waits);
   for (let index = 0; index < subnetCount; index++) await destroy(ctx, resource, subnetName(ctx, index));
 }

@@ -13,19 +13,17 @@ import {
   diffFields,
   type FieldChange,
   pending,
-  type Resource,
   reconcile,
   step,
 } from '../../lib/reconcile.ts';
 import {
   Ec2Error,
+  findTagged,
   isEc2Error,
   type NetworkWaits,
-  networkWaits,
-  settle,
-  tagFilters,
+  settleCreated,
   tagSpecification,
-  waiterOptions,
+  untilAvailable,
 } from './ec2.ts';
 
 export interface DesiredVpc {
@@ -59,9 +57,17 @@ export function vpcDrift(desired: DesiredVpc, actual: ActualVpc): FieldChange[] 
   return diffFields(dns, actual);
 }
 
+const permissions = {
+  find: 'ec2:DescribeVpcs and ec2:DescribeVpcAttribute',
+  create: 'ec2:CreateVpc and ec2:CreateTags',
+  update: 'ec2:ModifyVpcAttribute',
+};
+
 export async function findVpc(ctx: Ctx): Promise<ActualVpc | undefined> {
   const { ec2 } = ctx.clients;
-  const { Vpcs = [] } = await ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(ctx, ctx.names.vpc) }));
+  const { Vpcs = [] } = await findTagged(ctx, ctx.names.vpc, undefined, (Filters) =>
+    ec2.send(new DescribeVpcsCommand({ Filters })),
+  );
   if (Vpcs.length > 1) {
     throw new UsageError(
       `found ${Vpcs.length} VPCs tagged Name=${ctx.names.vpc} (${Vpcs.map((v) => v.VpcId).join(', ')}); delete the extra ones so one remains`,
@@ -82,17 +88,14 @@ export async function findVpc(ctx: Ctx): Promise<ActualVpc | undefined> {
   };
 }
 
-const waitForVpc = (ctx: Ctx, vpcId: string, waits: NetworkWaits) =>
-  waitUntilVpcAvailable(waiterOptions(ctx, waits), { VpcIds: [vpcId] });
+// the VPC as deleteNetwork reads it, a step of its own
+export const readVpc = (ctx: Ctx) => step(`read vpc ${ctx.names.vpc}`, permissions.find, () => findVpc(ctx));
 
-const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: string }> => {
-  const resource: Resource<DesiredVpc, ActualVpc, { vpcId: string }> = {
+const vpc = (waits: NetworkWaits) => {
+  const wait = untilAvailable(waits, (options, id) => waitUntilVpcAvailable(options, { VpcIds: [id] }));
+  return settleCreated<DesiredVpc, ActualVpc, { vpcId: string }>({
     kind: 'vpc',
-    permissions: {
-      find: 'ec2:DescribeVpcs and ec2:DescribeVpcAttribute',
-      create: 'ec2:CreateVpc and ec2:CreateTags',
-      update: 'ec2:ModifyVpcAttribute',
-    },
+    permissions,
     find: (ctx) => findVpc(ctx),
     drift: vpcDrift,
     // A new VPC has DNS support on and hostnames off (VPC user guide, "DNS
@@ -107,16 +110,12 @@ const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: stri
       const created = {
         id: Vpc?.VpcId ?? '',
         cidr: desired.cidr,
-        state: 'available',
+        state: 'pending',
         enableDnsSupport: true,
         enableDnsHostnames: false,
       };
-      await step(`wait for vpc ${desired.name}`, resource.permissions?.find, () =>
-        waitForVpc(ctx, created.id, waits),
-      );
-      await settle(ctx, resource, desired, created);
-      const { name, ...settled } = desired;
-      return { ...created, ...settled };
+      await step(`wait for vpc ${desired.name}`, permissions.find, () => wait(ctx, desired, created));
+      return { ...created, state: 'available' };
     },
     // ModifyVpcAttribute takes one attribute per call; hostnames need support on, so support goes first
     async update(ctx, _desired, actual, drift) {
@@ -127,16 +126,12 @@ const vpc = (waits: NetworkWaits): Resource<DesiredVpc, ActualVpc, { vpcId: stri
         );
       }
     },
-    wait: async (ctx, _desired, actual) => {
-      if (actual.state !== 'available') await waitForVpc(ctx, actual.id, waits);
-      return undefined;
-    },
+    wait,
     outputs: (_ctx, _desired, actual) => ({ vpcId: actual?.id ?? pending('vpc id') }),
-  };
-  return resource;
+  });
 };
 
-export const ensureVpc = (ctx: Ctx, waits = networkWaits) => reconcile(ctx, vpc(waits), desiredVpc(ctx));
+export const ensureVpc = (ctx: Ctx, waits: NetworkWaits) => reconcile(ctx, vpc(waits), desiredVpc(ctx));
 
 // Takes the id deleteNetwork already found, so the VPC is not described again.
 // Its main route table, default network ACL and default security group go with it.
