@@ -1,33 +1,15 @@
-import {
-  CreateTopicCommand,
-  DeleteTopicCommand,
-  NotFoundException,
-  paginateListSubscriptionsByTopic,
-  SetTopicAttributesCommand,
-  SubscribeCommand,
-  type Subscription,
-  TagResourceCommand,
-} from '@aws-sdk/client-sns';
+import { paginateListSubscriptionsByTopic, SubscribeCommand, type Subscription } from '@aws-sdk/client-sns';
 import { arn } from '../../lib/names.ts';
-import { type Ctx, destroy, missingTags, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
-import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
-import { type Tags, tagDrift, toTagList } from '../tags.ts';
+import { type Ctx, destroy, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
 import { alarmArn, alarmPrefix } from './alarms.ts';
-import { isTopicNotFound, readTopic } from './topic.ts';
+import { type DesiredTopic, isTopicNotFound, type LiveTopic, readTopic, snsTopic } from './topic.ts';
 
-interface DesiredAlerts {
-  name: string;
-  arn: string;
-  policy: PolicyDocument;
-  tags: Tags;
+interface DesiredAlerts extends DesiredTopic {
   // undefined: no e-mail subscription is managed
   email: string | undefined;
 }
 
-interface LiveAlerts {
-  arn: string;
-  policy: unknown;
-  tags: Tags;
+interface LiveAlerts extends LiveTopic {
   // `PendingConfirmation` instead of an ARN until the recipient confirms
   subscriptions: Subscription[];
 }
@@ -73,12 +55,11 @@ export function desiredAlerts(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): 
 }
 
 const alertsTopic: Resource<DesiredAlerts, LiveAlerts, LiveAlerts | undefined> = {
+  ...snsTopic,
   kind: 'alerts topic',
   permissions: {
+    ...snsTopic.permissions,
     find: 'sns:GetTopicAttributes, sns:ListTagsForResource and sns:ListSubscriptionsByTopic',
-    create: 'sns:CreateTopic and sns:TagResource',
-    update: 'sns:SetTopicAttributes and sns:TagResource',
-    delete: 'sns:DeleteTopic',
   },
   async find(ctx, name) {
     const topic = await readTopic(ctx, arn(ctx.identity, 'sns', name));
@@ -96,53 +77,10 @@ const alertsTopic: Resource<DesiredAlerts, LiveAlerts, LiveAlerts | undefined> =
       if (isTopicNotFound(error)) return undefined;
       throw error;
     }
-    return {
-      arn: topic.arn,
-      policy: parsePolicy(topic.attributes.Policy),
-      tags: topic.tags,
-      subscriptions,
-    };
+    return { ...topic, subscriptions };
   },
-  drift(desired, actual) {
-    const fields = tagDrift(desired.tags, actual.tags);
-    if (!samePolicy(desired.policy, actual.policy)) {
-      fields.unshift({ field: 'Policy', from: actual.policy, to: desired.policy });
-    }
-    return fields;
-  },
-  // CreateTopic is idempotent for the same name and attributes: a racing
-  // creator gets the same ARN back (CreateTopic API reference)
-  async create(ctx, desired) {
-    const { TopicArn } = await ctx.clients.sns.send(
-      new CreateTopicCommand({
-        Name: desired.name,
-        Attributes: { Policy: JSON.stringify(desired.policy) },
-        Tags: toTagList(desired.tags),
-      }),
-    );
-    return { arn: TopicArn ?? desired.arn, policy: desired.policy, tags: desired.tags, subscriptions: [] };
-  },
-  async update(ctx, desired, actual, drift) {
-    const { sns } = ctx.clients;
-    if (drift.some((change) => change.field === 'Policy')) {
-      await sns.send(
-        new SetTopicAttributesCommand({
-          TopicArn: actual.arn,
-          AttributeName: 'Policy',
-          AttributeValue: JSON.stringify(desired.policy),
-        }),
-      );
-    }
-    const missing = missingTags(desired.tags, actual.tags);
-    if (Object.keys(missing).length > 0) {
-      await sns.send(new TagResourceCommand({ ResourceArn: actual.arn, Tags: toTagList(missing) }));
-    }
-  },
+  create: async (ctx, desired) => ({ ...(await snsTopic.create(ctx, desired)), subscriptions: [] }),
   outputs: (_ctx, _desired, actual) => actual,
-  // DeleteTopic removes the topic's subscriptions with it, and succeeds when
-  // the topic is already gone (DeleteTopic API reference)
-  remove: (ctx, _name, actual) => ctx.clients.sns.send(new DeleteTopicCommand({ TopicArn: actual.arn })),
-  isNotFound: (error) => error instanceof NotFoundException,
 };
 
 // An e-mail subscription stays `PendingConfirmation` until its recipient

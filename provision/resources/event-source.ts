@@ -65,10 +65,10 @@ function isEnabled(state: string | undefined): boolean {
   return state !== 'Disabled' && state !== 'Disabling';
 }
 
-async function listMapping(
-  ctx: Ctx,
-  inputs: EventSourceInputs,
-): Promise<EventSourceMappingConfiguration | undefined> {
+// a mapping as Lambda lists it, with the id every mapping has
+type Mapping = EventSourceMappingConfiguration & { UUID: string };
+
+async function listMapping(ctx: Ctx, inputs: EventSourceInputs): Promise<Mapping | undefined> {
   try {
     const answer = await ctx.clients.lambda.send(
       new ListEventSourceMappingsCommand({
@@ -76,7 +76,9 @@ async function listMapping(
         EventSourceArn: inputs.queueArn,
       }),
     );
-    return answer.EventSourceMappings?.find((m) => m.UUID !== undefined && m.State !== 'Deleting');
+    return answer.EventSourceMappings?.find(
+      (m): m is Mapping => m.UUID !== undefined && m.State !== 'Deleting',
+    );
   } catch (error) {
     // the function itself is absent: so is its mapping
     if (error instanceof ResourceNotFoundException) return undefined;
@@ -88,7 +90,7 @@ async function listMapping(
 // (docs/deployer-policy.json, ReadEventSourceMappings).
 const onTheMapping = (action: string) => `check ${action} permission on the mapping`;
 
-function toLive(found: EventSourceMappingConfiguration & { UUID: string }, tags: Tags) {
+function toLive(found: Mapping, tags: Tags) {
   return {
     uuid: found.UUID,
     arn: found.EventSourceMappingArn,
@@ -107,16 +109,16 @@ export async function findEventSource(
   inputs: EventSourceInputs,
 ): Promise<LiveEventSource | undefined> {
   const found = await listMapping(ctx, inputs);
-  if (found?.UUID === undefined) return undefined;
+  if (found === undefined) return undefined;
   const { UUID, EventSourceMappingArn: Resource } = found;
   // ListTags answers only once the mapping has an ARN (mappings created before tagging existed have none)
-  if (Resource === undefined) return toLive({ ...found, UUID }, {});
+  if (Resource === undefined) return toLive(found, {});
   const { Tags = {} } = await ctx.clients.lambda
     .send(new ListTagsCommand({ Resource }))
     .catch((error: unknown) => {
       throw stepError(`read the tags of ${kind} ${UUID}`, error, onTheMapping('lambda:ListTags'));
     });
-  return toLive({ ...found, UUID }, Tags);
+  return toLive(found, Tags);
 }
 
 export function eventSourceDrift(desired: DesiredEventSource, actual: LiveEventSource): FieldChange[] {
@@ -127,37 +129,40 @@ export function eventSourceDrift(desired: DesiredEventSource, actual: LiveEventS
   ];
 }
 
-async function waitEnabled(ctx: Ctx, uuid: string): Promise<void> {
-  const what = `${kind} ${uuid} to become Enabled`;
-  await pollUntil(
-    async () => {
-      const answer = await ctx.clients.lambda.send(new GetEventSourceMappingCommand({ UUID: uuid }));
-      if (answer.State === 'Enabled') return true;
-      if (answer.State === 'Disabled') {
-        throw stepError(`enable ${kind} ${uuid}`, answer.StateTransitionReason ?? 'it is Disabled');
-      }
-      return undefined;
-    },
-    { what, timeoutMs: enabledTimeoutMs, intervalMs: 1_000, onProgress: reportElapsed(ctx.log, what) },
+// Polls the mapping every second, as its own step, until check answers true.
+async function waitForMapping(ctx: Ctx, uuid: string, until: string, check: () => Promise<true | undefined>) {
+  const what = `${kind} ${uuid} to ${until}`;
+  await step(`wait for ${what}`, 'lambda:GetEventSourceMapping', () =>
+    pollUntil(check, {
+      what,
+      timeoutMs: enabledTimeoutMs,
+      intervalMs: 1_000,
+      onProgress: reportElapsed(ctx.log, what),
+    }),
   );
 }
 
+const waitEnabled = (ctx: Ctx, uuid: string) =>
+  waitForMapping(ctx, uuid, 'become Enabled', async () => {
+    const answer = await ctx.clients.lambda.send(new GetEventSourceMappingCommand({ UUID: uuid }));
+    if (answer.State === 'Enabled') return true;
+    if (answer.State === 'Disabled') {
+      throw stepError(`enable ${kind} ${uuid}`, answer.StateTransitionReason ?? 'it is Disabled');
+    }
+    return undefined;
+  });
+
 // the mapping keeps polling until it is gone: wait, so the queue is not deleted under it
-async function waitDeleted(ctx: Ctx, uuid: string): Promise<void> {
-  const what = `${kind} ${uuid} to be deleted`;
-  await pollUntil(
-    async () => {
-      try {
-        await ctx.clients.lambda.send(new GetEventSourceMappingCommand({ UUID: uuid }));
-        return undefined;
-      } catch (error) {
-        if (error instanceof ResourceNotFoundException) return true;
-        throw error;
-      }
-    },
-    { what, timeoutMs: enabledTimeoutMs, intervalMs: 1_000, onProgress: reportElapsed(ctx.log, what) },
-  );
-}
+const waitDeleted = (ctx: Ctx, uuid: string) =>
+  waitForMapping(ctx, uuid, 'be deleted', async () => {
+    try {
+      await ctx.clients.lambda.send(new GetEventSourceMappingCommand({ UUID: uuid }));
+      return undefined;
+    } catch (error) {
+      if (error instanceof ResourceNotFoundException) return true;
+      throw error;
+    }
+  });
 
 // A transitional state refuses changes with ResourceInUseException for a moment.
 const whileBusy = <T>(uuid: string, send: () => Promise<T>) =>
@@ -208,19 +213,13 @@ function mapping(inputs: EventSourceInputs): Resource<NamedEventSource, LiveEven
       const { uuid } = actual;
       if (drift.some((c) => c.field !== 'tags')) {
         await whileBusy(uuid, () =>
-          ctx.clients.lambda.send(
-            new UpdateEventSourceMappingCommand({
-              UUID: uuid,
-              ...settings(desired),
-            }),
-          ),
+          ctx.clients.lambda.send(new UpdateEventSourceMappingCommand({ UUID: uuid, ...settings(desired) })),
         );
       }
       const missing = missingTags(desired.tags, actual.tags);
       if (actual.arn !== undefined && Object.keys(missing).length > 0) {
-        const Resource = actual.arn;
         await ctx.clients.lambda
-          .send(new TagResourceCommand({ Resource, Tags: missing }))
+          .send(new TagResourceCommand({ Resource: actual.arn, Tags: missing }))
           .catch((error: unknown) => {
             throw stepError(`tag ${kind} ${uuid}`, error, onTheMapping('lambda:TagResource'));
           });
@@ -228,9 +227,7 @@ function mapping(inputs: EventSourceInputs): Resource<NamedEventSource, LiveEven
     },
     async wait(ctx, { name: _name, ...desired }, actual) {
       if (eventSourceDrift(desired, actual).length > 0 || actual.state !== 'Enabled') {
-        await step(`wait for ${kind} ${actual.uuid} to become Enabled`, 'lambda:GetEventSourceMapping', () =>
-          waitEnabled(ctx, actual.uuid),
-        );
+        await waitEnabled(ctx, actual.uuid);
       }
       return undefined;
     },
@@ -258,14 +255,11 @@ export const deleteEventSource = (ctx: Ctx, inputs: EventSourceInputs) =>
       permissions: { find: 'lambda:ListEventSourceMappings', delete: 'lambda:DeleteEventSourceMapping' },
       find: (ctx) => listMapping(ctx, inputs),
       remove: (ctx, _name, found) =>
-        whileBusy(found.UUID ?? '', () =>
+        whileBusy(found.UUID, () =>
           ctx.clients.lambda.send(new DeleteEventSourceMappingCommand({ UUID: found.UUID })),
         ),
       isNotFound: (error) => error instanceof ResourceNotFoundException,
-      waitGone: (ctx, _name, found) =>
-        step(`wait for ${kind} ${found.UUID} to be deleted`, 'lambda:GetEventSourceMapping', () =>
-          waitDeleted(ctx, found.UUID ?? ''),
-        ),
+      waitGone: (ctx, _name, found) => waitDeleted(ctx, found.UUID),
     },
     mappingName(ctx, inputs),
   );

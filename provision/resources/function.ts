@@ -46,9 +46,6 @@ const roleNotReadyMessages = [
   /execution role does not have permissions to call/i,
 ];
 const roleReadyTimeoutMs = 120_000;
-// VPC functions create Hyperplane ENIs before becoming Active: minutes, not seconds
-const activeTimeoutSeconds = 900;
-const updatedTimeoutSeconds = 900;
 
 export interface FunctionInputs {
   roleArn: string;
@@ -124,29 +121,23 @@ export function desiredFunction(
   };
 }
 
-export function desiredCountFunction(
-  ctx: Pick<Ctx, 'config' | 'names'>,
-  inputs: FunctionInputs,
-): DesiredFunction {
-  return desiredFunction(ctx, inputs, {
+type StackFunction = (ctx: Pick<Ctx, 'config' | 'names'>, inputs: FunctionInputs) => DesiredFunction;
+
+export const desiredCountFunction: StackFunction = (ctx, inputs) =>
+  desiredFunction(ctx, inputs, {
     name: ctx.names.function,
     logGroup: ctx.names.logGroup,
     command: [],
     description: `${ctx.names.base}: counts the lines of uploaded files`,
   });
-}
 
-export function desiredFlushFunction(
-  ctx: Pick<Ctx, 'config' | 'names'>,
-  inputs: FunctionInputs,
-): DesiredFunction {
-  return desiredFunction(ctx, inputs, {
+export const desiredFlushFunction: StackFunction = (ctx, inputs) =>
+  desiredFunction(ctx, inputs, {
     name: ctx.names.flushFunction,
     logGroup: ctx.names.flushLogGroup,
     command: [...flushCmd],
     description: `${ctx.names.base}: flushes buffered counts to PostgreSQL on a schedule`,
   });
-}
 
 export function functionArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
   return arn(ctx.identity, 'lambda', `function:${name}`);
@@ -335,36 +326,34 @@ export const deleteFunction = (ctx: Ctx, name: string) => destroy(ctx, lambdaFun
 // service defaults: minDelay 1, maxDelay 300), so a function that turned
 // Active or Updated moments after a check could leave a run idle for minutes.
 // Checking every 2 to 10 s costs a GetFunction call each; the overall limits
-// (activeTimeoutSeconds, updatedTimeoutSeconds) stay.
+// (each wait's maxWaitTime) stay.
 const waiterDelays = { minDelay: 2, maxDelay: 10 } as const;
 
-export const waitActive = (ctx: Ctx, name: string) =>
-  waitFor(
-    ctx,
-    name,
-    waitUntilFunctionActiveV2,
-    activeTimeoutSeconds,
-    'become Active',
-    "the function's StateReason in the Lambda console",
-  );
+// Each wait: its waiter, its overall limit in seconds, and what to read when it fails.
+const waits = {
+  // VPC functions create Hyperplane ENIs before becoming Active: minutes, not seconds
+  active: {
+    waiter: waitUntilFunctionActiveV2,
+    maxWaitTime: 900,
+    until: 'become Active',
+    reason: "the function's StateReason in the Lambda console",
+  },
+  updated: {
+    waiter: waitUntilFunctionUpdatedV2,
+    maxWaitTime: 900,
+    until: 'finish updating',
+    reason: "the function's LastUpdateStatusReason",
+  },
+};
 
-const waitUpdated = (ctx: Ctx, name: string) =>
-  waitFor(
-    ctx,
-    name,
-    waitUntilFunctionUpdatedV2,
-    updatedTimeoutSeconds,
-    'finish updating',
-    "the function's LastUpdateStatusReason",
-  );
+export const waitActive = (ctx: Ctx, name: string) => waitFor(ctx, name, waits.active);
+
+const waitUpdated = (ctx: Ctx, name: string) => waitFor(ctx, name, waits.updated);
 
 async function waitFor(
   ctx: Ctx,
   name: string,
-  waiter: typeof waitUntilFunctionActiveV2,
-  maxWaitTime: number,
-  until: string,
-  reason: string,
+  { waiter, maxWaitTime, until, reason }: (typeof waits)[keyof typeof waits],
 ): Promise<void> {
   await withProgress(
     `${kind} ${name} to ${until}`,

@@ -79,7 +79,6 @@ const logGroup: Resource<DesiredLogGroup, LiveLogGroup, { name: string; arn: str
   permissions: {
     find: 'logs:DescribeLogGroups and logs:ListTagsForResource',
     create: 'logs:CreateLogGroup and logs:TagResource',
-    update: 'logs:PutRetentionPolicy and logs:TagResource',
   },
   find: findLogGroup,
   drift: logGroupDrift,
@@ -91,21 +90,19 @@ const logGroup: Resource<DesiredLogGroup, LiveLogGroup, { name: string; arn: str
     return undefined;
   },
   alreadyExists: (error) => error instanceof ResourceAlreadyExistsException,
-  async update(ctx, desired, actual, drift) {
-    const fields = new Set(drift.map((c) => c.field));
-    if (fields.has('retentionInDays')) {
-      await ctx.clients.logs.send(
-        new PutRetentionPolicyCommand({
-          logGroupName: desired.name,
-          retentionInDays: desired.retentionInDays,
-        }),
-      );
-    }
-    if (fields.has('tags')) {
-      await ctx.clients.logs.send(
-        new TagResourceCommand({ resourceArn: actual.arn, tags: missingTags(desired.tags, actual.tags) }),
-      );
-    }
+  writers: {
+    retentionInDays: {
+      action: 'logs:PutRetentionPolicy',
+      write: (ctx, { name, retentionInDays }) =>
+        ctx.clients.logs.send(new PutRetentionPolicyCommand({ logGroupName: name, retentionInDays })),
+    },
+    tags: {
+      action: 'logs:TagResource',
+      write: (ctx, desired, actual) =>
+        ctx.clients.logs.send(
+          new TagResourceCommand({ resourceArn: actual.arn, tags: missingTags(desired.tags, actual.tags) }),
+        ),
+    },
   },
   outputs: (ctx, desired, actual) => ({
     name: desired.name,

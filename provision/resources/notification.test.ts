@@ -138,7 +138,7 @@ async function stack(stage: string) {
       new SetTopicAttributesCommand({
         TopicArn,
         AttributeName: 'Policy',
-        AttributeValue: desiredTopic(ctx, { bucketArn: `arn:aws:s3:::${bucket}` }).attributes.Policy,
+        AttributeValue: JSON.stringify(desiredTopic(ctx, { bucketArn: `arn:aws:s3:::${bucket}` }).policy),
       }),
     );
   return { ctx, bucket, topicArn: TopicArn, setPolicy, log: ctx.log as CollectingLog };

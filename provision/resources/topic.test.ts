@@ -5,7 +5,7 @@ import { stackNames } from '../../lib/names.ts';
 import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { answerSnsErrorsAsDocumented } from '../../test/fakes/sns.ts';
 import { testContext } from '../../test/provision/context.ts';
-import { deleteTopic, desiredTopic, ensureTopic, type TopicState, topicDrift } from './topic.ts';
+import { deleteTopic, desiredTopic, ensureTopic, type LiveTopic, topicDrift } from './topic.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'us-east-1' });
 const identity = { accountId: '123456789012', region: 'us-east-1', partition: 'aws' };
@@ -14,34 +14,34 @@ const bucketArn = 'arn:aws:s3:::ada-linecount-dev-123456789012-us-east-1';
 const desired = desiredTopic(ctx, { bucketArn });
 
 test('the topic policy lets only this bucket in this account publish', () => {
-  const [statement] = JSON.parse(desired.attributes.Policy).Statement;
-  assert.deepEqual(statement.Principal, { Service: 's3.amazonaws.com' });
-  assert.equal(statement.Action, 'SNS:Publish');
-  assert.equal(statement.Resource, desired.arn);
-  assert.deepEqual(statement.Condition, {
+  const [statement] = desired.policy.Statement;
+  assert.deepEqual(statement?.Principal, { Service: 's3.amazonaws.com' });
+  assert.equal(statement?.Action, 'SNS:Publish');
+  assert.equal(statement?.Resource, desired.arn);
+  assert.deepEqual(statement?.Condition, {
     ArnLike: { 'aws:SourceArn': bucketArn },
     StringEquals: { 'aws:SourceAccount': '123456789012' },
   });
   assert.equal(desired.arn, 'arn:aws:sns:us-east-1:123456789012:ada-linecount-dev-uploads');
 });
 
-const cases: { name: string; actual: Partial<TopicState>; fields: string[] }[] = [
+const cases: { name: string; actual: Partial<LiveTopic>; fields: string[] }[] = [
   { name: 'in sync', actual: {}, fields: [] },
   {
     name: 'default policy of a topic created elsewhere',
-    actual: { attributes: { Policy: '{"Version":"2008-10-17"}' } },
+    actual: { policy: { Version: '2008-10-17' } },
     fields: ['Policy'],
   },
-  { name: 'no policy attribute', actual: { attributes: {} }, fields: ['Policy'] },
+  { name: 'no policy attribute', actual: { policy: undefined }, fields: ['Policy'] },
   { name: 'tags missing', actual: { tags: {} }, fields: ['tags'] },
   { name: 'extra foreign tag', actual: { tags: { ...desired.tags, team: 'ops' } }, fields: [] },
 ];
 
 for (const c of cases) {
   test(`topic drift: ${c.name}`, () => {
-    const actual: TopicState = {
+    const actual: LiveTopic = {
       arn: desired.arn,
-      attributes: { Owner: '123456789012', Policy: desired.attributes.Policy },
+      policy: JSON.parse(JSON.stringify(desired.policy)),
       tags: { ...desired.tags },
       ...c.actual,
     };
