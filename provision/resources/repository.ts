@@ -162,8 +162,6 @@ const repository: Resource<DesiredRepository, LiveRepository, { uri: string; arn
   permissions: {
     find: 'ecr:DescribeRepositories, ecr:GetLifecyclePolicy, ecr:GetRepositoryPolicy and ecr:ListTagsForResource',
     create: 'ecr:CreateRepository and ecr:TagResource',
-    update:
-      'ecr:PutImageTagMutability, ecr:PutImageScanningConfiguration, ecr:PutLifecyclePolicy, ecr:SetRepositoryPolicy and ecr:TagResource',
   },
   find: findRepository,
   drift: repositoryDrift,
@@ -181,47 +179,49 @@ const repository: Resource<DesiredRepository, LiveRepository, { uri: string; arn
     return undefined;
   },
   alreadyExists: (error) => error instanceof RepositoryAlreadyExistsException,
-  async update(ctx, desired, actual, drift) {
-    const { ecr } = ctx.clients;
-    const repositoryName = desired.name;
-    const fields = new Set(drift.map((c) => c.field));
-    if (fields.has('imageTagMutability')) {
-      await ecr.send(
-        new PutImageTagMutabilityCommand({ repositoryName, imageTagMutability: desired.imageTagMutability }),
-      );
-    }
-    if (fields.has('scanOnPush')) {
-      await ecr.send(
-        new PutImageScanningConfigurationCommand({
-          repositoryName,
-          imageScanningConfiguration: { scanOnPush: desired.scanOnPush },
-        }),
-      );
-    }
-    if (fields.has('lifecyclePolicy')) {
-      await ecr.send(
-        new PutLifecyclePolicyCommand({
-          repositoryName,
-          lifecyclePolicyText: JSON.stringify(desired.lifecyclePolicy),
-        }),
-      );
-    }
-    if (fields.has('repositoryPolicy')) {
-      await ecr.send(
-        new SetRepositoryPolicyCommand({
-          repositoryName,
-          policyText: JSON.stringify(desired.repositoryPolicy),
-        }),
-      );
-    }
-    if (fields.has('tags')) {
-      await ecr.send(
-        new TagResourceCommand({
-          resourceArn: actual.arn,
-          tags: toTagList(missingTags(desired.tags, actual.tags)),
-        }),
-      );
-    }
+  writers: {
+    imageTagMutability: {
+      action: 'ecr:PutImageTagMutability',
+      write: (ctx, { name: repositoryName, imageTagMutability }) =>
+        ctx.clients.ecr.send(new PutImageTagMutabilityCommand({ repositoryName, imageTagMutability })),
+    },
+    scanOnPush: {
+      action: 'ecr:PutImageScanningConfiguration',
+      write: (ctx, { name: repositoryName, scanOnPush }) =>
+        ctx.clients.ecr.send(
+          new PutImageScanningConfigurationCommand({
+            repositoryName,
+            imageScanningConfiguration: { scanOnPush },
+          }),
+        ),
+    },
+    lifecyclePolicy: {
+      action: 'ecr:PutLifecyclePolicy',
+      write: (ctx, { name: repositoryName, lifecyclePolicy }) =>
+        ctx.clients.ecr.send(
+          new PutLifecyclePolicyCommand({
+            repositoryName,
+            lifecyclePolicyText: JSON.stringify(lifecyclePolicy),
+          }),
+        ),
+    },
+    repositoryPolicy: {
+      action: 'ecr:SetRepositoryPolicy',
+      write: (ctx, { name: repositoryName, repositoryPolicy }) =>
+        ctx.clients.ecr.send(
+          new SetRepositoryPolicyCommand({ repositoryName, policyText: JSON.stringify(repositoryPolicy) }),
+        ),
+    },
+    tags: {
+      action: 'ecr:TagResource',
+      write: (ctx, desired, actual) =>
+        ctx.clients.ecr.send(
+          new TagResourceCommand({
+            resourceArn: actual.arn,
+            tags: toTagList(missingTags(desired.tags, actual.tags)),
+          }),
+        ),
+    },
   },
   outputs(ctx, desired, actual) {
     if (actual === undefined) {

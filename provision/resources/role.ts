@@ -345,7 +345,6 @@ function role(desired: DesiredRole): Resource<DesiredRole, LiveRole, { name: str
     permissions: {
       find: 'iam:GetRole, iam:GetRolePolicy and iam:ListRoleTags',
       create: `iam:CreateRole with iam:PermissionsBoundary ${desired.permissionsBoundary}, and iam:TagRole`,
-      update: 'iam:PutRolePermissionsBoundary, iam:UpdateAssumeRolePolicy, iam:PutRolePolicy and iam:TagRole',
     },
     find: (ctx, name) => findRole(ctx, name, desired.policyName),
     drift: roleDrift,
@@ -363,39 +362,39 @@ function role(desired: DesiredRole): Resource<DesiredRole, LiveRole, { name: str
       return undefined;
     },
     alreadyExists: (error) => error instanceof EntityAlreadyExistsException,
-    async update(ctx, desired, actual, drift) {
-      const { iam } = ctx.clients;
-      const RoleName = desired.name;
-      // in roleDrift's order, the boundary first: the deployer may change a
-      // role's trust and policies only once it carries the boundary
-      // (iam:PermissionsBoundary is the role's boundary)
-      const calls: Record<string, () => Promise<unknown>> = {
-        permissionsBoundary: () =>
-          iam.send(
-            new PutRolePermissionsBoundaryCommand({
-              RoleName,
-              PermissionsBoundary: desired.permissionsBoundary,
+    // in roleDrift's order, the boundary first: the deployer may change a
+    // role's trust and policies only once it carries the boundary
+    // (iam:PermissionsBoundary is the role's boundary)
+    writers: {
+      permissionsBoundary: {
+        action: 'iam:PutRolePermissionsBoundary',
+        write: (ctx, { name: RoleName, permissionsBoundary: PermissionsBoundary }) =>
+          ctx.clients.iam.send(new PutRolePermissionsBoundaryCommand({ RoleName, PermissionsBoundary })),
+      },
+      trustPolicy: {
+        action: 'iam:UpdateAssumeRolePolicy',
+        write: (ctx, { name: RoleName, trustPolicy }) =>
+          ctx.clients.iam.send(
+            new UpdateAssumeRolePolicyCommand({ RoleName, PolicyDocument: JSON.stringify(trustPolicy) }),
+          ),
+      },
+      [`policy:${desired.policyName}`]: {
+        action: 'iam:PutRolePolicy',
+        write: (ctx, { name: RoleName, policyName: PolicyName, policy }) =>
+          ctx.clients.iam.send(
+            new PutRolePolicyCommand({ RoleName, PolicyName, PolicyDocument: JSON.stringify(policy) }),
+          ),
+      },
+      tags: {
+        action: 'iam:TagRole',
+        write: (ctx, desired, actual) =>
+          ctx.clients.iam.send(
+            new TagRoleCommand({
+              RoleName: desired.name,
+              Tags: toTagList(missingTags(desired.tags, actual.tags)),
             }),
           ),
-        trustPolicy: () =>
-          iam.send(
-            new UpdateAssumeRolePolicyCommand({
-              RoleName,
-              PolicyDocument: JSON.stringify(desired.trustPolicy),
-            }),
-          ),
-        [`policy:${desired.policyName}`]: () =>
-          iam.send(
-            new PutRolePolicyCommand({
-              RoleName,
-              PolicyName: desired.policyName,
-              PolicyDocument: JSON.stringify(desired.policy),
-            }),
-          ),
-        tags: () =>
-          iam.send(new TagRoleCommand({ RoleName, Tags: toTagList(missingTags(desired.tags, actual.tags)) })),
-      };
-      for (const change of drift) await calls[change.field]?.();
+      },
     },
     outputs: (ctx, desired, actual) => ({
       name: desired.name,
