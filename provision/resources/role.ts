@@ -77,12 +77,18 @@ export function stackRole(
   return { ...role, permissionsBoundary: boundaryArn(ctx), tags: ctx.names.tags };
 }
 
+// The policies this stack writes (its roles', its repository's), and their
+// drift: a field whose policy differs once normalised (policy.ts).
 export function policyDocument(...Statement: PolicyStatement[]): PolicyDocument {
   return { Version: '2012-10-17', Statement };
 }
 
 export function allow(Sid: string, Action: string | string[], Resource: string | string[]): PolicyStatement {
   return { Sid, Effect: 'Allow', Action, Resource };
+}
+
+export function policyDrift(field: string, to: unknown, from: unknown): FieldChange[] {
+  return samePolicy(to, from) ? [] : [{ field, from, to }];
 }
 
 export function trustPolicy(ctx: Pick<Ctx, 'identity'>, service: string): PolicyDocument {
@@ -278,15 +284,10 @@ async function findRole(ctx: Ctx, name: string, policyName: string) {
 }
 
 export function roleDrift(desired: DesiredRole, actual: LiveRole): FieldChange[] {
-  const policies = [
-    ['trustPolicy', desired.trustPolicy, actual.trustPolicy],
-    [`policy:${desired.policyName}`, desired.policy, actual.policy],
-  ] as const;
   return [
     ...diffFields({ permissionsBoundary: desired.permissionsBoundary }, actual),
-    ...policies
-      .filter(([, to, from]) => !samePolicy(to, from ?? null))
-      .map(([field, to, from]) => ({ field, from, to })),
+    ...policyDrift('trustPolicy', desired.trustPolicy, actual.trustPolicy),
+    ...policyDrift(`policy:${desired.policyName}`, desired.policy, actual.policy),
     ...tagDrift(desired.tags, actual.tags),
   ];
 }
