@@ -23,6 +23,11 @@ beforeEach(() => {
 afterEach(() => iam.restore());
 
 const defaultArn = `arn:aws:iam::${accountId}:policy/ada-linecount-boundary`;
+// what someone who widened the boundary left
+const allowEverything = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+};
 
 test('the boundary is <APP>-boundary unless PERMISSIONS_BOUNDARY names another, by name or ARN', () => {
   assert.equal(boundaryArn(testContext()), defaultArn);
@@ -58,10 +63,7 @@ test('boundary drift compares the document as IAM returns it', () => {
   };
   assert.deepEqual(boundaryDrift(desired, { ...actual, document: desired }), []);
   assert.deepEqual(
-    boundaryDrift(desired, {
-      ...actual,
-      document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
-    }).map((c) => c.field),
+    boundaryDrift(desired, { ...actual, document: allowEverything }).map((c) => c.field),
     ['document'],
   );
 });
@@ -85,10 +87,7 @@ test('a boundary someone widened is put back as a new default version, the oldes
     for (const version of policy.versions) version.isDefault = false;
     policy.versions.push({
       versionId: `v${policy.nextVersion++}`,
-      document: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
-      }),
+      document: JSON.stringify(allowEverything),
       isDefault: true,
       createDate: new Date(Date.now() + i),
     });

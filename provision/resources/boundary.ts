@@ -14,6 +14,7 @@ import { PolicyFile, readPolicyFile } from '../../lib/policy-files.ts';
 import { type Ctx, type FieldChange, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
 import { toTagList } from '../tags.ts';
+import { orAbsent } from './store-calls.ts';
 
 // The permissions boundary: one customer managed policy per account and app
 // that every role up.ts creates carries, so that whatever the deployer writes
@@ -58,13 +59,8 @@ type LiveBoundary = NonNullable<Awaited<ReturnType<typeof readBoundary>>>;
 async function readBoundary(ctx: Ctx) {
   const { iam } = ctx.clients;
   const PolicyArn = boundaryArn(ctx);
-  let defaultVersionId: string | undefined;
-  try {
-    defaultVersionId = (await iam.send(new GetPolicyCommand({ PolicyArn }))).Policy?.DefaultVersionId;
-  } catch (error) {
-    if (error instanceof NoSuchEntityException) return undefined;
-    throw error;
-  }
+  const policy = await orAbsent(() => iam.send(new GetPolicyCommand({ PolicyArn })), NoSuchEntityException);
+  const defaultVersionId = policy?.Policy?.DefaultVersionId;
   if (defaultVersionId === undefined) return undefined;
   const version = await iam.send(new GetPolicyVersionCommand({ PolicyArn, VersionId: defaultVersionId }));
   return { arn: PolicyArn, document: parsePolicy(version.PolicyVersion?.Document), defaultVersionId };

@@ -21,6 +21,7 @@ import {
   step,
 } from '../../lib/reconcile.ts';
 import { fromTagList, type Tags, toTagList } from '../tags.ts';
+import { orAbsent } from './store-calls.ts';
 
 // GitHub Actions' OIDC identity provider in IAM: what lets generate.yml trade
 // its run's token for the generator role's credentials, with no stored key.
@@ -69,16 +70,14 @@ export const usersOf = (provider: LiveProvider) =>
     .map((key) => key.slice(usagePrefix.length));
 
 async function readProvider(ctx: Ctx): Promise<LiveProvider | undefined> {
+  const { iam } = ctx.clients;
   const providerArn = githubProviderArn(ctx);
-  try {
-    const provider = await ctx.clients.iam.send(
-      new GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: providerArn }),
-    );
-    return { arn: providerArn, clientIds: provider.ClientIDList ?? [], tags: fromTagList(provider.Tags) };
-  } catch (error) {
-    if (error instanceof NoSuchEntityException) return undefined;
-    throw error;
-  }
+  const provider = await orAbsent(
+    () => iam.send(new GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: providerArn })),
+    NoSuchEntityException,
+  );
+  if (provider === undefined) return undefined;
+  return { arn: providerArn, clientIds: provider.ClientIDList ?? [], tags: fromTagList(provider.Tags) };
 }
 
 // The audience configure-aws-credentials asks for must be one of the
@@ -167,9 +166,9 @@ export const ensureGithubProvider = (ctx: Ctx) =>
 // This stack stops using the provider; the provider goes with the last stack
 // that used it, and only if up.ts created it.
 export async function deleteGithubProvider(ctx: Ctx): Promise<void> {
-  const providerArn = githubProviderArn(ctx);
+  const OpenIDConnectProviderArn = githubProviderArn(ctx);
   const name = githubOidc.host;
-  const actual = await step(`read ${kind} ${providerArn}`, 'iam:GetOpenIDConnectProvider', () =>
+  const actual = await step(`read ${kind} ${OpenIDConnectProviderArn}`, 'iam:GetOpenIDConnectProvider', () =>
     readProvider(ctx),
   );
   if (actual === undefined || !isOurs(actual)) {
@@ -189,7 +188,7 @@ export async function deleteGithubProvider(ctx: Ctx): Promise<void> {
     if (using && !isPlan(ctx)) {
       await step(`untag ${kind} ${name}`, 'iam:UntagOpenIDConnectProvider', () =>
         ctx.clients.iam.send(
-          new UntagOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: providerArn, TagKeys: [key] }),
+          new UntagOpenIDConnectProviderCommand({ OpenIDConnectProviderArn, TagKeys: [key] }),
         ),
       );
       ctx.log.info(`${kind} ${name} kept: still used by ${others.join(', ')}`);
@@ -200,8 +199,7 @@ export async function deleteGithubProvider(ctx: Ctx): Promise<void> {
     kind,
     name,
     found: true,
-    remove: () =>
-      ctx.clients.iam.send(new DeleteOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: providerArn })),
+    remove: () => ctx.clients.iam.send(new DeleteOpenIDConnectProviderCommand({ OpenIDConnectProviderArn })),
     isNotFound: (error) => error instanceof NoSuchEntityException,
     what: `${kind} ${name}`,
     hint: 'check iam:DeleteOpenIDConnectProvider permission',

@@ -8,7 +8,6 @@ import {
 import { migrateCmd, rdsCaBundlePath } from '../../lambda-image/recipe.ts';
 import { stepError } from '../../lib/errors.ts';
 import { type Ctx, canonical, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
-import { boundaryArn } from './boundary.ts';
 import {
   type DesiredFunction,
   desiredFunction,
@@ -17,8 +16,17 @@ import {
   type LiveFunction,
   waitActive,
 } from './function.ts';
-import type { DesiredRole, RoleContext } from './role.ts';
-import { ensureRole, trustPolicy, vpcExecutionStatements, writeLogsStatement } from './role.ts';
+import {
+  allow,
+  type DesiredRole,
+  ensureRole,
+  policyDocument,
+  type RoleContext,
+  stackRole,
+  trustPolicy,
+  vpcExecutionStatements,
+  writeLogsStatement,
+} from './role.ts';
 
 // The one-shot database migration (lambda-image/migrate.ts): the function
 // image run as a third function, in the VPC beside the database, with a role
@@ -49,30 +57,19 @@ export interface MigrationInputs {
 
 export function desiredMigrationRole(ctx: RoleContext, masterSecretArn: string): DesiredRole {
   const { identity, names } = ctx;
-  return {
+  return stackRole(ctx, {
     name: names.migrateRole,
     description: `${names.base}: the database migration, the one reader of the master secret`,
     trustPolicy: trustPolicy(ctx, 'lambda.amazonaws.com'),
     policyName: 'migrate',
-    policy: {
-      Version: '2012-10-17',
-      Statement: [
-        {
-          // RDS keeps the master user's password in this secret
-          // (ManageMasterUserPassword); no other role of the stack may read it
-          Sid: 'ReadMasterSecret',
-          Effect: 'Allow',
-          Action: 'secretsmanager:GetSecretValue',
-          Resource: masterSecretArn,
-        },
-        writeLogsStatement(ctx, [names.migrateLogGroup]),
-        ...vpcExecutionStatements(identity),
-      ],
-    },
-    // like every role up.ts creates (boundary.ts), so the deployer may create it
-    permissionsBoundary: boundaryArn(ctx),
-    tags: names.tags,
-  };
+    policy: policyDocument(
+      // RDS keeps the master user's password in this secret
+      // (ManageMasterUserPassword); no other role of the stack may read it
+      allow('ReadMasterSecret', 'secretsmanager:GetSecretValue', masterSecretArn),
+      writeLogsStatement(ctx, [names.migrateLogGroup]),
+      ...vpcExecutionStatements(identity),
+    ),
+  });
 }
 
 // Settings only: the migration reads the master password by ARN when it runs.

@@ -28,8 +28,10 @@ import {
   type Resource,
   reconcile,
 } from '../../lib/reconcile.ts';
-import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
+import { type PolicyDocument, parsePolicy } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
+import { policyDocument, policyDrift } from './role.ts';
+import { orAbsent } from './store-calls.ts';
 
 export interface DesiredRepository {
   name: string;
@@ -71,57 +73,38 @@ export function desiredRepository(ctx: Pick<Ctx, 'config' | 'identity' | 'names'
     // that to this account's functions in this region (Lambda developer guide,
     // "Amazon ECR permissions"). With this statement present Lambda does not
     // rewrite the repository policy itself on CreateFunction.
-    repositoryPolicy: {
-      Version: '2012-10-17',
-      Statement: [
-        {
-          Sid: 'LambdaECRImageRetrievalPolicy',
-          Effect: 'Allow',
-          Principal: { Service: 'lambda.amazonaws.com' },
-          Action: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
-          Condition: { StringLike: { 'aws:sourceArn': arn(identity, 'lambda', 'function:*') } },
-        },
-      ],
-    },
+    repositoryPolicy: policyDocument({
+      Sid: 'LambdaECRImageRetrievalPolicy',
+      Effect: 'Allow',
+      Principal: { Service: 'lambda.amazonaws.com' },
+      Action: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
+      Condition: { StringLike: { 'aws:sourceArn': arn(identity, 'lambda', 'function:*') } },
+    }),
     tags: names.tags,
   };
 }
 
 async function describeRepository(ctx: Ctx, name: string): Promise<Repository | undefined> {
-  try {
-    const answer = await ctx.clients.ecr.send(new DescribeRepositoriesCommand({ repositoryNames: [name] }));
-    return answer.repositories?.[0];
-  } catch (error) {
-    if (error instanceof RepositoryNotFoundException) return undefined;
-    throw error;
-  }
-}
-
-// ECR answers a repository without a lifecycle policy or a repository policy
-// with these errors: the policy is absent, not the repository.
-async function readPolicy(
-  read: () => Promise<string | undefined>,
-  absent: (error: unknown) => boolean,
-): Promise<unknown> {
-  try {
-    return parsePolicy(await read());
-  } catch (error) {
-    if (absent(error)) return undefined;
-    throw error;
-  }
+  const answer = await orAbsent(
+    () => ctx.clients.ecr.send(new DescribeRepositoriesCommand({ repositoryNames: [name] })),
+    RepositoryNotFoundException,
+  );
+  return answer?.repositories?.[0];
 }
 
 async function findRepository(ctx: Ctx, name: string) {
   const { ecr } = ctx.clients;
   const found = await describeRepository(ctx, name);
   if (found?.repositoryArn === undefined) return undefined;
-  const lifecyclePolicy = await readPolicy(
-    async () => (await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: name }))).lifecyclePolicyText,
-    (error) => error instanceof LifecyclePolicyNotFoundException,
+  // ECR answers a repository without a lifecycle policy or a repository policy
+  // with these errors: the policy is absent, not the repository.
+  const lifecycle = await orAbsent(
+    () => ecr.send(new GetLifecyclePolicyCommand({ repositoryName: name })),
+    LifecyclePolicyNotFoundException,
   );
-  const repositoryPolicy = await readPolicy(
-    async () => (await ecr.send(new GetRepositoryPolicyCommand({ repositoryName: name }))).policyText,
-    (error) => error instanceof RepositoryPolicyNotFoundException,
+  const policy = await orAbsent(
+    () => ecr.send(new GetRepositoryPolicyCommand({ repositoryName: name })),
+    RepositoryPolicyNotFoundException,
   );
   const { tags } = await ecr.send(new ListTagsForResourceCommand({ resourceArn: found.repositoryArn }));
   return {
@@ -131,24 +114,20 @@ async function findRepository(ctx: Ctx, name: string) {
     imageTagMutability: found.imageTagMutability,
     scanOnPush: found.imageScanningConfiguration?.scanOnPush ?? false,
     encryptionType: found.encryptionConfiguration?.encryptionType,
-    lifecyclePolicy,
-    repositoryPolicy,
+    lifecyclePolicy: parsePolicy(lifecycle?.lifecyclePolicyText),
+    repositoryPolicy: parsePolicy(policy?.policyText),
     tags: fromTagList(tags),
   };
 }
 
 export function repositoryDrift(desired: DesiredRepository, actual: LiveRepository): FieldChange[] {
-  const changes = diffFields(
-    { imageTagMutability: desired.imageTagMutability, scanOnPush: desired.scanOnPush },
-    { imageTagMutability: actual.imageTagMutability, scanOnPush: actual.scanOnPush },
-  );
-  if (!samePolicy(desired.lifecyclePolicy, actual.lifecyclePolicy ?? null)) {
-    changes.push({ field: 'lifecyclePolicy', from: actual.lifecyclePolicy, to: desired.lifecyclePolicy });
-  }
-  if (!samePolicy(desired.repositoryPolicy, actual.repositoryPolicy ?? null)) {
-    changes.push({ field: 'repositoryPolicy', from: actual.repositoryPolicy, to: desired.repositoryPolicy });
-  }
-  return [...changes, ...tagDrift(desired.tags, actual.tags)];
+  const { imageTagMutability, scanOnPush, lifecyclePolicy, repositoryPolicy } = desired;
+  return [
+    ...diffFields({ imageTagMutability, scanOnPush }, actual),
+    ...policyDrift('lifecyclePolicy', lifecyclePolicy, actual.lifecyclePolicy),
+    ...policyDrift('repositoryPolicy', repositoryPolicy, actual.repositoryPolicy),
+    ...tagDrift(desired.tags, actual.tags),
+  ];
 }
 
 // The registry host follows the partition's DNS suffix (ECR endpoints table).
@@ -162,8 +141,6 @@ const repository: Resource<DesiredRepository, LiveRepository, { uri: string; arn
   permissions: {
     find: 'ecr:DescribeRepositories, ecr:GetLifecyclePolicy, ecr:GetRepositoryPolicy and ecr:ListTagsForResource',
     create: 'ecr:CreateRepository and ecr:TagResource',
-    update:
-      'ecr:PutImageTagMutability, ecr:PutImageScanningConfiguration, ecr:PutLifecyclePolicy, ecr:SetRepositoryPolicy and ecr:TagResource',
   },
   find: findRepository,
   drift: repositoryDrift,
@@ -181,47 +158,49 @@ const repository: Resource<DesiredRepository, LiveRepository, { uri: string; arn
     return undefined;
   },
   alreadyExists: (error) => error instanceof RepositoryAlreadyExistsException,
-  async update(ctx, desired, actual, drift) {
-    const { ecr } = ctx.clients;
-    const repositoryName = desired.name;
-    const fields = new Set(drift.map((c) => c.field));
-    if (fields.has('imageTagMutability')) {
-      await ecr.send(
-        new PutImageTagMutabilityCommand({ repositoryName, imageTagMutability: desired.imageTagMutability }),
-      );
-    }
-    if (fields.has('scanOnPush')) {
-      await ecr.send(
-        new PutImageScanningConfigurationCommand({
-          repositoryName,
-          imageScanningConfiguration: { scanOnPush: desired.scanOnPush },
-        }),
-      );
-    }
-    if (fields.has('lifecyclePolicy')) {
-      await ecr.send(
-        new PutLifecyclePolicyCommand({
-          repositoryName,
-          lifecyclePolicyText: JSON.stringify(desired.lifecyclePolicy),
-        }),
-      );
-    }
-    if (fields.has('repositoryPolicy')) {
-      await ecr.send(
-        new SetRepositoryPolicyCommand({
-          repositoryName,
-          policyText: JSON.stringify(desired.repositoryPolicy),
-        }),
-      );
-    }
-    if (fields.has('tags')) {
-      await ecr.send(
-        new TagResourceCommand({
-          resourceArn: actual.arn,
-          tags: toTagList(missingTags(desired.tags, actual.tags)),
-        }),
-      );
-    }
+  writers: {
+    imageTagMutability: {
+      action: 'ecr:PutImageTagMutability',
+      write: (ctx, { name: repositoryName, imageTagMutability }) =>
+        ctx.clients.ecr.send(new PutImageTagMutabilityCommand({ repositoryName, imageTagMutability })),
+    },
+    scanOnPush: {
+      action: 'ecr:PutImageScanningConfiguration',
+      write: (ctx, { name: repositoryName, scanOnPush }) =>
+        ctx.clients.ecr.send(
+          new PutImageScanningConfigurationCommand({
+            repositoryName,
+            imageScanningConfiguration: { scanOnPush },
+          }),
+        ),
+    },
+    lifecyclePolicy: {
+      action: 'ecr:PutLifecyclePolicy',
+      write: (ctx, { name: repositoryName, lifecyclePolicy }) =>
+        ctx.clients.ecr.send(
+          new PutLifecyclePolicyCommand({
+            repositoryName,
+            lifecyclePolicyText: JSON.stringify(lifecyclePolicy),
+          }),
+        ),
+    },
+    repositoryPolicy: {
+      action: 'ecr:SetRepositoryPolicy',
+      write: (ctx, { name: repositoryName, repositoryPolicy }) =>
+        ctx.clients.ecr.send(
+          new SetRepositoryPolicyCommand({ repositoryName, policyText: JSON.stringify(repositoryPolicy) }),
+        ),
+    },
+    tags: {
+      action: 'ecr:TagResource',
+      write: (ctx, desired, actual) =>
+        ctx.clients.ecr.send(
+          new TagResourceCommand({
+            resourceArn: actual.arn,
+            tags: toTagList(missingTags(desired.tags, actual.tags)),
+          }),
+        ),
+    },
   },
   outputs(ctx, desired, actual) {
     if (actual === undefined) {

@@ -20,6 +20,14 @@ beforeEach(() => {
 });
 afterEach(() => iam.restore());
 
+// the scheduler role as up makes it
+async function createdRole() {
+  await ensureSchedulerRole(testContext(), { functionArn });
+  const role = iam.roles.get('ada-linecount-dev-scheduler');
+  assert.ok(role);
+  return role;
+}
+
 test('a role is created carrying the boundary', async () => {
   await ensureSchedulerRole(testContext(), { functionArn });
   assert.equal(iam.roles.get('ada-linecount-dev-scheduler')?.permissionsBoundary, boundary);
@@ -33,9 +41,7 @@ test('a boundary that does not exist fails the create and names the permission t
 });
 
 test('a role stripped of its boundary gets it back before its policy is put back', async () => {
-  await ensureSchedulerRole(testContext(), { functionArn });
-  const role = iam.roles.get('ada-linecount-dev-scheduler');
-  assert.ok(role);
+  const role = await createdRole();
   role.permissionsBoundary = undefined;
   role.inlinePolicies.clear();
   resetCalls();
@@ -50,9 +56,7 @@ test('a role stripped of its boundary gets it back before its policy is put back
 });
 
 test('a role with another boundary is given this one', async () => {
-  await ensureSchedulerRole(testContext(), { functionArn });
-  const role = iam.roles.get('ada-linecount-dev-scheduler');
-  assert.ok(role);
+  const role = await createdRole();
   role.permissionsBoundary = 'arn:aws:iam::aws:policy/AdministratorAccess';
   resetCalls();
   await ensureSchedulerRole(testContext(), { functionArn });
@@ -61,9 +65,7 @@ test('a role with another boundary is given this one', async () => {
 });
 
 test('a role without the boundary gets it back before it is deleted; one that has it does not', async () => {
-  await ensureSchedulerRole(testContext(), { functionArn });
-  const role = iam.roles.get('ada-linecount-dev-scheduler');
-  assert.ok(role);
+  const role = await createdRole();
   role.permissionsBoundary = undefined;
   resetCalls();
   await deleteRole(testContext(), 'ada-linecount-dev-scheduler');

@@ -31,6 +31,7 @@ import { type PolicyDocument, type PolicyStatement, parsePolicy, samePolicy } fr
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { boundaryArn } from './boundary.ts';
 import { logGroupStreamsArn } from './log-group.ts';
+import { orAbsent } from './store-calls.ts';
 
 const kind = 'iam role';
 
@@ -67,82 +68,79 @@ export interface SchedulerRoleInputs {
   functionArn: string;
 }
 
+// What every role up.ts makes carries: the permissions boundary, without
+// which the deployer may not create it (boundary.ts), and the stack's tags.
+export function stackRole(
+  ctx: RoleContext,
+  role: Omit<DesiredRole, 'permissionsBoundary' | 'tags'>,
+): DesiredRole {
+  return { ...role, permissionsBoundary: boundaryArn(ctx), tags: ctx.names.tags };
+}
+
+// The policies this stack writes (its roles', its repository's), and their
+// drift: a field whose policy differs once normalised (policy.ts).
+export function policyDocument(...Statement: PolicyStatement[]): PolicyDocument {
+  return { Version: '2012-10-17', Statement };
+}
+
+export function allow(Sid: string, Action: string | string[], Resource: string | string[]): PolicyStatement {
+  return { Sid, Effect: 'Allow', Action, Resource };
+}
+
+export function policyDrift(field: string, to: unknown, from: unknown): FieldChange[] {
+  return samePolicy(to, from) ? [] : [{ field, from, to }];
+}
+
 export function trustPolicy(ctx: Pick<Ctx, 'identity'>, service: string): PolicyDocument {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Principal: { Service: service },
-        Action: 'sts:AssumeRole',
-        // confused-deputy guard: only this account's use of the service may
-        // assume the role (IAM User Guide, "The confused deputy problem")
-        Condition: { StringEquals: { 'aws:SourceAccount': ctx.identity.accountId } },
-      },
-    ],
-  };
+  return policyDocument({
+    Effect: 'Allow',
+    Principal: { Service: service },
+    Action: 'sts:AssumeRole',
+    // confused-deputy guard: only this account's use of the service may
+    // assume the role (IAM User Guide, "The confused deputy problem")
+    Condition: { StringEquals: { 'aws:SourceAccount': ctx.identity.accountId } },
+  });
 }
 
 export function desiredFunctionRole(ctx: RoleContext, inputs: FunctionRoleInputs): DesiredRole {
   const { identity, names } = ctx;
-  return {
+  const bucket = `arn:${identity.partition}:s3:::${inputs.bucket}`;
+  return stackRole(ctx, {
     name: names.role,
     description: `${names.base}: the line-counting functions`,
     trustPolicy: trustPolicy(ctx, 'lambda.amazonaws.com'),
     policyName: 'least-privilege',
-    policy: {
-      Version: '2012-10-17',
-      Statement: [
-        {
-          // The bucket is versioned, so every event names a version and the
-          // function reads that one: GetObject with a versionId is authorized as
-          // s3:GetObjectVersion (GetObject API reference, Permissions).
-          Sid: 'ReadUploads',
-          Effect: 'Allow',
-          Action: ['s3:GetObject', 's3:GetObjectVersion'],
-          Resource: `arn:${identity.partition}:s3:::${inputs.bucket}/${names.uploadsPrefix}*`,
-        },
-        {
-          // Without s3:ListBucket S3 answers a missing object with 403, not 404
-          // (GetObject API reference, Permissions), and a deleted upload could not
-          // be told from a permission error. It lists key names only; objects
-          // outside uploads/ stay unreadable.
-          Sid: 'TellMissingUploads',
-          Effect: 'Allow',
-          Action: 's3:ListBucket',
-          Resource: `arn:${identity.partition}:s3:::${inputs.bucket}`,
-        },
-        {
-          // what the event source mapping does on the function's behalf
-          Sid: 'ConsumeQueue',
-          Effect: 'Allow',
-          Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
-          Resource: inputs.queueArn,
-        },
-        {
-          Sid: 'ReadConnectionSecrets',
-          Effect: 'Allow',
-          Action: 'secretsmanager:GetSecretValue',
-          Resource: [...inputs.secretArns].sort(),
-        },
-        {
-          // Signing in to PostgreSQL as one role of one instance, with an IAM
-          // authentication token (RDS User Guide, "Creating and using an IAM
-          // policy for IAM database access"; SAR: rds-db:connect takes only
-          // the db-user resource, dbuser:DbiResourceId/user). The master
-          // secret is the migration role's alone (migration.ts).
-          Sid: 'ConnectToDatabase',
-          Effect: 'Allow',
-          Action: 'rds-db:connect',
-          Resource: databaseUserArn(identity, inputs.database.resourceId, inputs.database.user),
-        },
-        writeLogsStatement(ctx, inputs.logGroups),
-        ...vpcExecutionStatements(identity),
-      ],
-    },
-    permissionsBoundary: boundaryArn(ctx),
-    tags: names.tags,
-  };
+    policy: policyDocument(
+      // The bucket is versioned, so every event names a version and the
+      // function reads that one: GetObject with a versionId is authorized as
+      // s3:GetObjectVersion (GetObject API reference, Permissions).
+      allow('ReadUploads', ['s3:GetObject', 's3:GetObjectVersion'], `${bucket}/${names.uploadsPrefix}*`),
+      // Without s3:ListBucket S3 answers a missing object with 403, not 404
+      // (GetObject API reference, Permissions), and a deleted upload could not
+      // be told from a permission error. It lists key names only; objects
+      // outside uploads/ stay unreadable.
+      allow('TellMissingUploads', 's3:ListBucket', bucket),
+      // what the event source mapping does on the function's behalf
+      allow(
+        'ConsumeQueue',
+        ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+        inputs.queueArn,
+      ),
+      allow('ReadConnectionSecrets', 'secretsmanager:GetSecretValue', [...inputs.secretArns].sort()),
+      // Signing in to PostgreSQL as one role of one instance, with an IAM
+      // authentication token (RDS User Guide, "Creating and using an IAM
+      // policy for IAM database access"; SAR: rds-db:connect takes only
+      // the db-user resource, dbuser:DbiResourceId/user). The master
+      // secret is the migration role's alone (migration.ts).
+      allow(
+        'ConnectToDatabase',
+        'rds-db:connect',
+        databaseUserArn(identity, inputs.database.resourceId, inputs.database.user),
+      ),
+      writeLogsStatement(ctx, inputs.logGroups),
+      ...vpcExecutionStatements(identity),
+    ),
+  });
 }
 
 export function databaseUserArn(identity: Ctx['identity'], resourceId: string, user: string): string {
@@ -153,85 +151,59 @@ export function writeLogsStatement(
   ctx: Pick<Ctx, 'identity'>,
   logGroups: readonly string[],
 ): PolicyStatement {
-  return {
-    Sid: 'WriteLogs',
-    Effect: 'Allow',
-    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-    Resource: logGroups.map((group) => logGroupStreamsArn(ctx, group)).sort(),
-  };
+  return allow(
+    'WriteLogs',
+    ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    logGroups.map((group) => logGroupStreamsArn(ctx, group)).sort(),
+  );
 }
 
 // What a function in a VPC needs of its execution role; every function of the
 // stack runs in the VPC.
 export function vpcExecutionStatements(identity: Ctx['identity']): PolicyStatement[] {
   return [
-    {
-      // What Lambda does with the role to attach the function to its subnets
-      // (Lambda Developer Guide, "Giving Lambda functions access to
-      // resources in an Amazon VPC", Required IAM permissions; the
-      // AWSLambdaVPCAccessExecutionRole actions, whose version 3 of
-      // January 2024 added ec2:DescribeSubnets: AWS Managed Policy
-      // Reference). The Describe calls have no resource-level
-      // permissions: they only work on "*" (Service Authorization Reference).
-      Sid: 'DescribeVpcNetworkInterfaces',
-      Effect: 'Allow',
-      Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
-      Resource: '*',
-    },
-    {
-      // Kept to this account and region, spelled once per resource type the
-      // action takes (SAR: network-interface, subnet, security-group), since
-      // the IAM User Guide allows no wildcard in an ARN's resource-type part.
-      // Lambda creates the interfaces itself, with ids nobody knows in
-      // advance. It is not narrowed to the function's subnets and security
-      // group: Lambda checks the role when the function is created or updated
-      // ("The provided execution role does not have permissions to call
-      // CreateNetworkInterface on EC2") in a way AWS does not document, and
-      // AWS documents no narrower scope that it accepts.
-      Sid: 'CreateVpcNetworkInterfaces',
-      Effect: 'Allow',
-      Action: 'ec2:CreateNetworkInterface',
-      Resource: ['network-interface', 'security-group', 'subnet'].map((type) =>
-        arn(identity, 'ec2', `${type}/*`),
-      ),
-    },
-    {
-      // These take only the interface (SAR); the guide asks for every
-      // interface id of the account for DeleteNetworkInterface, or the
-      // function may lose its VPC access.
-      Sid: 'ManageVpcNetworkInterfaces',
-      Effect: 'Allow',
-      Action: [
-        'ec2:DeleteNetworkInterface',
-        'ec2:AssignPrivateIpAddresses',
-        'ec2:UnassignPrivateIpAddresses',
-      ],
-      Resource: arn(identity, 'ec2', 'network-interface/*'),
-    },
+    // What Lambda does with the role to attach the function to its subnets
+    // (Lambda Developer Guide, "Giving Lambda functions access to
+    // resources in an Amazon VPC", Required IAM permissions; the
+    // AWSLambdaVPCAccessExecutionRole actions, whose version 3 of
+    // January 2024 added ec2:DescribeSubnets: AWS Managed Policy
+    // Reference). The Describe calls have no resource-level
+    // permissions: they only work on "*" (Service Authorization Reference).
+    allow('DescribeVpcNetworkInterfaces', ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'], '*'),
+    // Kept to this account and region, spelled once per resource type the
+    // action takes (SAR: network-interface, subnet, security-group), since
+    // the IAM User Guide allows no wildcard in an ARN's resource-type part.
+    // Lambda creates the interfaces itself, with ids nobody knows in
+    // advance. It is not narrowed to the function's subnets and security
+    // group: Lambda checks the role when the function is created or updated
+    // ("The provided execution role does not have permissions to call
+    // CreateNetworkInterface on EC2") in a way AWS does not document, and
+    // AWS documents no narrower scope that it accepts.
+    allow(
+      'CreateVpcNetworkInterfaces',
+      'ec2:CreateNetworkInterface',
+      ['network-interface', 'security-group', 'subnet'].map((type) => arn(identity, 'ec2', `${type}/*`)),
+    ),
+    // These take only the interface (SAR); the guide asks for every
+    // interface id of the account for DeleteNetworkInterface, or the
+    // function may lose its VPC access.
+    allow(
+      'ManageVpcNetworkInterfaces',
+      ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+      arn(identity, 'ec2', 'network-interface/*'),
+    ),
   ];
 }
 
 export function desiredSchedulerRole(ctx: RoleContext, inputs: SchedulerRoleInputs): DesiredRole {
   const { names } = ctx;
-  return {
+  return stackRole(ctx, {
     name: names.schedulerRole,
     description: `${names.base}: EventBridge Scheduler invoking the flush function`,
     trustPolicy: trustPolicy(ctx, 'scheduler.amazonaws.com'),
     policyName: 'invoke-flush',
-    policy: {
-      Version: '2012-10-17',
-      Statement: [
-        {
-          Sid: 'InvokeFlush',
-          Effect: 'Allow',
-          Action: 'lambda:InvokeFunction',
-          Resource: inputs.functionArn,
-        },
-      ],
-    },
-    permissionsBoundary: boundaryArn(ctx),
-    tags: names.tags,
-  };
+    policy: policyDocument(allow('InvokeFlush', 'lambda:InvokeFunction', inputs.functionArn)),
+  });
 }
 
 export interface GeneratorRoleInputs {
@@ -247,7 +219,7 @@ export interface GeneratorRoleInputs {
 // same file a user attaches when creating the role by hand.
 export function desiredGeneratorRole(ctx: RoleContext, inputs: GeneratorRoleInputs): DesiredRole {
   const { identity, names } = ctx;
-  return {
+  return stackRole(ctx, {
     name: names.generatorRole,
     description: `${names.base}: the scheduled generator (${inputs.repository}, main branch)`,
     trustPolicy: githubTrustPolicy(inputs),
@@ -257,9 +229,7 @@ export function desiredGeneratorRole(ctx: RoleContext, inputs: GeneratorRoleInpu
       app: ctx.config.stack.app,
       stage: ctx.config.stack.stage,
     }) as PolicyDocument,
-    permissionsBoundary: boundaryArn(ctx),
-    tags: names.tags,
-  };
+  });
 }
 
 // Only tokens GitHub issues for this repository's main branch, asked for the
@@ -268,22 +238,17 @@ export function desiredGeneratorRole(ctx: RoleContext, inputs: GeneratorRoleInpu
 // Connect federation": GitHub's sub claim; GitHub Docs, "Configuring OpenID
 // Connect in Amazon Web Services": repo:OWNER/REPO:ref:refs/heads/BRANCH).
 export function githubTrustPolicy(inputs: GeneratorRoleInputs): PolicyDocument {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Principal: { Federated: inputs.providerArn },
-        Action: 'sts:AssumeRoleWithWebIdentity',
-        Condition: {
-          StringEquals: {
-            [`${githubOidc.host}:aud`]: githubOidc.audience,
-            [`${githubOidc.host}:sub`]: `repo:${inputs.repository}:ref:refs/heads/main`,
-          },
-        },
+  return policyDocument({
+    Effect: 'Allow',
+    Principal: { Federated: inputs.providerArn },
+    Action: 'sts:AssumeRoleWithWebIdentity',
+    Condition: {
+      StringEquals: {
+        [`${githubOidc.host}:aud`]: githubOidc.audience,
+        [`${githubOidc.host}:sub`]: `repo:${inputs.repository}:ref:refs/heads/main`,
       },
-    ],
-  };
+    },
+  });
 }
 
 export function roleArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
@@ -291,47 +256,38 @@ export function roleArn(ctx: Pick<Ctx, 'identity'>, name: string): string {
 }
 
 async function getRole(ctx: Ctx, RoleName: string): Promise<Role | undefined> {
-  try {
-    return (await ctx.clients.iam.send(new GetRoleCommand({ RoleName }))).Role;
-  } catch (error) {
-    if (error instanceof NoSuchEntityException) return undefined;
-    throw error;
-  }
+  const answer = await orAbsent(
+    () => ctx.clients.iam.send(new GetRoleCommand({ RoleName })),
+    NoSuchEntityException,
+  );
+  return answer?.Role;
 }
 
 async function findRole(ctx: Ctx, name: string, policyName: string) {
   const { iam } = ctx.clients;
   const role = await getRole(ctx, name);
   if (role?.Arn === undefined) return undefined;
-  let policy: unknown;
-  try {
-    const answer = await iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: policyName }));
-    policy = parsePolicy(answer.PolicyDocument);
-  } catch (error) {
-    // a role without its inline policy: the policy is put back
-    if (!(error instanceof NoSuchEntityException)) throw error;
-  }
+  // a role without its inline policy: the policy is put back
+  const inline = await orAbsent(
+    () => iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: policyName })),
+    NoSuchEntityException,
+  );
   const { Tags } = await iam.send(new ListRoleTagsCommand({ RoleName: name }));
   return {
     name,
     arn: role.Arn,
     trustPolicy: parsePolicy(role.AssumeRolePolicyDocument),
-    policy,
+    policy: parsePolicy(inline?.PolicyDocument),
     permissionsBoundary: role.PermissionsBoundary?.PermissionsBoundaryArn,
     tags: fromTagList(Tags),
   };
 }
 
 export function roleDrift(desired: DesiredRole, actual: LiveRole): FieldChange[] {
-  const policies = [
-    ['trustPolicy', desired.trustPolicy, actual.trustPolicy],
-    [`policy:${desired.policyName}`, desired.policy, actual.policy],
-  ] as const;
   return [
     ...diffFields({ permissionsBoundary: desired.permissionsBoundary }, actual),
-    ...policies
-      .filter(([, to, from]) => !samePolicy(to, from ?? null))
-      .map(([field, to, from]) => ({ field, from, to })),
+    ...policyDrift('trustPolicy', desired.trustPolicy, actual.trustPolicy),
+    ...policyDrift(`policy:${desired.policyName}`, desired.policy, actual.policy),
     ...tagDrift(desired.tags, actual.tags),
   ];
 }
@@ -345,7 +301,6 @@ function role(desired: DesiredRole): Resource<DesiredRole, LiveRole, { name: str
     permissions: {
       find: 'iam:GetRole, iam:GetRolePolicy and iam:ListRoleTags',
       create: `iam:CreateRole with iam:PermissionsBoundary ${desired.permissionsBoundary}, and iam:TagRole`,
-      update: 'iam:PutRolePermissionsBoundary, iam:UpdateAssumeRolePolicy, iam:PutRolePolicy and iam:TagRole',
     },
     find: (ctx, name) => findRole(ctx, name, desired.policyName),
     drift: roleDrift,
@@ -363,39 +318,39 @@ function role(desired: DesiredRole): Resource<DesiredRole, LiveRole, { name: str
       return undefined;
     },
     alreadyExists: (error) => error instanceof EntityAlreadyExistsException,
-    async update(ctx, desired, actual, drift) {
-      const { iam } = ctx.clients;
-      const RoleName = desired.name;
-      // in roleDrift's order, the boundary first: the deployer may change a
-      // role's trust and policies only once it carries the boundary
-      // (iam:PermissionsBoundary is the role's boundary)
-      const calls: Record<string, () => Promise<unknown>> = {
-        permissionsBoundary: () =>
-          iam.send(
-            new PutRolePermissionsBoundaryCommand({
-              RoleName,
-              PermissionsBoundary: desired.permissionsBoundary,
+    // in roleDrift's order, the boundary first: the deployer may change a
+    // role's trust and policies only once it carries the boundary
+    // (iam:PermissionsBoundary is the role's boundary)
+    writers: {
+      permissionsBoundary: {
+        action: 'iam:PutRolePermissionsBoundary',
+        write: (ctx, { name: RoleName, permissionsBoundary: PermissionsBoundary }) =>
+          ctx.clients.iam.send(new PutRolePermissionsBoundaryCommand({ RoleName, PermissionsBoundary })),
+      },
+      trustPolicy: {
+        action: 'iam:UpdateAssumeRolePolicy',
+        write: (ctx, { name: RoleName, trustPolicy }) =>
+          ctx.clients.iam.send(
+            new UpdateAssumeRolePolicyCommand({ RoleName, PolicyDocument: JSON.stringify(trustPolicy) }),
+          ),
+      },
+      [`policy:${desired.policyName}`]: {
+        action: 'iam:PutRolePolicy',
+        write: (ctx, { name: RoleName, policyName: PolicyName, policy }) =>
+          ctx.clients.iam.send(
+            new PutRolePolicyCommand({ RoleName, PolicyName, PolicyDocument: JSON.stringify(policy) }),
+          ),
+      },
+      tags: {
+        action: 'iam:TagRole',
+        write: (ctx, desired, actual) =>
+          ctx.clients.iam.send(
+            new TagRoleCommand({
+              RoleName: desired.name,
+              Tags: toTagList(missingTags(desired.tags, actual.tags)),
             }),
           ),
-        trustPolicy: () =>
-          iam.send(
-            new UpdateAssumeRolePolicyCommand({
-              RoleName,
-              PolicyDocument: JSON.stringify(desired.trustPolicy),
-            }),
-          ),
-        [`policy:${desired.policyName}`]: () =>
-          iam.send(
-            new PutRolePolicyCommand({
-              RoleName,
-              PolicyName: desired.policyName,
-              PolicyDocument: JSON.stringify(desired.policy),
-            }),
-          ),
-        tags: () =>
-          iam.send(new TagRoleCommand({ RoleName, Tags: toTagList(missingTags(desired.tags, actual.tags)) })),
-      };
-      for (const change of drift) await calls[change.field]?.();
+      },
     },
     outputs: (ctx, desired, actual) => ({
       name: desired.name,
