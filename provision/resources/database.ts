@@ -10,20 +10,19 @@ import {
   waitUntilDBInstanceDeleted,
 } from '@aws-sdk/client-rds';
 import { UsageError } from '../../lib/errors.ts';
-import {
-  type Ctx,
-  destroy,
-  diffFields,
-  type FieldChange,
-  pending,
-  type Resource,
-  reconcile,
-  step,
-} from '../../lib/reconcile.ts';
+import { type Ctx, diffFields, type FieldChange, pending, step } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
-import { dbParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { orAbsent, type StoreInputs, type StoreOptions, storeWaits, type Waits } from './store-calls.ts';
-import { dbSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
+import { dbParameterGroups } from './parameter-group.ts';
+import {
+  deleteStore,
+  ensureStore,
+  orAbsent,
+  type Store,
+  type StoreInputs,
+  type StoreOptions,
+  type Waits,
+} from './store-calls.ts';
+import { dbSubnetGroups } from './subnet-group.ts';
 
 // The RDS PostgreSQL instance: the system of record. ensureDatabase also
 // keeps what it needs: its subnet group and its parameter group.
@@ -170,20 +169,27 @@ const findInstance = (ctx: Ctx, name: string): Promise<ActualInstance | undefine
     return instance && toActual(instance);
   });
 
-const waiting = (waits: Waits) =>
-  storeWaits(waits, {
-    what: 'RDS instance',
-    console: 'RDS',
-    client: (ctx) => ctx.clients.rds,
-    input: (name) => ({ DBInstanceIdentifier: name }),
-    available: waitUntilDBInstanceAvailable,
-    deleted: waitUntilDBInstanceDeleted,
-    find: findInstance,
-  });
-
-function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, DatabaseOutputs> {
-  const { available, wait, waitGone } = waiting(waits);
-  return {
+const instances: Store<DesiredInstance, ActualInstance, DatabaseOutputs> = {
+  what: 'RDS instance',
+  console: 'RDS',
+  waitUntil: (ctx, until, timing, DBInstanceIdentifier) =>
+    (until === 'available' ? waitUntilDBInstanceAvailable : waitUntilDBInstanceDeleted)(
+      { client: ctx.clients.rds, ...timing },
+      { DBInstanceIdentifier },
+    ),
+  find: findInstance,
+  names: 'db',
+  waits: databaseWaits,
+  subnetGroups: dbSubnetGroups,
+  parameterGroups: dbParameterGroups,
+  parameterGroup: (ctx) => ({
+    family: dbEngine.family,
+    description: `${ctx.names.base}: TLS required`,
+    parameters: dbParameters,
+    familyReason: `this version needs ${dbEngine.family}`,
+    remedy: 'tear the database down first (teardown/down.ts)',
+  }),
+  resource: (available) => ({
     kind: 'db-instance',
     permissions: {
       find: 'rds:DescribeDBInstances',
@@ -251,7 +257,6 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
       );
       await available(ctx, desired.name);
     },
-    wait,
     outputs: (ctx, _desired, actual) => ({
       host: actual?.host ?? pending('database endpoint'),
       port: actual?.port ?? dbEngine.port,
@@ -260,28 +265,11 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
       resourceId: actual?.resourceId ?? pending('database resource id'),
     }),
     isNotFound: (error) => error instanceof DBInstanceNotFoundFault,
-    waitGone,
-  };
-}
+  }),
+};
 
-export async function ensureDatabase(
-  ctx: Ctx,
-  inputs: StoreInputs,
-  options: DatabaseOptions = {},
-): Promise<DatabaseOutputs> {
-  const waits = { ...databaseWaits, ...options.waits };
-  await ensureSubnetGroup(ctx, dbSubnetGroups, ctx.names.dbSubnetGroup, inputs.subnetIds);
-  await ensureParameterGroup(ctx, dbParameterGroups, {
-    name: ctx.names.dbParameterGroup,
-    family: dbEngine.family,
-    description: `${ctx.names.base}: TLS required`,
-    parameters: dbParameters,
-    tags: ctx.names.tags,
-    familyReason: `this version needs ${dbEngine.family}`,
-    remedy: 'tear the database down first (teardown/down.ts)',
-  });
-  return reconcile(ctx, dbInstance(waits), desiredInstance(ctx, inputs));
-}
+export const ensureDatabase = (ctx: Ctx, inputs: StoreInputs, options: DatabaseOptions = {}) =>
+  ensureStore(ctx, instances, inputs, options, desiredInstance(ctx, inputs));
 
 export interface DeleteDatabaseOptions extends DatabaseOptions {
   // turn deletion protection off first instead of refusing
@@ -290,43 +278,33 @@ export interface DeleteDatabaseOptions extends DatabaseOptions {
   finalSnapshot: boolean;
 }
 
-export async function deleteDatabase(ctx: Ctx, options: DeleteDatabaseOptions): Promise<void> {
-  const waits = { ...databaseWaits, ...options.waits };
-  await destroy(
-    ctx,
-    {
-      ...dbInstance(waits),
-      async find(ctx, name) {
-        const found = await findInstance(ctx, name);
-        if (found?.deletionProtection && !options.force) {
-          throw new UsageError(
-            `RDS instance ${name} has deletion protection on; run teardown with --force to turn it off and delete it`,
-          );
-        }
-        return waiting(waits).settled(ctx, name, found);
-      },
-      async remove(ctx, name, actual) {
-        if (actual.status === 'deleting') return;
-        if (actual.deletionProtection) {
-          await ctx.clients.rds.send(
-            new ModifyDBInstanceCommand({
-              DBInstanceIdentifier: name,
-              DeletionProtection: false,
-              ApplyImmediately: true,
-            }),
-          );
-        }
-        await ctx.clients.rds.send(
-          new DeleteDBInstanceCommand(
-            options.finalSnapshot
-              ? { DBInstanceIdentifier: name, FinalDBSnapshotIdentifier: finalSnapshotId(name, new Date()) }
-              : { DBInstanceIdentifier: name, SkipFinalSnapshot: true },
-          ),
+export const deleteDatabase = (ctx: Ctx, options: DeleteDatabaseOptions) =>
+  deleteStore(ctx, instances, options, {
+    async find(ctx, name) {
+      const found = await findInstance(ctx, name);
+      if (found?.deletionProtection && !options.force) {
+        throw new UsageError(
+          `RDS instance ${name} has deletion protection on; run teardown with --force to turn it off and delete it`,
         );
-      },
+      }
+      return found;
     },
-    ctx.names.db,
-  );
-  await deleteParameterGroup(ctx, dbParameterGroups, ctx.names.dbParameterGroup);
-  await deleteSubnetGroup(ctx, dbSubnetGroups, ctx.names.dbSubnetGroup);
-}
+    async remove(ctx, name, actual) {
+      if (actual.deletionProtection) {
+        await ctx.clients.rds.send(
+          new ModifyDBInstanceCommand({
+            DBInstanceIdentifier: name,
+            DeletionProtection: false,
+            ApplyImmediately: true,
+          }),
+        );
+      }
+      await ctx.clients.rds.send(
+        new DeleteDBInstanceCommand(
+          options.finalSnapshot
+            ? { DBInstanceIdentifier: name, FinalDBSnapshotIdentifier: finalSnapshotId(name, new Date()) }
+            : { DBInstanceIdentifier: name, SkipFinalSnapshot: true },
+        ),
+      );
+    },
+  });
