@@ -70,19 +70,7 @@ export interface CacheOutputs {
 
 export type CacheOptions = StoreOptions;
 
-export interface DesiredReplicationGroup {
-  name: string;
-  engine: 'valkey' | 'redis';
-  engineVersion: string;
-  nodeType: string;
-  parameterGroup: string;
-  securityGroupIds: string[];
-  subnetGroup: string;
-  authSecretArn: string;
-  // set when this run created the secret: the group gets this token, and one
-  // that already exists had its old token lost with the old secret
-  newAuthToken: string | undefined;
-}
+export type DesiredReplicationGroup = ReturnType<typeof desiredReplicationGroup>;
 
 export interface ActualReplicationGroup {
   id: string;
@@ -98,11 +86,7 @@ export interface ActualReplicationGroup {
   authTokenEnabled: boolean;
 }
 
-export function desiredReplicationGroup(
-  ctx: Ctx,
-  inputs: StoreInputs,
-  secret: AuthSecret,
-): DesiredReplicationGroup {
+export function desiredReplicationGroup(ctx: Ctx, inputs: StoreInputs, secret: AuthSecret) {
   const engine = ctx.config.provision.cacheEngine;
   return {
     name: ctx.names.cache,
@@ -113,6 +97,8 @@ export function desiredReplicationGroup(
     securityGroupIds: [inputs.securityGroupId],
     subnetGroup: ctx.names.cacheSubnetGroup,
     authSecretArn: secret.arn,
+    // set when this run created the secret: the group gets this token, and one
+    // that already exists had its old token lost with the old secret
     newAuthToken: secret.created,
   };
 }

@@ -1,6 +1,5 @@
 import {
   CreateDBInstanceCommand,
-  type DBInstance,
   DBInstanceAlreadyExistsFault,
   DBInstanceNotFoundFault,
   DeleteDBInstanceCommand,
@@ -59,18 +58,7 @@ export interface DatabaseOutputs {
 
 export type DatabaseOptions = StoreOptions;
 
-export interface DesiredInstance {
-  name: string;
-  instanceClass: string;
-  allocatedStorageGb: number;
-  backupRetentionDays: number;
-  deletionProtection: boolean;
-  parameterGroup: string;
-  securityGroupIds: string[];
-  publiclyAccessible: false;
-  // the functions sign in with IAM authentication tokens, never a password
-  iamDatabaseAuthentication: true;
-}
+export type DesiredInstance = ReturnType<typeof desiredInstance>;
 
 export interface ActualInstance {
   id: string;
@@ -91,7 +79,7 @@ export interface ActualInstance {
   resourceId?: string | undefined;
 }
 
-export function desiredInstance(ctx: Ctx, inputs: StoreInputs): DesiredInstance {
+export function desiredInstance(ctx: Ctx, inputs: StoreInputs) {
   const p = ctx.config.provision;
   return {
     name: ctx.names.db,
@@ -101,8 +89,9 @@ export function desiredInstance(ctx: Ctx, inputs: StoreInputs): DesiredInstance 
     deletionProtection: p.dbDeletionProtection,
     parameterGroup: ctx.names.dbParameterGroup,
     securityGroupIds: [inputs.securityGroupId],
-    publiclyAccessible: false,
-    iamDatabaseAuthentication: true,
+    publiclyAccessible: false as const,
+    // the functions sign in with IAM authentication tokens, never a password
+    iamDatabaseAuthentication: true as const,
   };
 }
 
@@ -139,7 +128,15 @@ export function finalSnapshotId(dbId: string, at: Date): string {
   return `${dbId}-final-${at.toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
 }
 
-function toActual(instance: DBInstance): ActualInstance {
+async function findInstance(ctx: Ctx, name: string): Promise<ActualInstance | undefined> {
+  const found = await step(`read RDS instance ${name}`, 'rds:DescribeDBInstances', () =>
+    orAbsent(
+      () => ctx.clients.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: name })),
+      DBInstanceNotFoundFault,
+    ),
+  );
+  const instance = found?.DBInstances?.[0];
+  if (instance === undefined) return undefined;
   return {
     id: instance.DBInstanceIdentifier ?? '',
     status: instance.DBInstanceStatus ?? 'available',
@@ -158,16 +155,6 @@ function toActual(instance: DBInstance): ActualInstance {
     resourceId: instance.DbiResourceId,
   };
 }
-
-const findInstance = (ctx: Ctx, name: string): Promise<ActualInstance | undefined> =>
-  step(`read RDS instance ${name}`, 'rds:DescribeDBInstances', async () => {
-    const found = await orAbsent(
-      () => ctx.clients.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: name })),
-      DBInstanceNotFoundFault,
-    );
-    const instance = found?.DBInstances?.[0];
-    return instance && toActual(instance);
-  });
 
 const instances: Store<DesiredInstance, ActualInstance, DatabaseOutputs> = {
   what: 'RDS instance',

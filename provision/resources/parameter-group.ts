@@ -60,10 +60,10 @@ interface ParameterGroupCalls extends GroupCalls<string> {
 export const parameterDrift = diffFields;
 
 const parameterGroups = (api: ParameterGroupCalls) =>
-  groups<ParameterGroupSpec, ParameterGroupState, string, [spec: ParameterGroupSpec]>(
+  groups(
     api,
     {
-      async state(ctx, name, family) {
+      async state(ctx, name, family): Promise<ParameterGroupState> {
         const parameters: Record<string, string | undefined> = {};
         let marker: string | undefined;
         do {
@@ -94,7 +94,7 @@ const parameterGroups = (api: ParameterGroupCalls) =>
         await api.setParameters(ctx, desired);
       },
     },
-    (_ctx, spec) => spec,
+    (_ctx: Ctx, spec: ParameterGroupSpec) => spec,
   );
 
 // the parameters as both Modify calls list them

@@ -45,10 +45,10 @@ export function subnetGroupDrift(desired: readonly string[], actual: readonly st
 }
 
 const subnetGroups = (api: SubnetGroupCalls) =>
-  groups<SubnetGroupSpec, SubnetGroupState, SubnetGroupFound, [name: string, subnetIds: readonly string[]]>(
+  groups(
     api,
     {
-      state: (_ctx, _name, group) => ({
+      state: (_ctx, _name, group): SubnetGroupState => ({
         subnetIds: (group.Subnets ?? []).map((s) => s.SubnetIdentifier ?? ''),
       }),
       drift: (desired, actual) => subnetGroupDrift(desired.subnetIds, actual.subnetIds),
@@ -60,7 +60,7 @@ const subnetGroups = (api: SubnetGroupCalls) =>
         await api.modify(ctx, desired);
       },
     },
-    (ctx, name, subnetIds) => ({
+    (ctx: Ctx, name: string, subnetIds: readonly string[]): SubnetGroupSpec => ({
       name,
       description: `${ctx.names.base} private subnets`,
       subnetIds: [...subnetIds],
