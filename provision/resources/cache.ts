@@ -17,12 +17,13 @@ import { type AuthSecret, deleteAuthSecret, ensureAuthSecret, readAuthToken } fr
 import { cacheParameterGroups } from './parameter-group.ts';
 import {
   deleteStore,
+  type Endpoint,
   ensureStore,
   orAbsent,
   type Store,
   type StoreInputs,
   type StoreOptions,
-  type Waits,
+  type StoreState,
 } from './store-calls.ts';
 import { cacheSubnetGroups } from './subnet-group.ts';
 
@@ -54,7 +55,7 @@ export const cacheReplicas = 1;
 // (docs/design.md), so memory pressure must fail writes instead, at once.
 export const cacheParameters = { 'maxmemory-policy': 'noeviction' } as const;
 
-export const cacheWaits: Waits = {
+export const cacheWaits = {
   // creating a replication group takes ~10-15 min; a node-type change longer
   maxWaitSeconds: 3600,
   minDelaySeconds: 15,
@@ -62,9 +63,7 @@ export const cacheWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface CacheOutputs {
-  host: string;
-  port: number;
+export interface CacheOutputs extends Endpoint {
   authSecretArn: string;
 }
 
@@ -72,15 +71,9 @@ export type CacheOptions = StoreOptions;
 
 export type DesiredReplicationGroup = ReturnType<typeof desiredReplicationGroup>;
 
-export interface ActualReplicationGroup {
-  id: string;
-  status: string;
+// host and port are known once available
+export interface ActualReplicationGroup extends StoreState {
   nodeType: string;
-  parameterGroup: string | undefined;
-  securityGroupIds: string[];
-  // known once available
-  host?: string | undefined;
-  port?: number | undefined;
   atRestEncryption: boolean;
   transitEncryption: boolean;
   authTokenEnabled: boolean;

@@ -14,12 +14,13 @@ import { toTagList } from '../tags.ts';
 import { dbParameterGroups } from './parameter-group.ts';
 import {
   deleteStore,
+  type Endpoint,
   ensureStore,
   orAbsent,
   type Store,
   type StoreInputs,
   type StoreOptions,
-  type Waits,
+  type StoreState,
 } from './store-calls.ts';
 import { dbSubnetGroups } from './subnet-group.ts';
 
@@ -36,7 +37,7 @@ export const dbEngine = { engine: 'postgres', majorVersion: '17', family: 'postg
 // parameter is dynamic, so it applies without a reboot.
 export const dbParameters = { 'rds.force_ssl': '1' } as const;
 
-export const databaseWaits: Waits = {
+export const databaseWaits = {
   // creating an instance takes ~5-15 min, a class change ~10 min, deletion with a snapshot longer
   maxWaitSeconds: 3600,
   minDelaySeconds: 30,
@@ -44,9 +45,7 @@ export const databaseWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface DatabaseOutputs {
-  host: string;
-  port: number;
+export interface DatabaseOutputs extends Endpoint {
   name: string;
   // the RDS-managed master user secret: only the migration function reads it
   secretArn: string;
@@ -60,21 +59,15 @@ export type DatabaseOptions = StoreOptions;
 
 export type DesiredInstance = ReturnType<typeof desiredInstance>;
 
-export interface ActualInstance {
-  id: string;
-  status: string;
+export interface ActualInstance extends StoreState {
   instanceClass: string;
   allocatedStorageGb: number;
   backupRetentionDays: number;
   deletionProtection: boolean;
-  parameterGroup: string | undefined;
-  securityGroupIds: string[];
   publiclyAccessible: boolean;
   iamDatabaseAuthentication: boolean;
   storageEncrypted: boolean;
-  // known once available
-  host?: string | undefined;
-  port?: number | undefined;
+  // known once available, like the host and the port
   secretArn?: string | undefined;
   resourceId?: string | undefined;
 }

@@ -38,6 +38,20 @@ export interface StoreOptions {
   waits?: Partial<Waits>;
 }
 
+// where clients connect to the database or the cache
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+// what a live RDS instance and a live replication group both say
+export interface StoreState extends Partial<Endpoint> {
+  id: string;
+  status: string;
+  parameterGroup: string | undefined;
+  securityGroupIds: string[];
+}
+
 // How to wait on one kind of RDS or ElastiCache resource, and where it is placed
 interface Waited<Live> {
   // `RDS instance`
@@ -59,7 +73,7 @@ interface Waited<Live> {
 // read again, for its endpoint appears only then) and until deleted, with
 // progress lines, failing as `cannot wait for <what> to ...: ... (see its
 // events in the <console> console)`.
-function storeWaits<Live extends { status: string }>(target: Waited<Live>, options: StoreOptions) {
+function storeWaits<Live extends StoreState>(target: Waited<Live>, options: StoreOptions) {
   const waits = { ...target.waits, ...options.waits };
   const timing = {
     maxWaitTime: waits.maxWaitSeconds,
@@ -101,7 +115,7 @@ function storeWaits<Live extends { status: string }>(target: Waited<Live>, optio
 
 // An RDS instance or an ElastiCache replication group, with the subnet group
 // it is placed in and the parameter group that configures it.
-export interface Store<Desired extends { name: string }, Live extends { status: string }, Outputs>
+export interface Store<Desired extends { name: string }, Live extends StoreState, Outputs>
   extends Waited<Live> {
   // its names among the stack's: `cache`, `cacheSubnetGroup`, `cacheParameterGroup`
   names: 'cache' | 'db';
@@ -114,7 +128,7 @@ export interface Store<Desired extends { name: string }, Live extends { status: 
 }
 
 // The subnet group, the parameter group, then the store itself, waited on until available.
-export async function ensureStore<Desired extends { name: string }, Live extends { status: string }, Outputs>(
+export async function ensureStore<Desired extends { name: string }, Live extends StoreState, Outputs>(
   ctx: Ctx,
   store: Store<Desired, Live, Outputs>,
   inputs: StoreInputs,
@@ -145,7 +159,7 @@ export async function ensureStore<Desired extends { name: string }, Live extends
 // (InvalidDBInstanceState, InvalidReplicationGroupStateFault) until it is
 // available again, so what is found is waited out first; one that an
 // earlier teardown is deleting is only waited on.
-export async function deleteStore<Live extends { status: string }>(
+export async function deleteStore<Live extends StoreState>(
   ctx: Ctx,
   store: Store<never, Live, unknown>,
   options: StoreOptions,
