@@ -24,7 +24,6 @@ const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-cache
 describe('cache drift functions and the AUTH token', () => {
   const desired = desiredReplicationGroup(storeContext(), inputs, { arn: 'arn' });
   const actual = {
-    id: desired.name,
     status: 'available',
     nodeType: 'cache.t4g.micro',
     parameterGroup: desired.parameterGroup,

@@ -140,7 +140,6 @@ async function findReplicationGroup(ctx: Ctx, name: string): Promise<ActualRepli
   const cluster = clusters?.CacheClusters?.[0];
   const endpoint = group.NodeGroups?.[0]?.PrimaryEndpoint;
   return {
-    id: group.ReplicationGroupId ?? name,
     status: group.Status ?? 'available',
     nodeType: group.CacheNodeType ?? '',
     parameterGroup: cluster?.CacheParameterGroup?.CacheParameterGroupName,
@@ -222,7 +221,6 @@ const replicationGroups: Store<DesiredReplicationGroup, ActualReplicationGroup, 
       // as asked for, until the waiter sees it available with its endpoint
       return {
         ...desired,
-        id: desired.name,
         status: 'creating',
         atRestEncryption: true,
         transitEncryption: true,

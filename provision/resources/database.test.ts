@@ -30,7 +30,6 @@ const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-db' }
 describe('database drift functions', () => {
   const desired = desiredInstance(storeContext(), inputs);
   const actual: ActualInstance = {
-    id: desired.name,
     status: 'available',
     instanceClass: 'db.t4g.micro',
     allocatedStorageGb: 20,

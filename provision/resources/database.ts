@@ -131,7 +131,6 @@ async function findInstance(ctx: Ctx, name: string): Promise<ActualInstance | un
   const instance = found?.DBInstances?.[0];
   if (instance === undefined) return undefined;
   return {
-    id: instance.DBInstanceIdentifier ?? '',
     status: instance.DBInstanceStatus ?? 'available',
     instanceClass: instance.DBInstanceClass ?? '',
     allocatedStorageGb: instance.AllocatedStorage ?? 0,
@@ -222,7 +221,7 @@ const instances: Store<DesiredInstance, ActualInstance, DatabaseOutputs> = {
         }),
       );
       // as asked for, until the waiter sees it available with its endpoint
-      return { ...desired, id: desired.name, status: 'creating', storageEncrypted: true };
+      return { ...desired, status: 'creating', storageEncrypted: true };
     },
     alreadyExists: (error) => error instanceof DBInstanceAlreadyExistsFault,
     // applied on an available instance, and waited out

@@ -46,7 +46,6 @@ export interface Endpoint {
 
 // what a live RDS instance and a live replication group both say
 export interface StoreState extends Partial<Endpoint> {
-  id: string;
   status: string;
   parameterGroup: string | undefined;
   securityGroupIds: string[];
