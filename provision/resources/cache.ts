@@ -256,11 +256,7 @@ const replicationGroups: Store<DesiredReplicationGroup, ActualReplicationGroup, 
   }),
 };
 
-export async function ensureCache(
-  ctx: Ctx,
-  inputs: StoreInputs,
-  options: CacheOptions = {},
-): Promise<CacheOutputs> {
+export async function ensureCache(ctx: Ctx, inputs: StoreInputs, options: CacheOptions = {}) {
   // the secret first: an interrupted run must never leave a group whose token is lost
   const secret = await ensureAuthSecret(ctx);
   return ensureStore(ctx, replicationGroups, inputs, options, desiredReplicationGroup(ctx, inputs, secret));

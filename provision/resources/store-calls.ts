@@ -51,8 +51,9 @@ export interface StoreState extends Partial<Endpoint> {
   securityGroupIds: string[];
 }
 
-// How to wait on one kind of RDS or ElastiCache resource, and where it is placed
-interface Waited<Live> {
+// An RDS instance or an ElastiCache replication group, with the subnet group
+// it is placed in and the parameter group that configures it.
+export interface Store<Desired extends { name: string }, Live extends StoreState, Outputs> {
   // `RDS instance`
   what: string;
   // whose console shows its events
@@ -65,14 +66,23 @@ interface Waited<Live> {
     timing: { maxWaitTime: number; minDelay: number; maxDelay: number },
     name: string,
   ): Promise<unknown>;
+  // its state, or undefined when absent (what the resource's find checks besides is its own)
   find(ctx: Ctx, name: string): Promise<Live | undefined>;
+  // its names among the stack's: `cache`, `cacheSubnetGroup`, `cacheParameterGroup`
+  names: 'cache' | 'db';
+  subnetGroups: Groups<[name: string, subnetIds: readonly string[]]>;
+  parameterGroups: Groups<[spec: ParameterGroupSpec]>;
+  // its parameter group, but for the name and the tags
+  parameterGroup(ctx: Ctx): Omit<ParameterGroupSpec, 'name' | 'tags'>;
+  // available: until the store is available, and its state then
+  resource(available: (ctx: Ctx, name: string) => Promise<Live>): Resource<Desired, Live, Outputs>;
 }
 
 // The waits of a resource that takes minutes to change: until available (and
 // read again, for its endpoint appears only then) and until deleted, with
 // progress lines, failing as `cannot wait for <what> to ...: ... (see its
 // events in the <console> console)`.
-function storeWaits<Live extends StoreState>(target: Waited<Live>, options: StoreOptions) {
+function storeWaits<Live extends StoreState>(target: Store<never, Live, unknown>, options: StoreOptions) {
   const waits = { ...target.waits, ...options.waits };
   const timing = {
     maxWaitTime: waits.maxWaitSeconds,
@@ -112,20 +122,6 @@ function storeWaits<Live extends StoreState>(target: Waited<Live>, options: Stor
   return { available, waitGone: (ctx: Ctx, name: string) => waitUntil(ctx, name, 'deleted') };
 }
 
-// An RDS instance or an ElastiCache replication group, with the subnet group
-// it is placed in and the parameter group that configures it.
-export interface Store<Desired extends { name: string }, Live extends StoreState, Outputs>
-  extends Waited<Live> {
-  // its names among the stack's: `cache`, `cacheSubnetGroup`, `cacheParameterGroup`
-  names: 'cache' | 'db';
-  subnetGroups: Groups<[name: string, subnetIds: readonly string[]]>;
-  parameterGroups: Groups<[spec: ParameterGroupSpec]>;
-  // its parameter group, but for the name and the tags
-  parameterGroup(ctx: Ctx): Omit<ParameterGroupSpec, 'name' | 'tags'>;
-  // available: until the store is available, and its state then
-  resource(available: (ctx: Ctx, name: string) => Promise<Live>): Resource<Desired, Live, Outputs>;
-}
-
 // The subnet group, the parameter group, then the store itself, waited on until available.
 export async function ensureStore<Desired extends { name: string }, Live extends StoreState, Outputs>(
   ctx: Ctx,
@@ -162,7 +158,8 @@ export async function deleteStore<Live extends StoreState>(
   ctx: Ctx,
   store: Store<never, Live, unknown>,
   options: StoreOptions,
-  deletion: Partial<Pick<Waited<Live>, 'find'>> & Required<Pick<Resource<never, Live, unknown>, 'remove'>>,
+  deletion: Partial<Pick<Store<never, Live, unknown>, 'find'>> &
+    Required<Pick<Resource<never, Live, unknown>, 'remove'>>,
 ): Promise<void> {
   const { available, waitGone } = storeWaits(store, options);
   const find = deletion.find ?? store.find;
