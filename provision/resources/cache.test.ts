@@ -6,11 +6,10 @@ import { callLog, callNames, mutatingCalls } from '../../test/fakes/calls.ts';
 import { installElastiCacheFake } from '../../test/fakes/elasticache.ts';
 import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
 import {
-  deleteAgain,
   planThenCreate,
   planThenUpdate,
   rejectsWithout,
-  rerunUnchanged,
+  rerun,
   storeContext,
   testDrift,
   useFakes,
@@ -100,7 +99,7 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
 
   test('a second run makes zero mutating calls, reuses the secret, and reports everything unchanged', async () => {
     const before = [...secrets.state.secrets.values()][0]?.SecretString;
-    await rerunUnchanged((ctx) => ensureCache(ctx, inputs, { waits }));
+    await rerun(Action.unchanged, (ctx) => ensureCache(ctx, inputs, { waits }));
     assert.equal([...secrets.state.secrets.values()][0]?.SecretString, before);
   });
 
@@ -227,7 +226,7 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
     const deleteSecret = callLog.find((c) => c.command === 'DeleteSecret');
     assert.equal((deleteSecret?.input as { RecoveryWindowInDays?: number }).RecoveryWindowInDays, 7);
 
-    await deleteAgain((ctx) => deleteCache(ctx, { waits }));
+    await rerun(Action.absent, (ctx) => deleteCache(ctx, { waits }));
   });
 
   test('up after a teardown restores the scheduled secret and reuses its token', async () => {

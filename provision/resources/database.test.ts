@@ -6,11 +6,10 @@ import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/
 import { installRdsFake } from '../../test/fakes/rds.ts';
 import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
 import {
-  deleteAgain,
   planThenCreate,
   planThenUpdate,
   rejectsWithout,
-  rerunUnchanged,
+  rerun,
   storeContext,
   testDrift,
   useFakes,
@@ -118,7 +117,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
   });
 
   test('a second run makes zero mutating calls and reports everything unchanged', async () => {
-    await rerunUnchanged((ctx) => ensureDatabase(ctx, inputs, { waits }));
+    await rerun(Action.unchanged, (ctx) => ensureDatabase(ctx, inputs, { waits }));
   });
 
   test('a read RDS refuses stops the run with the step and the permission to check', async () => {
@@ -240,6 +239,6 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
       'the deleted waiter polled',
     );
 
-    await deleteAgain((ctx) => deleteDatabase(ctx, { force: false, finalSnapshot: true, waits }));
+    await rerun(Action.absent, (ctx) => deleteDatabase(ctx, { force: false, finalSnapshot: true, waits }));
   });
 });

@@ -4,7 +4,7 @@ import { Action } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, observeCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installElastiCacheFake } from '../../test/fakes/elasticache.ts';
 import { installRdsFake } from '../../test/fakes/rds.ts';
-import { deleteAgain, rejectsWithout, storeContext, useFakes } from '../../test/support/stores.ts';
+import { rejectsWithout, rerun, storeContext, useFakes } from '../../test/support/stores.ts';
 import {
   cacheParameterGroups,
   dbParameterGroups,
@@ -182,7 +182,7 @@ for (const s of services) {
       assert.equal(fake.state.subnetGroups.size, 0);
       assert.ok(ctx.changes.every((c) => c.action === Action.delete));
 
-      await deleteAgain(async (again) => {
+      await rerun(Action.absent, async (again) => {
         await s.parameters.delete(again, parameterGroup);
         await s.subnets.delete(again, subnetGroup);
       });

@@ -104,19 +104,15 @@ export async function planThenUpdate(
   assert.deepEqual(mutatingCalls()[0]?.input, expected.input);
 }
 
-// A run over what is already in place makes zero mutating calls and reports everything unchanged.
-export async function rerunUnchanged(run: (ctx: StoreCtx) => Promise<unknown>): Promise<void> {
+// A run over what is in place (`unchanged`) or a delete of what is gone
+// (`absent`): no mutating call, and every resource reported so.
+export async function rerun(
+  action: typeof Action.unchanged | typeof Action.absent,
+  run: (ctx: StoreCtx) => Promise<unknown>,
+): Promise<void> {
+  resetCalls();
   const ctx = storeContext();
   await run(ctx);
   assert.deepEqual(mutatingCalls(), []);
-  assert.ok(ctx.changes.every((c) => c.action === Action.unchanged));
-}
-
-// A second delete makes no mutating call and finds everything absent.
-export async function deleteAgain(run: (ctx: StoreCtx) => Promise<unknown>): Promise<void> {
-  resetCalls();
-  const again = storeContext();
-  await run(again);
-  assert.deepEqual(mutatingCalls(), []);
-  assert.ok(again.changes.every((c) => c.action === Action.absent));
+  assert.ok(ctx.changes.every((c) => c.action === action));
 }
