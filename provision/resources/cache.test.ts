@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { UsageError } from '../../lib/errors.ts';
-import { Action, type Ctx } from '../../lib/reconcile.ts';
-import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
+import { Action } from '../../lib/reconcile.ts';
+import { callLog, callNames, mutatingCalls } from '../../test/fakes/calls.ts';
 import { installElastiCacheFake } from '../../test/fakes/elasticache.ts';
 import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
 import {
+  planThenCreate,
+  planThenUpdate,
   rejectsWithout,
+  rerun,
   storeContext,
-  summary,
+  testDrift,
   useFakes,
   fastWaits as waits,
 } from '../../test/support/stores.ts';
@@ -17,14 +20,9 @@ import { authTokenLength, generateAuthToken } from './cache-secret.ts';
 
 const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-cache' };
 
-function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply') {
-  return storeContext(mode, env);
-}
-
 describe('cache drift functions and the AUTH token', () => {
-  const desired = desiredReplicationGroup(makeCtx(), inputs, { arn: 'arn' });
+  const desired = desiredReplicationGroup(storeContext(), inputs, { arn: 'arn' });
   const actual = {
-    id: desired.name,
     status: 'available',
     nodeType: 'cache.t4g.micro',
     parameterGroup: desired.parameterGroup,
@@ -35,7 +33,7 @@ describe('cache drift functions and the AUTH token', () => {
     transitEncryption: true,
     authTokenEnabled: true,
   };
-  const cases = [
+  testDrift('replicationGroupDrift', replicationGroupDrift, desired, actual, [
     { name: 'in sync', change: {}, fields: [] },
     { name: 'node type', change: { nodeType: 'cache.t4g.small' }, fields: ['CacheNodeType'] },
     {
@@ -48,15 +46,7 @@ describe('cache drift functions and the AUTH token', () => {
       change: { securityGroupIds: ['sg-cache', 'sg-other'] },
       fields: ['SecurityGroupIds'],
     },
-  ];
-  for (const { name, change, fields } of cases) {
-    test(`replicationGroupDrift: ${name}`, () => {
-      assert.deepEqual(
-        replicationGroupDrift(desired, { ...actual, ...change }).map((f) => f.field),
-        fields,
-      );
-    });
-  }
+  ]);
 
   test('AUTH tokens are long, use only allowed characters, and differ every time', () => {
     const tokens = new Set(Array.from({ length: 50 }, () => generateAuthToken()));
@@ -72,15 +62,8 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
   useFakes(elasticache, secrets);
 
   test('plan mode makes no mutating call; the real run then creates what the plan listed', async () => {
-    const plan = makeCtx({}, 'plan');
-    const planned = await ensureCache(plan, inputs, { waits });
-    assert.deepEqual(mutatingCalls(), []);
+    const { planned, apply, out } = await planThenCreate((ctx) => ensureCache(ctx, inputs, { waits }));
     assert.match(planned.host, /known after apply/);
-
-    const apply = makeCtx();
-    const out = await ensureCache(apply, inputs, { waits });
-    assert.deepEqual(summary(apply), summary(plan));
-    assert.ok(apply.changes.every((c) => c.action === Action.create));
     assert.match(out.host, /^master\.ada-linecount-test-cache\./);
     assert.equal(out.port, 6379);
     assert.match(out.authSecretArn, /^arn:aws:secretsmanager:.*:secret:ada-linecount-test\/cache-auth-/);
@@ -115,47 +98,37 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
   });
 
   test('a second run makes zero mutating calls, reuses the secret, and reports everything unchanged', async () => {
-    const ctx = makeCtx();
     const before = [...secrets.state.secrets.values()][0]?.SecretString;
-    await ensureCache(ctx, inputs, { waits });
-    assert.deepEqual(mutatingCalls(), []);
-    assert.ok(ctx.changes.every((c) => c.action === Action.unchanged));
+    await rerun(Action.unchanged, (ctx) => ensureCache(ctx, inputs, { waits }));
     assert.equal([...secrets.state.secrets.values()][0]?.SecretString, before);
   });
 
   test('a new node type is applied with ModifyReplicationGroup only; plan reports the same change', async () => {
-    const env = { CACHE_NODE_TYPE: 'cache.t4g.small' };
-    const plan = makeCtx(env, 'plan');
-    await ensureCache(plan, inputs, { waits });
-    assert.deepEqual(mutatingCalls(), []);
-
-    const apply = makeCtx(env);
-    await ensureCache(apply, inputs, { waits });
-    assert.deepEqual(apply.changes, plan.changes);
-    assert.deepEqual(
-      apply.changes.filter((c) => c.action !== Action.unchanged),
-      [
-        {
+    await planThenUpdate(
+      (ctx) => ensureCache(ctx, inputs, { waits }),
+      { CACHE_NODE_TYPE: 'cache.t4g.small' },
+      {
+        change: {
           kind: 'cache-replication-group',
           name: 'ada-linecount-test-cache',
           action: Action.update,
           fields: [{ field: 'CacheNodeType', from: 'cache.t4g.micro', to: 'cache.t4g.small' }],
         },
-      ],
+        call: 'elasticache:ModifyReplicationGroup',
+        input: {
+          ReplicationGroupId: 'ada-linecount-test-cache',
+          ApplyImmediately: true,
+          CacheNodeType: 'cache.t4g.small',
+        },
+      },
     );
-    assert.deepEqual(callNames(mutatingCalls()), ['elasticache:ModifyReplicationGroup']);
-    assert.deepEqual(mutatingCalls()[0]?.input, {
-      ReplicationGroupId: 'ada-linecount-test-cache',
-      ApplyImmediately: true,
-      CacheNodeType: 'cache.t4g.small',
-    });
     assert.equal(elasticache.state.replicationGroups.get('ada-linecount-test-cache')?.status, 'available');
   });
 
   test('an eviction policy changed out of band is set back to noeviction', async () => {
     const group = elasticache.state.parameterGroups.get('ada-linecount-test-cache-noeviction');
     if (group) group.parameters['maxmemory-policy'] = 'allkeys-lru';
-    await ensureCache(makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits });
+    await ensureCache(storeContext({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits });
     assert.deepEqual(callNames(mutatingCalls()), ['elasticache:ModifyCacheParameterGroup']);
     assert.equal(group?.parameters['maxmemory-policy'], 'noeviction');
   });
@@ -186,7 +159,7 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
     for (const [action, message] of reads) {
       await rejectsWithout(
         action,
-        () => ensureCache(makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits }),
+        () => ensureCache(storeContext({ CACHE_NODE_TYPE: 'cache.t4g.small' }), inputs, { waits }),
         message,
       );
     }
@@ -194,26 +167,22 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
 
   test('CACHE_ENGINE=redis over the valkey8 parameter group is refused with what to do, in plan mode too', async () => {
     for (const mode of ['plan', 'apply'] as const) {
-      await assert.rejects(
-        ensureCache(makeCtx({ CACHE_ENGINE: 'redis', CACHE_NODE_TYPE: 'cache.t4g.small' }, mode), inputs, {
-          waits,
-        }),
-        (error: Error) => {
-          assert.ok(error instanceof UsageError);
-          assert.equal(
-            error.message,
-            'cache parameter group ada-linecount-test-cache-noeviction has family valkey8, CACHE_ENGINE=redis needs redis7: set CACHE_ENGINE back, or tear the cache down first (teardown/down.ts)',
-          );
-          return true;
-        },
-      );
+      const ctx = storeContext({ CACHE_ENGINE: 'redis', CACHE_NODE_TYPE: 'cache.t4g.small' }, mode);
+      await assert.rejects(ensureCache(ctx, inputs, { waits }), (error: Error) => {
+        assert.ok(error instanceof UsageError);
+        assert.equal(
+          error.message,
+          'cache parameter group ada-linecount-test-cache-noeviction has family valkey8, CACHE_ENGINE=redis needs redis7: set CACHE_ENGINE back, or tear the cache down first (teardown/down.ts)',
+        );
+        return true;
+      });
     }
     assert.deepEqual(mutatingCalls(), []);
   });
 
   test('a secret lost while the group exists is created again and its new token set on the group', async () => {
     secrets.state.secrets.clear();
-    const ctx = makeCtx({ CACHE_NODE_TYPE: 'cache.t4g.small' });
+    const ctx = storeContext({ CACHE_NODE_TYPE: 'cache.t4g.small' });
     await ensureCache(ctx, inputs, { waits });
     assert.deepEqual(callNames(mutatingCalls()), [
       'secretsmanager:CreateSecret',
@@ -247,7 +216,7 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
   });
 
   test('delete removes the group, both groups and schedules the secret; a second delete is a no-op', async () => {
-    const ctx = makeCtx();
+    const ctx = storeContext();
     await deleteCache(ctx, { waits });
     assert.equal(elasticache.state.replicationGroups.size, 0);
     assert.equal(elasticache.state.parameterGroups.size, 0);
@@ -257,20 +226,16 @@ describe('ensureCache and deleteCache against the ElastiCache and Secrets Manage
     const deleteSecret = callLog.find((c) => c.command === 'DeleteSecret');
     assert.equal((deleteSecret?.input as { RecoveryWindowInDays?: number }).RecoveryWindowInDays, 7);
 
-    resetCalls();
-    const again = makeCtx();
-    await deleteCache(again, { waits });
-    assert.deepEqual(mutatingCalls(), []);
-    assert.ok(again.changes.every((c) => c.action === Action.absent));
+    await rerun(Action.absent, (ctx) => deleteCache(ctx, { waits }));
   });
 
   test('up after a teardown restores the scheduled secret and reuses its token', async () => {
     const token = [...secrets.state.secrets.values()][0]?.SecretString;
-    const ctx = makeCtx();
+    const ctx = storeContext();
     await ensureCache(ctx, inputs, { waits });
     assert.equal(callNames(mutatingCalls())[0], 'secretsmanager:RestoreSecret');
     assert.equal(elasticache.state.replicationGroups.get('ada-linecount-test-cache')?.authToken, token);
-    await deleteCache(makeCtx(), { waits, force: true });
+    await deleteCache(storeContext(), { waits, force: true });
     assert.equal(secrets.state.secrets.size, 0);
   });
 });

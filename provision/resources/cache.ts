@@ -11,21 +11,21 @@ import {
   waitUntilReplicationGroupAvailable,
   waitUntilReplicationGroupDeleted,
 } from '@aws-sdk/client-elasticache';
-import {
-  type Ctx,
-  destroy,
-  diffFields,
-  type FieldChange,
-  pending,
-  type Resource,
-  reconcile,
-  step,
-} from '../../lib/reconcile.ts';
+import { type Ctx, diffFields, type FieldChange, pending, step } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 import { type AuthSecret, deleteAuthSecret, ensureAuthSecret, readAuthToken } from './cache-secret.ts';
-import { cacheParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { orAbsent, type StoreInputs, type StoreOptions, storeWaits, type Waits } from './store-calls.ts';
-import { cacheSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
+import { cacheParameterGroups } from './parameter-group.ts';
+import {
+  deleteStore,
+  type Endpoint,
+  ensureStore,
+  orAbsent,
+  type Store,
+  type StoreInputs,
+  type StoreOptions,
+  type StoreState,
+} from './store-calls.ts';
+import { cacheSubnetGroups } from './subnet-group.ts';
 
 // The ElastiCache replication group: the idempotency store and write-behind
 // buffer. ensureCache also keeps what it needs: its AUTH token secret, its
@@ -55,7 +55,7 @@ export const cacheReplicas = 1;
 // (docs/design.md), so memory pressure must fail writes instead, at once.
 export const cacheParameters = { 'maxmemory-policy': 'noeviction' } as const;
 
-export const cacheWaits: Waits = {
+export const cacheWaits = {
   // creating a replication group takes ~10-15 min; a node-type change longer
   maxWaitSeconds: 3600,
   minDelaySeconds: 15,
@@ -63,47 +63,23 @@ export const cacheWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface CacheOutputs {
-  host: string;
-  port: number;
+export interface CacheOutputs extends Endpoint {
   authSecretArn: string;
 }
 
 export type CacheOptions = StoreOptions;
 
-export interface DesiredReplicationGroup {
-  name: string;
-  engine: 'valkey' | 'redis';
-  engineVersion: string;
-  nodeType: string;
-  parameterGroup: string;
-  securityGroupIds: string[];
-  subnetGroup: string;
-  authSecretArn: string;
-  // set when this run created the secret: the group gets this token, and one
-  // that already exists had its old token lost with the old secret
-  newAuthToken: string | undefined;
-}
+export type DesiredReplicationGroup = ReturnType<typeof desiredReplicationGroup>;
 
-export interface ActualReplicationGroup {
-  id: string;
-  status: string;
+// host and port are known once available
+export interface ActualReplicationGroup extends StoreState {
   nodeType: string;
-  parameterGroup: string | undefined;
-  securityGroupIds: string[];
-  // known once available
-  host?: string | undefined;
-  port?: number | undefined;
   atRestEncryption: boolean;
   transitEncryption: boolean;
   authTokenEnabled: boolean;
 }
 
-export function desiredReplicationGroup(
-  ctx: Ctx,
-  inputs: StoreInputs,
-  secret: AuthSecret,
-): DesiredReplicationGroup {
+export function desiredReplicationGroup(ctx: Ctx, inputs: StoreInputs, secret: AuthSecret) {
   const engine = ctx.config.provision.cacheEngine;
   return {
     name: ctx.names.cache,
@@ -114,6 +90,8 @@ export function desiredReplicationGroup(
     securityGroupIds: [inputs.securityGroupId],
     subnetGroup: ctx.names.cacheSubnetGroup,
     authSecretArn: secret.arn,
+    // set when this run created the secret: the group gets this token, and one
+    // that already exists had its old token lost with the old secret
     newAuthToken: secret.created,
   };
 }
@@ -137,37 +115,31 @@ export function replicationGroupDrift(
 
 async function findReplicationGroup(ctx: Ctx, name: string): Promise<ActualReplicationGroup | undefined> {
   const client = ctx.clients.elasticache;
-  const group = await step(
-    `read replication group ${name}`,
-    'elasticache:DescribeReplicationGroups',
-    async () => {
-      const found = await orAbsent(
-        () => client.send(new DescribeReplicationGroupsCommand({ ReplicationGroupId: name })),
-        ReplicationGroupNotFoundFault,
-      );
-      return found?.ReplicationGroups?.[0];
-    },
+  const found = await step(`read replication group ${name}`, 'elasticache:DescribeReplicationGroups', () =>
+    orAbsent(
+      () => client.send(new DescribeReplicationGroupsCommand({ ReplicationGroupId: name })),
+      ReplicationGroupNotFoundFault,
+    ),
   );
+  const group = found?.ReplicationGroups?.[0];
   if (group === undefined) return undefined;
   // the parameter group and security groups live on the member clusters
   const member = group.MemberClusters?.[0];
-  const cluster =
+  const clusters =
     member === undefined
       ? undefined
       : await step(
           `read cache cluster ${member} of replication group ${name}`,
           'elasticache:DescribeCacheClusters',
-          async () => {
-            const found = await orAbsent(
+          () =>
+            orAbsent(
               () => client.send(new DescribeCacheClustersCommand({ CacheClusterId: member })),
               CacheClusterNotFoundFault,
-            );
-            return found?.CacheClusters?.[0];
-          },
+            ),
         );
+  const cluster = clusters?.CacheClusters?.[0];
   const endpoint = group.NodeGroups?.[0]?.PrimaryEndpoint;
   return {
-    id: group.ReplicationGroupId ?? name,
     status: group.Status ?? 'available',
     nodeType: group.CacheNodeType ?? '',
     parameterGroup: cluster?.CacheParameterGroup?.CacheParameterGroupName,
@@ -180,22 +152,31 @@ async function findReplicationGroup(ctx: Ctx, name: string): Promise<ActualRepli
   };
 }
 
-const waiting = (waits: Waits) =>
-  storeWaits(waits, {
-    what: 'ElastiCache replication group',
-    console: 'ElastiCache',
-    client: (ctx) => ctx.clients.elasticache,
-    input: (name) => ({ ReplicationGroupId: name }),
-    available: waitUntilReplicationGroupAvailable,
-    deleted: waitUntilReplicationGroupDeleted,
-    find: findReplicationGroup,
-  });
-
-function replicationGroup(
-  waits: Waits,
-): Resource<DesiredReplicationGroup, ActualReplicationGroup, CacheOutputs> {
-  const { available, wait, waitGone } = waiting(waits);
-  return {
+const replicationGroups: Store<DesiredReplicationGroup, ActualReplicationGroup, CacheOutputs> = {
+  what: 'ElastiCache replication group',
+  console: 'ElastiCache',
+  waitUntil: (ctx, until, timing, ReplicationGroupId) =>
+    (until === 'available' ? waitUntilReplicationGroupAvailable : waitUntilReplicationGroupDeleted)(
+      { client: ctx.clients.elasticache, ...timing },
+      { ReplicationGroupId },
+    ),
+  find: findReplicationGroup,
+  names: 'cache',
+  waits: cacheWaits,
+  subnetGroups: cacheSubnetGroups,
+  parameterGroups: cacheParameterGroups,
+  parameterGroup(ctx) {
+    const engine = ctx.config.provision.cacheEngine;
+    const { family } = cacheEngines[engine];
+    return {
+      family,
+      description: `${ctx.names.base}: noeviction, the buffer must not lose keys`,
+      parameters: cacheParameters,
+      familyReason: `CACHE_ENGINE=${engine} needs ${family}`,
+      remedy: 'set CACHE_ENGINE back, or tear the cache down first (teardown/down.ts)',
+    };
+  },
+  resource: (available) => ({
     kind: 'cache-replication-group',
     permissions: {
       find: 'elasticache:DescribeReplicationGroups and elasticache:DescribeCacheClusters',
@@ -239,11 +220,8 @@ function replicationGroup(
       );
       // as asked for, until the waiter sees it available with its endpoint
       return {
-        id: desired.name,
+        ...desired,
         status: 'creating',
-        nodeType: desired.nodeType,
-        parameterGroup: desired.parameterGroup,
-        securityGroupIds: desired.securityGroupIds,
         atRestEncryption: true,
         transitEncryption: true,
         authTokenEnabled: true,
@@ -252,61 +230,36 @@ function replicationGroup(
     alreadyExists: (error) => error instanceof ReplicationGroupAlreadyExistsFault,
     // each change is applied on an available group and waited out
     async update(ctx, desired, actual, drift) {
-      const modify = (change: Partial<ModifyReplicationGroupMessage>) =>
-        ctx.clients.elasticache.send(
+      const modify = async (change: Partial<ModifyReplicationGroupMessage>) => {
+        await ctx.clients.elasticache.send(
           new ModifyReplicationGroupCommand({
             ReplicationGroupId: desired.name,
             ApplyImmediately: true,
             ...change,
           }),
         );
+        await available(ctx, desired.name);
+      };
       if (actual.status !== 'available') await available(ctx, desired.name);
       const settings = drift.filter((f) => f.field !== lostToken.field);
-      if (settings.length > 0) {
-        await modify(Object.fromEntries(settings.map((f) => [f.field, f.to])));
-        await available(ctx, desired.name);
-      }
+      if (settings.length > 0) await modify(Object.fromEntries(settings.map((f) => [f.field, f.to])));
       if (desired.newAuthToken !== undefined) {
         await modify({ AuthToken: desired.newAuthToken, AuthTokenUpdateStrategy: 'SET' });
-        await available(ctx, desired.name);
       }
     },
-    wait,
     outputs: (_ctx, desired, actual) => ({
       host: actual?.host ?? pending('cache endpoint'),
       port: actual?.port ?? cachePort,
       authSecretArn: desired.authSecretArn,
     }),
-    remove: async (ctx, name, actual) => {
-      if (actual.status === 'deleting') return;
-      await ctx.clients.elasticache.send(new DeleteReplicationGroupCommand({ ReplicationGroupId: name }));
-    },
     isNotFound: (error) => error instanceof ReplicationGroupNotFoundFault,
-    waitGone,
-  };
-}
+  }),
+};
 
-export async function ensureCache(
-  ctx: Ctx,
-  inputs: StoreInputs,
-  options: CacheOptions = {},
-): Promise<CacheOutputs> {
-  const waits = { ...cacheWaits, ...options.waits };
-  const engine = ctx.config.provision.cacheEngine;
-  const { family } = cacheEngines[engine];
+export async function ensureCache(ctx: Ctx, inputs: StoreInputs, options: CacheOptions = {}) {
   // the secret first: an interrupted run must never leave a group whose token is lost
   const secret = await ensureAuthSecret(ctx);
-  await ensureSubnetGroup(ctx, cacheSubnetGroups, ctx.names.cacheSubnetGroup, inputs.subnetIds);
-  await ensureParameterGroup(ctx, cacheParameterGroups, {
-    name: ctx.names.cacheParameterGroup,
-    family,
-    description: `${ctx.names.base}: noeviction, the buffer must not lose keys`,
-    parameters: cacheParameters,
-    tags: ctx.names.tags,
-    familyReason: `CACHE_ENGINE=${engine} needs ${family}`,
-    remedy: 'set CACHE_ENGINE back, or tear the cache down first (teardown/down.ts)',
-  });
-  return reconcile(ctx, replicationGroup(waits), desiredReplicationGroup(ctx, inputs, secret));
+  return ensureStore(ctx, replicationGroups, inputs, options, desiredReplicationGroup(ctx, inputs, secret));
 }
 
 export interface DeleteCacheOptions extends CacheOptions {
@@ -315,17 +268,9 @@ export interface DeleteCacheOptions extends CacheOptions {
 }
 
 export async function deleteCache(ctx: Ctx, options: DeleteCacheOptions = {}): Promise<void> {
-  const waits = { ...cacheWaits, ...options.waits };
-  const group = replicationGroup(waits);
-  await destroy(
-    ctx,
-    {
-      ...group,
-      find: async (ctx, name) => waiting(waits).settled(ctx, name, await findReplicationGroup(ctx, name)),
-    },
-    ctx.names.cache,
-  );
-  await deleteParameterGroup(ctx, cacheParameterGroups, ctx.names.cacheParameterGroup);
-  await deleteSubnetGroup(ctx, cacheSubnetGroups, ctx.names.cacheSubnetGroup);
+  await deleteStore(ctx, replicationGroups, options, {
+    remove: (ctx, name) =>
+      ctx.clients.elasticache.send(new DeleteReplicationGroupCommand({ ReplicationGroupId: name })),
+  });
   await deleteAuthSecret(ctx, options.force ?? false);
 }

@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { UsageError } from '../../lib/errors.ts';
-import { Action, type Ctx } from '../../lib/reconcile.ts';
+import { Action } from '../../lib/reconcile.ts';
 import { callLog, callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installRdsFake } from '../../test/fakes/rds.ts';
 import { installSecretsManagerFake } from '../../test/fakes/secrets-manager.ts';
 import {
+  planThenCreate,
+  planThenUpdate,
   rejectsWithout,
+  rerun,
   storeContext,
-  summary,
+  testDrift,
   useFakes,
   fastWaits as waits,
 } from '../../test/support/stores.ts';
@@ -23,14 +26,9 @@ import {
 
 const inputs = { subnetIds: ['subnet-a', 'subnet-b'], securityGroupId: 'sg-db' };
 
-function makeCtx(env: Record<string, string> = {}, mode: Ctx['mode'] = 'apply') {
-  return storeContext(mode, env);
-}
-
 describe('database drift functions', () => {
-  const desired = desiredInstance(makeCtx(), inputs);
+  const desired = desiredInstance(storeContext(), inputs);
   const actual: ActualInstance = {
-    id: desired.name,
     status: 'available',
     instanceClass: 'db.t4g.micro',
     allocatedStorageGb: 20,
@@ -46,7 +44,7 @@ describe('database drift functions', () => {
     secretArn: 'arn',
     resourceId: 'db-ABCDEFGHIJKLMNOPQRSTUVWXYZ',
   };
-  const cases: { name: string; change: Partial<ActualInstance>; fields: string[] }[] = [
+  testDrift('instanceDrift', instanceDrift, desired, actual, [
     { name: 'in sync', change: {}, fields: [] },
     { name: 'instance class', change: { instanceClass: 'db.t4g.small' }, fields: ['DBInstanceClass'] },
     { name: 'deletion protection', change: { deletionProtection: true }, fields: ['DeletionProtection'] },
@@ -65,15 +63,7 @@ describe('database drift functions', () => {
     },
     { name: 'smaller storage', change: { allocatedStorageGb: 10 }, fields: ['AllocatedStorage'] },
     { name: 'larger storage than asked (cannot shrink)', change: { allocatedStorageGb: 100 }, fields: [] },
-  ];
-  for (const { name, change, fields } of cases) {
-    test(`instanceDrift: ${name}`, () => {
-      assert.deepEqual(
-        instanceDrift(desired, { ...actual, ...change }).map((f) => f.field),
-        fields,
-      );
-    });
-  }
+  ]);
 
   test('final snapshot ids are valid RDS identifiers with a timestamp', () => {
     const id = finalSnapshotId('ada-linecount-dev-db', new Date('2026-03-04T05:06:07.890Z'));
@@ -88,16 +78,9 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
   useFakes(rds, secrets);
 
   test('plan mode makes no mutating call; the real run then creates what the plan listed', async () => {
-    const plan = makeCtx({}, 'plan');
-    const planned = await ensureDatabase(plan, inputs, { waits });
-    assert.deepEqual(mutatingCalls(), []);
+    const { planned, apply, out } = await planThenCreate((ctx) => ensureDatabase(ctx, inputs, { waits }));
     assert.match(planned.secretArn, /known after apply/);
     assert.match(planned.resourceId, /known after apply/);
-
-    const apply = makeCtx();
-    const out = await ensureDatabase(apply, inputs, { waits });
-    assert.deepEqual(summary(apply), summary(plan));
-    assert.ok(apply.changes.every((c) => c.action === Action.create));
     assert.deepEqual(
       { ...out, host: out.host.split('.')[0] },
       {
@@ -134,10 +117,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
   });
 
   test('a second run makes zero mutating calls and reports everything unchanged', async () => {
-    const ctx = makeCtx();
-    await ensureDatabase(ctx, inputs, { waits });
-    assert.deepEqual(mutatingCalls(), []);
-    assert.ok(ctx.changes.every((c) => c.action === Action.unchanged));
+    await rerun(Action.unchanged, (ctx) => ensureDatabase(ctx, inputs, { waits }));
   });
 
   test('a read RDS refuses stops the run with the step and the permission to check', async () => {
@@ -156,7 +136,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
       ],
     ] as const;
     for (const [action, message] of reads) {
-      await rejectsWithout(action, () => ensureDatabase(makeCtx(), inputs, { waits }), message);
+      await rejectsWithout(action, () => ensureDatabase(storeContext(), inputs, { waits }), message);
     }
   });
 
@@ -166,7 +146,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     group.family = 'postgres16';
     try {
       for (const mode of ['plan', 'apply'] as const) {
-        await assert.rejects(ensureDatabase(makeCtx({}, mode), inputs, { waits }), (error: Error) => {
+        await assert.rejects(ensureDatabase(storeContext({}, mode), inputs, { waits }), (error: Error) => {
           assert.ok(error instanceof UsageError);
           assert.equal(
             error.message,
@@ -185,7 +165,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     const instance = rds.state.instances.get('ada-linecount-test-db');
     assert.ok(instance);
     instance.iamDatabaseAuthentication = false;
-    const ctx = makeCtx();
+    const ctx = storeContext();
     await ensureDatabase(ctx, inputs, { waits });
     assert.deepEqual(callNames(mutatingCalls()), ['rds:ModifyDBInstance']);
     assert.deepEqual(mutatingCalls()[0]?.input, {
@@ -195,46 +175,39 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
     });
     assert.equal(instance.iamDatabaseAuthentication, true);
     resetCalls();
-    await ensureDatabase(makeCtx(), inputs, { waits });
+    await ensureDatabase(storeContext(), inputs, { waits });
     assert.deepEqual(mutatingCalls(), []);
   });
 
   test('a new instance class changes exactly that, with ApplyImmediately; plan reports the same change', async () => {
-    const env = { DB_INSTANCE_CLASS: 'db.t4g.small' };
-    const plan = makeCtx(env, 'plan');
-    await ensureDatabase(plan, inputs, { waits });
-    assert.deepEqual(mutatingCalls(), []);
-
-    const apply = makeCtx(env);
-    await ensureDatabase(apply, inputs, { waits });
-    assert.deepEqual(apply.changes, plan.changes);
-    assert.deepEqual(
-      apply.changes.filter((c) => c.action !== Action.unchanged),
-      [
-        {
+    await planThenUpdate(
+      (ctx) => ensureDatabase(ctx, inputs, { waits }),
+      { DB_INSTANCE_CLASS: 'db.t4g.small' },
+      {
+        change: {
           kind: 'db-instance',
           name: 'ada-linecount-test-db',
           action: Action.update,
           fields: [{ field: 'DBInstanceClass', from: 'db.t4g.micro', to: 'db.t4g.small' }],
         },
-      ],
+        call: 'rds:ModifyDBInstance',
+        input: {
+          DBInstanceIdentifier: 'ada-linecount-test-db',
+          ApplyImmediately: true,
+          DBInstanceClass: 'db.t4g.small',
+        },
+      },
     );
-    assert.deepEqual(callNames(mutatingCalls()), ['rds:ModifyDBInstance']);
-    assert.deepEqual(mutatingCalls()[0]?.input, {
-      DBInstanceIdentifier: 'ada-linecount-test-db',
-      ApplyImmediately: true,
-      DBInstanceClass: 'db.t4g.small',
-    });
     assert.equal(rds.state.instances.get('ada-linecount-test-db')?.status, 'available');
   });
 
   test('delete refuses while deletion protection is on, unless forced', async () => {
     const env = { DB_INSTANCE_CLASS: 'db.t4g.small', DB_DELETION_PROTECTION: 'true' };
-    await ensureDatabase(makeCtx(env), inputs, { waits });
+    await ensureDatabase(storeContext(env), inputs, { waits });
     assert.equal(rds.state.instances.get('ada-linecount-test-db')?.deletionProtection, true);
     resetCalls();
     await assert.rejects(
-      deleteDatabase(makeCtx(env), { force: false, finalSnapshot: false, waits }),
+      deleteDatabase(storeContext(env), { force: false, finalSnapshot: false, waits }),
       UsageError,
     );
     assert.deepEqual(mutatingCalls(), []);
@@ -242,7 +215,7 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
   });
 
   test('a forced delete turns protection off, takes the final snapshot, removes everything; a second delete is a no-op', async () => {
-    const ctx = makeCtx();
+    const ctx = storeContext();
     await deleteDatabase(ctx, { force: true, finalSnapshot: true, waits });
     assert.deepEqual(callNames(mutatingCalls()), [
       'rds:ModifyDBInstance',
@@ -266,10 +239,6 @@ describe('ensureDatabase and deleteDatabase against the RDS fake', () => {
       'the deleted waiter polled',
     );
 
-    resetCalls();
-    const again = makeCtx();
-    await deleteDatabase(again, { force: false, finalSnapshot: true, waits });
-    assert.deepEqual(mutatingCalls(), []);
-    assert.ok(again.changes.every((c) => c.action === Action.absent));
+    await rerun(Action.absent, (ctx) => deleteDatabase(ctx, { force: false, finalSnapshot: true, waits }));
   });
 });

@@ -1,6 +1,5 @@
 import {
   CreateDBInstanceCommand,
-  type DBInstance,
   DBInstanceAlreadyExistsFault,
   DBInstanceNotFoundFault,
   DeleteDBInstanceCommand,
@@ -10,20 +9,20 @@ import {
   waitUntilDBInstanceDeleted,
 } from '@aws-sdk/client-rds';
 import { UsageError } from '../../lib/errors.ts';
-import {
-  type Ctx,
-  destroy,
-  diffFields,
-  type FieldChange,
-  pending,
-  type Resource,
-  reconcile,
-  step,
-} from '../../lib/reconcile.ts';
+import { type Ctx, diffFields, type FieldChange, pending, step } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
-import { dbParameterGroups, deleteParameterGroup, ensureParameterGroup } from './parameter-group.ts';
-import { orAbsent, type StoreInputs, type StoreOptions, storeWaits, type Waits } from './store-calls.ts';
-import { dbSubnetGroups, deleteSubnetGroup, ensureSubnetGroup } from './subnet-group.ts';
+import { dbParameterGroups } from './parameter-group.ts';
+import {
+  deleteStore,
+  type Endpoint,
+  ensureStore,
+  orAbsent,
+  type Store,
+  type StoreInputs,
+  type StoreOptions,
+  type StoreState,
+} from './store-calls.ts';
+import { dbSubnetGroups } from './subnet-group.ts';
 
 // The RDS PostgreSQL instance: the system of record. ensureDatabase also
 // keeps what it needs: its subnet group and its parameter group.
@@ -38,7 +37,7 @@ export const dbEngine = { engine: 'postgres', majorVersion: '17', family: 'postg
 // parameter is dynamic, so it applies without a reboot.
 export const dbParameters = { 'rds.force_ssl': '1' } as const;
 
-export const databaseWaits: Waits = {
+export const databaseWaits = {
   // creating an instance takes ~5-15 min, a class change ~10 min, deletion with a snapshot longer
   maxWaitSeconds: 3600,
   minDelaySeconds: 30,
@@ -46,9 +45,7 @@ export const databaseWaits: Waits = {
   progressEveryMs: 15_000,
 };
 
-export interface DatabaseOutputs {
-  host: string;
-  port: number;
+export interface DatabaseOutputs extends Endpoint {
   name: string;
   // the RDS-managed master user secret: only the migration function reads it
   secretArn: string;
@@ -60,39 +57,22 @@ export interface DatabaseOutputs {
 
 export type DatabaseOptions = StoreOptions;
 
-export interface DesiredInstance {
-  name: string;
-  instanceClass: string;
-  allocatedStorageGb: number;
-  backupRetentionDays: number;
-  deletionProtection: boolean;
-  parameterGroup: string;
-  securityGroupIds: string[];
-  publiclyAccessible: false;
-  // the functions sign in with IAM authentication tokens, never a password
-  iamDatabaseAuthentication: true;
-}
+export type DesiredInstance = ReturnType<typeof desiredInstance>;
 
-export interface ActualInstance {
-  id: string;
-  status: string;
+export interface ActualInstance extends StoreState {
   instanceClass: string;
   allocatedStorageGb: number;
   backupRetentionDays: number;
   deletionProtection: boolean;
-  parameterGroup: string | undefined;
-  securityGroupIds: string[];
   publiclyAccessible: boolean;
   iamDatabaseAuthentication: boolean;
   storageEncrypted: boolean;
-  // known once available
-  host?: string | undefined;
-  port?: number | undefined;
+  // known once available, like the host and the port
   secretArn?: string | undefined;
   resourceId?: string | undefined;
 }
 
-export function desiredInstance(ctx: Ctx, inputs: StoreInputs): DesiredInstance {
+export function desiredInstance(ctx: Ctx, inputs: StoreInputs) {
   const p = ctx.config.provision;
   return {
     name: ctx.names.db,
@@ -102,8 +82,9 @@ export function desiredInstance(ctx: Ctx, inputs: StoreInputs): DesiredInstance 
     deletionProtection: p.dbDeletionProtection,
     parameterGroup: ctx.names.dbParameterGroup,
     securityGroupIds: [inputs.securityGroupId],
-    publiclyAccessible: false,
-    iamDatabaseAuthentication: true,
+    publiclyAccessible: false as const,
+    // the functions sign in with IAM authentication tokens, never a password
+    iamDatabaseAuthentication: true as const,
   };
 }
 
@@ -140,9 +121,16 @@ export function finalSnapshotId(dbId: string, at: Date): string {
   return `${dbId}-final-${at.toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
 }
 
-function toActual(instance: DBInstance): ActualInstance {
+async function findInstance(ctx: Ctx, name: string): Promise<ActualInstance | undefined> {
+  const found = await step(`read RDS instance ${name}`, 'rds:DescribeDBInstances', () =>
+    orAbsent(
+      () => ctx.clients.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: name })),
+      DBInstanceNotFoundFault,
+    ),
+  );
+  const instance = found?.DBInstances?.[0];
+  if (instance === undefined) return undefined;
   return {
-    id: instance.DBInstanceIdentifier ?? '',
     status: instance.DBInstanceStatus ?? 'available',
     instanceClass: instance.DBInstanceClass ?? '',
     allocatedStorageGb: instance.AllocatedStorage ?? 0,
@@ -160,30 +148,27 @@ function toActual(instance: DBInstance): ActualInstance {
   };
 }
 
-const findInstance = (ctx: Ctx, name: string): Promise<ActualInstance | undefined> =>
-  step(`read RDS instance ${name}`, 'rds:DescribeDBInstances', async () => {
-    const found = await orAbsent(
-      () => ctx.clients.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: name })),
-      DBInstanceNotFoundFault,
-    );
-    const instance = found?.DBInstances?.[0];
-    return instance && toActual(instance);
-  });
-
-const waiting = (waits: Waits) =>
-  storeWaits(waits, {
-    what: 'RDS instance',
-    console: 'RDS',
-    client: (ctx) => ctx.clients.rds,
-    input: (name) => ({ DBInstanceIdentifier: name }),
-    available: waitUntilDBInstanceAvailable,
-    deleted: waitUntilDBInstanceDeleted,
-    find: findInstance,
-  });
-
-function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, DatabaseOutputs> {
-  const { available, wait, waitGone } = waiting(waits);
-  return {
+const instances: Store<DesiredInstance, ActualInstance, DatabaseOutputs> = {
+  what: 'RDS instance',
+  console: 'RDS',
+  waitUntil: (ctx, until, timing, DBInstanceIdentifier) =>
+    (until === 'available' ? waitUntilDBInstanceAvailable : waitUntilDBInstanceDeleted)(
+      { client: ctx.clients.rds, ...timing },
+      { DBInstanceIdentifier },
+    ),
+  find: findInstance,
+  names: 'db',
+  waits: databaseWaits,
+  subnetGroups: dbSubnetGroups,
+  parameterGroups: dbParameterGroups,
+  parameterGroup: (ctx) => ({
+    family: dbEngine.family,
+    description: `${ctx.names.base}: TLS required`,
+    parameters: dbParameters,
+    familyReason: `this version needs ${dbEngine.family}`,
+    remedy: 'tear the database down first (teardown/down.ts)',
+  }),
+  resource: (available) => ({
     kind: 'db-instance',
     permissions: {
       find: 'rds:DescribeDBInstances',
@@ -236,7 +221,7 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
         }),
       );
       // as asked for, until the waiter sees it available with its endpoint
-      return { ...desired, id: desired.name, status: 'creating', storageEncrypted: true };
+      return { ...desired, status: 'creating', storageEncrypted: true };
     },
     alreadyExists: (error) => error instanceof DBInstanceAlreadyExistsFault,
     // applied on an available instance, and waited out
@@ -251,7 +236,6 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
       );
       await available(ctx, desired.name);
     },
-    wait,
     outputs: (ctx, _desired, actual) => ({
       host: actual?.host ?? pending('database endpoint'),
       port: actual?.port ?? dbEngine.port,
@@ -260,28 +244,11 @@ function dbInstance(waits: Waits): Resource<DesiredInstance, ActualInstance, Dat
       resourceId: actual?.resourceId ?? pending('database resource id'),
     }),
     isNotFound: (error) => error instanceof DBInstanceNotFoundFault,
-    waitGone,
-  };
-}
+  }),
+};
 
-export async function ensureDatabase(
-  ctx: Ctx,
-  inputs: StoreInputs,
-  options: DatabaseOptions = {},
-): Promise<DatabaseOutputs> {
-  const waits = { ...databaseWaits, ...options.waits };
-  await ensureSubnetGroup(ctx, dbSubnetGroups, ctx.names.dbSubnetGroup, inputs.subnetIds);
-  await ensureParameterGroup(ctx, dbParameterGroups, {
-    name: ctx.names.dbParameterGroup,
-    family: dbEngine.family,
-    description: `${ctx.names.base}: TLS required`,
-    parameters: dbParameters,
-    tags: ctx.names.tags,
-    familyReason: `this version needs ${dbEngine.family}`,
-    remedy: 'tear the database down first (teardown/down.ts)',
-  });
-  return reconcile(ctx, dbInstance(waits), desiredInstance(ctx, inputs));
-}
+export const ensureDatabase = (ctx: Ctx, inputs: StoreInputs, options: DatabaseOptions = {}) =>
+  ensureStore(ctx, instances, inputs, options, desiredInstance(ctx, inputs));
 
 export interface DeleteDatabaseOptions extends DatabaseOptions {
   // turn deletion protection off first instead of refusing
@@ -290,43 +257,33 @@ export interface DeleteDatabaseOptions extends DatabaseOptions {
   finalSnapshot: boolean;
 }
 
-export async function deleteDatabase(ctx: Ctx, options: DeleteDatabaseOptions): Promise<void> {
-  const waits = { ...databaseWaits, ...options.waits };
-  await destroy(
-    ctx,
-    {
-      ...dbInstance(waits),
-      async find(ctx, name) {
-        const found = await findInstance(ctx, name);
-        if (found?.deletionProtection && !options.force) {
-          throw new UsageError(
-            `RDS instance ${name} has deletion protection on; run teardown with --force to turn it off and delete it`,
-          );
-        }
-        return waiting(waits).settled(ctx, name, found);
-      },
-      async remove(ctx, name, actual) {
-        if (actual.status === 'deleting') return;
-        if (actual.deletionProtection) {
-          await ctx.clients.rds.send(
-            new ModifyDBInstanceCommand({
-              DBInstanceIdentifier: name,
-              DeletionProtection: false,
-              ApplyImmediately: true,
-            }),
-          );
-        }
-        await ctx.clients.rds.send(
-          new DeleteDBInstanceCommand(
-            options.finalSnapshot
-              ? { DBInstanceIdentifier: name, FinalDBSnapshotIdentifier: finalSnapshotId(name, new Date()) }
-              : { DBInstanceIdentifier: name, SkipFinalSnapshot: true },
-          ),
+export const deleteDatabase = (ctx: Ctx, options: DeleteDatabaseOptions) =>
+  deleteStore(ctx, instances, options, {
+    async find(ctx, name) {
+      const found = await findInstance(ctx, name);
+      if (found?.deletionProtection && !options.force) {
+        throw new UsageError(
+          `RDS instance ${name} has deletion protection on; run teardown with --force to turn it off and delete it`,
         );
-      },
+      }
+      return found;
     },
-    ctx.names.db,
-  );
-  await deleteParameterGroup(ctx, dbParameterGroups, ctx.names.dbParameterGroup);
-  await deleteSubnetGroup(ctx, dbSubnetGroups, ctx.names.dbSubnetGroup);
-}
+    async remove(ctx, name, actual) {
+      if (actual.deletionProtection) {
+        await ctx.clients.rds.send(
+          new ModifyDBInstanceCommand({
+            DBInstanceIdentifier: name,
+            DeletionProtection: false,
+            ApplyImmediately: true,
+          }),
+        );
+      }
+      await ctx.clients.rds.send(
+        new DeleteDBInstanceCommand(
+          options.finalSnapshot
+            ? { DBInstanceIdentifier: name, FinalDBSnapshotIdentifier: finalSnapshotId(name, new Date()) }
+            : { DBInstanceIdentifier: name, SkipFinalSnapshot: true },
+        ),
+      );
+    },
+  });

@@ -17,9 +17,9 @@ import {
   ModifyDBParameterGroupCommand,
 } from '@aws-sdk/client-rds';
 import { UsageError } from '../../lib/errors.ts';
-import { type Ctx, destroy, diffFields, type Resource, reconcile, step } from '../../lib/reconcile.ts';
+import { type Ctx, diffFields } from '../../lib/reconcile.ts';
 import { type Tags, toTagList } from '../tags.ts';
-import { type GroupNaming, groupNaming, orAbsent } from './store-calls.ts';
+import { type GroupCalls, type GroupNaming, groupNaming, groups } from './store-calls.ts';
 
 // RDS and ElastiCache read their engine settings from a parameter group of a
 // family (one per engine major version): the same resource under two APIs.
@@ -48,17 +48,61 @@ type ParameterPage = {
   Marker?: string | undefined;
 };
 
-export interface ParameterGroupApi extends GroupNaming {
-  // the group's family; the not-found exception when it does not exist
-  describe(ctx: Ctx, name: string): Promise<string | undefined>;
+// describe: the group's family
+interface ParameterGroupCalls extends GroupCalls<string> {
   // one page of the parameters set on this group (Source=user), not the family's defaults
   describeParameters(ctx: Ctx, name: string, marker: string | undefined): Promise<ParameterPage>;
   create(ctx: Ctx, spec: ParameterGroupSpec): Promise<unknown>;
   setParameters(ctx: Ctx, spec: ParameterGroupSpec): Promise<unknown>;
-  remove(ctx: Ctx, name: string): Promise<unknown>;
-  NotFound: abstract new (...args: never[]) => Error;
-  AlreadyExists: abstract new (...args: never[]) => Error;
 }
+
+// a parameter is compared by its value; parameters we do not set are ignored
+export const parameterDrift = diffFields;
+
+const parameterGroups = (api: ParameterGroupCalls) =>
+  groups(
+    api,
+    {
+      async state(ctx, name, family): Promise<ParameterGroupState> {
+        const parameters: Record<string, string | undefined> = {};
+        let marker: string | undefined;
+        do {
+          const page = await api.describeParameters(ctx, name, marker);
+          for (const p of page.Parameters ?? [])
+            if (p.ParameterName) parameters[p.ParameterName] = p.ParameterValue;
+          marker = page.Marker;
+        } while (marker);
+        return { family, parameters };
+      },
+      // A group's family cannot change (no Modify call takes one), so a group
+      // of another family is refused before anything is planned.
+      drift(desired, actual) {
+        if (actual.family !== desired.family) {
+          throw new UsageError(
+            `${api.what} ${desired.name} has family ${actual.family}, ${desired.familyReason}: ${desired.remedy}`,
+          );
+        }
+        return parameterDrift(desired.parameters, actual.parameters);
+      },
+      // a new group holds the family's defaults: our parameters are set right after
+      async create(ctx, desired) {
+        await api.create(ctx, desired);
+        await api.setParameters(ctx, desired);
+        return { family: desired.family, parameters: desired.parameters };
+      },
+      async update(ctx, desired) {
+        await api.setParameters(ctx, desired);
+      },
+    },
+    (_ctx: Ctx, spec: ParameterGroupSpec) => spec,
+  );
+
+// the parameters as both Modify calls list them
+const parameterList = (spec: ParameterGroupSpec) =>
+  Object.entries(spec.parameters).map(([ParameterName, ParameterValue]) => ({
+    ParameterName,
+    ParameterValue,
+  }));
 
 // finding a group also reads its parameters; creating one also sets them
 function naming(service: 'elasticache' | 'rds'): GroupNaming {
@@ -72,7 +116,7 @@ function naming(service: 'elasticache' | 'rds'): GroupNaming {
   return { kind, what, permissions };
 }
 
-export const cacheParameterGroups: ParameterGroupApi = {
+export const cacheParameterGroups = parameterGroups({
   ...naming('elasticache'),
   describe: async (ctx, name) =>
     (
@@ -97,19 +141,16 @@ export const cacheParameterGroups: ParameterGroupApi = {
     ctx.clients.elasticache.send(
       new ModifyCacheParameterGroupCommand({
         CacheParameterGroupName: spec.name,
-        ParameterNameValues: Object.entries(spec.parameters).map(([ParameterName, ParameterValue]) => ({
-          ParameterName,
-          ParameterValue,
-        })),
+        ParameterNameValues: parameterList(spec),
       }),
     ),
   remove: (ctx, name) =>
     ctx.clients.elasticache.send(new DeleteCacheParameterGroupCommand({ CacheParameterGroupName: name })),
   NotFound: CacheParameterGroupNotFoundFault,
   AlreadyExists: CacheParameterGroupAlreadyExistsFault,
-};
+});
 
-export const dbParameterGroups: ParameterGroupApi = {
+export const dbParameterGroups = parameterGroups({
   ...naming('rds'),
   describe: async (ctx, name) =>
     (
@@ -132,68 +173,11 @@ export const dbParameterGroups: ParameterGroupApi = {
     ctx.clients.rds.send(
       new ModifyDBParameterGroupCommand({
         DBParameterGroupName: spec.name,
-        Parameters: Object.entries(spec.parameters).map(([ParameterName, ParameterValue]) => ({
-          ParameterName,
-          ParameterValue,
-          ApplyMethod: 'immediate',
-        })),
+        Parameters: parameterList(spec).map((p) => ({ ...p, ApplyMethod: 'immediate' })),
       }),
     ),
   remove: (ctx, name) =>
     ctx.clients.rds.send(new DeleteDBParameterGroupCommand({ DBParameterGroupName: name })),
   NotFound: DBParameterGroupNotFoundFault,
   AlreadyExists: DBParameterGroupAlreadyExistsFault,
-};
-
-// a parameter is compared by its value; parameters we do not set are ignored
-export const parameterDrift = diffFields;
-
-function parameterGroup(api: ParameterGroupApi): Resource<ParameterGroupSpec, ParameterGroupState, void> {
-  return {
-    kind: api.kind,
-    permissions: api.permissions,
-    find: (ctx, name) =>
-      step(`read ${api.what} ${name}`, api.permissions.find, async () => {
-        const family = await orAbsent(() => api.describe(ctx, name), api.NotFound);
-        if (family === undefined) return undefined;
-        const parameters: Record<string, string | undefined> = {};
-        let marker: string | undefined;
-        do {
-          const page = await api.describeParameters(ctx, name, marker);
-          for (const p of page.Parameters ?? [])
-            if (p.ParameterName) parameters[p.ParameterName] = p.ParameterValue;
-          marker = page.Marker;
-        } while (marker);
-        return { family, parameters };
-      }),
-    // A group's family cannot change (no Modify call takes one), so a group
-    // of another family is refused before anything is planned.
-    drift(desired, actual) {
-      if (actual.family !== desired.family) {
-        throw new UsageError(
-          `${api.what} ${desired.name} has family ${actual.family}, ${desired.familyReason}: ${desired.remedy}`,
-        );
-      }
-      return parameterDrift(desired.parameters, actual.parameters);
-    },
-    // a new group holds the family's defaults: our parameters are set right after
-    async create(ctx, desired) {
-      await api.create(ctx, desired);
-      await api.setParameters(ctx, desired);
-      return { family: desired.family, parameters: desired.parameters };
-    },
-    alreadyExists: (error) => error instanceof api.AlreadyExists,
-    async update(ctx, desired) {
-      await api.setParameters(ctx, desired);
-    },
-    outputs: () => undefined,
-    remove: api.remove,
-    isNotFound: (error) => error instanceof api.NotFound,
-  };
-}
-
-export const ensureParameterGroup = (ctx: Ctx, api: ParameterGroupApi, desired: ParameterGroupSpec) =>
-  reconcile(ctx, parameterGroup(api), desired);
-
-export const deleteParameterGroup = (ctx: Ctx, api: ParameterGroupApi, name: string) =>
-  destroy(ctx, parameterGroup(api), name);
+});

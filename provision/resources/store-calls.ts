@@ -1,10 +1,12 @@
 import { stepError } from '../../lib/errors.ts';
 import { withProgress } from '../../lib/poll.ts';
-import { type Ctx, isPlan } from '../../lib/reconcile.ts';
+import { type Ctx, destroy, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
+import type { ParameterGroupSpec } from './parameter-group.ts';
 
 // What the RDS and ElastiCache resources share: reads whose not-found
-// exception means absent, SDK waiters on changes that take minutes, and how
-// each service names its groups.
+// exception means absent, SDK waiters on changes that take minutes, the
+// sequence of a store with its subnet and parameter groups, and how each
+// service names and calls its groups.
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -36,34 +38,52 @@ export interface StoreOptions {
   waits?: Partial<Waits>;
 }
 
-interface WaiterTiming {
-  maxWaitTime: number;
-  minDelay: number;
-  maxDelay: number;
+// where clients connect to the database or the cache
+export interface Endpoint {
+  host: string;
+  port: number;
 }
 
-// How to wait on one kind of RDS or ElastiCache resource.
-interface Waited<Live, Client, Input> {
+// what a live RDS instance and a live replication group both say
+export interface StoreState extends Partial<Endpoint> {
+  status: string;
+  parameterGroup: string | undefined;
+  securityGroupIds: string[];
+}
+
+// An RDS instance or an ElastiCache replication group, with the subnet group
+// it is placed in and the parameter group that configures it.
+export interface Store<Desired extends { name: string }, Live extends StoreState, Outputs> {
   // `RDS instance`
   what: string;
   // whose console shows its events
   console: string;
-  client(ctx: Ctx): Client;
-  input(name: string): Input;
-  // SDK waiters: waitUntilDBInstanceAvailable, waitUntilReplicationGroupDeleted, ...
-  available(params: { client: Client } & WaiterTiming, input: Input): Promise<unknown>;
-  deleted(params: { client: Client } & WaiterTiming, input: Input): Promise<unknown>;
+  waits: Waits;
+  // the SDK waiter: waitUntilDBInstanceAvailable, waitUntilReplicationGroupDeleted, ...
+  waitUntil(
+    ctx: Ctx,
+    until: 'available' | 'deleted',
+    timing: { maxWaitTime: number; minDelay: number; maxDelay: number },
+    name: string,
+  ): Promise<unknown>;
+  // its state, or undefined when absent (what the resource's find checks besides is its own)
   find(ctx: Ctx, name: string): Promise<Live | undefined>;
+  // its names among the stack's: `cache`, `cacheSubnetGroup`, `cacheParameterGroup`
+  names: 'cache' | 'db';
+  subnetGroups: Groups<[name: string, subnetIds: readonly string[]]>;
+  parameterGroups: Groups<[spec: ParameterGroupSpec]>;
+  // its parameter group, but for the name and the tags
+  parameterGroup(ctx: Ctx): Omit<ParameterGroupSpec, 'name' | 'tags'>;
+  // available: until the store is available, and its state then
+  resource(available: (ctx: Ctx, name: string) => Promise<Live>): Resource<Desired, Live, Outputs>;
 }
 
 // The waits of a resource that takes minutes to change: until available (and
 // read again, for its endpoint appears only then) and until deleted, with
 // progress lines, failing as `cannot wait for <what> to ...: ... (see its
 // events in the <console> console)`.
-export function storeWaits<Live extends { status: string }, Client, Input>(
-  waits: Waits,
-  target: Waited<Live, Client, Input>,
-) {
+function storeWaits<Live extends StoreState>(target: Store<never, Live, unknown>, options: StoreOptions) {
+  const waits = { ...target.waits, ...options.waits };
   const timing = {
     maxWaitTime: waits.maxWaitSeconds,
     minDelay: waits.minDelaySeconds,
@@ -72,12 +92,11 @@ export function storeWaits<Live extends { status: string }, Client, Input>(
   const waitUntil = async (ctx: Ctx, name: string, until: 'available' | 'deleted') => {
     const what = `${target.what} ${name}`;
     const deleted = `${what} to be deleted`;
-    const waiter = until === 'available' ? target.available : target.deleted;
     try {
       await withProgress(
         until === 'available' ? what : deleted,
         ctx.log.progress,
-        waiter({ client: target.client(ctx), ...timing }, target.input(name)),
+        target.waitUntil(ctx, until, timing, name),
         waits.progressEveryMs,
       );
     } catch (error) {
@@ -100,20 +119,69 @@ export function storeWaits<Live extends { status: string }, Client, Input>(
     }
     return ready;
   };
-  return {
-    available,
-    // Resource.wait and Resource.waitGone
-    wait: async (ctx: Ctx, desired: { name: string }, actual: Live) =>
-      actual.status === 'available' ? undefined : available(ctx, desired.name),
-    waitGone: (ctx: Ctx, name: string) => waitUntil(ctx, name, 'deleted'),
-    // A resource that is creating or modifying refuses changes and deletion
-    // (InvalidDBInstanceState, InvalidReplicationGroupStateFault) until it is
-    // available again: what a delete finds is waited out first.
-    settled: async (ctx: Ctx, name: string, found: Live | undefined) =>
-      found === undefined || isPlan(ctx) || found.status === 'available' || found.status === 'deleting'
-        ? found
-        : available(ctx, name),
-  };
+  return { available, waitGone: (ctx: Ctx, name: string) => waitUntil(ctx, name, 'deleted') };
+}
+
+// The subnet group, the parameter group, then the store itself, waited on until available.
+export async function ensureStore<Desired extends { name: string }, Live extends StoreState, Outputs>(
+  ctx: Ctx,
+  store: Store<Desired, Live, Outputs>,
+  inputs: StoreInputs,
+  options: StoreOptions,
+  desired: Desired,
+): Promise<Outputs> {
+  const { available } = storeWaits(store, options);
+  await store.subnetGroups.ensure(ctx, ctx.names[`${store.names}SubnetGroup`], inputs.subnetIds);
+  await store.parameterGroups.ensure(ctx, {
+    name: ctx.names[`${store.names}ParameterGroup`],
+    tags: ctx.names.tags,
+    ...store.parameterGroup(ctx),
+  });
+  return reconcile(
+    ctx,
+    {
+      ...store.resource(available),
+      wait: async (ctx, desired, actual) =>
+        actual.status === 'available' ? undefined : available(ctx, desired.name),
+    },
+    desired,
+  );
+}
+
+// The store, then its parameter group and its subnet group, which cannot be
+// deleted while it uses them. `find` (by default the store's) may refuse the
+// delete. A store that is creating or modifying refuses deletion
+// (InvalidDBInstanceState, InvalidReplicationGroupStateFault) until it is
+// available again, so what is found is waited out first; one that an
+// earlier teardown is deleting is only waited on.
+export async function deleteStore<Live extends StoreState>(
+  ctx: Ctx,
+  store: Store<never, Live, unknown>,
+  options: StoreOptions,
+  deletion: Partial<Pick<Store<never, Live, unknown>, 'find'>> &
+    Required<Pick<Resource<never, Live, unknown>, 'remove'>>,
+): Promise<void> {
+  const { available, waitGone } = storeWaits(store, options);
+  const find = deletion.find ?? store.find;
+  await destroy(
+    ctx,
+    {
+      ...store.resource(available),
+      async find(ctx, name) {
+        const found = await find(ctx, name);
+        const settled =
+          found === undefined || isPlan(ctx) || ['available', 'deleting'].includes(found.status);
+        return settled ? found : available(ctx, name);
+      },
+      async remove(ctx, name, actual) {
+        if (actual.status !== 'deleting') await deletion.remove(ctx, name, actual);
+      },
+      waitGone,
+    },
+    ctx.names[store.names],
+  );
+  await store.parameterGroups.delete(ctx, ctx.names[`${store.names}ParameterGroup`]);
+  await store.subnetGroups.delete(ctx, ctx.names[`${store.names}SubnetGroup`]);
 }
 
 // How each service names its subnet and parameter groups: the kind
@@ -136,3 +204,51 @@ export function groupNaming(service: 'elasticache' | 'rds', noun: 'Subnet' | 'Pa
 }
 
 export type GroupNaming = ReturnType<typeof groupNaming>;
+
+// One service's calls on its subnet or parameter groups, and how it names them.
+export interface GroupCalls<Found> extends GroupNaming {
+  // the group; the not-found exception when it does not exist
+  describe(ctx: Ctx, name: string): Promise<Found | undefined>;
+  remove(ctx: Ctx, name: string): Promise<unknown>;
+  NotFound: ErrorClass;
+  AlreadyExists: ErrorClass;
+}
+
+// A group resource as the stores use it: ensure from arguments, delete by name.
+export interface Groups<Args extends unknown[]> {
+  kind: string;
+  ensure(ctx: Ctx, ...args: Args): Promise<void>;
+  delete(ctx: Ctx, name: string): Promise<void>;
+}
+
+// A subnet or parameter group: its service's calls give all but what the
+// group itself knows: how to read the rest of a group that exists (`state`,
+// within the read step), its drift, create and update, and its spec from the
+// arguments of ensure.
+export function groups<Spec extends { name: string }, State, Found, Args extends unknown[]>(
+  api: GroupCalls<Found>,
+  own: Pick<Resource<Spec, State, void>, 'drift' | 'create' | 'update'> & {
+    state(ctx: Ctx, name: string, found: Found): Promise<State> | State;
+  },
+  spec: (ctx: Ctx, ...args: Args) => Spec,
+): Groups<Args> {
+  const resource: Resource<Spec, State, void> = {
+    ...own,
+    kind: api.kind,
+    permissions: api.permissions,
+    find: (ctx, name) =>
+      step(`read ${api.what} ${name}`, api.permissions.find, async () => {
+        const found = await orAbsent(() => api.describe(ctx, name), api.NotFound);
+        return found === undefined ? undefined : own.state(ctx, name, found);
+      }),
+    alreadyExists: (error) => error instanceof api.AlreadyExists,
+    outputs: () => undefined,
+    remove: api.remove,
+    isNotFound: (error) => error instanceof api.NotFound,
+  };
+  return {
+    kind: api.kind,
+    ensure: (ctx, ...args) => reconcile(ctx, resource, spec(ctx, ...args)),
+    delete: (ctx, name) => destroy(ctx, resource, name),
+  };
+}

@@ -4,22 +4,14 @@ import { Action } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, observeCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installElastiCacheFake } from '../../test/fakes/elasticache.ts';
 import { installRdsFake } from '../../test/fakes/rds.ts';
-import { rejectsWithout, storeContext, useFakes } from '../../test/support/stores.ts';
+import { rejectsWithout, rerun, storeContext, useFakes } from '../../test/support/stores.ts';
 import {
   cacheParameterGroups,
   dbParameterGroups,
-  deleteParameterGroup,
-  ensureParameterGroup,
   type ParameterGroupSpec,
   parameterDrift,
 } from './parameter-group.ts';
-import {
-  cacheSubnetGroups,
-  dbSubnetGroups,
-  deleteSubnetGroup,
-  ensureSubnetGroup,
-  subnetGroupDrift,
-} from './subnet-group.ts';
+import { cacheSubnetGroups, dbSubnetGroups, subnetGroupDrift } from './subnet-group.ts';
 
 test('subnet group drift ignores order and reports a changed set', () => {
   assert.deepEqual(subnetGroupDrift(['a', 'b'], ['b', 'a']), []);
@@ -80,19 +72,19 @@ for (const s of services) {
 
     test('a subnet group is created once; a changed subnet set is its only update', async () => {
       const first = storeContext();
-      await ensureSubnetGroup(first, s.subnets, subnetGroup, ['subnet-a', 'subnet-b']);
+      await s.subnets.ensure(first, subnetGroup, ['subnet-a', 'subnet-b']);
       assert.deepEqual(callNames(mutatingCalls()), [`${s.service}:Create${s.prefix}SubnetGroup`]);
       assert.deepEqual(fake.state.subnetGroups.get(subnetGroup)?.subnetIds, ['subnet-a', 'subnet-b']);
 
       resetCalls();
-      await ensureSubnetGroup(storeContext(), s.subnets, subnetGroup, ['subnet-b', 'subnet-a']);
+      await s.subnets.ensure(storeContext(), subnetGroup, ['subnet-b', 'subnet-a']);
       assert.deepEqual(mutatingCalls(), []);
 
-      const plan = storeContext('plan');
-      await ensureSubnetGroup(plan, s.subnets, subnetGroup, ['subnet-a', 'subnet-c']);
+      const plan = storeContext({}, 'plan');
+      await s.subnets.ensure(plan, subnetGroup, ['subnet-a', 'subnet-c']);
       assert.deepEqual(mutatingCalls(), []);
       const apply = storeContext();
-      await ensureSubnetGroup(apply, s.subnets, subnetGroup, ['subnet-a', 'subnet-c']);
+      await s.subnets.ensure(apply, subnetGroup, ['subnet-a', 'subnet-c']);
       assert.deepEqual(apply.changes, plan.changes);
       assert.equal(apply.changes[0]?.action, Action.update);
       assert.deepEqual(callNames(mutatingCalls()), [`${s.service}:Modify${s.prefix}SubnetGroup`]);
@@ -100,7 +92,7 @@ for (const s of services) {
     });
 
     test('a parameter group is created with its parameters; one changed out of band is set back', async () => {
-      await ensureParameterGroup(storeContext(), s.parameters, spec);
+      await s.parameters.ensure(storeContext(), spec);
       assert.deepEqual(callNames(mutatingCalls()), [
         `${s.service}:Create${s.prefix}ParameterGroup`,
         `${s.service}:Modify${s.prefix}ParameterGroup`,
@@ -113,12 +105,12 @@ for (const s of services) {
       });
 
       resetCalls();
-      await ensureParameterGroup(storeContext(), s.parameters, spec);
+      await s.parameters.ensure(storeContext(), spec);
       assert.deepEqual(mutatingCalls(), []);
 
       if (group) group.parameters[parameterName] = 'changed';
       const ctx = storeContext();
-      await ensureParameterGroup(ctx, s.parameters, spec);
+      await s.parameters.ensure(ctx, spec);
       assert.deepEqual(ctx.changes[0]?.fields, [
         { field: parameterName, from: 'changed', to: parameterValue },
       ]);
@@ -128,7 +120,7 @@ for (const s of services) {
 
     test('a group of another family is a usage error that names the group, the families and the remedy', async () => {
       await assert.rejects(
-        ensureParameterGroup(storeContext('plan'), s.parameters, { ...spec, family: 'other9' }),
+        s.parameters.ensure(storeContext({}, 'plan'), { ...spec, family: 'other9' }),
         new RegExp(
           `^UsageError: .* ${parameterGroup} has family ${s.family}, this needs ${s.family}: tear it down first$`,
         ),
@@ -136,7 +128,7 @@ for (const s of services) {
     });
 
     test('a group another run created meanwhile is found and converged', async () => {
-      await deleteSubnetGroup(storeContext(), s.subnets, subnetGroup);
+      await s.subnets.delete(storeContext(), subnetGroup);
       // the other run's group appears between our read and our create
       const stop = observeCalls({
         called(call) {
@@ -148,7 +140,7 @@ for (const s of services) {
       resetCalls();
       const ctx = storeContext();
       try {
-        await ensureSubnetGroup(ctx, s.subnets, subnetGroup, ['subnet-a', 'subnet-b']);
+        await s.subnets.ensure(ctx, subnetGroup, ['subnet-a', 'subnet-b']);
       } finally {
         stop();
       }
@@ -162,11 +154,11 @@ for (const s of services) {
     });
 
     test('a refused create or delete says what failed and the permission to check', async () => {
-      await deleteSubnetGroup(storeContext(), s.subnets, subnetGroup);
+      await s.subnets.delete(storeContext(), subnetGroup);
       const create = `${s.service}:Create${s.prefix}SubnetGroup`;
       await rejectsWithout(
         create,
-        () => ensureSubnetGroup(storeContext(), s.subnets, subnetGroup, ['subnet-a', 'subnet-b']),
+        () => s.subnets.ensure(storeContext(), subnetGroup, ['subnet-a', 'subnet-b']),
         new RegExp(
           `^cannot create ${s.subnets.kind} ${subnetGroup}: AccessDenied: .*\\(check ${create} permission\\)$`,
         ),
@@ -174,7 +166,7 @@ for (const s of services) {
       const remove = `${s.service}:Delete${s.prefix}ParameterGroup`;
       await rejectsWithout(
         remove,
-        () => deleteParameterGroup(storeContext(), s.parameters, parameterGroup),
+        () => s.parameters.delete(storeContext(), parameterGroup),
         new RegExp(
           `^cannot delete ${s.parameters.kind} ${parameterGroup}: AccessDenied: .*\\(check ${remove} permission\\)$`,
         ),
@@ -182,20 +174,18 @@ for (const s of services) {
     });
 
     test('delete removes both groups; a second delete is a no-op', async () => {
-      await ensureSubnetGroup(storeContext(), s.subnets, subnetGroup, ['subnet-a', 'subnet-b']);
+      await s.subnets.ensure(storeContext(), subnetGroup, ['subnet-a', 'subnet-b']);
       const ctx = storeContext();
-      await deleteParameterGroup(ctx, s.parameters, parameterGroup);
-      await deleteSubnetGroup(ctx, s.subnets, subnetGroup);
+      await s.parameters.delete(ctx, parameterGroup);
+      await s.subnets.delete(ctx, subnetGroup);
       assert.equal(fake.state.parameterGroups.size, 0);
       assert.equal(fake.state.subnetGroups.size, 0);
       assert.ok(ctx.changes.every((c) => c.action === Action.delete));
 
-      resetCalls();
-      const again = storeContext();
-      await deleteParameterGroup(again, s.parameters, parameterGroup);
-      await deleteSubnetGroup(again, s.subnets, subnetGroup);
-      assert.deepEqual(mutatingCalls(), []);
-      assert.ok(again.changes.every((c) => c.action === Action.absent));
+      await rerun(Action.absent, async (again) => {
+        await s.parameters.delete(again, parameterGroup);
+        await s.subnets.delete(again, subnetGroup);
+      });
     });
   });
 }
