@@ -181,7 +181,9 @@ export interface Resource<Desired extends { name: string }, Live, Outputs> {
   // actual is undefined only in plan mode, for a resource that does not exist yet
   outputs(ctx: Ctx, desired: Desired, actual: Live | undefined): Outputs;
   remove?(ctx: Ctx, name: string, actual: Live): Promise<unknown>;
-  // for remove: someone else deleted it first
+  // the resource does not exist: a find failing with it found nothing (the
+  // resource, or what it belongs to, is gone), a remove failing with it is
+  // done (someone else deleted it first)
   isNotFound?(error: unknown): boolean;
   // after remove, until it is gone (outside plan mode)
   waitGone?(ctx: Ctx, name: string, actual: Live): Promise<void>;
@@ -213,6 +215,32 @@ function permissionHint(actions: string | undefined): string | undefined {
   return `check ${actions} permission${/ and |, /.test(actions) ? 's' : ''}`;
 }
 
+export type ErrorClass = abstract new (...args: never[]) => Error;
+
+// The read's answer, or undefined when it fails with the call's not-found exception.
+export async function orAbsent<T>(read: () => Promise<T>, NotFound: ErrorClass): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof NotFound) return undefined;
+    throw error;
+  }
+}
+
+// A resource's find, where its not-found error means absent.
+export async function findLive<Live>(
+  ctx: Ctx,
+  resource: Pick<Resource<{ name: string }, Live, unknown>, 'find' | 'isNotFound'>,
+  name: string,
+): Promise<Live | undefined> {
+  try {
+    return await resource.find(ctx, name);
+  } catch (error) {
+    if (resource.isNotFound?.(error)) return undefined;
+    throw error;
+  }
+}
+
 // The project's own errors, already worded with their step and hint.
 function isWorded(error: unknown): boolean {
   return error instanceof AwsStepError || error instanceof UsageError || error instanceof TimeoutError;
@@ -237,7 +265,7 @@ export async function reconcile<Desired extends { name: string }, Live, Outputs>
   const { kind, permissions: can = {} } = resource;
   const { name } = desired;
   const label = `${kind} ${name}`;
-  const find = () => step(`read ${label}`, can.find, () => resource.find(ctx, name));
+  const find = () => step(`read ${label}`, can.find, () => findLive(ctx, resource, name));
   const converge = async (live: Live, recorded: boolean) => {
     const drift = resource.drift(desired, live);
     if (recorded) {
@@ -296,7 +324,7 @@ export async function destroy<Live>(
   const { kind, permissions: can = {}, remove } = resource;
   if (remove === undefined) throw new Error(`${kind} has no remove`);
   const label = `${kind} ${name}`;
-  const actual = await step(`read ${label}`, can.find, () => resource.find(ctx, name));
+  const actual = await step(`read ${label}`, can.find, () => findLive(ctx, resource, name));
   await deleteFound(ctx, {
     kind,
     name,

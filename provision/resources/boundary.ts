@@ -11,10 +11,17 @@ import {
 import { stepError } from '../../lib/errors.ts';
 import { arn } from '../../lib/names.ts';
 import { PolicyFile, readPolicyFile } from '../../lib/policy-files.ts';
-import { type Ctx, type FieldChange, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
+import {
+  type Ctx,
+  type FieldChange,
+  isPlan,
+  orAbsent,
+  type Resource,
+  reconcile,
+  step,
+} from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
 import { toTagList } from '../tags.ts';
-import { orAbsent } from './store-calls.ts';
 
 // The permissions boundary: one customer managed policy per account and app
 // that every role up.ts creates carries, so that whatever the deployer writes

@@ -8,9 +8,8 @@ import {
   ResourceNotFoundException,
   RestoreSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { type Ctx, destroy, pending, type Resource, reconcile, step } from '../../lib/reconcile.ts';
+import { type Ctx, destroy, orAbsent, pending, type Resource, reconcile, step } from '../../lib/reconcile.ts';
 import { type Tags, toTagList } from '../tags.ts';
-import { orAbsent } from './store-calls.ts';
 
 // The cache's AUTH token, generated once and kept in Secrets Manager; later
 // runs reuse it. It is never logged or recorded: changes name the secret, never its value.

@@ -11,7 +11,7 @@ import {
   waitUntilReplicationGroupAvailable,
   waitUntilReplicationGroupDeleted,
 } from '@aws-sdk/client-elasticache';
-import { type Ctx, diffFields, type FieldChange, pending, step } from '../../lib/reconcile.ts';
+import { type Ctx, diffFields, type FieldChange, orAbsent, pending, step } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 import { type AuthSecret, deleteAuthSecret, ensureAuthSecret, readAuthToken } from './cache-secret.ts';
 import { cacheParameterGroups } from './parameter-group.ts';
@@ -19,7 +19,6 @@ import {
   deleteStore,
   type Endpoint,
   ensureStore,
-  orAbsent,
   type Store,
   type StoreInputs,
   type StoreOptions,

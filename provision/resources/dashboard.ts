@@ -212,15 +212,10 @@ const dashboard: Resource<DashboardSpec, unknown, { dashboardName: string }> = {
     delete: 'cloudwatch:DeleteDashboards',
   },
   async find(ctx, name) {
-    try {
-      const { DashboardBody } = await ctx.clients.cloudwatch.send(
-        new GetDashboardCommand({ DashboardName: name }),
-      );
-      return DashboardBody === undefined ? undefined : JSON.parse(DashboardBody);
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+    const { DashboardBody } = await ctx.clients.cloudwatch.send(
+      new GetDashboardCommand({ DashboardName: name }),
+    );
+    return DashboardBody === undefined ? undefined : JSON.parse(DashboardBody);
   },
   // sameValue compares canonical JSON: key order carries no meaning
   drift: (desired, actual) =>

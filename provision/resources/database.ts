@@ -9,14 +9,13 @@ import {
   waitUntilDBInstanceDeleted,
 } from '@aws-sdk/client-rds';
 import { UsageError } from '../../lib/errors.ts';
-import { type Ctx, diffFields, type FieldChange, pending, step } from '../../lib/reconcile.ts';
+import { type Ctx, diffFields, type FieldChange, orAbsent, pending, step } from '../../lib/reconcile.ts';
 import { toTagList } from '../tags.ts';
 import { dbParameterGroups } from './parameter-group.ts';
 import {
   deleteStore,
   type Endpoint,
   ensureStore,
-  orAbsent,
   type Store,
   type StoreInputs,
   type StoreOptions,

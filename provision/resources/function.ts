@@ -27,6 +27,7 @@ import {
   destroy,
   diffFields,
   type FieldChange,
+  findLive,
   missingTags,
   type Resource,
   reconcile,
@@ -243,14 +244,9 @@ const lambdaFunction: Resource<DesiredFunction, LiveFunction, { name: string; ar
     delete: 'lambda:DeleteFunction',
   },
   async find(ctx, name) {
-    try {
-      const answer = await ctx.clients.lambda.send(new GetFunctionCommand({ FunctionName: name }));
-      if (answer.Configuration === undefined) return undefined;
-      return toLive(name, answer.Configuration, answer.Code?.ImageUri, answer.Tags ?? {});
-    } catch (error) {
-      if (error instanceof ResourceNotFoundException) return undefined;
-      throw error;
-    }
+    const answer = await ctx.clients.lambda.send(new GetFunctionCommand({ FunctionName: name }));
+    if (answer.Configuration === undefined) return undefined;
+    return toLive(name, answer.Configuration, answer.Code?.ImageUri, answer.Tags ?? {});
   },
   drift: functionDrift,
   async create(ctx, desired) {
@@ -316,7 +312,7 @@ const lambdaFunction: Resource<DesiredFunction, LiveFunction, { name: string; ar
 };
 
 export const findFunction = (ctx: Ctx, name: string) =>
-  step(`read ${kind} ${name}`, lambdaFunction.permissions?.find, () => lambdaFunction.find(ctx, name));
+  step(`read ${kind} ${name}`, lambdaFunction.permissions?.find, () => findLive(ctx, lambdaFunction, name));
 
 export const ensureFunction = (ctx: Ctx, desired: DesiredFunction) => reconcile(ctx, lambdaFunction, desired);
 

@@ -15,13 +15,13 @@ import {
   deleteFound,
   type FieldChange,
   isPlan,
+  orAbsent,
   type Resource,
   reconcile,
   record,
   step,
 } from '../../lib/reconcile.ts';
 import { fromTagList, type Tags, toTagList } from '../tags.ts';
-import { orAbsent } from './store-calls.ts';
 
 // GitHub Actions' OIDC identity provider in IAM: what lets generate.yml trade
 // its run's token for the generator role's credentials, with no stored key.

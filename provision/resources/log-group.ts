@@ -55,17 +55,14 @@ async function findLogGroup(ctx: Ctx, name: string) {
   const found = await describeLogGroup(ctx, name);
   if (found === undefined) return undefined;
   const groupArn = found.logGroupArn ?? logGroupArn(ctx, name);
-  try {
-    const { tags = {} } = await ctx.clients.logs.send(
-      new ListTagsForResourceCommand({ resourceArn: groupArn }),
-    );
-    return { name, arn: groupArn, retentionInDays: found.retentionInDays, tags };
-  } catch (error) {
-    // deleted between the two calls
-    if (error instanceof ResourceNotFoundException) return undefined;
-    throw error;
-  }
+  // a group deleted between the two calls is not found (isNotFound)
+  const { tags = {} } = await ctx.clients.logs.send(
+    new ListTagsForResourceCommand({ resourceArn: groupArn }),
+  );
+  return { name, arn: groupArn, retentionInDays: found.retentionInDays, tags };
 }
+
+const isNotFound = (error: unknown) => error instanceof ResourceNotFoundException;
 
 export function logGroupDrift(desired: DesiredLogGroup, actual: LiveLogGroup): FieldChange[] {
   return [
@@ -81,6 +78,7 @@ const logGroup: Resource<DesiredLogGroup, LiveLogGroup, { name: string; arn: str
     create: 'logs:CreateLogGroup and logs:TagResource',
   },
   find: findLogGroup,
+  isNotFound,
   drift: logGroupDrift,
   // CreateLogGroup takes no retention: the loop finds the group again and sets it
   async create(ctx, desired) {
@@ -122,7 +120,7 @@ export const deleteLogGroup = (ctx: Ctx, name: string) =>
       permissions: { find: 'logs:DescribeLogGroups', delete: 'logs:DeleteLogGroup' },
       find: describeLogGroup,
       remove: (ctx, name) => ctx.clients.logs.send(new DeleteLogGroupCommand({ logGroupName: name })),
-      isNotFound: (error) => error instanceof ResourceNotFoundException,
+      isNotFound,
     },
     name,
   );

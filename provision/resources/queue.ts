@@ -148,19 +148,14 @@ const queue: Resource<QueueSpec, QueueState, QueueOutputs> = {
   },
   async find(ctx, name) {
     const { sqs } = ctx.clients;
-    try {
-      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
-      if (QueueUrl === undefined) return undefined;
-      const [attributes, tags] = await Promise.all([
-        sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] })),
-        sqs.send(new ListQueueTagsCommand({ QueueUrl })),
-      ]);
-      const all = attributes.Attributes ?? {};
-      return { url: QueueUrl, arn: all.QueueArn ?? '', attributes: all, tags: tags.Tags ?? {} };
-    } catch (error) {
-      if (error instanceof QueueDoesNotExist) return undefined;
-      throw error;
-    }
+    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+    if (QueueUrl === undefined) return undefined;
+    const [attributes, tags] = await Promise.all([
+      sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] })),
+      sqs.send(new ListQueueTagsCommand({ QueueUrl })),
+    ]);
+    const all = attributes.Attributes ?? {};
+    return { url: QueueUrl, arn: all.QueueArn ?? '', attributes: all, tags: tags.Tags ?? {} };
   },
   drift: queueDrift,
   createFields: (desired) => diffFields(comparable(desired.attributes, Object.keys(desired.attributes)), {}),

@@ -25,13 +25,13 @@ import {
   diffFields,
   type FieldChange,
   missingTags,
+  orAbsent,
   type Resource,
   reconcile,
 } from '../../lib/reconcile.ts';
 import { type PolicyDocument, parsePolicy } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { policyDocument, policyDrift } from './role.ts';
-import { orAbsent } from './store-calls.ts';
 
 export interface DesiredRepository {
   name: string;

@@ -24,6 +24,7 @@ import {
   diffFields,
   type FieldChange,
   missingTags,
+  orAbsent,
   type Resource,
   reconcile,
 } from '../../lib/reconcile.ts';
@@ -31,7 +32,6 @@ import { type PolicyDocument, type PolicyStatement, parsePolicy, samePolicy } fr
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { boundaryArn } from './boundary.ts';
 import { logGroupStreamsArn } from './log-group.ts';
-import { orAbsent } from './store-calls.ts';
 
 const kind = 'iam role';
 

@@ -118,17 +118,11 @@ const schedule: Resource<DesiredSchedule, LiveSchedule, { name: string; arn: str
     update: 'scheduler:UpdateSchedule and iam:PassRole',
     delete: 'scheduler:DeleteSchedule',
   },
-  async find(ctx, name) {
-    try {
-      return toLive(
-        name,
-        await ctx.clients.scheduler.send(new GetScheduleCommand({ Name: name, GroupName: groupName })),
-      );
-    } catch (error) {
-      if (error instanceof ResourceNotFoundException) return undefined;
-      throw error;
-    }
-  },
+  find: async (ctx, name) =>
+    toLive(
+      name,
+      await ctx.clients.scheduler.send(new GetScheduleCommand({ Name: name, GroupName: groupName })),
+    ),
   drift: scheduleDrift,
   async create(ctx, desired) {
     const created = await whileRoleNotReady(ctx, desired, () =>

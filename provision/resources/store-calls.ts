@@ -1,24 +1,20 @@
 import { stepError } from '../../lib/errors.ts';
 import { withProgress } from '../../lib/poll.ts';
-import { type Ctx, destroy, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
+import {
+  type Ctx,
+  destroy,
+  type ErrorClass,
+  isPlan,
+  orAbsent,
+  type Resource,
+  reconcile,
+  step,
+} from '../../lib/reconcile.ts';
 import type { ParameterGroupSpec } from './parameter-group.ts';
 
-// What the RDS and ElastiCache resources share: reads whose not-found
-// exception means absent, SDK waiters on changes that take minutes, the
+// What the RDS and ElastiCache resources share: SDK waiters on changes that take minutes, the
 // sequence of a store with its subnet and parameter groups, and how each
 // service names and calls its groups.
-
-type ErrorClass = abstract new (...args: never[]) => Error;
-
-// The read's answer, or undefined when it fails with the call's not-found exception.
-export async function orAbsent<T>(read: () => Promise<T>, NotFound: ErrorClass): Promise<T | undefined> {
-  try {
-    return await read();
-  } catch (error) {
-    if (error instanceof NotFound) return undefined;
-    throw error;
-  }
-}
 
 export interface Waits {
   maxWaitSeconds: number;
