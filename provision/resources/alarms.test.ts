@@ -7,7 +7,7 @@ import { Action, type Mode } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
 import { testContext } from '../../test/provision/context.ts';
-import { denyActions } from '../../test/support/iam/deny.ts';
+import { rejectsWithoutAction } from '../../test/support/iam/deny.ts';
 import {
   type AlarmInputs,
   alarmDrift,
@@ -299,8 +299,7 @@ describe('ensureAlarms and deleteAlarms against the CloudWatch fake', () => {
       ],
     ];
     for (const [action, message] of cases) {
-      const allow = denyActions(identity, [action]);
-      await assert.rejects(ensureAlarms(ctx(), inputs), { message }).finally(allow);
+      await rejectsWithoutAction(identity, action, () => ensureAlarms(ctx(), inputs), message);
     }
     await ensureAlarms(ctx(), inputs);
     assert.equal(fake.alarms.get(dbCpu)?.Threshold, 80);

@@ -3,10 +3,10 @@ import { after, before, test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { recordEmulatorCalls } from '../../test/fakes/calls.ts';
 import { testContext } from '../../test/provision/context.ts';
-import { denyActions } from '../../test/support/iam/deny.ts';
+import { emulatorScope, useEmulator } from '../../test/support/emulator-context.ts';
+import { rejectsWithoutAction } from '../../test/support/iam/deny.ts';
 import {
   type BucketState,
   bucketDrift,
@@ -132,28 +132,16 @@ test('lifecycle rules from S3 compare equal whatever the filter shape', () => {
 
 // The bucket on the emulator, as a deployer that may lack an action.
 
-let emulator: Emulator;
-
-before(async () => {
-  emulator = await startEmulator({ port: 0 });
-});
-after(async () => {
-  await emulator.stop();
-});
-
-const emulatorScope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
+const onEmulator = useEmulator();
 
 function emulatorContext(stage: string) {
-  const ctx = testContext('apply', { AWS_ENDPOINT_URL_S3: emulator.endpoint, STAGE: stage }, emulatorScope);
-  ctx.clients.s3.config.credentials = async () => emulatorCredentials;
+  const ctx = onEmulator(stage, ['s3']);
   recordEmulatorCalls(ctx.clients);
   return ctx;
 }
 
-async function rejectsWithout(action: string, run: () => Promise<unknown>, message: RegExp) {
-  const allow = denyActions(emulatorScope, [action]);
-  await assert.rejects(run(), { message }).finally(allow);
-}
+const rejectsWithout = (action: string, run: () => Promise<unknown>, message: RegExp) =>
+  rejectsWithoutAction(emulatorScope, action, run, message);
 
 test('a bucket is created, found in sync, emptied of every version and deleted; a refused call names its IAM action', async () => {
   const ctx = emulatorContext('bcycle');

@@ -5,7 +5,7 @@ import { Action, type Mode } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installCloudWatchFake } from '../../test/fakes/cloudwatch.ts';
 import { testContext } from '../../test/provision/context.ts';
-import { denyActions } from '../../test/support/iam/deny.ts';
+import { rejectsWithoutAction } from '../../test/support/iam/deny.ts';
 import { alarmPrefix, defineAlarms, type MonitoredResources } from './alarms.ts';
 import { deleteDashboard, desiredDashboard, ensureDashboard } from './dashboard.ts';
 
@@ -193,8 +193,7 @@ describe('ensureDashboard and deleteDashboard against the CloudWatch fake', () =
       ],
     ];
     for (const [action, run, message] of cases) {
-      const allow = denyActions(identity, [action]);
-      await assert.rejects(run(), { message }).finally(allow);
+      await rejectsWithoutAction(identity, action, run, message);
     }
   });
 

@@ -7,7 +7,7 @@ import { Action, type Change, type Ctx } from '../../lib/reconcile.ts';
 import { callNames, mutatingCalls, resetCalls } from '../../test/fakes/calls.ts';
 import { installEc2Fake } from '../../test/fakes/ec2.ts';
 import { installStsFake } from '../../test/fakes/sts.ts';
-import { denyActions } from '../../test/support/iam/deny.ts';
+import { rejectsWithoutAction } from '../../test/support/iam/deny.ts';
 import { networkWaits } from './ec2.ts';
 import { endpointDrift, modifyEndpointInput } from './endpoint.ts';
 import { parsePartition, resolveIdentity } from './identity.ts';
@@ -322,17 +322,8 @@ describe('ensureNetwork and deleteNetwork against the EC2 fake', () => {
 
   test('a call EC2 refuses stops the run with the step and the permission to check', async () => {
     const scope = { partition: 'aws', region: 'us-east-1', accountId: (await identity).accountId };
-    const refused = async (action: string, run: () => Promise<unknown>, message: RegExp) => {
-      const allow = denyActions(scope, [action]);
-      try {
-        await assert.rejects(run, (error: Error) => {
-          assert.match(error.message, message);
-          return true;
-        });
-      } finally {
-        allow();
-      }
-    };
+    const refused = (action: string, run: () => Promise<unknown>, message: RegExp) =>
+      rejectsWithoutAction(scope, action, run, message);
     const up = async () => ensureNetwork(await makeCtx(), { waits });
     const reads = [
       [

@@ -11,10 +11,10 @@ import {
 import { CreateTopicCommand, SetTopicAttributesCommand } from '@aws-sdk/client-sns';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { recordEmulatorCalls } from '../../test/fakes/calls.ts';
 import { type CollectingLog, testContext } from '../../test/provision/context.ts';
-import { denyActions } from '../../test/support/iam/deny.ts';
+import { emulatorScope, useEmulator } from '../../test/support/emulator-context.ts';
+import { rejectsWithoutAction } from '../../test/support/iam/deny.ts';
 import {
   deleteNotification,
   desiredNotification,
@@ -113,23 +113,10 @@ test('merging without ours removes only ours', () => {
 // On the emulator, which validates destinations as S3 does: it refuses a
 // topic whose policy does not let this bucket publish.
 
-let emulator: Emulator;
-
-before(async () => {
-  emulator = await startEmulator({ port: 0 });
-});
-after(async () => {
-  await emulator.stop();
-});
+const onEmulator = useEmulator();
 
 async function stack(stage: string) {
-  const ctx = testContext(
-    'apply',
-    { AWS_ENDPOINT_URL_S3: emulator.endpoint, AWS_ENDPOINT_URL_SNS: emulator.endpoint, STAGE: stage },
-    { accountId: '000000000000', region: 'us-east-1', partition: 'aws' },
-  );
-  ctx.clients.s3.config.credentials = async () => emulatorCredentials;
-  ctx.clients.sns.config.credentials = async () => emulatorCredentials;
+  const ctx = onEmulator(stage, ['s3', 'sns']);
   const bucket = ctx.names.bucket;
   await ctx.clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   const { TopicArn = '' } = await ctx.clients.sns.send(new CreateTopicCommand({ Name: ctx.names.topic }));
@@ -229,21 +216,10 @@ test('a refused save names the step, the IAM action and what S3 validates', asyn
   const { ctx, bucket, topicArn, setPolicy } = await stack('ndenied');
   await setPolicy();
   recordEmulatorCalls(ctx.clients);
-  const allow = denyActions({ partition: 'aws', region: 'us-east-1', accountId: '000000000000' }, [
+  await rejectsWithoutAction(
+    emulatorScope,
     's3:PutBucketNotification',
-  ]);
-  try {
-    await assert.rejects(
-      ensureNotification(ctx, { bucket, topicArn }, { retry: quickly }),
-      (error: Error) => {
-        assert.match(
-          error.message,
-          /^cannot write the notification configuration of \S+: AccessDenied: .*\(check s3:PutBucketNotification permission; S3 validates destinations/,
-        );
-        return true;
-      },
-    );
-  } finally {
-    allow();
-  }
+    () => ensureNotification(ctx, { bucket, topicArn }, { retry: quickly }),
+    /^cannot write the notification configuration of \S+: AccessDenied: .*\(check s3:PutBucketNotification permission; S3 validates destinations/,
+  );
 });

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { recordEmulatorCalls } from '../../test/fakes/calls.ts';
 import { testContext } from '../../test/provision/context.ts';
-import { denyActions } from '../../test/support/iam/deny.ts';
+import { emulatorScope, useEmulator } from '../../test/support/emulator-context.ts';
+import { rejectsWithoutAction } from '../../test/support/iam/deny.ts';
 import {
   deleteDeadLetterQueue,
   deleteQueue,
@@ -140,35 +140,20 @@ test('dead-letter queue drift reports its retention', () => {
 
 // The queues on the emulator, as a deployer that may lack an action.
 
-let emulator: Emulator;
-
-before(async () => {
-  emulator = await startEmulator({ port: 0 });
-});
-after(async () => {
-  await emulator.stop();
-});
+const onEmulator = useEmulator();
 
 test('the queue and its dead-letter queue are created and deleted under their own kinds; a refused read names its IAM actions', async () => {
-  const scope = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' };
-  const ctx = testContext('apply', { AWS_ENDPOINT_URL_SQS: emulator.endpoint, STAGE: 'qcycle' }, scope);
-  ctx.clients.sqs.config.credentials = async () => emulatorCredentials;
+  const ctx = onEmulator('qcycle', ['sqs']);
   recordEmulatorCalls(ctx.clients);
   const dlq = await ensureDeadLetterQueue(ctx);
   const created = await ensureQueue(ctx, { dlqArn: dlq.arn, topicArn });
   assert.match(created.url, /\/000000000000\/ada-linecount-qcycle-uploads$/);
-  const allow = denyActions(scope, ['sqs:ListQueueTags']);
-  try {
-    await assert.rejects(ensureQueue(ctx, { dlqArn: dlq.arn, topicArn }), (error: Error) => {
-      assert.match(
-        error.message,
-        /^cannot read queue ada-linecount-qcycle-uploads: AccessDenied: .*\(check sqs:GetQueueUrl, sqs:GetQueueAttributes and sqs:ListQueueTags permissions\)$/,
-      );
-      return true;
-    });
-  } finally {
-    allow();
-  }
+  await rejectsWithoutAction(
+    emulatorScope,
+    'sqs:ListQueueTags',
+    () => ensureQueue(ctx, { dlqArn: dlq.arn, topicArn }),
+    /^cannot read queue ada-linecount-qcycle-uploads: AccessDenied: .*\(check sqs:GetQueueUrl, sqs:GetQueueAttributes and sqs:ListQueueTags permissions\)$/,
+  );
   await deleteQueue(ctx);
   await deleteDeadLetterQueue(ctx);
   await deleteDeadLetterQueue(ctx);

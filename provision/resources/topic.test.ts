@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { loadDeployConfig } from '../../lib/config.ts';
 import { stackNames } from '../../lib/names.ts';
-import { type Emulator, emulatorCredentials, startEmulator } from '../../local/emulator.ts';
 import { answerSnsErrorsAsDocumented } from '../../test/fakes/sns.ts';
 import { testContext } from '../../test/provision/context.ts';
+import { useEmulator } from '../../test/support/emulator-context.ts';
 import { deleteTopic, desiredTopic, ensureTopic, type LiveTopic, topicDrift } from './topic.ts';
 
 const config = loadDeployConfig({ AWS_REGION: 'us-east-1' });
@@ -56,23 +56,10 @@ for (const c of cases) {
 // with the error SNS documents for that call (test/fakes/sns.ts):
 // GetTopicAttributes NotFound, ListTagsForResource ResourceNotFound.
 
-let emulator: Emulator;
-
-before(async () => {
-  emulator = await startEmulator({ port: 0 });
-});
-after(async () => {
-  await emulator.stop();
-});
+const onEmulator = useEmulator();
 
 function emulatorContext(stage: string) {
-  const ctx = testContext(
-    'apply',
-    { AWS_ENDPOINT_URL_SNS: emulator.endpoint, STAGE: stage },
-    // the emulator's account: the topic ARNs it returns are built from it
-    { accountId: '000000000000', region: 'us-east-1', partition: 'aws' },
-  );
-  ctx.clients.sns.config.credentials = async () => emulatorCredentials;
+  const ctx = onEmulator(stage, ['sns']);
   answerSnsErrorsAsDocumented(ctx.clients.sns);
   return ctx;
 }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { observeCalls } from '../../fakes/calls.ts';
 import { authorizationsFor, type Live, type Scope } from './actions.ts';
 
@@ -47,4 +48,15 @@ export function denyActions(scope: Scope, actions: readonly string[], live: Live
       throw error;
     },
   });
+}
+
+// Runs `run` as a caller without `action`: it must fail with `message`.
+export async function rejectsWithoutAction(
+  scope: Scope,
+  action: string,
+  run: () => Promise<unknown>,
+  message: RegExp,
+): Promise<void> {
+  const allow = denyActions(scope, [action]);
+  await assert.rejects(run(), { message }).finally(allow);
 }
