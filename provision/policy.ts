@@ -1,4 +1,4 @@
-import { canonical, sameValue } from '../lib/reconcile.ts';
+import { canonical, type FieldChange, sameValue } from '../lib/reconcile.ts';
 
 // IAM and resource policies as plain objects. A document read back from AWS is
 // compared after normalising: IAM returns documents URL-encoded (RFC 3986,
@@ -65,4 +65,18 @@ export function normalizePolicy(document: unknown): unknown {
 
 export function samePolicy(a: unknown, b: unknown): boolean {
   return sameValue(normalizePolicy(a), normalizePolicy(b));
+}
+
+// A document of the given statements, as this stack writes its policies.
+export function policyDocument(...Statement: PolicyStatement[]): PolicyDocument {
+  return { Version: '2012-10-17', Statement };
+}
+
+export function allow(Sid: string, Action: string | string[], Resource: string | string[]): PolicyStatement {
+  return { Sid, Effect: 'Allow', Action, Resource };
+}
+
+// The field, when its policy differs from the live one once both are normalised.
+export function policyDrift(field: string, to: unknown, from: unknown): FieldChange[] {
+  return samePolicy(to, from) ? [] : [{ field, from, to }];
 }

@@ -1,6 +1,7 @@
 import { paginateListSubscriptionsByTopic, SubscribeCommand, type Subscription } from '@aws-sdk/client-sns';
 import { arn } from '../../lib/names.ts';
 import { type Ctx, destroy, pending, type Resource, reconcile } from '../../lib/reconcile.ts';
+import { policyDocument } from '../policy.ts';
 import { alarmArn, alarmPrefix } from './alarms.ts';
 import { type DesiredTopic, isTopicNotFound, type LiveTopic, readTopic, snsTopic } from './topic.ts';
 
@@ -25,30 +26,27 @@ export function desiredAlerts(ctx: Pick<Ctx, 'config' | 'identity' | 'names'>): 
     // the confused-deputy problem (CloudWatch user guide, "Amazon SNS topic
     // access policy for alarm actions"). The account's own principals keep
     // managing the topic through their IAM policies.
-    policy: {
-      Version: '2012-10-17',
-      Statement: [
-        {
-          Sid: 'AllowThisStacksAlarmsToPublish',
-          Effect: 'Allow',
-          Principal: { Service: 'cloudwatch.amazonaws.com' },
-          Action: 'sns:Publish',
-          Resource: resource,
-          Condition: {
-            StringEquals: { 'aws:SourceAccount': identity.accountId },
-            ArnLike: { 'aws:SourceArn': alarmArn(ctx, `${alarmPrefix(names)}*`) },
-          },
+    policy: policyDocument(
+      {
+        Sid: 'AllowThisStacksAlarmsToPublish',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Resource: resource,
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': identity.accountId },
+          ArnLike: { 'aws:SourceArn': alarmArn(ctx, `${alarmPrefix(names)}*`) },
         },
-        {
-          Sid: 'DenyPublishWithoutTls',
-          Effect: 'Deny',
-          Principal: '*',
-          Action: 'sns:Publish',
-          Resource: resource,
-          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-        },
-      ],
-    },
+      },
+      {
+        Sid: 'DenyPublishWithoutTls',
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'sns:Publish',
+        Resource: resource,
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      },
+    ),
     tags: names.tags,
     email: ctx.config.provision.alertEmail,
   };

@@ -20,7 +20,7 @@ import {
   reconcile,
   step,
 } from '../../lib/reconcile.ts';
-import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
+import { type PolicyDocument, parsePolicy, policyDrift } from '../policy.ts';
 import { toTagList } from '../tags.ts';
 
 // The permissions boundary: one customer managed policy per account and app
@@ -79,9 +79,7 @@ export const findBoundary = (ctx: Ctx) =>
   step(`read ${kind} ${boundaryArn(ctx)}`, readPermissions, () => readBoundary(ctx));
 
 export function boundaryDrift(desired: PolicyDocument, actual: LiveBoundary): FieldChange[] {
-  return samePolicy(desired, actual.document)
-    ? []
-    : [{ field: 'document', from: actual.document, to: desired }];
+  return policyDrift('document', desired, actual.document);
 }
 
 const bootstrapHint = (ctx: Ctx) =>

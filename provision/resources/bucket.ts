@@ -38,6 +38,7 @@ import {
   reconcile,
   type Writers,
 } from '../../lib/reconcile.ts';
+import { policyDocument } from '../policy.ts';
 import { fromTagList, toTagList } from '../tags.ts';
 
 const kind = 'bucket';
@@ -103,19 +104,14 @@ export function desiredBucket(ctx: Pick<Ctx, 'identity' | 'names'>): BucketSpec 
     ownership: 'BucketOwnerEnforced',
     // SSE-S3: encryption at rest without a KMS key to pay for or to grant.
     encryption: 'AES256',
-    policy: {
-      Version: '2012-10-17',
-      Statement: [
-        {
-          Sid: 'DenyInsecureTransport',
-          Effect: 'Deny',
-          Principal: '*',
-          Action: 's3:*',
-          Resource: [bucket, `${bucket}/*`],
-          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-        },
-      ],
-    },
+    policy: policyDocument({
+      Sid: 'DenyInsecureTransport',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 's3:*',
+      Resource: [bucket, `${bucket}/*`],
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    }),
     versioning: 'Enabled',
     lifecycle: [
       {

@@ -217,10 +217,13 @@ const replicationGroups: Store<DesiredReplicationGroup, ActualReplicationGroup, 
           Tags: toTagList(ctx.names.tags),
         }),
       );
-      // as asked for, until the waiter sees it available with its endpoint
+      // as asked for, until the waiter sees it available with its endpoint (the
+      // new token stays out of the group's state)
       return {
-        ...desired,
         status: 'creating',
+        nodeType: desired.nodeType,
+        parameterGroup: desired.parameterGroup,
+        securityGroupIds: desired.securityGroupIds,
         atRestEncryption: true,
         transitEncryption: true,
         authTokenEnabled: true,

@@ -8,6 +8,7 @@ import {
 import { migrateCmd, rdsCaBundlePath } from '../../lambda-image/recipe.ts';
 import { stepError } from '../../lib/errors.ts';
 import { type Ctx, canonical, isPlan, type Resource, reconcile, step } from '../../lib/reconcile.ts';
+import { allow, policyDocument } from '../policy.ts';
 import {
   type DesiredFunction,
   desiredFunction,
@@ -17,10 +18,8 @@ import {
   waitActive,
 } from './function.ts';
 import {
-  allow,
   type DesiredRole,
   ensureRole,
-  policyDocument,
   type RoleContext,
   stackRole,
   trustPolicy,

@@ -23,6 +23,7 @@ import {
   type Resource,
   reconcile,
 } from '../../lib/reconcile.ts';
+import { policyDocument } from '../policy.ts';
 import { tagDrift } from '../tags.ts';
 
 interface QueueSpec {
@@ -81,19 +82,16 @@ export function desiredQueue(
       SqsManagedSseEnabled: 'true',
       // Only this stack's topic may send, and only on its own behalf
       // (aws:SourceArn stops another topic using SNS as a confused deputy).
-      Policy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Sid: 'AllowUploadsTopic',
-            Effect: 'Allow',
-            Principal: { Service: 'sns.amazonaws.com' },
-            Action: 'sqs:SendMessage',
-            Resource: queueArn,
-            Condition: { ArnEquals: { 'aws:SourceArn': inputs.topicArn } },
-          },
-        ],
-      }),
+      Policy: JSON.stringify(
+        policyDocument({
+          Sid: 'AllowUploadsTopic',
+          Effect: 'Allow',
+          Principal: { Service: 'sns.amazonaws.com' },
+          Action: 'sqs:SendMessage',
+          Resource: queueArn,
+          Condition: { ArnEquals: { 'aws:SourceArn': inputs.topicArn } },
+        }),
+      ),
     },
     tags: ctx.names.tags,
   };

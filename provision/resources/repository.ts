@@ -29,9 +29,8 @@ import {
   type Resource,
   reconcile,
 } from '../../lib/reconcile.ts';
-import { type PolicyDocument, parsePolicy } from '../policy.ts';
+import { type PolicyDocument, parsePolicy, policyDocument, policyDrift } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
-import { policyDocument, policyDrift } from './role.ts';
 
 export interface DesiredRepository {
   name: string;

@@ -28,7 +28,14 @@ import {
   type Resource,
   reconcile,
 } from '../../lib/reconcile.ts';
-import { type PolicyDocument, type PolicyStatement, parsePolicy, samePolicy } from '../policy.ts';
+import {
+  allow,
+  type PolicyDocument,
+  type PolicyStatement,
+  parsePolicy,
+  policyDocument,
+  policyDrift,
+} from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 import { boundaryArn } from './boundary.ts';
 import { logGroupStreamsArn } from './log-group.ts';
@@ -75,20 +82,6 @@ export function stackRole(
   role: Omit<DesiredRole, 'permissionsBoundary' | 'tags'>,
 ): DesiredRole {
   return { ...role, permissionsBoundary: boundaryArn(ctx), tags: ctx.names.tags };
-}
-
-// The policies this stack writes (its roles', its repository's), and their
-// drift: a field whose policy differs once normalised (policy.ts).
-export function policyDocument(...Statement: PolicyStatement[]): PolicyDocument {
-  return { Version: '2012-10-17', Statement };
-}
-
-export function allow(Sid: string, Action: string | string[], Resource: string | string[]): PolicyStatement {
-  return { Sid, Effect: 'Allow', Action, Resource };
-}
-
-export function policyDrift(field: string, to: unknown, from: unknown): FieldChange[] {
-  return samePolicy(to, from) ? [] : [{ field, from, to }];
 }
 
 export function trustPolicy(ctx: Pick<Ctx, 'identity'>, service: string): PolicyDocument {

@@ -18,7 +18,7 @@ import {
   reconcile,
   type Writers,
 } from '../../lib/reconcile.ts';
-import { type PolicyDocument, parsePolicy, samePolicy } from '../policy.ts';
+import { type PolicyDocument, parsePolicy, policyDocument, policyDrift } from '../policy.ts';
 import { fromTagList, type Tags, tagDrift, toTagList } from '../tags.ts';
 
 // What the stack's topic and the alerts topic (alerts.ts) share: a name, an
@@ -48,33 +48,24 @@ export function desiredTopic(
     // Only this bucket, in this account, may publish: aws:SourceArn alone is
     // not enough because bucket ARNs carry no account id (S3 docs,
     // "Granting permissions to publish event notification messages").
-    policy: {
-      Version: '2012-10-17',
-      Statement: [
-        {
-          Sid: 'AllowUploadsBucket',
-          Effect: 'Allow',
-          Principal: { Service: 's3.amazonaws.com' },
-          Action: 'SNS:Publish',
-          Resource: topicArn,
-          Condition: {
-            ArnLike: { 'aws:SourceArn': inputs.bucketArn },
-            StringEquals: { 'aws:SourceAccount': ctx.identity.accountId },
-          },
-        },
-      ],
-    },
+    policy: policyDocument({
+      Sid: 'AllowUploadsBucket',
+      Effect: 'Allow',
+      Principal: { Service: 's3.amazonaws.com' },
+      Action: 'SNS:Publish',
+      Resource: topicArn,
+      Condition: {
+        ArnLike: { 'aws:SourceArn': inputs.bucketArn },
+        StringEquals: { 'aws:SourceAccount': ctx.identity.accountId },
+      },
+    }),
     tags: ctx.names.tags,
   };
 }
 
 // the policy compares as data, whatever its key order
 export function topicDrift(desired: DesiredTopic, actual: LiveTopic): FieldChange[] {
-  const fields = tagDrift(desired.tags, actual.tags);
-  if (!samePolicy(desired.policy, actual.policy)) {
-    fields.unshift({ field: 'Policy', from: actual.policy, to: desired.policy });
-  }
-  return fields;
+  return [...policyDrift('Policy', desired.policy, actual.policy), ...tagDrift(desired.tags, actual.tags)];
 }
 
 // A topic's policy and tags, or undefined when it does not exist. SNS
